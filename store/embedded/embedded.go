@@ -1,0 +1,343 @@
+// Package embedded is the local backend: one bbolt file holding the registry, the app data, and a durable change log shaped like a DynamoDB stream.
+//
+// Every write to app data appends, in the same bbolt transaction, the stream record DynamoDB would
+// emit for it (NEW_AND_OLD_IMAGES), so a crash can never separate a write from its event. A reader
+// (the local runtime's stream poller) reads the log in order, keeps a durable checkpoint here, and
+// trims what it has processed.
+//
+// Buckets and keys (lp(x) is x prefixed with its length as a uvarint, so no id can be a prefix of
+// another):
+//
+//	conns     lp(connectionID)                  → Connection JSON
+//	ops       lp(connectionID) opID             → Subscription JSON (every active operation)
+//	topics    lp(topic) lp(connectionID) opID   → Subscription JSON (subscriptions only)
+//	messages  lp(roomID) messageID              → Message JSON (ULIDs sort by time)
+//	changes   seq (8 bytes, big endian)         → stream record JSON
+//	meta      "checkpoint/" name                → seq (8 bytes, big endian)
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/realtime-gql/lambdaws/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketConns    = []byte("conns")
+	bucketOps      = []byte("ops")
+	bucketTopics   = []byte("topics")
+	bucketMessages = []byte("messages")
+	bucketChanges  = []byte("changes")
+	bucketMeta     = []byte("meta")
+)
+
+// DefaultStreamARN is the event source ARN of the embedded change stream.
+const DefaultStreamARN = "arn:aws:dynamodb:local:000000000000:table/data/stream/1970-01-01T00:00:00.000"
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// StreamARN is the eventSourceARN of change records; default DefaultStreamARN.
+	StreamARN string
+	// PageSize is how many subscriptions a topic lookup reads per page; default 100.
+	PageSize int
+	// LockTimeout is how long Open waits for another process to release the file; default 1s.
+	LockTimeout time.Duration
+}
+
+// Store is the embedded backend. It is safe for concurrent use.
+type Store struct {
+	db       *bolt.DB
+	now      func() time.Time
+	arn      string
+	pageSize int
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever a change is committed
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store file at path.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.StreamARN == "" {
+		opts.StreamARN = DefaultStreamARN
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = 100
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: the file is in use by another process", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketConns, bucketOps, bucketTopics, bucketMessages, bucketChanges, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Store{db: db, now: opts.Now, arn: opts.StreamARN, pageSize: opts.PageSize, changed: make(chan struct{})}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// lp appends x to b, prefixed with its length.
+func lp(b []byte, x string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(x)))
+	return append(b, x...)
+}
+
+func connKey(id string) []byte            { return lp(nil, id) }
+func opKey(connID, opID string) []byte    { return append(lp(nil, connID), opID...) }
+func topicPrefix(topic string) []byte     { return lp(nil, topic) }
+func roomPrefix(roomID string) []byte     { return lp(nil, roomID) }
+func msgKey(roomID, id string) []byte     { return append(lp(nil, roomID), id...) }
+func topicKey(s store.Subscription) []byte { return append(lp(lp(nil, s.Topic), s.ConnectionID), s.ID...) }
+
+func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("corrupt record %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+// CreateConnection implements store.Registry.
+func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConns)
+		var old store.Connection
+		found, err := getJSON(b, connKey(c.ID), &old)
+		if err != nil {
+			return err
+		}
+		if found && store.Live(old.ExpiresAt, s.now()) {
+			return fmt.Errorf("create connection %s: %w", c.ID, store.ErrConflict)
+		}
+		return putJSON(b, connKey(c.ID), c)
+	})
+}
+
+// Connection implements store.Registry.
+func (s *Store) Connection(ctx context.Context, id string) (store.Connection, error) {
+	var c store.Connection
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found, err := getJSON(tx.Bucket(bucketConns), connKey(id), &c)
+		if err != nil {
+			return err
+		}
+		if !found || !store.Live(c.ExpiresAt, s.now()) {
+			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// AcknowledgeConnection implements store.Registry.
+func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConns)
+		var c store.Connection
+		found, err := getJSON(b, connKey(id), &c)
+		if err != nil {
+			return err
+		}
+		if !found || !store.Live(c.ExpiresAt, s.now()) {
+			return fmt.Errorf("acknowledge connection %s: %w", id, store.ErrNotFound)
+		}
+		if c.State != store.StatePending {
+			return fmt.Errorf("acknowledge connection %s: %w", id, store.ErrConflict)
+		}
+		c.State, c.Principal, c.AckedAt = store.StateReady, principal, at
+		return putJSON(b, connKey(id), c)
+	})
+}
+
+// DeleteConnection implements store.Registry.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketConns).Delete(connKey(id)); err != nil {
+			return err
+		}
+		ops, topics := tx.Bucket(bucketOps), tx.Bucket(bucketTopics)
+		prefix := connKey(id)
+		var keys [][]byte
+		c := ops.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var sub store.Subscription
+			if err := json.Unmarshal(v, &sub); err == nil && sub.Topic != "" {
+				if err := topics.Delete(topicKey(sub)); err != nil {
+					return err
+				}
+			}
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := ops.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutSubscription implements store.Registry.
+func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, replace bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ops, topics := tx.Bucket(bucketOps), tx.Bucket(bucketTopics)
+		key := opKey(sub.ConnectionID, sub.ID)
+		var old store.Subscription
+		found, err := getJSON(ops, key, &old)
+		if err != nil {
+			return err
+		}
+		if found {
+			if store.Live(old.ExpiresAt, s.now()) && !replace {
+				return fmt.Errorf("put subscription %s/%s: %w", sub.ConnectionID, sub.ID, store.ErrConflict)
+			}
+			if old.Topic != "" {
+				if err := topics.Delete(topicKey(old)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putJSON(ops, key, sub); err != nil {
+			return err
+		}
+		if sub.Topic != "" {
+			return putJSON(topics, topicKey(sub), sub)
+		}
+		return nil
+	})
+}
+
+// DeleteSubscription implements store.Registry.
+func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error) {
+	var active bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ops := tx.Bucket(bucketOps)
+		key := opKey(connectionID, id)
+		var old store.Subscription
+		found, err := getJSON(ops, key, &old)
+		if err != nil || !found {
+			return err
+		}
+		active = store.Live(old.ExpiresAt, s.now())
+		if old.Topic != "" {
+			if err := tx.Bucket(bucketTopics).Delete(topicKey(old)); err != nil {
+				return err
+			}
+		}
+		return ops.Delete(key)
+	})
+	return active, err
+}
+
+// ConnectionSubscriptions implements store.Registry.
+func (s *Store) ConnectionSubscriptions(ctx context.Context, connectionID string) ([]store.Subscription, error) {
+	var out []store.Subscription
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := connKey(connectionID)
+		c := tx.Bucket(bucketOps).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var sub store.Subscription
+			if err := json.Unmarshal(v, &sub); err != nil {
+				return fmt.Errorf("corrupt record %q: %w", k, err)
+			}
+			if store.Live(sub.ExpiresAt, now) {
+				out = append(out, sub)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Subscriptions implements store.Registry. Each page is read in its own read transaction, so a
+// long fan-out never holds the file.
+func (s *Store) Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error] {
+	return func(yield func(store.Subscription, error) bool) {
+		prefix := topicPrefix(topic)
+		after := prefix
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(store.Subscription{}, err)
+				return
+			}
+			page := make([]store.Subscription, 0, s.pageSize)
+			var last []byte
+			now := s.now()
+			err := s.db.View(func(tx *bolt.Tx) error {
+				c := tx.Bucket(bucketTopics).Cursor()
+				k, v := c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+				for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < s.pageSize; k, v = c.Next() {
+					n++
+					last = bytes.Clone(k)
+					var sub store.Subscription
+					if err := json.Unmarshal(v, &sub); err != nil {
+						return fmt.Errorf("corrupt record %q: %w", k, err)
+					}
+					if store.Live(sub.ExpiresAt, now) {
+						page = append(page, sub)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				yield(store.Subscription{}, fmt.Errorf("subscriptions of %s: %w", topic, err))
+				return
+			}
+			for _, sub := range page {
+				if !yield(sub, nil) {
+					return
+				}
+			}
+			if last == nil {
+				return
+			}
+			after = last
+		}
+	}
+}

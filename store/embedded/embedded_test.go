@@ -1,0 +1,166 @@
+package embedded_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/storetest"
+)
+
+func open(t *testing.T, now func() time.Time) store.Store {
+	t.Helper()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "data.db"), embedded.Options{Now: now, PageSize: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, open)
+}
+
+// TestChangeLog checks that each app-data write appends exactly its stream record, in order, with
+// images DecodeChange reads back, and that registry writes append nothing.
+func TestChangeLog(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "data.db"), embedded.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	woke := s.Changed()
+	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := s.PutMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woke:
+	default:
+		t.Fatal("Changed() not closed by a write")
+	}
+	if err := s.CreateConnection(ctx, store.Connection{ID: "c", ExpiresAt: clk.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EditMessage(ctx, "r1", m.ID, "hello", clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteMessage(ctx, "r1", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EditMessage(ctx, "r1", m.ID, "x", clk.Now()); err == nil {
+		t.Fatal("edit of a deleted message succeeded")
+	}
+
+	changes, err := s.ReadChanges(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 3 {
+		t.Fatalf("%d change records, want 3 (registry writes and failed writes append none)", len(changes))
+	}
+	wantKinds := []store.ChangeKind{store.Insert, store.Modify, store.Remove}
+	for i, c := range changes {
+		var rec events.DynamoDBEventRecord
+		if err := json.Unmarshal(c.Record, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if c.Seq != uint64(i+1) || rec.Change.SequenceNumber != fmt.Sprint(c.Seq) {
+			t.Fatalf("record %d: seq %d / %q", i, c.Seq, rec.Change.SequenceNumber)
+		}
+		if rec.EventSource != "aws:dynamodb" || rec.Change.StreamViewType != "NEW_AND_OLD_IMAGES" {
+			t.Fatalf("record %d: source %q view %q", i, rec.EventSource, rec.Change.StreamViewType)
+		}
+		ch, ok, err := store.DecodeChange(rec)
+		if err != nil || !ok {
+			t.Fatalf("DecodeChange(record %d) = %v, %v", i, ok, err)
+		}
+		if ch.Kind != wantKinds[i] {
+			t.Fatalf("record %d kind %s, want %s", i, ch.Kind, wantKinds[i])
+		}
+		switch ch.Kind {
+		case store.Insert:
+			if ch.Old != nil || ch.New.Text != "hi" {
+				t.Fatalf("insert: %+v", ch)
+			}
+		case store.Modify:
+			if ch.Old.Text != "hi" || ch.New.Text != "hello" || ch.New.EditedAt == nil {
+				t.Fatalf("modify: old %+v new %+v", ch.Old, ch.New)
+			}
+		case store.Remove:
+			if ch.New != nil || ch.Old.Text != "hello" {
+				t.Fatalf("remove: %+v", ch)
+			}
+		}
+	}
+
+	// The checkpoint is durable and trims what it covers.
+	if err := s.SetCheckpoint(ctx, "stream", 2); err != nil {
+		t.Fatal(err)
+	}
+	if cp, _ := s.Checkpoint(ctx, "stream"); cp != 2 {
+		t.Fatalf("Checkpoint = %d, want 2", cp)
+	}
+	rest, _ := s.ReadChanges(ctx, 0, 100)
+	if len(rest) != 1 || rest[0].Seq != 3 {
+		t.Fatalf("after checkpoint 2, log holds %+v, want only seq 3", rest)
+	}
+}
+
+// TestSurvivesReopen checks that committed writes, the change log and the checkpoint survive
+// closing and reopening the file.
+func TestSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "data.db")
+	s, err := embedded.Open(path, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		m := store.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: string(rune('a' + i)), CreatedAt: time.Now()}
+		if err := s.PutMessage(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetCheckpoint(ctx, "stream", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := embedded.Open(path, embedded.Options{LockTimeout: 50 * time.Millisecond}); err == nil {
+		t.Fatal("a second Open of a file in use succeeded")
+	}
+	s.Close()
+
+	s, err = embedded.Open(path, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	msgs, _ := s.Messages(ctx, "r", 10)
+	if len(msgs) != 5 {
+		t.Fatalf("%d messages after reopen, want 5", len(msgs))
+	}
+	cp, _ := s.Checkpoint(ctx, "stream")
+	changes, _ := s.ReadChanges(ctx, cp, 100)
+	if cp != 2 || len(changes) != 3 || changes[0].Seq != 3 {
+		t.Fatalf("after reopen: checkpoint %d, %d pending changes", cp, len(changes))
+	}
+	// Sequence numbers keep increasing across restarts.
+	m := store.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: "z", CreatedAt: time.Now()}
+	if err := s.PutMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	changes, _ = s.ReadChanges(ctx, cp, 100)
+	if changes[len(changes)-1].Seq != 6 {
+		t.Fatalf("new record seq %d, want 6", changes[len(changes)-1].Seq)
+	}
+}

@@ -1,0 +1,146 @@
+// Package store defines the records the service keeps (connections, subscriptions, messages) and the contract its backends meet.
+//
+// There are two kinds of data. The registry (connections and their subscriptions) is the service's
+// own bookkeeping and never reaches the change stream. App data (messages) is what users write; every
+// change to it is reported as a DynamoDB stream record, and that stream is what the fan-out reads.
+//
+// The contract is shaped for DynamoDB without transactions: every state transition that can race
+// is one conditional write on one item (create a connection, acknowledge it once, claim an operation
+// id once), multi-item changes are ordered so that a crash between them leaves only rows that a later
+// read ignores or a TTL removes, and every registry row carries an expiry that reads honour even
+// before the backend deletes it.
+//
+// Subscriptions are found by topic. A subscription is stored twice: once under its connection (the
+// operation record, which makes the id unique per connection and lets $disconnect find everything
+// the connection owns) and once under its topic (what the fan-out reads, page by page, never touching
+// another topic's rows).
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"iter"
+	"time"
+)
+
+// Errors every backend returns, wrapped with context; test them with errors.Is.
+var (
+	// ErrNotFound reports that a record does not exist (or has expired).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict reports that a conditional write lost: the record exists, or is not in the state
+	// the write required.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Subprotocols a connection can speak.
+const (
+	// TransportWS is graphql-transport-ws, spoken by the graphql-ws npm library.
+	TransportWS = "graphql-transport-ws"
+	// LegacyWS is the legacy graphql-ws protocol of subscriptions-transport-ws.
+	LegacyWS = "graphql-ws"
+)
+
+// ConnState is where a connection is in the GraphQL over WebSocket handshake.
+type ConnState string
+
+// Connection states.
+const (
+	// StatePending: connected, connection_init not yet accepted.
+	StatePending ConnState = "pending"
+	// StateReady: connection_init accepted and acknowledged; operations may run.
+	StateReady ConnState = "ready"
+)
+
+// A Connection is one client WebSocket as API Gateway knows it.
+type Connection struct {
+	// ID is API Gateway's connection id.
+	ID string `json:"id"`
+	// Subprotocol is the negotiated subprotocol, TransportWS or LegacyWS.
+	Subprotocol string `json:"subprotocol"`
+	// State is StatePending until connection_init is accepted.
+	State ConnState `json:"state"`
+	// Principal is the authenticated caller, opaque to the store; empty when anonymous.
+	Principal json.RawMessage `json:"principal,omitempty"`
+	// ConnectedAt is when $connect was handled.
+	ConnectedAt time.Time `json:"connectedAt"`
+	// AckedAt is when connection_init was accepted; zero while pending.
+	AckedAt time.Time `json:"ackedAt,omitzero"`
+	// ExpiresAt is the TTL: after it the record is treated as absent.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// A Subscription is one operation a connection has running. Subscriptions (Topic set) stay until
+// completed; queries and mutations over the socket (Topic empty) are held only while they execute,
+// so that their id counts as active.
+type Subscription struct {
+	// ConnectionID and ID (the client's operation id) identify the subscription.
+	ConnectionID string `json:"connectionId"`
+	ID           string `json:"id"`
+	// Topic selects the changes this subscription receives; empty for a query or mutation.
+	Topic string `json:"topic,omitempty"`
+	// Subprotocol decides how results are framed (next or data).
+	Subprotocol string `json:"subprotocol"`
+	// Query, OperationName and Variables are the stored GraphQL request.
+	Query         string          `json:"query,omitempty"`
+	OperationName string          `json:"operationName,omitempty"`
+	Variables     json.RawMessage `json:"variables,omitempty"`
+	// Principal is the connection's principal when the subscription was made.
+	Principal json.RawMessage `json:"principal,omitempty"`
+	// CreatedAt is when the subscription was stored.
+	CreatedAt time.Time `json:"createdAt"`
+	// ExpiresAt is the TTL; it matches the connection's.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Registry stores connections and their subscriptions.
+type Registry interface {
+	// CreateConnection stores a new connection; ErrConflict if the id exists.
+	CreateConnection(ctx context.Context, c Connection) error
+	// Connection reads a connection with a strongly consistent read; ErrNotFound if absent or expired.
+	Connection(ctx context.Context, id string) (Connection, error)
+	// AcknowledgeConnection moves a pending connection to StateReady, recording principal, in one
+	// conditional write: ErrConflict if it is not pending (already acknowledged), ErrNotFound if absent.
+	AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error
+	// DeleteConnection removes a connection and everything it owns. Deleting an absent connection
+	// is not an error.
+	DeleteConnection(ctx context.Context, id string) error
+
+	// PutSubscription claims the operation id s.ID on its connection and, when s.Topic is set,
+	// files it under its topic. ErrConflict if the id is active and replace is false; with replace,
+	// an active operation of that id is removed first (legacy `start` semantics).
+	PutSubscription(ctx context.Context, s Subscription, replace bool) error
+	// DeleteSubscription releases an operation id; it reports whether one was active.
+	DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error)
+	// ConnectionSubscriptions lists a connection's active operations.
+	ConnectionSubscriptions(ctx context.Context, connectionID string) ([]Subscription, error)
+	// Subscriptions yields the live subscriptions of one topic, read page by page; it never reads
+	// another topic's rows. It stops at the first error, which it yields.
+	Subscriptions(ctx context.Context, topic string) iter.Seq2[Subscription, error]
+}
+
+// Messages stores the example app's data. Every successful write is reported on the change stream.
+type Messages interface {
+	// PutMessage stores a new message; ErrConflict if its id exists.
+	PutMessage(ctx context.Context, m Message) error
+	// Message reads one message; ErrNotFound if absent.
+	Message(ctx context.Context, roomID, id string) (Message, error)
+	// Messages returns the last `last` messages of a room, oldest first.
+	Messages(ctx context.Context, roomID string, last int) ([]Message, error)
+	// EditMessage replaces a message's text and sets EditedAt; ErrNotFound if absent.
+	EditMessage(ctx context.Context, roomID, id, text string, at time.Time) (Message, error)
+	// DeleteMessage removes a message and returns it as it was; ErrNotFound if absent.
+	DeleteMessage(ctx context.Context, roomID, id string) (Message, error)
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	Registry
+	Messages
+	Close() error
+}
+
+// Live reports whether a record with this expiry is still live at now. A zero expiry never expires.
+func Live(expiresAt, now time.Time) bool {
+	return expiresAt.IsZero() || now.Before(expiresAt)
+}

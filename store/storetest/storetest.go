@@ -1,0 +1,479 @@
+// Package storetest is the conformance suite every store backend runs, so the backends cannot drift apart.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/realtime-gql/lambdaws/store"
+)
+
+// Factory opens an empty store whose clock is now. The store must be closed by the factory's
+// cleanup, not by the suite.
+type Factory func(t *testing.T, now func() time.Time) store.Store
+
+// Clock is a settable clock for TTL tests.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock set to a fixed instant.
+func NewClock() *Clock { return &Clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// Run runs the whole suite against the backend that open makes.
+func Run(t *testing.T, open Factory) {
+	t.Run("Connections", func(t *testing.T) { testConnections(t, open) })
+	t.Run("AcknowledgeOnce", func(t *testing.T) { testAcknowledgeOnce(t, open) })
+	t.Run("ConnectionTTL", func(t *testing.T) { testConnectionTTL(t, open) })
+	t.Run("Subscriptions", func(t *testing.T) { testSubscriptions(t, open) })
+	t.Run("ClaimIDOnce", func(t *testing.T) { testClaimIDOnce(t, open) })
+	t.Run("TopicPaging", func(t *testing.T) { testTopicPaging(t, open) })
+	t.Run("SubscriptionTTL", func(t *testing.T) { testSubscriptionTTL(t, open) })
+	t.Run("DeleteConnectionCascades", func(t *testing.T) { testDeleteCascades(t, open) })
+	t.Run("Messages", func(t *testing.T) { testMessages(t, open) })
+	t.Run("MessageRoomsIsolated", func(t *testing.T) { testRoomsIsolated(t, open) })
+}
+
+func conn(id string, now time.Time) store.Connection {
+	return store.Connection{ID: id, Subprotocol: store.TransportWS, State: store.StatePending,
+		ConnectedAt: now, ExpiresAt: now.Add(2 * time.Hour)}
+}
+
+func sub(connID, id, topic string, now time.Time) store.Subscription {
+	return store.Subscription{ConnectionID: connID, ID: id, Topic: topic, Subprotocol: store.TransportWS,
+		Query: "subscription { messageAdded(roomId: \"r\") { id } }", Variables: json.RawMessage(`{"a":1}`),
+		CreatedAt: now, ExpiresAt: now.Add(2 * time.Hour)}
+}
+
+func testConnections(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+
+	if _, err := s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Connection(absent) = %v, want ErrNotFound", err)
+	}
+	c := conn("c1", clk.Now())
+	if err := s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateConnection(ctx, c); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateConnection twice = %v, want ErrConflict", err)
+	}
+	got, err := s.Connection(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "c1" || got.Subprotocol != store.TransportWS || got.State != store.StatePending ||
+		!got.ConnectedAt.Equal(c.ConnectedAt) || !got.ExpiresAt.Equal(c.ExpiresAt) || len(got.Principal) != 0 {
+		t.Fatalf("Connection = %+v, want %+v", got, c)
+	}
+	principal := json.RawMessage(`{"sub":"alice"}`)
+	if err := s.AcknowledgeConnection(ctx, "c1", principal, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Connection(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.StateReady || string(got.Principal) != string(principal) || !got.AckedAt.Equal(clk.Now()) {
+		t.Fatalf("after ack: %+v", got)
+	}
+	if err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second ack = %v, want ErrConflict", err)
+	}
+	if err := s.AcknowledgeConnection(ctx, "nope", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ack of absent = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Connection after delete = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatalf("deleting an absent connection: %v", err)
+	}
+}
+
+// testAcknowledgeOnce races acknowledgements: exactly one may win, as when two connection_init
+// messages are handled by overlapping invocations.
+func testAcknowledgeOnce(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	if err := s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var wins, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			switch err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrConflict):
+				conflicts.Add(1)
+			default:
+				t.Errorf("ack: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 || conflicts.Load() != 7 {
+		t.Fatalf("wins=%d conflicts=%d, want 1 and 7", wins.Load(), conflicts.Load())
+	}
+}
+
+func testConnectionTTL(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	c := conn("c1", clk.Now())
+	c.ExpiresAt = clk.Now().Add(time.Minute)
+	if err := s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	if _, err := s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired Connection = %v, want ErrNotFound", err)
+	}
+	if err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ack of expired = %v, want ErrNotFound", err)
+	}
+	// An expired record does not block a new connection with the same id.
+	if err := s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatalf("CreateConnection over an expired one: %v", err)
+	}
+}
+
+func testSubscriptions(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	now := clk.Now()
+	a := sub("c1", "1", "messageAdded?roomId=r1", now)
+	if err := s.PutSubscription(ctx, a, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSubscription(ctx, a, false); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate id = %v, want ErrConflict", err)
+	}
+	// The same id on another connection is another subscription.
+	if err := s.PutSubscription(ctx, sub("c2", "1", "messageAdded?roomId=r1", now), false); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, s, "messageAdded?roomId=r1")
+	if len(got) != 2 {
+		t.Fatalf("topic has %d subscriptions, want 2: %+v", len(got), got)
+	}
+	for _, g := range got {
+		if g.ConnectionID == "c1" && (g.Query != a.Query || string(g.Variables) != `{"a":1}` || g.Subprotocol != store.TransportWS) {
+			t.Fatalf("stored subscription = %+v, want %+v", g, a)
+		}
+	}
+	// Replacing moves the id to another topic (legacy start on a running id).
+	b := sub("c1", "1", "messageEdited?roomId=r1", now)
+	if err := s.PutSubscription(ctx, b, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(collect(t, s, "messageAdded?roomId=r1")); n != 1 {
+		t.Fatalf("old topic has %d subscriptions after replace, want 1", n)
+	}
+	if n := len(collect(t, s, "messageEdited?roomId=r1")); n != 1 {
+		t.Fatalf("new topic has %d subscriptions after replace, want 1", n)
+	}
+	// An operation without a topic (a query over the socket) holds its id but is in no topic.
+	if err := s.PutSubscription(ctx, sub("c1", "q", "", now), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSubscription(ctx, sub("c1", "q", "", now), false); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate query id = %v, want ErrConflict", err)
+	}
+	ops, err := s.ConnectionSubscriptions(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 {
+		t.Fatalf("ConnectionSubscriptions(c1) = %d, want 2", len(ops))
+	}
+	active, err := s.DeleteSubscription(ctx, "c1", "1")
+	if err != nil || !active {
+		t.Fatalf("DeleteSubscription = %v, %v; want true, nil", active, err)
+	}
+	active, err = s.DeleteSubscription(ctx, "c1", "1")
+	if err != nil || active {
+		t.Fatalf("DeleteSubscription again = %v, %v; want false, nil", active, err)
+	}
+	if n := len(collect(t, s, "messageEdited?roomId=r1")); n != 0 {
+		t.Fatalf("topic has %d subscriptions after delete, want 0", n)
+	}
+	// Ids may be reused after completion.
+	if err := s.PutSubscription(ctx, a, false); err != nil {
+		t.Fatalf("reusing a completed id: %v", err)
+	}
+}
+
+// testClaimIDOnce races subscribes with one id: exactly one may win.
+func testClaimIDOnce(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			err := s.PutSubscription(ctx, sub("c1", "x", fmt.Sprintf("messageAdded?roomId=r%d", i), clk.Now()), false)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("put: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d subscribes won, want 1", wins.Load())
+	}
+	total := 0
+	for i := range 8 {
+		total += len(collect(t, s, fmt.Sprintf("messageAdded?roomId=r%d", i)))
+	}
+	if total != 1 {
+		t.Fatalf("%d topic rows for one id, want 1", total)
+	}
+}
+
+// testTopicPaging stores more subscriptions than a page in one topic, and some in neighbouring
+// topics, and checks that the lookup returns exactly the topic's, every one once.
+func testTopicPaging(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	const n = 250
+	for i := range n {
+		if err := s.PutSubscription(ctx, sub(fmt.Sprintf("c%03d", i), "1", "messageAdded?roomId=r1", clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, other := range []string{"messageAdded?roomId=r", "messageAdded?roomId=r10", "messageEdited?roomId=r1"} {
+		if err := s.PutSubscription(ctx, sub("other", other, other, clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := collect(t, s, "messageAdded?roomId=r1")
+	if len(got) != n {
+		t.Fatalf("topic lookup returned %d, want %d", len(got), n)
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		if g.Topic != "messageAdded?roomId=r1" {
+			t.Fatalf("lookup returned a row of topic %q", g.Topic)
+		}
+		if seen[g.ConnectionID] {
+			t.Fatalf("connection %s returned twice", g.ConnectionID)
+		}
+		seen[g.ConnectionID] = true
+	}
+	// Stopping early is allowed.
+	count := 0
+	for _, err := range s.Subscriptions(ctx, "messageAdded?roomId=r1") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if count++; count == 3 {
+			break
+		}
+	}
+	// A cancelled context ends the lookup with its error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	var gotErr error
+	for _, err := range s.Subscriptions(cctx, "messageAdded?roomId=r1") {
+		if err != nil {
+			gotErr = err
+		}
+	}
+	if !errors.Is(gotErr, context.Canceled) {
+		t.Fatalf("lookup with a cancelled context = %v, want context.Canceled", gotErr)
+	}
+}
+
+func testSubscriptionTTL(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	short := sub("c1", "1", "messageAdded?roomId=r1", clk.Now())
+	short.ExpiresAt = clk.Now().Add(time.Minute)
+	if err := s.PutSubscription(ctx, short, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSubscription(ctx, sub("c2", "1", "messageAdded?roomId=r1", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	got := collect(t, s, "messageAdded?roomId=r1")
+	if len(got) != 1 || got[0].ConnectionID != "c2" {
+		t.Fatalf("lookup after expiry = %+v, want only c2", got)
+	}
+	// An expired id may be claimed again.
+	if err := s.PutSubscription(ctx, sub("c1", "1", "messageAdded?roomId=r1", clk.Now()), false); err != nil {
+		t.Fatalf("claiming an expired id: %v", err)
+	}
+}
+
+func testDeleteCascades(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	if err := s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if err := s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), fmt.Sprintf("messageAdded?roomId=r%d", i%3), clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutSubscription(ctx, sub("c2", "1", "messageAdded?roomId=r0", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		for _, g := range collect(t, s, fmt.Sprintf("messageAdded?roomId=r%d", i)) {
+			if g.ConnectionID == "c1" {
+				t.Fatalf("subscription %s of a deleted connection still in its topic", g.ID)
+			}
+		}
+	}
+	if got := collect(t, s, "messageAdded?roomId=r0"); len(got) != 1 {
+		t.Fatalf("other connection's subscription: %d rows, want 1", len(got))
+	}
+	if ops, err := s.ConnectionSubscriptions(ctx, "c1"); err != nil || len(ops) != 0 {
+		t.Fatalf("operations of a deleted connection = %d, %v", len(ops), err)
+	}
+}
+
+func testMessages(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	var sent []store.Message
+	for i := range 120 {
+		at := clk.Now().Add(time.Duration(i) * time.Millisecond)
+		m := store.Message{ID: store.NewID(at), RoomID: "r1", Author: "ann", Text: fmt.Sprintf("m%d", i), CreatedAt: at}
+		if err := s.PutMessage(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+	}
+	if err := s.PutMessage(ctx, sent[0]); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutMessage of an existing id = %v, want ErrConflict", err)
+	}
+	last, err := s.Messages(ctx, "r1", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != 50 {
+		t.Fatalf("Messages(last 50) = %d", len(last))
+	}
+	for i, m := range last {
+		want := sent[70+i]
+		if m.ID != want.ID || m.Text != want.Text || !m.CreatedAt.Equal(want.CreatedAt) || m.EditedAt != nil {
+			t.Fatalf("Messages[%d] = %+v, want %+v", i, m, want)
+		}
+	}
+	all, err := s.Messages(ctx, "r1", 500)
+	if err != nil || len(all) != 120 || all[0].ID != sent[0].ID {
+		t.Fatalf("Messages(last 500) = %d, %v", len(all), err)
+	}
+	got, err := s.Message(ctx, "r1", sent[3].ID)
+	if err != nil || got.Text != "m3" {
+		t.Fatalf("Message = %+v, %v", got, err)
+	}
+	if _, err := s.Message(ctx, "r1", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Message(absent) = %v, want ErrNotFound", err)
+	}
+	edAt := clk.Now().Add(time.Hour)
+	ed, err := s.EditMessage(ctx, "r1", sent[3].ID, "edited", edAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ed.Text != "edited" || ed.EditedAt == nil || !ed.EditedAt.Equal(edAt) || ed.Author != "ann" || !ed.CreatedAt.Equal(sent[3].CreatedAt) {
+		t.Fatalf("EditMessage = %+v", ed)
+	}
+	if got, _ := s.Message(ctx, "r1", sent[3].ID); got.Text != "edited" || got.EditedAt == nil {
+		t.Fatalf("after edit, Message = %+v", got)
+	}
+	if _, err := s.EditMessage(ctx, "r1", "nope", "x", edAt); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("EditMessage(absent) = %v, want ErrNotFound", err)
+	}
+	del, err := s.DeleteMessage(ctx, "r1", sent[3].ID)
+	if err != nil || del.Text != "edited" || del.ID != sent[3].ID {
+		t.Fatalf("DeleteMessage = %+v, %v", del, err)
+	}
+	if _, err := s.DeleteMessage(ctx, "r1", sent[3].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteMessage twice = %v, want ErrNotFound", err)
+	}
+	if all, _ := s.Messages(ctx, "r1", 500); len(all) != 119 {
+		t.Fatalf("after delete, %d messages, want 119", len(all))
+	}
+}
+
+func testRoomsIsolated(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	for _, room := range []string{"a", "ab", "b"} {
+		for i := range 3 {
+			m := store.Message{ID: store.NewID(clk.Now()), RoomID: room, Author: "x", Text: room + fmt.Sprint(i), CreatedAt: clk.Now()}
+			if err := s.PutMessage(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, room := range []string{"a", "ab", "b"} {
+		got, err := s.Messages(ctx, room, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 {
+			t.Fatalf("room %s has %d messages, want 3", room, len(got))
+		}
+		for _, m := range got {
+			if m.RoomID != room {
+				t.Fatalf("room %s returned a message of room %s", room, m.RoomID)
+			}
+		}
+	}
+	if got, err := s.Messages(ctx, "zzz", 10); err != nil || len(got) != 0 {
+		t.Fatalf("empty room = %d, %v", len(got), err)
+	}
+}
+
+func collect(t *testing.T, s store.Store, topic string) []store.Subscription {
+	t.Helper()
+	var out []store.Subscription
+	for sub, err := range s.Subscriptions(context.Background(), topic) {
+		if err != nil {
+			t.Fatalf("Subscriptions(%s): %v", topic, err)
+		}
+		out = append(out, sub)
+	}
+	return out
+}
