@@ -1,0 +1,165 @@
+package local
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+)
+
+// maxHTTPBody is the HTTP API's payload limit, 10 MB.
+const maxHTTPBody = 10 << 20
+
+// serveHTTPAPI turns a request into an HTTP API payload 2.0 event and the handler's response into
+// the HTTP response, as API Gateway's HTTP API does.
+func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPBody+1))
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
+		return
+	}
+	if len(body) > maxHTTPBody {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request Entity Too Large")
+		return
+	}
+	now := time.Now()
+	ev := events.APIGatewayV2HTTPRequest{
+		Version:        "2.0",
+		RouteKey:       r.Method + " /graphql",
+		RawPath:        r.URL.Path,
+		RawQueryString: r.URL.RawQuery,
+		Headers:        map[string]string{},
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RouteKey:     r.Method + " /graphql",
+			AccountID:    "000000000000",
+			Stage:        "$default",
+			RequestID:    newID(),
+			APIID:        rt.cfg.APIID,
+			DomainName:   r.Host,
+			DomainPrefix: strings.Split(r.Host, ".")[0],
+			Time:         requestTime(now),
+			TimeEpoch:    now.UnixMilli(),
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
+				Method: r.Method, Path: r.URL.Path, Protocol: r.Proto, SourceIP: sourceIP(r), UserAgent: r.UserAgent(),
+			},
+		},
+	}
+	for k, vs := range r.Header {
+		if strings.EqualFold(k, "Cookie") {
+			for _, c := range r.Cookies() {
+				ev.Cookies = append(ev.Cookies, c.Name+"="+c.Value)
+			}
+			continue
+		}
+		ev.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
+	}
+	if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(q) > 0 {
+		ev.QueryStringParameters = map[string]string{}
+		for k, vs := range q {
+			ev.QueryStringParameters[k] = strings.Join(vs, ",")
+		}
+	}
+	if len(body) > 0 {
+		if utf8.Valid(body) {
+			ev.Body = string(body)
+		} else {
+			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
+		}
+	}
+	payload, _ := json.Marshal(ev)
+	out, err := rt.invoke(r.Context(), payload)
+	var resp events.APIGatewayV2HTTPResponse
+	if err == nil {
+		err = json.Unmarshal(out, &resp)
+	}
+	if err != nil || resp.StatusCode == 0 {
+		rt.log.Error().Err(err).Msg("HTTP API invocation failed")
+		writeAPIError(w, http.StatusInternalServerError, "", "Internal Server Error")
+		return
+	}
+	respBody := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		if respBody, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
+			writeAPIError(w, http.StatusInternalServerError, "", "Internal Server Error")
+			return
+		}
+	}
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	for _, c := range resp.Cookies {
+		w.Header().Add("Set-Cookie", c)
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(respBody)
+}
+
+// serveConnections is the management API: POST posts a message, GET describes the connection,
+// DELETE closes it. Unknown or closing connections answer 410 GoneException.
+func (rt *Runtime) serveConnections(w http.ResponseWriter, r *http.Request, escapedID string) {
+	id, err := url.PathUnescape(strings.TrimSuffix(escapedID, "/"))
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "bad connection id")
+		return
+	}
+	conn := rt.lookup(id)
+	if conn == nil || conn.isClosing() {
+		writeAPIError(w, http.StatusGone, "GoneException", "")
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		data, err := io.ReadAll(io.LimitReader(r.Body, rt.cfg.MaxMessage+1))
+		if err != nil {
+			writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
+			return
+		}
+		if int64(len(data)) > rt.cfg.MaxMessage {
+			writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
+			return
+		}
+		if !rt.send(conn, data) {
+			writeAPIError(w, http.StatusGone, "GoneException", "")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	case http.MethodGet:
+		conn.mu.Lock()
+		last := conn.lastActive
+		conn.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"connectedAt":  conn.connectedAt.UTC().Format(time.RFC3339Nano),
+			"lastActiveAt": last.UTC().Format(time.RFC3339Nano),
+			"identity":     map[string]string{"sourceIp": conn.sourceIP, "userAgent": conn.userAgent},
+		})
+	case http.MethodDelete:
+		rt.closeConn(conn, websocket.StatusNormalClosure, "")
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeAPIError(w, http.StatusMethodNotAllowed, "", "Method Not Allowed")
+	}
+}
+
+// writeAPIError writes an error as API Gateway does: the error type in X-Amzn-ErrorType (which the
+// SDK decodes into typed errors) and a JSON message.
+func writeAPIError(w http.ResponseWriter, status int, errType, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	if errType != "" {
+		w.Header().Set("X-Amzn-ErrorType", errType)
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}

@@ -1,0 +1,277 @@
+package local
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+)
+
+// wsConn is one emulated API Gateway WebSocket connection.
+type wsConn struct {
+	id          string
+	c           *websocket.Conn
+	connectedAt time.Time
+	sourceIP    string
+	userAgent   string
+
+	mu         sync.Mutex
+	lastActive time.Time
+	closing    bool
+}
+
+func (c *wsConn) touch() {
+	c.mu.Lock()
+	c.lastActive = time.Now()
+	c.mu.Unlock()
+}
+
+// isClosing reports whether the connection is being closed; posts to it then answer 410.
+func (c *wsConn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// startClose marks the connection closing; it reports false if it already was.
+func (c *wsConn) startClose() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.closing = true
+	return true
+}
+
+func (rt *Runtime) wsEvent(c *wsConn, route, eventType string, r *http.Request) events.APIGatewayWebsocketProxyRequest {
+	now := time.Now()
+	ev := events.APIGatewayWebsocketProxyRequest{
+		RequestContext: events.APIGatewayWebsocketProxyRequestContext{
+			RouteKey:          route,
+			EventType:         eventType,
+			ExtendedRequestID: newID(),
+			RequestID:         newID(),
+			RequestTime:       requestTime(now),
+			RequestTimeEpoch:  now.UnixMilli(),
+			MessageDirection:  "IN",
+			Stage:             rt.cfg.Stage,
+			ConnectedAt:       c.connectedAt.UnixMilli(),
+			ConnectionID:      c.id,
+			DomainName:        "",
+			APIID:             rt.cfg.APIID,
+			Identity:          events.APIGatewayRequestIdentity{SourceIP: c.sourceIP, UserAgent: c.userAgent},
+		},
+		IsBase64Encoded: false,
+	}
+	if r != nil {
+		ev.RequestContext.DomainName = r.Host
+		ev.Headers = map[string]string{}
+		ev.MultiValueHeaders = map[string][]string{}
+		for k, vs := range r.Header {
+			ev.Headers[k] = strings.Join(vs, ",")
+			ev.MultiValueHeaders[k] = vs
+		}
+		if q := r.URL.Query(); len(q) > 0 {
+			ev.QueryStringParameters = map[string]string{}
+			ev.MultiValueQueryStringParameters = map[string][]string{}
+			for k, vs := range q {
+				ev.QueryStringParameters[k] = vs[len(vs)-1]
+				ev.MultiValueQueryStringParameters[k] = vs
+			}
+		}
+	}
+	return ev
+}
+
+// serveWebSocket runs $connect, upgrades if it allows, then relays frames until the socket closes.
+func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent()}
+	log := rt.log.With().Str("conn", conn.id).Logger()
+
+	payload, _ := json.Marshal(rt.wsEvent(conn, "$connect", "CONNECT", r))
+	out, err := rt.invoke(r.Context(), payload)
+	var resp events.APIGatewayProxyResponse
+	if err == nil {
+		err = json.Unmarshal(out, &resp)
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("$connect invocation failed: handshake refused with 502")
+		http.Error(w, "Internal server error", http.StatusBadGateway)
+		return
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		log.Info().Int("status", resp.StatusCode).Msg("$connect refused the handshake")
+		http.Error(w, resp.Body, resp.StatusCode)
+		return
+	}
+	opts := &websocket.AcceptOptions{
+		// API Gateway accepts any origin; so does its emulation.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	}
+	if proto := responseHeader(resp, "Sec-WebSocket-Protocol"); proto != "" {
+		opts.Subprotocols = []string{proto}
+	}
+	c, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		log.Info().Err(err).Msg("upgrade failed")
+		rt.disconnect(conn, websocket.StatusAbnormalClosure, "upgrade failed")
+		return
+	}
+	c.SetReadLimit(rt.cfg.MaxMessage)
+	conn.c = c
+	conn.touch()
+	rt.mu.Lock()
+	rt.conns[conn.id] = conn
+	rt.mu.Unlock()
+	log.Debug().Str("subprotocol", c.Subprotocol()).Msg("connected")
+
+	rt.inflight.Add(1)
+	defer rt.inflight.Done()
+	rt.readLoop(conn)
+}
+
+// readLoop turns every frame into a $default invocation, concurrently, until the socket closes.
+func (rt *Runtime) readLoop(conn *wsConn) {
+	ctx := context.Background()
+	for {
+		typ, data, err := conn.c.Read(ctx)
+		if err != nil {
+			status := websocket.CloseStatus(err)
+			reason := ""
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				reason = ce.Reason
+			}
+			if status == -1 {
+				status = websocket.StatusAbnormalClosure
+			}
+			if strings.Contains(err.Error(), "read limited") {
+				status, reason = websocket.StatusMessageTooBig, "Message too big"
+				conn.c.Close(status, reason)
+			}
+			rt.disconnect(conn, status, reason)
+			return
+		}
+		conn.touch()
+		ev := rt.wsEvent(conn, "$default", "MESSAGE", nil)
+		ev.RequestContext.MessageID = newID()
+		if typ == websocket.MessageBinary || !utf8.Valid(data) {
+			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(data), true
+		} else {
+			ev.Body = string(data)
+		}
+		rt.inflight.Add(1)
+		go func() {
+			defer rt.inflight.Done()
+			rt.message(conn, ev)
+		}()
+	}
+}
+
+func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyRequest) {
+	payload, _ := json.Marshal(ev)
+	out, err := rt.invoke(context.Background(), payload)
+	var resp events.APIGatewayProxyResponse
+	if err == nil {
+		err = json.Unmarshal(out, &resp)
+	}
+	if err != nil {
+		// What API Gateway sends when the integration fails.
+		rt.log.Error().Err(err).Str("conn", conn.id).Msg("$default invocation failed")
+		msg, _ := json.Marshal(map[string]string{"message": "Internal server error", "connectionId": conn.id, "requestId": ev.RequestContext.RequestID})
+		rt.send(conn, msg)
+		return
+	}
+	if resp.Body != "" {
+		body := []byte(resp.Body)
+		if resp.IsBase64Encoded {
+			if body, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
+				return
+			}
+		}
+		rt.send(conn, body)
+	}
+}
+
+// send writes one message to a socket with a deadline; it reports whether it was written.
+func (rt *Runtime) send(conn *wsConn, data []byte) bool {
+	if conn.isClosing() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := conn.c.Write(ctx, websocket.MessageText, data); err != nil {
+		return false
+	}
+	return true
+}
+
+// disconnect forgets a socket and invokes $disconnect once.
+func (rt *Runtime) disconnect(conn *wsConn, status websocket.StatusCode, reason string) {
+	rt.mu.Lock()
+	_, known := rt.conns[conn.id]
+	delete(rt.conns, conn.id)
+	rt.mu.Unlock()
+	conn.startClose()
+	if !known && conn.c != nil {
+		return // already disconnected
+	}
+	ev := rt.wsEvent(conn, "$disconnect", "DISCONNECT", nil)
+	ev.RequestContext.DisconnectStatusCode = int64(status)
+	ev.RequestContext.DisconnectReason = &reason
+	payload, _ := json.Marshal(ev)
+	if _, err := rt.invoke(context.Background(), payload); err != nil {
+		rt.log.Error().Err(err).Str("conn", conn.id).Msg("$disconnect invocation failed")
+	}
+}
+
+// closeConn closes a socket from the server side with 1000, as DeleteConnection does.
+func (rt *Runtime) closeConn(conn *wsConn, status websocket.StatusCode, reason string) {
+	if !conn.startClose() {
+		return
+	}
+	go conn.c.Close(status, reason)
+}
+
+// closeAll closes every socket with 1001 (going away), at shutdown.
+func (rt *Runtime) closeAll() {
+	rt.mu.Lock()
+	conns := make([]*wsConn, 0, len(rt.conns))
+	for _, c := range rt.conns {
+		conns = append(conns, c)
+	}
+	rt.mu.Unlock()
+	for _, c := range conns {
+		rt.closeConn(c, websocket.StatusGoingAway, "server shutting down")
+	}
+}
+
+func (rt *Runtime) lookup(id string) *wsConn {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.conns[id]
+}
+
+func responseHeader(resp events.APIGatewayProxyResponse, name string) string {
+	for k, v := range resp.Headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,436 @@
+// Package socket handles API Gateway's WebSocket routes ($connect, $disconnect, $default), speaking GraphQL over WebSocket in both subprotocols.
+//
+// Nothing here holds a socket or a timer. Each route event is handled on its own, possibly in
+// parallel with other events of the same connection, so every state transition is one conditional
+// write in the registry:
+//
+//   - $connect negotiates the subprotocol (graphql-transport-ws preferred, then graphql-ws) and
+//     stores a pending connection; the route response echoes the subprotocol.
+//   - connection_init acknowledges the connection once (a conditional write); the ack is the route
+//     response. The init timeout is enforced lazily, on the next message.
+//   - subscribe/start validates the operation. A subscription is stored under its topic and nothing
+//     is executed; a query or mutation holds its id while it runs, and its result and complete are
+//     posted through the management API.
+//   - complete/stop releases the id; $disconnect removes the connection and all it owns.
+//
+// The legacy client sends start right after connection_init without waiting for the ack, and the
+// two may be handled at once: a start that finds its connection pending waits (bounded) for the
+// acknowledgement, as the reference server awaits its init promise.
+//
+// API Gateway cannot send close codes: closing is DeleteConnection, which the client sees as 1000.
+package socket
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/store"
+	"github.com/rs/zerolog"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Executor is the part of graph.Executor the routes use.
+type Executor interface {
+	Prepare(ctx context.Context, req graph.Request) (*graph.Operation, gqlerror.List)
+	Execute(ctx context.Context, op *graph.Operation) *graphql.Response
+	ErrorResponse(ctx context.Context, errs gqlerror.List) *graphql.Response
+}
+
+// Connections is the part of the management API the routes use; *apigatewaymanagementapi.Client
+// satisfies it.
+type Connections interface {
+	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
+		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
+		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+}
+
+// Config holds the Handler's dependencies and settings.
+type Config struct {
+	Registry    store.Registry
+	Executor    Executor
+	Connections Connections
+
+	// InitTimeout is how long after connecting a connection_init may arrive; default 3s, the
+	// reference server's.
+	InitTimeout time.Duration
+	// MaxLifetime is the registry TTL of a connection and its subscriptions; default 2h10m,
+	// API Gateway's 2-hour maximum connection duration plus a margin.
+	MaxLifetime time.Duration
+	// AckWait bounds how long a legacy start waits for its connection's init to be
+	// acknowledged by an overlapping invocation; default 3s.
+	AckWait time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Handler handles the WebSocket routes.
+type Handler struct {
+	cfg Config
+}
+
+// New returns a Handler.
+func New(cfg Config) *Handler {
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = 3 * time.Second
+	}
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = 2*time.Hour + 10*time.Minute
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 3 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{cfg: cfg}
+}
+
+// Close codes of graphql-transport-ws. On API Gateway they cannot reach the client; they name the
+// reason in the log.
+const (
+	CloseBadRequest         = 4400
+	CloseUnauthorized       = 4401
+	CloseSubprotocol        = 4406
+	CloseInitTimeout        = 4408
+	CloseSubscriberExists   = 4409
+	CloseTooManyInitRequest = 4429
+)
+
+// Handle serves one WebSocket route event. It returns an error only when the service itself
+// failed (the registry is unreachable); protocol errors are answered on the socket.
+func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	rc := ev.RequestContext
+	switch rc.RouteKey {
+	case "$connect":
+		return h.connect(ctx, ev)
+	case "$disconnect":
+		if err := h.cfg.Registry.DeleteConnection(ctx, rc.ConnectionID); err != nil {
+			return serverError(), fmt.Errorf("disconnect: %w", err)
+		}
+		return ok(nil), nil
+	default:
+		return h.message(ctx, ev)
+	}
+}
+
+func (h *Handler) connect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	offered := header(ev.Headers, ev.MultiValueHeaders, "Sec-WebSocket-Protocol")
+	proto, found := gqlws.Negotiate(offered)
+	if !found {
+		zerolog.Ctx(ctx).Info().Str("offered", offered).Msg("handshake refused: no supported subprotocol")
+		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest,
+			Body: "Subprotocol not acceptable: offer graphql-transport-ws or graphql-ws"}, nil
+	}
+	at := epochMillis(ev.RequestContext.ConnectedAt, h.cfg.Now())
+	c := store.Connection{
+		ID: ev.RequestContext.ConnectionID, Subprotocol: proto, State: store.StatePending,
+		ConnectedAt: at, ExpiresAt: at.Add(h.cfg.MaxLifetime),
+	}
+	if err := h.cfg.Registry.CreateConnection(ctx, c); err != nil {
+		return serverError(), fmt.Errorf("connect: %w", err)
+	}
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK,
+		Headers: map[string]string{"Sec-WebSocket-Protocol": proto}}, nil
+}
+
+// session is one $default event being handled.
+type session struct {
+	h    *Handler
+	conn store.Connection
+	at   time.Time // when API Gateway received the message
+	log  *zerolog.Logger
+}
+
+func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	id := ev.RequestContext.ConnectionID
+	conn, err := h.cfg.Registry.Connection(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Unknown, expired or swept: nothing can be said in a protocol we do not know.
+		zerolog.Ctx(ctx).Info().Msg("message on an unknown connection: closing it")
+		h.hangUp(ctx, id)
+		return ok(nil), nil
+	}
+	if err != nil {
+		return serverError(), fmt.Errorf("read connection: %w", err)
+	}
+	s := &session{h: h, conn: conn, at: epochMillis(ev.RequestContext.RequestTimeEpoch, h.cfg.Now()), log: zerolog.Ctx(ctx)}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			body = nil
+		}
+	}
+	msg, err := gqlws.Decode(conn.Subprotocol, body)
+	if conn.State == store.StatePending && s.at.Sub(conn.ConnectedAt) > h.cfg.InitTimeout &&
+		(err != nil || msg.Type != gqlws.Ping && msg.Type != gqlws.Pong) {
+		return s.close(ctx, CloseInitTimeout, "Connection initialisation timeout")
+	}
+	if err != nil {
+		if conn.Subprotocol == gqlws.LegacyWS {
+			s.log.Info().Err(err).Msg("invalid message")
+			return s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(err)})
+		}
+		return s.close(ctx, CloseBadRequest, strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": "))
+	}
+	if conn.Subprotocol == gqlws.LegacyWS {
+		return s.legacy(ctx, msg)
+	}
+	return s.transport(ctx, msg)
+}
+
+// transport handles a graphql-transport-ws message.
+func (s *session) transport(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
+	switch msg.Type {
+	case gqlws.ConnectionInit:
+		return s.init(ctx)
+	case gqlws.Ping:
+		return s.reply(gqlws.Message{Type: gqlws.Pong, Payload: msg.Payload})
+	case gqlws.Pong:
+		return ok(nil), nil
+	case gqlws.Subscribe:
+		if s.conn.State != store.StateReady {
+			return s.close(ctx, CloseUnauthorized, "Unauthorized")
+		}
+		return s.subscribe(ctx, msg, false)
+	case gqlws.Complete:
+		if _, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID); err != nil {
+			return serverError(), fmt.Errorf("complete %s: %w", msg.ID, err)
+		}
+		return ok(nil), nil
+	}
+	return s.close(ctx, CloseBadRequest, "Unexpected message type "+msg.Type)
+}
+
+// legacy handles a graphql-ws (subscriptions-transport-ws) message.
+func (s *session) legacy(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
+	switch msg.Type {
+	case gqlws.ConnectionInit:
+		return s.init(ctx)
+	case gqlws.Start:
+		if s.conn.State != store.StateReady {
+			ready, err := s.awaitAck(ctx)
+			if err != nil {
+				return serverError(), err
+			}
+			if !ready {
+				s.log.Info().Str("op", msg.ID).Msg("start before connection_init")
+				return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error,
+					Payload: errorPayload(errors.New("connection_init must be sent before start"))})
+			}
+		}
+		return s.subscribe(ctx, msg, true)
+	case gqlws.Stop:
+		active, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID)
+		if err != nil {
+			return serverError(), fmt.Errorf("stop %s: %w", msg.ID, err)
+		}
+		if !active {
+			return ok(nil), nil
+		}
+		return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Complete})
+	case gqlws.ConnectionTerminate:
+		if err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID); err != nil {
+			return serverError(), fmt.Errorf("terminate: %w", err)
+		}
+		s.h.hangUp(ctx, s.conn.ID)
+		return ok(nil), nil
+	}
+	return s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(fmt.Errorf("unexpected message type %q", msg.Type))})
+}
+
+// init acknowledges the connection, once.
+func (s *session) init(ctx context.Context) (events.APIGatewayProxyResponse, error) {
+	err := s.h.cfg.Registry.AcknowledgeConnection(ctx, s.conn.ID, nil, s.at)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		if s.conn.Subprotocol == gqlws.LegacyWS {
+			// The legacy server re-runs the handshake and acknowledges again.
+			return s.reply(gqlws.Message{Type: gqlws.ConnectionAck})
+		}
+		return s.close(ctx, CloseTooManyInitRequest, "Too many initialisation requests")
+	case errors.Is(err, store.ErrNotFound):
+		s.h.hangUp(ctx, s.conn.ID)
+		return ok(nil), nil
+	case err != nil:
+		return serverError(), fmt.Errorf("acknowledge: %w", err)
+	}
+	return s.reply(gqlws.Message{Type: gqlws.ConnectionAck})
+}
+
+// awaitAck polls, with consistent reads and growing pauses, until the connection is acknowledged
+// or AckWait has passed.
+func (s *session) awaitAck(ctx context.Context) (bool, error) {
+	deadline := time.Now().Add(s.h.cfg.AckWait)
+	pause := 5 * time.Millisecond
+	for {
+		c, err := s.h.cfg.Registry.Connection(ctx, s.conn.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("await ack: %w", err)
+		}
+		if c.State == store.StateReady {
+			s.conn = c
+			return true, nil
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 200*time.Millisecond)
+	}
+}
+
+// subscribe handles subscribe (replace=false) and legacy start (replace=true).
+func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool) (events.APIGatewayProxyResponse, error) {
+	req, _ := gqlws.DecodeRequest(msg.Payload) // Decode checked it
+	greq := graph.Request{Query: req.Query, OperationName: req.OperationName, Variables: req.Variables}
+	op, errs := s.h.cfg.Executor.Prepare(ctx, greq)
+	if errs != nil {
+		resp := s.h.cfg.Executor.ErrorResponse(ctx, errs)
+		s.log.Info().Str("op", msg.ID).Str("error", resp.Errors.Error()).Msg("operation rejected")
+		return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: s.errorsPayload(resp.Errors)})
+	}
+	now := s.h.cfg.Now()
+	sub := store.Subscription{
+		ConnectionID: s.conn.ID, ID: msg.ID, Topic: op.Topic, Subprotocol: s.conn.Subprotocol,
+		Query: req.Query, OperationName: req.OperationName, Variables: req.Variables,
+		Principal: s.conn.Principal, CreatedAt: now, ExpiresAt: s.conn.ExpiresAt,
+	}
+	if op.Kind != ast.Subscription {
+		sub.Query, sub.OperationName, sub.Variables = "", "", nil // held only to claim the id
+	}
+	if err := s.h.cfg.Registry.PutSubscription(ctx, sub, replace); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return s.close(ctx, CloseSubscriberExists, "Subscriber for "+msg.ID+" already exists")
+		}
+		return serverError(), fmt.Errorf("store operation %s: %w", msg.ID, err)
+	}
+	if op.Kind == ast.Subscription {
+		return ok(nil), nil
+	}
+
+	resp := s.h.cfg.Executor.Execute(ctx, op)
+	active, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID)
+	if err != nil {
+		return serverError(), fmt.Errorf("release operation %s: %w", msg.ID, err)
+	}
+	if !active {
+		return ok(nil), nil // completed by the client while it ran: send nothing more
+	}
+	payload, err := json.Marshal(resp)
+	if err != nil {
+		return serverError(), fmt.Errorf("encode result of %s: %w", msg.ID, err)
+	}
+	// Two messages, both posted in order: a route response is sent only after the invocation
+	// returns, and API Gateway does not promise to order it after our posts.
+	for _, m := range []gqlws.Message{
+		{ID: msg.ID, Type: gqlws.ResultType(s.conn.Subprotocol), Payload: payload},
+		{ID: msg.ID, Type: gqlws.Complete},
+	} {
+		if err := s.h.post(ctx, s.conn.ID, gqlws.Encode(m)); err != nil {
+			s.log.Info().Err(err).Str("op", msg.ID).Msg("result not delivered")
+			break
+		}
+	}
+	return ok(nil), nil
+}
+
+// errorsPayload is the payload of an error message: an array in graphql-transport-ws, the first
+// error as an object in legacy graphql-ws.
+func (s *session) errorsPayload(errs gqlerror.List) json.RawMessage {
+	var v any = errs
+	if s.conn.Subprotocol == gqlws.LegacyWS {
+		v = errs[0]
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func errorPayload(err error) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"message": strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": ")})
+	return b
+}
+
+// close ends the connection for a protocol violation. API Gateway cannot send the close code;
+// the connection and its subscriptions are removed and the socket is closed (the client sees 1000).
+func (s *session) close(ctx context.Context, code int, reason string) (events.APIGatewayProxyResponse, error) {
+	s.log.Info().Int("close", code).Str("reason", reason).Msg("closing connection")
+	if err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID); err != nil {
+		return serverError(), fmt.Errorf("close: %w", err)
+	}
+	s.h.hangUp(ctx, s.conn.ID)
+	return ok(nil), nil
+}
+
+// reply answers in the route response.
+func (s *session) reply(m gqlws.Message) (events.APIGatewayProxyResponse, error) {
+	return ok(gqlws.Encode(m)), nil
+}
+
+func (h *Handler) post(ctx context.Context, connID string, data []byte) error {
+	_, err := h.cfg.Connections.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
+		ConnectionId: &connID, Data: data,
+	})
+	return err
+}
+
+// hangUp closes a socket through the management API; a connection that is already gone is fine.
+func (h *Handler) hangUp(ctx context.Context, connID string) {
+	if _, err := h.cfg.Connections.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &connID}); err != nil {
+		zerolog.Ctx(ctx).Debug().Err(err).Msg("delete connection")
+	}
+}
+
+func ok(body []byte) events.APIGatewayProxyResponse {
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(body)}
+}
+
+func serverError() events.APIGatewayProxyResponse {
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusInternalServerError}
+}
+
+// header finds a header by case-insensitive name in either header map; repeated values are
+// joined with commas.
+func header(single map[string]string, multi map[string][]string, name string) string {
+	var vals []string
+	for k, vs := range multi {
+		if strings.EqualFold(k, name) {
+			vals = append(vals, vs...)
+		}
+	}
+	if len(vals) > 0 {
+		return strings.Join(vals, ",")
+	}
+	for k, v := range single {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func epochMillis(ms int64, fallback time.Time) time.Time {
+	if ms <= 0 {
+		return fallback
+	}
+	return time.UnixMilli(ms)
+}

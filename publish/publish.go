@@ -1,0 +1,329 @@
+// Package publish turns a batch of data-table stream records into deliveries: topics, then each topic's subscribers, each subscriber's own rendered result, posted through the management API.
+//
+// Records are handled in order, one at a time, so a subscriber sees a room's changes in the
+// order they were written. Within a record the topic's subscribers are read page by page and
+// delivered with bounded concurrency; nothing collects them all first. A document is rendered once
+// per distinct (query, operation name, variables, principal) and the result is framed for each
+// subscriber, so ten thousand identical subscriptions cost one execution.
+//
+// Failures are sorted by whose they are. A subscriber's failure (gone, throttled past retries,
+// refused) never fails the record: a gone connection is forgotten with its subscriptions, the
+// rest are logged and counted. A failure of the service (the registry cannot be read) reports the
+// record in batchItemFailures and stops the batch, so Lambda retries from exactly there and later
+// records never overtake it. Lambda delivers at least once: a retried record may reach some
+// subscribers twice.
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/store"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+)
+
+// Registry is the part of the store the fan-out uses.
+type Registry interface {
+	Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error]
+	DeleteConnection(ctx context.Context, id string) error
+}
+
+// Renderer executes a stored subscription against one event; *graph.Executor satisfies it.
+type Renderer interface {
+	Render(ctx context.Context, req graph.Request, ev *graph.Event) *graphql.Response
+}
+
+// Poster is the one management API call the fan-out makes; *apigatewaymanagementapi.Client
+// satisfies it.
+type Poster interface {
+	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
+		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+}
+
+// Errors a delivery can end with.
+var (
+	// ErrGone: the connection no longer exists; it is forgotten.
+	ErrGone = errors.New("publish: connection gone")
+	// ErrTooLarge: the result exceeds MaxMessage; the subscriber gets an error result instead.
+	ErrTooLarge = errors.New("publish: result too large")
+)
+
+// DefaultConcurrency is the default number of posts in flight.
+const DefaultConcurrency = 64
+
+// DefaultMaxMessage is API Gateway's WebSocket message limit, 128 KB.
+const DefaultMaxMessage = 128 * 1024
+
+// Config holds the Fanout's dependencies and settings.
+type Config struct {
+	Registry Registry
+	Renderer Renderer
+	Poster   Poster
+	// Events maps a stream record to the events it causes; default graph.Events.
+	Events func(events.DynamoDBEventRecord) ([]graph.Event, error)
+	// Concurrency bounds the posts in flight; default DefaultConcurrency.
+	Concurrency int
+	// MaxMessage is the largest message posted; default DefaultMaxMessage.
+	MaxMessage int
+}
+
+// Fanout delivers stream batches to subscribers.
+type Fanout struct {
+	cfg Config
+}
+
+// New returns a Fanout.
+func New(cfg Config) *Fanout {
+	if cfg.Events == nil {
+		cfg.Events = graph.Events
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = DefaultMaxMessage
+	}
+	return &Fanout{cfg: cfg}
+}
+
+// NewClient builds the management API client the fan-out posts with: one client for the life of
+// the process, its keep-alive pool sized to the delivery concurrency, throttling retried with
+// backoff. endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage} (or the local
+// runtime's address).
+func NewClient(cfg aws.Config, endpoint string, concurrency int) *apigatewaymanagementapi.Client {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	hc := awshttp.NewBuildableClient().
+		WithTimeout(10 * time.Second).
+		WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = concurrency * 2
+			t.MaxIdleConnsPerHost = concurrency
+			t.IdleConnTimeout = 90 * time.Second
+		})
+	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.HTTPClient = hc
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 5
+			so.MaxBackoff = 2 * time.Second
+		})
+	})
+}
+
+// Stats counts what one batch did.
+type Stats struct {
+	Records     int // records handled (including skipped ones)
+	Skipped     int // records that could not be decoded
+	Events      int
+	Subscribers int   // subscriptions read
+	Renders     int64 // executions (one per distinct operation and event)
+	Delivered   int64
+	Filtered    int64 // subscriptions the event did not concern
+	Gone        int64 // deliveries to connections that had gone
+	Failed      int64 // deliveries that failed for another reason
+	TooLarge    int64 // results replaced by an error for their size
+}
+
+// HandleDynamoDB is the stream handler.
+func (f *Fanout) HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	resp, _ := f.Publish(ctx, ev)
+	return resp, nil
+}
+
+// Publish delivers a batch and reports, besides the partial batch response, what it did.
+func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, Stats) {
+	log := zerolog.Ctx(ctx)
+	var st Stats
+	resp := events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}
+	for _, rec := range ev.Records {
+		st.Records++
+		evs, err := f.cfg.Events(rec)
+		if err != nil {
+			// Undeliverable as it stands: retrying cannot fix it, and blocking the shard would
+			// hold back every later change. Logged, so it is never silent.
+			st.Skipped++
+			log.Error().Err(err).Str("event", rec.EventID).Str("seq", rec.Change.SequenceNumber).Msg("stream record skipped")
+			continue
+		}
+		for i := range evs {
+			st.Events++
+			if err := f.deliver(ctx, &evs[i], &st); err != nil {
+				log.Error().Err(err).Str("event", rec.EventID).Str("seq", rec.Change.SequenceNumber).
+					Str("topic", evs[i].Topic).Msg("stream record failed; reporting it for retry")
+				resp.BatchItemFailures = append(resp.BatchItemFailures,
+					events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+				f.logStats(log, st)
+				return resp, st
+			}
+		}
+	}
+	f.logStats(log, st)
+	return resp, st
+}
+
+func (f *Fanout) logStats(log *zerolog.Logger, st Stats) {
+	e := log.Debug()
+	switch {
+	case st.Failed > 0 || st.Skipped > 0 || st.TooLarge > 0:
+		e = log.Warn()
+	case st.Delivered > 0 || st.Gone > 0:
+		e = log.Info()
+	}
+	e.Int("records", st.Records).Int("skipped", st.Skipped).Int("subscribers", st.Subscribers).
+		Int64("renders", st.Renders).Int64("delivered", st.Delivered).Int64("filtered", st.Filtered).
+		Int64("gone", st.Gone).Int64("failed", st.Failed).Int64("tooLarge", st.TooLarge).Msg("batch published")
+}
+
+// rendered is one distinct operation's result for the event being delivered.
+type rendered struct {
+	once    sync.Once
+	payload json.RawMessage // nil when the event does not concern the operation
+	tooBig  bool
+}
+
+// delivery is the shared state of one event's fan-out.
+type delivery struct {
+	ev      *graph.Event
+	mu      sync.Mutex
+	renders map[string]*rendered
+	gone    sync.Map // connection id → struct{}: forgotten once per event
+	st      *Stats
+	// counters updated by the workers
+	renderN, delivered, filtered, goneN, failed, tooLarge atomic.Int64
+}
+
+// deliver fans one event out to its topic's subscribers. It returns an error only when the
+// subscribers could not be read.
+func (f *Fanout) deliver(ctx context.Context, ev *graph.Event, st *Stats) error {
+	d := &delivery{ev: ev, renders: map[string]*rendered{}, st: st}
+	var g errgroup.Group
+	g.SetLimit(f.cfg.Concurrency)
+	var readErr error
+	for sub, err := range f.cfg.Registry.Subscriptions(ctx, ev.Topic) {
+		if err != nil {
+			readErr = err
+			break
+		}
+		st.Subscribers++
+		g.Go(func() error {
+			f.deliverOne(ctx, d, sub)
+			return nil
+		})
+	}
+	g.Wait()
+	st.Renders += d.renderN.Load()
+	st.Delivered += d.delivered.Load()
+	st.Filtered += d.filtered.Load()
+	st.Gone += d.goneN.Load()
+	st.Failed += d.failed.Load()
+	st.TooLarge += d.tooLarge.Load()
+	if readErr != nil {
+		return fmt.Errorf("read subscribers of %s: %w", ev.Topic, readErr)
+	}
+	return nil
+}
+
+func renderKey(s store.Subscription) string {
+	return s.Query + "\x00" + s.OperationName + "\x00" + string(s.Variables) + "\x00" + string(s.Principal)
+}
+
+// render returns the subscriber's result payload, executing the operation only the first time it
+// is seen for this event.
+func (f *Fanout) render(ctx context.Context, d *delivery, s store.Subscription) *rendered {
+	key := renderKey(s)
+	d.mu.Lock()
+	r, ok := d.renders[key]
+	if !ok {
+		r = &rendered{}
+		d.renders[key] = r
+	}
+	d.mu.Unlock()
+	r.once.Do(func() {
+		d.renderN.Add(1)
+		resp := f.cfg.Renderer.Render(ctx, graph.Request{Query: s.Query, OperationName: s.OperationName, Variables: s.Variables}, d.ev)
+		if resp == nil {
+			return
+		}
+		b, err := json.Marshal(resp)
+		if err != nil {
+			b = errorResult("the result could not be encoded", graph.CodeInternal)
+		}
+		// The frame adds the envelope and the id; leave room for both.
+		if len(b)+256 > f.cfg.MaxMessage {
+			r.tooBig = true
+			b = errorResult(fmt.Sprintf("the result of this event is %d bytes, over the %d-byte message limit", len(b), f.cfg.MaxMessage), "RESULT_TOO_LARGE")
+		}
+		r.payload = b
+	})
+	return r
+}
+
+func errorResult(msg, code string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"message": msg, "extensions": map[string]string{"code": code}}}})
+	return b
+}
+
+func (f *Fanout) deliverOne(ctx context.Context, d *delivery, s store.Subscription) {
+	r := f.render(ctx, d, s)
+	if r.payload == nil {
+		d.filtered.Add(1)
+		return
+	}
+	log := zerolog.Ctx(ctx)
+	if r.tooBig {
+		d.tooLarge.Add(1)
+		log.Warn().Str("conn", s.ConnectionID).Str("op", s.ID).Str("topic", d.ev.Topic).Msg("result over the message limit; sent an error instead")
+	}
+	msg := gqlws.Append(make([]byte, 0, len(r.payload)+len(s.ID)+40), gqlws.ResultType(s.Subprotocol), s.ID, r.payload)
+	if len(msg) > f.cfg.MaxMessage { // an absurdly long operation id
+		d.failed.Add(1)
+		log.Error().Err(ErrTooLarge).Str("conn", s.ConnectionID).Msg("delivery failed")
+		return
+	}
+	err := f.post(ctx, s.ConnectionID, msg)
+	switch {
+	case err == nil:
+		d.delivered.Add(1)
+	case errors.Is(err, ErrGone):
+		d.goneN.Add(1)
+		if _, seen := d.gone.LoadOrStore(s.ConnectionID, struct{}{}); !seen {
+			if err := f.cfg.Registry.DeleteConnection(ctx, s.ConnectionID); err != nil {
+				log.Warn().Err(err).Str("conn", s.ConnectionID).Msg("forget gone connection")
+			}
+		}
+	default:
+		d.failed.Add(1)
+		log.Error().Err(err).Str("conn", s.ConnectionID).Str("op", s.ID).Str("topic", d.ev.Topic).Msg("delivery failed")
+	}
+}
+
+func (f *Fanout) post(ctx context.Context, connID string, data []byte) error {
+	_, err := f.cfg.Poster.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
+		ConnectionId: aws.String(connID), Data: data,
+	})
+	if err == nil {
+		return nil
+	}
+	if gone := (*types.GoneException)(nil); errors.As(err, &gone) {
+		return fmt.Errorf("post %s: %w", connID, ErrGone)
+	}
+	return fmt.Errorf("post %s: %w", connID, err)
+}

@@ -1,0 +1,279 @@
+// Package router is the Lambda handler: it recognises the shape of each payload and calls the typed handler for it.
+//
+// Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
+// and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a REST API (1.0)
+// proxy event has httpMethod; a DynamoDB stream batch has Records[0].eventSource "aws:dynamodb".
+// Anything else, or JSON that does not decode, is refused with an error and one log line. The
+// router logs once per failed invocation, with the request's ids; a panic anywhere below becomes
+// an error.
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/rs/zerolog"
+)
+
+// WebSocket handles API Gateway WebSocket route events.
+type WebSocket interface {
+	Handle(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error)
+}
+
+// Stream handles DynamoDB stream batches.
+type Stream interface {
+	HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
+}
+
+// Errors Invoke returns.
+var (
+	// ErrUnknownPayload: the payload is JSON but no shape the router knows.
+	ErrUnknownPayload = errors.New("router: unrecognised payload")
+	// ErrMalformed: the payload is not JSON, or does not decode as the shape it claims.
+	ErrMalformed = errors.New("router: malformed payload")
+	// ErrPanic: a handler panicked.
+	ErrPanic = errors.New("router: handler panicked")
+)
+
+// Router is the one Lambda handler of the binary.
+type Router struct {
+	ws     WebSocket
+	http   http.Handler
+	stream Stream
+	log    zerolog.Logger
+}
+
+// New returns a Router over the three handlers; log is the base logger.
+func New(ws WebSocket, httpHandler http.Handler, stream Stream, log zerolog.Logger) *Router {
+	return &Router{ws: ws, http: httpHandler, stream: stream, log: log}
+}
+
+// probe decodes just enough of any payload to tell the shapes apart.
+type probe struct {
+	Records []struct {
+		EventSource    string `json:"eventSource"`
+		EventSourceSNS string `json:"EventSource"`
+	} `json:"Records"`
+	RequestContext *struct {
+		EventType    string          `json:"eventType"`
+		ConnectionID string          `json:"connectionId"`
+		HTTP         json.RawMessage `json:"http"`
+	} `json:"requestContext"`
+	HTTPMethod string `json:"httpMethod"`
+}
+
+// Kind names a payload shape.
+type Kind string
+
+// Payload shapes.
+const (
+	KindWebSocket Kind = "websocket"
+	KindHTTPv2    Kind = "http-v2"
+	KindRESTv1    Kind = "rest-v1"
+	KindDynamoDB  Kind = "dynamodb"
+	KindUnknown   Kind = "unknown"
+)
+
+// Classify tells which shape a payload has.
+func Classify(payload []byte) (Kind, error) {
+	var p probe
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return KindUnknown, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch {
+	case p.RequestContext != nil && p.RequestContext.EventType != "" && p.RequestContext.ConnectionID != "":
+		return KindWebSocket, nil
+	case p.RequestContext != nil && len(p.RequestContext.HTTP) > 0 && string(p.RequestContext.HTTP) != "null":
+		return KindHTTPv2, nil
+	case p.HTTPMethod != "":
+		return KindRESTv1, nil
+	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:dynamodb":
+		return KindDynamoDB, nil
+	}
+	return KindUnknown, ErrUnknownPayload
+}
+
+// Invoke is the Lambda handler (it implements lambda.Handler).
+func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err error) {
+	lc := r.log.With()
+	if l, ok := lambdacontext.FromContext(ctx); ok {
+		lc = lc.Str("request", l.AwsRequestID)
+	}
+	log := lc.Logger()
+	kind, err := Classify(payload)
+	if err != nil {
+		log.Error().Err(err).Int("bytes", len(payload)).Msg("invocation refused")
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error().Str("kind", string(kind)).Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
+			out, err = nil, fmt.Errorf("%w: %v", ErrPanic, p)
+		}
+	}()
+	switch kind {
+	case KindWebSocket:
+		return r.websocket(ctx, log, payload)
+	case KindHTTPv2:
+		return r.httpV2(ctx, log, payload)
+	case KindRESTv1:
+		return r.restV1(ctx, log, payload)
+	default: // KindDynamoDB
+		return r.dynamodb(ctx, log, payload)
+	}
+}
+
+func decode[T any](log zerolog.Logger, kind Kind, payload []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(payload, &v); err != nil {
+		err = fmt.Errorf("%w: %s: %v", ErrMalformed, kind, err)
+		log.Error().Err(err).Msg("invocation refused")
+		return v, err
+	}
+	return v, nil
+}
+
+func (r *Router) websocket(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.APIGatewayWebsocketProxyRequest](log, KindWebSocket, payload)
+	if err != nil {
+		return nil, err
+	}
+	rc := ev.RequestContext
+	log = log.With().Str("route", rc.RouteKey).Str("conn", rc.ConnectionID).Str("apiRequest", rc.RequestID).Logger()
+	resp, err := r.ws.Handle(log.WithContext(ctx), ev)
+	if err != nil {
+		log.Error().Err(err).Msg("websocket route failed")
+	}
+	return json.Marshal(resp)
+}
+
+func (r *Router) dynamodb(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.DynamoDBEvent](log, KindDynamoDB, payload)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.stream.HandleDynamoDB(log.WithContext(ctx), ev)
+	if err != nil {
+		log.Error().Err(err).Int("records", len(ev.Records)).Msg("stream batch failed")
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+func (r *Router) httpV2(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.APIGatewayV2HTTPRequest](log, KindHTTPv2, payload)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With().Str("apiRequest", ev.RequestContext.RequestID).Logger()
+	body, err := eventBody(ev.Body, ev.IsBase64Encoded)
+	if err != nil {
+		log.Info().Err(err).Msg("bad request body")
+		return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: "body is not valid base64"})
+	}
+	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.RawPath, RawQuery: ev.RawQueryString}
+	req, err := http.NewRequestWithContext(log.WithContext(ctx), ev.RequestContext.HTTP.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		log.Info().Err(err).Msg("bad request")
+		return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest})
+	}
+	for k, v := range ev.Headers {
+		req.Header.Set(k, v)
+	}
+	if len(ev.Cookies) > 0 {
+		req.Header.Set("Cookie", strings.Join(ev.Cookies, "; "))
+	}
+	rec := newRecorder()
+	r.http.ServeHTTP(rec, req)
+	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
+	for k, vs := range rec.header {
+		if k == "Set-Cookie" {
+			resp.Cookies = vs
+			continue
+		}
+		resp.Headers[k] = strings.Join(vs, ",")
+	}
+	return json.Marshal(resp)
+}
+
+func (r *Router) restV1(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.APIGatewayProxyRequest](log, KindRESTv1, payload)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With().Str("apiRequest", ev.RequestContext.RequestID).Logger()
+	body, err := eventBody(ev.Body, ev.IsBase64Encoded)
+	if err != nil {
+		log.Info().Err(err).Msg("bad request body")
+		return json.Marshal(events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Body: "body is not valid base64"})
+	}
+	q := url.Values{}
+	for k, vs := range ev.MultiValueQueryStringParameters {
+		q[k] = vs
+	}
+	for k, v := range ev.QueryStringParameters {
+		if _, ok := q[k]; !ok {
+			q.Set(k, v)
+		}
+	}
+	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.Path, RawQuery: q.Encode()}
+	req, err := http.NewRequestWithContext(log.WithContext(ctx), ev.HTTPMethod, u.String(), bytes.NewReader(body))
+	if err != nil {
+		log.Info().Err(err).Msg("bad request")
+		return json.Marshal(events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest})
+	}
+	for k, vs := range ev.MultiValueHeaders {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	for k, v := range ev.Headers {
+		if len(req.Header.Values(k)) == 0 {
+			req.Header.Set(k, v)
+		}
+	}
+	rec := newRecorder()
+	r.http.ServeHTTP(rec, req)
+	resp := events.APIGatewayProxyResponse{StatusCode: rec.status, MultiValueHeaders: map[string][]string(rec.header), Body: rec.body.String()}
+	return json.Marshal(resp)
+}
+
+func eventBody(body string, b64 bool) ([]byte, error) {
+	if !b64 {
+		return []byte(body), nil
+	}
+	return base64.StdEncoding.DecodeString(body)
+}
+
+// recorder is the http.ResponseWriter an HTTP event is served into.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func newRecorder() *recorder { return &recorder{header: http.Header{}, status: http.StatusOK} }
+
+func (w *recorder) Header() http.Header { return w.header }
+
+func (w *recorder) WriteHeader(status int) {
+	if !w.wrote {
+		w.status, w.wrote = status, true
+	}
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.body.Write(b)
+}
