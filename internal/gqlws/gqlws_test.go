@@ -51,8 +51,8 @@ func TestDecode(t *testing.T) {
 		{gqlws.TransportWS, `{"id":"1","type":"complete"}`, gqlws.Message{ID: "1", Type: "complete"}, false},
 		{gqlws.TransportWS, `{"type":"complete"}`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `{"id":"1","type":"start","payload":` + sub + `}`, gqlws.Message{}, true}, // legacy type
-		{gqlws.TransportWS, `{"type":"next"}`, gqlws.Message{}, true},                                   // server-only type
-		{gqlws.TransportWS, `{"TYPE":"ping"}`, gqlws.Message{}, true},                                   // keys are case-sensitive
+		{gqlws.TransportWS, `{"type":"next"}`, gqlws.Message{}, true},                                 // server-only type
+		{gqlws.TransportWS, `{"TYPE":"ping"}`, gqlws.Message{}, true},                                 // keys are case-sensitive
 		{gqlws.TransportWS, `[]`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `null`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `not json`, gqlws.Message{}, true},

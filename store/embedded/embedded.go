@@ -113,12 +113,14 @@ func lp(b []byte, x string) []byte {
 	return append(b, x...)
 }
 
-func connKey(id string) []byte            { return lp(nil, id) }
-func opKey(connID, opID string) []byte    { return append(lp(nil, connID), opID...) }
-func topicPrefix(topic string) []byte     { return lp(nil, topic) }
-func roomPrefix(roomID string) []byte     { return lp(nil, roomID) }
-func msgKey(roomID, id string) []byte     { return append(lp(nil, roomID), id...) }
-func topicKey(s store.Subscription) []byte { return append(lp(lp(nil, s.Topic), s.ConnectionID), s.ID...) }
+func connKey(id string) []byte         { return lp(nil, id) }
+func opKey(connID, opID string) []byte { return append(lp(nil, connID), opID...) }
+func topicPrefix(topic string) []byte  { return lp(nil, topic) }
+func roomPrefix(roomID string) []byte  { return lp(nil, roomID) }
+func msgKey(roomID, id string) []byte  { return append(lp(nil, roomID), id...) }
+func topicKey(s store.Subscription) []byte {
+	return append(lp(lp(nil, s.Topic), s.ConnectionID), s.ID...)
+}
 
 func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	raw := b.Get(key)

@@ -1,0 +1,38 @@
+// Package testenv finds the external tools tests need (Node and the npm packages in node_modules) and skips, or in CI fails, clearly when they are missing.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI, where every tool must be present.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing skips the test with a clear message on a developer machine, and fails it in CI.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("%s is missing, and CI must run this test (.ci/run installs it)", what)
+	}
+	t.Skipf("skipped: %s is missing (run `npm ci` at the repository root; CI runs this test)", what)
+}
+
+// Node returns the path of node and the repository's node_modules directory, after checking that
+// each named package is installed there.
+func Node(t testing.TB, root string, packages ...string) (node, modules string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		Missing(t, "node")
+	}
+	modules = filepath.Join(root, "node_modules")
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join(modules, p, "package.json")); err != nil {
+			Missing(t, "the npm package "+p)
+		}
+	}
+	return node, modules
+}
