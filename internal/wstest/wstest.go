@@ -111,6 +111,16 @@ func (c *Client) Next(timeout time.Duration) Msg {
 	}
 }
 
+// TryNext returns the next message, or false after timeout.
+func (c *Client) TryNext(timeout time.Duration) (Msg, bool) {
+	select {
+	case m := <-c.msgs:
+		return m, true
+	case <-time.After(timeout):
+		return Msg{}, false
+	}
+}
+
 // Expect returns the next message and checks its type and id.
 func (c *Client) Expect(typ, id string) Msg {
 	c.t.Helper()

@@ -1,0 +1,57 @@
+package publish_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/realtime-gql/lambdaws/publish"
+	"github.com/realtime-gql/lambdaws/store"
+)
+
+// nopPoster accepts every post, so the benchmark measures the fan-out itself.
+type nopPoster struct{}
+
+func (nopPoster) PostToConnection(context.Context, *apigatewaymanagementapi.PostToConnectionInput, ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
+	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
+}
+
+// BenchmarkFanout delivers one change to n subscribers of its topic. "shared" subscribers hold the
+// same operation, so it is rendered once; the "per-subscriber" baseline gives each subscriber
+// distinct variables, forcing one execution per subscriber, as peers that re-execute per
+// subscriber do. Compare the two in one run.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		for _, mode := range []string{"shared", "per-subscriber"} {
+			b.Run(fmt.Sprintf("subs=%d/%s", n, mode), func(b *testing.B) {
+				subs := make([]store.Subscription, n)
+				for i := range subs {
+					subs[i] = store.Subscription{ConnectionID: fmt.Sprintf("conn%06d=", i), ID: "1", Subprotocol: store.TransportWS,
+						Query: `subscription($r: ID!, $tag: Int) { messageAdded(roomId: $r) { id roomId author text createdAt } }`,
+						Variables: []byte(`{"r":"r1"}`)}
+					if mode == "per-subscriber" {
+						subs[i].Variables = fmt.Appendf(nil, `{"r":"r1","tag":%d}`, i)
+					}
+				}
+				reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
+				f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: nopPoster{}})
+				rec, err := store.ChangeRecord(store.Insert, nil, msg("r1", "m1", "hello"), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					_, st := f.Publish(context.Background(), ev)
+					if st.Delivered != int64(n) {
+						b.Fatalf("delivered %d", st.Delivered)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
+			})
+		}
+	}
+}

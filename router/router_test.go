@@ -1,0 +1,188 @@
+package router_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/socket"
+	"github.com/realtime-gql/lambdaws/publish"
+	"github.com/realtime-gql/lambdaws/router"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/rs/zerolog"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// mgmt is a fake management API that records what the handlers asked of it.
+type mgmt struct {
+	mu      sync.Mutex
+	posts   []string
+	deletes []string
+}
+
+func (m *mgmt) PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.posts = append(m.posts, *in.ConnectionId+" "+string(in.Data))
+	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
+}
+
+func (m *mgmt) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deletes = append(m.deletes, *in.ConnectionId)
+	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
+}
+
+func (m *mgmt) take() (posts, deletes []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	posts, deletes = m.posts, m.deletes
+	m.posts, m.deletes = nil, nil
+	return posts, deletes
+}
+
+// golden is what one event produced: the response (or the error) and the management API calls.
+type golden struct {
+	Response json.RawMessage `json:"response,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Posts    []string        `json:"posts,omitempty"`
+	Deletes  []string        `json:"deletes,omitempty"`
+}
+
+// TestGolden feeds every AWS-shaped event in testdata/, in file-name order, through one Router
+// built from the real handlers over an embedded store, and compares what it answered and what it
+// asked of the management API with testdata/golden/. `go test ./router -update` rewrites them.
+func TestGolden(t *testing.T) {
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{Now: func() time.Time { return time.UnixMilli(1795702259000) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The events were captured at 2026-11-26T14:10:58Z; the handlers' clock is pinned there.
+	now := func() time.Time { return time.UnixMilli(1795702259000) }
+	m := &mgmt{}
+	exec := graph.NewExecutor(&graph.Resolver{Messages: s, Now: now}, graph.Options{})
+	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: m, Now: now, AckWait: 50 * time.Millisecond})
+	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
+	var logs bytes.Buffer
+	r := router.New(ws, gqlhttp.New(exec, 0), fan, zerolog.New(&logs))
+
+	files, _ := filepath.Glob("testdata/*.json")
+	sort.Strings(files)
+	if len(files) < 20 {
+		t.Fatalf("only %d events in testdata", len(files))
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".json")
+		payload, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.Reset()
+		out, err := r.Invoke(context.Background(), payload)
+		var g golden
+		if err != nil {
+			g.Error = err.Error()
+			if !errors.Is(err, router.ErrMalformed) && !errors.Is(err, router.ErrUnknownPayload) {
+				t.Errorf("%s: error %v is neither ErrMalformed nor ErrUnknownPayload", name, err)
+			}
+			if n := strings.Count(logs.String(), "\n"); n != 1 {
+				t.Errorf("%s: refused with %d log lines, want exactly one:\n%s", name, n, logs.String())
+			}
+		} else {
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, out, "    ", "  "); err != nil {
+				t.Fatalf("%s: response is not JSON: %s", name, out)
+			}
+			g.Response = buf.Bytes()
+		}
+		g.Posts, g.Deletes = m.take()
+		// Posts to different connections may interleave; per connection their order is kept.
+		sort.SliceStable(g.Posts, func(i, j int) bool {
+			return strings.SplitN(g.Posts[i], " ", 2)[0] < strings.SplitN(g.Posts[j], " ", 2)[0]
+		})
+		got, _ := json.MarshalIndent(g, "", "  ")
+		got = append(got, '\n')
+		goldenFile := filepath.Join("testdata", "golden", name+".json")
+		if *update {
+			os.MkdirAll(filepath.Dir(goldenFile), 0o755)
+			if err := os.WriteFile(goldenFile, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(goldenFile)
+		if err != nil {
+			t.Fatalf("%s: %v (run go test ./router -update)", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\ngot  %s\nwant %s", name, got, want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		payload string
+		want    router.Kind
+	}{
+		{`{"requestContext":{"eventType":"CONNECT","connectionId":"x"}}`, router.KindWebSocket},
+		{`{"version":"2.0","requestContext":{"http":{"method":"GET"}}}`, router.KindHTTPv2},
+		{`{"httpMethod":"POST","requestContext":{}}`, router.KindRESTv1},
+		{`{"Records":[{"eventSource":"aws:dynamodb"}]}`, router.KindDynamoDB},
+		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindUnknown},
+		{`{"Records":[]}`, router.KindUnknown},
+		{`{"requestContext":{"eventType":"CONNECT"}}`, router.KindUnknown},
+		{`{"requestContext":{"http":null}}`, router.KindUnknown},
+		{`null`, router.KindUnknown},
+	} {
+		got, _ := router.Classify([]byte(tc.payload))
+		if got != tc.want {
+			t.Errorf("Classify(%s) = %s, want %s", tc.payload, got, tc.want)
+		}
+	}
+}
+
+
+func FuzzInvoke(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b)
+	}
+	dir := f.TempDir()
+	s, err := embedded.Open(filepath.Join(dir, "d.db"), embedded.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	m := &mgmt{}
+	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{})
+	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: m, AckWait: time.Millisecond})
+	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
+	r := router.New(ws, gqlhttp.New(exec, 0), fan, zerolog.Nop())
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		out, err := r.Invoke(context.Background(), payload)
+		if errors.Is(err, router.ErrPanic) {
+			t.Fatalf("handler panicked on %q: %v", payload, err)
+		}
+		if err == nil && !json.Valid(out) {
+			t.Fatalf("response to %q is not JSON: %q", payload, out)
+		}
+		m.take()
+	})
+}
