@@ -29,7 +29,7 @@ func BenchmarkFanout(b *testing.B) {
 				subs := make([]store.Subscription, n)
 				for i := range subs {
 					subs[i] = store.Subscription{ConnectionID: fmt.Sprintf("conn%06d=", i), ID: "1", Subprotocol: store.TransportWS,
-						Query: `subscription($r: ID!, $tag: Int) { messageAdded(roomId: $r) { id roomId author text createdAt } }`,
+						Query:     `subscription($r: ID!, $tag: Int) { messageAdded(roomId: $r) { id roomId author text createdAt } }`,
 						Variables: []byte(`{"r":"r1"}`)}
 					if mode == "per-subscriber" {
 						subs[i].Variables = fmt.Appendf(nil, `{"r":"r1","tag":%d}`, i)

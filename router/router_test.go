@@ -157,7 +157,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-
 func FuzzInvoke(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, file := range files {
