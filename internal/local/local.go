@@ -126,10 +126,22 @@ type Runtime struct {
 	log   zerolog.Logger
 	slots chan struct{} // invocation concurrency
 
-	mu    sync.Mutex
-	conns map[string]*wsConn
+	mu       sync.Mutex
+	conns    map[string]*wsConn
+	stopping bool // set at shutdown: no new socket loops start
 
-	inflight sync.WaitGroup // invocations and socket loops
+	inflight sync.WaitGroup // socket loops and the invocations they start
+}
+
+// begin registers a socket loop; it reports false once shutdown has begun.
+func (rt *Runtime) begin() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.stopping {
+		return false
+	}
+	rt.inflight.Add(1)
+	return true
 }
 
 // New returns a Runtime.
@@ -166,6 +178,9 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdownCtx)
+	rt.mu.Lock()
+	rt.stopping = true
+	rt.mu.Unlock()
 	rt.closeAll()
 	close(stopPoller)
 	<-pollerDone

@@ -26,6 +26,8 @@ type wsConn struct {
 	mu         sync.Mutex
 	lastActive time.Time
 	closing    bool
+
+	disconnected sync.Once
 }
 
 func (c *wsConn) touch() {
@@ -130,13 +132,16 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(rt.cfg.MaxMessage)
 	conn.c = c
 	conn.touch()
+	if !rt.begin() {
+		c.Close(websocket.StatusGoingAway, "server shutting down")
+		rt.disconnect(conn, websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer rt.inflight.Done()
 	rt.mu.Lock()
 	rt.conns[conn.id] = conn
 	rt.mu.Unlock()
 	log.Debug().Str("subprotocol", c.Subprotocol()).Msg("connected")
-
-	rt.inflight.Add(1)
-	defer rt.inflight.Done()
 	rt.readLoop(conn)
 }
 
@@ -216,23 +221,21 @@ func (rt *Runtime) send(conn *wsConn, data []byte) bool {
 	return true
 }
 
-// disconnect forgets a socket and invokes $disconnect once.
+// disconnect forgets a socket and invokes $disconnect, once per connection.
 func (rt *Runtime) disconnect(conn *wsConn, status websocket.StatusCode, reason string) {
 	rt.mu.Lock()
-	_, known := rt.conns[conn.id]
 	delete(rt.conns, conn.id)
 	rt.mu.Unlock()
 	conn.startClose()
-	if !known && conn.c != nil {
-		return // already disconnected
-	}
-	ev := rt.wsEvent(conn, "$disconnect", "DISCONNECT", nil)
-	ev.RequestContext.DisconnectStatusCode = int64(status)
-	ev.RequestContext.DisconnectReason = &reason
-	payload, _ := json.Marshal(ev)
-	if _, err := rt.invoke(context.Background(), payload); err != nil {
-		rt.log.Error().Err(err).Str("conn", conn.id).Msg("$disconnect invocation failed")
-	}
+	conn.disconnected.Do(func() {
+		ev := rt.wsEvent(conn, "$disconnect", "DISCONNECT", nil)
+		ev.RequestContext.DisconnectStatusCode = int64(status)
+		ev.RequestContext.DisconnectReason = &reason
+		payload, _ := json.Marshal(ev)
+		if _, err := rt.invoke(context.Background(), payload); err != nil {
+			rt.log.Error().Err(err).Str("conn", conn.id).Msg("$disconnect invocation failed")
+		}
+	})
 }
 
 // closeConn closes a socket from the server side with 1000, as DeleteConnection does.
