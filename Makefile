@@ -44,5 +44,9 @@ node_modules: package-lock.json
 deploy: build node_modules
 	npx serverless deploy --stage prod
 
+## package: write the CloudFormation template to .serverless/ without deploying
+package: build node_modules
+	npx serverless package --stage prod
+
 clean:
 	rm -rf dist

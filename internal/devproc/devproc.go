@@ -68,9 +68,10 @@ type Proc struct {
 	Addr string
 	// Data is its data directory.
 	Data string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan struct{} // closed when the process has ended
+	waitErr error         // valid once exited is closed
 }
 
 var readyLine = regexp.MustCompile(`ws://([0-9.]+:[0-9]+)/graphql`)
@@ -86,7 +87,7 @@ func Start(t testing.TB, data string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Data: data, cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &Proc{Data: data, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -104,12 +105,15 @@ func Start(t testing.TB, data string, args ...string) *Proc {
 			}
 		}
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() { p.Kill() })
 	select {
 	case p.Addr = <-addr:
-	case err := <-p.done:
-		t.Fatalf("bootstrap dev exited before it was ready: %v\n%s", err, p.out.String())
+	case <-p.exited:
+		t.Fatalf("bootstrap dev exited before it was ready: %v\n%s", p.waitErr, p.out.String())
 	case <-time.After(30 * time.Second):
 		p.Kill()
 		t.Fatalf("bootstrap dev not ready after 30s\n%s", p.out.String())
@@ -119,8 +123,10 @@ func Start(t testing.TB, data string, args ...string) *Proc {
 
 // Kill sends SIGKILL (a crash) and waits for the process to end.
 func (p *Proc) Kill() {
-	if p.cmd.ProcessState != nil {
+	select {
+	case <-p.exited:
 		return
+	default:
 	}
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	p.wait(10 * time.Second)
@@ -135,11 +141,11 @@ func (p *Proc) Stop(t testing.TB) error {
 
 func (p *Proc) wait(d time.Duration) error {
 	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
+	case <-p.exited:
+		return p.waitErr
 	case <-time.After(d):
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
 		return fmt.Errorf("process did not exit within %v", d)
 	}
 }
