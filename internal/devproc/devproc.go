@@ -67,7 +67,7 @@ type Proc struct {
 	// Addr is host:port it listens on.
 	Addr string
 	// Data is its data directory.
-	Data string
+	Data    string
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	exited  chan struct{} // closed when the process has ended
