@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,13 +17,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/local"
@@ -30,6 +35,7 @@ import (
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store"
+	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/rs/zerolog"
 )
@@ -50,10 +56,24 @@ type settings struct {
 	DeliveryConcurrency  int
 	InitTimeout          time.Duration
 	DisableIntrospection bool
+	// RegistryTable and DataTable name the DynamoDB tables.
+	RegistryTable, DataTable string
+	// WebSocketEndpoint is the management API endpoint (Lambda only).
+	WebSocketEndpoint string
+	// DynamoDBEndpoint is AWS_ENDPOINT_URL_DYNAMODB: in dev it selects the DynamoDB backend.
+	DynamoDBEndpoint string
 }
 
 func readSettings(getenv func(string) string) (settings, error) {
-	s := settings{LogLevel: zerolog.InfoLevel, DeliveryConcurrency: publish.DefaultConcurrency, InitTimeout: 3 * time.Second}
+	s := settings{LogLevel: zerolog.InfoLevel, DeliveryConcurrency: publish.DefaultConcurrency, InitTimeout: 3 * time.Second,
+		RegistryTable: "lambdaws-dev-registry", DataTable: "lambdaws-dev-data",
+		WebSocketEndpoint: getenv("WEBSOCKET_ENDPOINT"), DynamoDBEndpoint: getenv("AWS_ENDPOINT_URL_DYNAMODB")}
+	if v := getenv("REGISTRY_TABLE"); v != "" {
+		s.RegistryTable = v
+	}
+	if v := getenv("DATA_TABLE"); v != "" {
+		s.DataTable = v
+	}
 	var errs []error
 	if v := getenv("LOG_LEVEL"); v != "" {
 		lvl, err := zerolog.ParseLevel(v)
@@ -97,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 && args[0] == "dev" {
 		return runDev(ctx, cfg, args[1:], stdout)
 	}
-	return errors.New("usage: bootstrap dev [--port N] [--host H] [--data DIR]\n" +
+	return errors.New("usage: bootstrap dev [--port N] [--host H] [--data DIR | --dynamodb URL]\n" +
 		"(on AWS Lambda, AWS_LAMBDA_RUNTIME_API is set and the handler starts by itself)")
 }
 
@@ -112,14 +132,38 @@ func handler(cfg settings, s store.Store, conns interface {
 	return router.New(ws, gqlhttp.New(exec, 0), fan, log)
 }
 
+// runLambda serves Lambda invocations: the DynamoDB backend, the management API endpoint from
+// WEBSOCKET_ENDPOINT (the stream path has no request context to derive it from), JSON logs.
 func runLambda(ctx context.Context, cfg settings, getenv func(string) string) error {
-	return errors.New("the DynamoDB backend is not built yet: the Lambda mode needs it")
+	var missing []string
+	for name, v := range map[string]string{"REGISTRY_TABLE": getenv("REGISTRY_TABLE"), "DATA_TABLE": getenv("DATA_TABLE"),
+		"WEBSOCKET_ENDPOINT": cfg.WebSocketEndpoint} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	log := zerolog.New(os.Stdout).Level(cfg.LogLevel).With().Timestamp().Logger()
+	s := dynamostore.New(dynamodb.NewFromConfig(awsCfg), dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable})
+	conns := publish.NewClient(awsCfg, cfg.WebSocketEndpoint, cfg.DeliveryConcurrency)
+	lambda.StartWithOptions(handler(cfg, s, conns, log), lambda.WithContext(ctx))
+	return nil
 }
 
 // devOptions are the flags of `bootstrap dev`.
 type devOptions struct {
 	host, data string
 	port       int
+	// dynamodb is a DynamoDB endpoint URL; empty runs on the embedded store.
+	dynamodb string
 }
 
 func parseDevFlags(args []string) (devOptions, error) {
@@ -128,6 +172,7 @@ func parseDevFlags(args []string) (devOptions, error) {
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
 	fs.IntVar(&o.port, "port", 4000, "port to listen on (0 picks a free one)")
 	fs.StringVar(&o.data, "data", "./.data", "directory of the embedded store")
+	fs.StringVar(&o.dynamodb, "dynamodb", "", "run on DynamoDB at this endpoint URL instead of the embedded store\n(default $AWS_ENDPOINT_URL_DYNAMODB)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -152,25 +197,30 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	if o.dynamodb == "" {
+		o.dynamodb = cfg.DynamoDBEndpoint
+	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(cfg.LogLevel).With().Timestamp().Logger()
 	d, err := startDev(ctx, cfg, o, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "local runtime ready (data in %s)\n", o.data)
+	if o.dynamodb != "" {
+		fmt.Fprintf(stdout, "local runtime ready (DynamoDB at %s, tables %s and %s; the stream is fed from this process's own writes)\n",
+			o.dynamodb, cfg.RegistryTable, cfg.DataTable)
+	} else {
+		fmt.Fprintf(stdout, "local runtime ready (data in %s)\n", o.data)
+	}
 	fmt.Fprintf(stdout, "  GraphQL over WebSocket  ws://%s/graphql  (graphql-transport-ws, graphql-ws)\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over HTTP       http://%s/graphql\n", d.Addr)
 	fmt.Fprintf(stdout, "  management API          http://%s/@connections/{id}\n", d.Addr)
 	return d.Wait()
 }
 
-// startDev opens the embedded store, wires the handler and starts the local runtime; it returns
-// once the runtime is listening. Cancelling ctx shuts it down.
+// startDev opens the store (embedded, or DynamoDB at o.dynamodb), wires the handler and starts the
+// local runtime; it returns once the runtime is listening. Cancelling ctx shuts it down.
 func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logger) (*devServer, error) {
-	if err := os.MkdirAll(o.data, 0o755); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	s, err := embedded.Open(filepath.Join(o.data, "store.db"), embedded.Options{})
+	s, feed, err := openDevStore(ctx, cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +231,8 @@ func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logge
 	}
 	addr := ln.Addr().String()
 	// The real management API client, pointed at the runtime's own @connections endpoint.
-	awsCfg := aws.Config{Region: "local", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
-	conns := publish.NewClient(awsCfg, "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: handler(cfg, s, conns, log), Stream: changeFeed{s}, Log: log})
+	conns := publish.NewClient(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
+	rt := local.New(local.Config{Handler: handler(cfg, s, conns, log), Stream: feed, Log: log})
 	d := &devServer{Addr: addr, store: s, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)
@@ -193,6 +242,47 @@ func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logge
 		d.done <- err
 	}()
 	return d, nil
+}
+
+// localAWSConfig is the SDK configuration for local endpoints: requests are signed with dummy
+// credentials and never leave the machine.
+func localAWSConfig() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
+}
+
+// openDevStore opens the embedded store with its durable change log, or, given a DynamoDB
+// endpoint, the DynamoDB store (creating its tables if missing) with an in-memory change log fed
+// by the store's own writes, since a plain DynamoDB endpoint may have no stream API.
+func openDevStore(ctx context.Context, cfg settings, o devOptions) (store.Store, local.ChangeLog, error) {
+	if o.dynamodb == "" {
+		if err := os.MkdirAll(o.data, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("data directory: %w", err)
+		}
+		s, err := embedded.Open(filepath.Join(o.data, "store.db"), embedded.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, changeFeed{s}, nil
+	}
+	client := dynamodb.NewFromConfig(localAWSConfig(), func(opts *dynamodb.Options) { opts.BaseEndpoint = aws.String(o.dynamodb) })
+	feed := local.NewMemoryLog()
+	arn := "arn:aws:dynamodb:us-east-1:000000000000:table/" + cfg.DataTable + "/stream/local"
+	s := dynamostore.New(client, dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable,
+		OnChange: func(kind store.ChangeKind, old, new *store.Message) {
+			feed.Append(func(seq uint64) (json.RawMessage, error) {
+				rec, err := store.ChangeRecord(kind, old, new, seq, arn, time.Now())
+				if err != nil {
+					return nil, err
+				}
+				return json.Marshal(rec)
+			})
+		}})
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.CreateTables(tctx); err != nil {
+		return nil, nil, fmt.Errorf("DynamoDB at %s: %w", o.dynamodb, err)
+	}
+	return s, feed, nil
 }
 
 // changeFeed adapts the embedded store's change log to the local runtime's.
@@ -206,5 +296,3 @@ func (f changeFeed) ReadChanges(ctx context.Context, after uint64, limit int) ([
 	}
 	return recs, err
 }
-
-var _ = lambda.Start

@@ -1,0 +1,286 @@
+package runtimetest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/realtime-gql/lambdaws/internal/devproc"
+	"github.com/realtime-gql/lambdaws/internal/dynalite"
+	"github.com/realtime-gql/lambdaws/store"
+	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
+)
+
+// rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
+const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// mgmt is a local management API endpoint that records what the function posts.
+type mgmt struct {
+	mu    sync.Mutex
+	posts map[string][]string
+}
+
+func (m *mgmt) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	i := strings.Index(path, "/@connections/")
+	if i < 0 || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	id := path[i+len("/@connections/"):]
+	body, _ := io.ReadAll(r.Body)
+	m.mu.Lock()
+	m.posts[r.Method+" "+id] = append(m.posts[r.Method+" "+id], string(body))
+	m.mu.Unlock()
+}
+
+func (m *mgmt) get(key string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.posts[key]...)
+}
+
+func build(t *testing.T, dir, out string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", args, err, b)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestBootstrapUnderTheRuntimeEmulator builds bootstrap for this machine, runs it under the AWS
+// Lambda runtime interface emulator with the DynamoDB backend on dynalite and a local management
+// endpoint, and invokes it with AWS-shaped events: $connect offering a subprotocol, $default with
+// connection_init and a subscribe, an HTTP API v2 mutation, and the stream batch that the
+// mutation caused. It asserts the responses, and that the subscriber's next reached the
+// management endpoint.
+func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
+	root := devproc.Root(t)
+	db := dynalite.Shared(t)
+	registry, data := dynalite.TableName("rie-registry"), dynalite.TableName("rie-data")
+	s := dynamostore.New(db.Client, dynamostore.Options{RegistryTable: registry, DataTable: data})
+	if err := s.CreateTables(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := &mgmt{posts: map[string][]string{}}
+	mgmtSrv := httptest.NewServer(m)
+	defer mgmtSrv.Close()
+
+	bin := t.TempDir()
+	build(t, root, filepath.Join(bin, "bootstrap"), "-tags", "lambda.norpc", "-trimpath", ".")
+	build(t, root, filepath.Join(bin, "aws-lambda-rie"), rieModule)
+	info, _ := os.Stat(filepath.Join(bin, "bootstrap"))
+	t.Logf("bootstrap (%s/%s, host build): %d bytes", "host", "lambda.norpc", info.Size())
+
+	rieAddr, apiAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(filepath.Join(bin, "aws-lambda-rie"),
+		"--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr, filepath.Join(bin, "bootstrap"))
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AWS_REGION=" + dynalite.Region,
+		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_DYNAMODB=" + db.Endpoint,
+		"REGISTRY_TABLE=" + registry, "DATA_TABLE=" + data,
+		"WEBSOCKET_ENDPOINT=" + mgmtSrv.URL + "/prod",
+		"LOG_LEVEL=info",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=29",
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("emulator and function output:\n%s", out.String())
+		}
+	})
+	invoke := func(event any) []byte {
+		t.Helper()
+		payload, _ := json.Marshal(event)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Post("http://"+rieAddr+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(payload))
+			if err != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("emulator not answering: %v\n%s", err, out.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("invoke: status %d: %s\n%s", resp.StatusCode, body, out.String())
+			}
+			return body
+		}
+	}
+
+	const connID = "PT3Q9evWoAMCJ4g="
+	now := time.Now()
+	wsEvent := func(route, eventType, body string) events.APIGatewayWebsocketProxyRequest {
+		return events.APIGatewayWebsocketProxyRequest{
+			RequestContext: events.APIGatewayWebsocketProxyRequestContext{
+				RouteKey: route, EventType: eventType, ConnectionID: connID, Stage: "prod", APIID: "abcdef1234",
+				DomainName: "abcdef1234.execute-api.us-east-1.amazonaws.com", RequestID: "req-" + route,
+				ConnectedAt: now.UnixMilli(), RequestTimeEpoch: time.Now().UnixMilli(), MessageDirection: "IN",
+			},
+			Body: body,
+		}
+	}
+
+	// $connect offering both subprotocols: graphql-transport-ws is chosen and echoed.
+	connect := wsEvent("$connect", "CONNECT", "")
+	connect.Headers = map[string]string{"Sec-WebSocket-Protocol": "graphql-ws, graphql-transport-ws"}
+	var resp events.APIGatewayProxyResponse
+	json.Unmarshal(invoke(connect), &resp)
+	if resp.StatusCode != 200 || resp.Headers["Sec-WebSocket-Protocol"] != "graphql-transport-ws" {
+		t.Fatalf("$connect = %+v", resp)
+	}
+	json.Unmarshal(invoke(wsEvent("$default", "MESSAGE", `{"type":"connection_init","payload":{}}`)), &resp)
+	if resp.StatusCode != 200 || resp.Body != `{"type":"connection_ack"}` {
+		t.Fatalf("connection_init = %+v", resp)
+	}
+	json.Unmarshal(invoke(wsEvent("$default", "MESSAGE",
+		`{"id":"s1","type":"subscribe","payload":{"query":"subscription { messageAdded(roomId: \"r1\") { id text } }"}}`)), &resp)
+	if resp.StatusCode != 200 || resp.Body != "" {
+		t.Fatalf("subscribe = %+v", resp)
+	}
+
+	// An HTTP API v2 mutation.
+	mutation := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "POST /graphql", RawPath: "/graphql",
+		Headers: map[string]string{"content-type": "application/json", "accept": "application/graphql-response+json"},
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RouteKey: "POST /graphql", Stage: "$default", RequestID: "http-1", DomainName: "h1j2k3l4m5.execute-api.us-east-1.amazonaws.com",
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/graphql", Protocol: "HTTP/1.1", SourceIP: "203.0.113.10"},
+		},
+		Body: `{"query":"mutation { sendMessage(roomId: \"r1\", author: \"ann\", text: \"hello from rie\") { id text } }"}`,
+	}
+	var httpResp events.APIGatewayV2HTTPResponse
+	json.Unmarshal(invoke(mutation), &httpResp)
+	var result struct {
+		Data struct {
+			SendMessage struct{ ID, Text string }
+		}
+	}
+	if err := json.Unmarshal([]byte(httpResp.Body), &result); err != nil || httpResp.StatusCode != 200 || result.Data.SendMessage.ID == "" {
+		t.Fatalf("mutation = %+v", httpResp)
+	}
+	id := result.Data.SendMessage.ID
+
+	// The stream batch the mutation caused: the item as DynamoDB now holds it, as an INSERT
+	// record with NEW_AND_OLD_IMAGES, exactly as DynamoDB Streams hands it to Lambda.
+	pk, sk := store.MessageKey("r1", id)
+	item, err := db.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(data), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": str(pk), "sk": str(sk)}})
+	if err != nil || item.Item == nil {
+		t.Fatalf("the mutation's item is not in the data table: %v", err)
+	}
+	img := store.ToStreamImage(item.Item)
+	batch := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
+		AWSRegion: dynalite.Region, EventID: "c4ca4238a0b923820dcc509a6f75849b", EventName: "INSERT", EventVersion: "1.1",
+		EventSource: "aws:dynamodb", EventSourceArn: "arn:aws:dynamodb:us-east-1:123456789012:table/" + data + "/stream/2026-11-26T00:00:00.000",
+		Change: events.DynamoDBStreamRecord{
+			ApproximateCreationDateTime: events.SecondsEpochTime{Time: time.Now().Truncate(time.Second)},
+			Keys:                        map[string]events.DynamoDBAttributeValue{"pk": img["pk"], "sk": img["sk"]},
+			NewImage:                    img, SequenceNumber: "4421584500000000017450439091", SizeBytes: 200,
+			StreamViewType: "NEW_AND_OLD_IMAGES",
+		},
+	}}}
+	var batchResp events.DynamoDBEventResponse
+	if err := json.Unmarshal(invoke(batch), &batchResp); err != nil || len(batchResp.BatchItemFailures) != 0 {
+		t.Fatalf("stream batch: %+v %v", batchResp, err)
+	}
+	want := fmt.Sprintf(`{"id":"s1","type":"next","payload":{"data":{"messageAdded":{"id":%q,"text":"hello from rie"}}}}`, id)
+	if got := m.get("POST " + strings.ReplaceAll(connID, "=", "%3D")); len(got) != 1 || got[0] != want {
+		t.Fatalf("management endpoint received %v\nwant [%s]", m.posts, want)
+	}
+
+	// A malformed payload is refused with an error, and the runtime goes on serving.
+	invokeRaw := func(payload string) (int, string) {
+		resp, err := http.Post("http://"+rieAddr+"/2015-03-31/functions/function/invocations", "application/json", strings.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if _, body := invokeRaw(`{"Records":[{"eventSource":"aws:sqs"}]}`); !strings.Contains(body, "unrecognised payload") {
+		t.Fatalf("unknown payload answered %s", body)
+	}
+	json.Unmarshal(invoke(wsEvent("$disconnect", "DISCONNECT", "")), &resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("$disconnect = %+v", resp)
+	}
+
+	if m := regexp.MustCompile(`Init Duration: ([0-9.]+) ms`).FindStringSubmatch(out.String()); m != nil {
+		ms, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("init duration reported by the emulator: %.2f ms", ms)
+	} else {
+		t.Errorf("the emulator reported no init duration:\n%s", out.String())
+	}
+	// The function logs JSON lines (one per batch published, at least).
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	var jsonLines int
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "{") && json.Valid([]byte(line)) {
+			jsonLines++
+		}
+	}
+	if jsonLines == 0 {
+		t.Errorf("no JSON log lines from the function:\n%s", out.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }

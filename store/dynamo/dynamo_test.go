@@ -1,0 +1,983 @@
+package dynamo_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/realtime-gql/lambdaws/internal/dynalite"
+	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dynalite.StopShared()
+	os.Exit(code)
+}
+
+// runtimeActions are the DynamoDB actions the service's IAM role grants; CreateTables may also use
+// DescribeTable, CreateTable and UpdateTimeToLive.
+var runtimeActions = []string{"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"}
+
+// env is one store over its own pair of tables, and a spy on every request its client sends.
+type env struct {
+	s     *dynamo.Store
+	spy   *spy
+	raw   *dynamodb.Client // unspied, for looking at and planting rows
+	names dynamo.Options
+}
+
+// newEnv creates uniquely named tables (deleted when t ends) and a store over them. The spy is
+// reset after CreateTables, and at the end the test fails if the store used an action outside
+// runtimeActions.
+func newEnv(t *testing.T, opts dynamo.Options) *env {
+	t.Helper()
+	srv := dynalite.Shared(t)
+	sp := &spy{}
+	client := dynamodb.New(dynamodb.Options{
+		Region:       dynalite.Region,
+		BaseEndpoint: aws.String(srv.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("dynalite", "dynalite", ""),
+		HTTPClient:   sp,
+	})
+	opts.RegistryTable = dynalite.TableName("registry")
+	opts.DataTable = dynalite.TableName("data")
+	s := dynamo.New(client, opts)
+	if err := s.CreateTables(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, name := range []string{opts.RegistryTable, opts.DataTable} {
+			if _, err := srv.Client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+				t.Errorf("delete table %s: %v", name, err)
+			}
+		}
+	})
+	sp.reset()
+	t.Cleanup(func() {
+		for _, op := range sp.ops() {
+			if !slices.Contains(runtimeActions, op) {
+				t.Errorf("the store called %s, which its IAM role does not grant", op)
+			}
+		}
+	})
+	return &env{s: s, spy: sp, raw: srv.Client, names: opts}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+		return newEnv(t, dynamo.Options{Now: now, PageSize: 7}).s
+	})
+}
+
+// spy is the client's HTTP transport: it records each request's operation and body and can
+// answer a request itself instead of dynalite.
+type spy struct {
+	mu    sync.Mutex
+	calls []call
+	// intercept, when set and returning a response, answers the request instead of dynalite.
+	intercept func(c call) *http.Response
+}
+
+type call struct {
+	Op   string         // X-Amz-Target without its API prefix, e.g. "PutItem"
+	Body map[string]any // the request's JSON
+	req  *http.Request  // for an intercept that sends the request on to dynalite itself
+}
+
+func (sp *spy) Do(req *http.Request) (*http.Response, error) {
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(raw))
+	c := call{Op: strings.TrimPrefix(req.Header.Get("X-Amz-Target"), "DynamoDB_20120810."), req: req}
+	if err := json.Unmarshal(raw, &c.Body); err != nil {
+		return nil, err
+	}
+	sp.mu.Lock()
+	sp.calls = append(sp.calls, c)
+	intercept := sp.intercept
+	sp.mu.Unlock()
+	if intercept != nil {
+		if resp := intercept(c); resp != nil {
+			return resp, nil
+		}
+	}
+	return http.DefaultClient.Do(req)
+}
+
+func (sp *spy) reset() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.calls = nil
+}
+
+func (sp *spy) setIntercept(f func(c call) *http.Response) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.intercept = f
+}
+
+// recorded returns the calls so far.
+func (sp *spy) recorded() []call {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return slices.Clone(sp.calls)
+}
+
+// ops returns the distinct operations called so far.
+func (sp *spy) ops() []string {
+	var out []string
+	for _, c := range sp.recorded() {
+		if !slices.Contains(out, c.Op) {
+			out = append(out, c.Op)
+		}
+	}
+	return out
+}
+
+// apiError is an error response as DynamoDB sends it; a 400 the SDK does not retry.
+func apiError(code, msg string) *http.Response {
+	return apiErrorStatus(http.StatusBadRequest, code, msg)
+}
+
+func apiErrorStatus(status int, code, msg string) *http.Response {
+	body := fmt.Sprintf(`{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":%q}`, code, msg)
+	return &http.Response{
+		StatusCode: status,
+		Header:     http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:       io.NopCloser(strings.NewReader(body)),
+	}
+}
+
+// okResponse is a 200 with a JSON body.
+func okResponse(body string) *http.Response {
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:       io.NopCloser(strings.NewReader(body)),
+	}
+}
+
+// getRow reads a row of a table directly, nil if absent.
+func (e *env) getRow(t *testing.T, table, pk, sk string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := e.raw.GetItem(t.Context(), &dynamodb.GetItemInput{
+		TableName:      aws.String(table),
+		Key:            map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+func conn(id string, now time.Time) store.Connection {
+	return store.Connection{ID: id, Subprotocol: store.TransportWS, State: store.StatePending,
+		ConnectedAt: now, ExpiresAt: now.Add(2 * time.Hour)}
+}
+
+func sub(connID, id, topic string, now time.Time) store.Subscription {
+	return store.Subscription{ConnectionID: connID, ID: id, Topic: topic, Subprotocol: store.TransportWS,
+		Query: "subscription { messageAdded(roomId: \"r1\") { id } }", CreatedAt: now, ExpiresAt: now.Add(2 * time.Hour)}
+}
+
+func collect(t *testing.T, s store.Store, topic string) []store.Subscription {
+	t.Helper()
+	var out []store.Subscription
+	for sub, err := range s.Subscriptions(t.Context(), topic) {
+		if err != nil {
+			t.Fatalf("Subscriptions(%s): %v", topic, err)
+		}
+		out = append(out, sub)
+	}
+	return out
+}
+
+func attrS(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func attrN(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		return v.Value
+	}
+	return ""
+}
+
+// sameItem compares two items by their JSON as a stream would show them.
+func sameItem(a, b map[string]types.AttributeValue) bool {
+	ja, _ := json.Marshal(store.ToStreamImage(a))
+	jb, _ := json.Marshal(store.ToStreamImage(b))
+	return bytes.Equal(ja, jb)
+}
+
+// TestCreateTables checks the requests that create the tables (keys, on-demand billing, the data
+// table's stream, TTL on the registry's ttl attribute), that a second call creates nothing, and
+// which answers to UpdateTimeToLive are tolerated.
+func TestCreateTables(t *testing.T) {
+	srv := dynalite.Shared(t)
+	sp := &spy{}
+	client := dynamodb.New(dynamodb.Options{
+		Region:       dynalite.Region,
+		BaseEndpoint: aws.String(srv.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("dynalite", "dynalite", ""),
+		HTTPClient:   sp,
+	})
+	opts := dynamo.Options{RegistryTable: dynalite.TableName("registry"), DataTable: dynalite.TableName("data")}
+	t.Cleanup(func() {
+		for _, name := range []string{opts.RegistryTable, opts.DataTable} {
+			srv.Client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+		}
+	})
+	s := dynamo.New(client, opts)
+	if err := s.CreateTables(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	created := map[string]map[string]any{}
+	ttl := 0
+	for _, c := range sp.recorded() {
+		switch c.Op {
+		case "CreateTable":
+			created[c.Body["TableName"].(string)] = c.Body
+		case "UpdateTimeToLive":
+			ttl++
+			spec, _ := json.Marshal(c.Body)
+			want := fmt.Sprintf(`{"TableName":%q,"TimeToLiveSpecification":{"AttributeName":"ttl","Enabled":true}}`, opts.RegistryTable)
+			if string(spec) != want {
+				t.Errorf("UpdateTimeToLive %s, want %s", spec, want)
+			}
+		case "DescribeTable":
+		default:
+			t.Errorf("CreateTables called %s", c.Op)
+		}
+	}
+	if ttl != 1 {
+		t.Errorf("UpdateTimeToLive called %d times, want 1", ttl)
+	}
+	for name, wantStream := range map[string]bool{opts.RegistryTable: false, opts.DataTable: true} {
+		body := created[name]
+		if body == nil {
+			t.Fatalf("table %s not created", name)
+		}
+		keys, _ := json.Marshal([]any{body["KeySchema"], body["AttributeDefinitions"], body["BillingMode"]})
+		const wantKeys = `[[{"AttributeName":"pk","KeyType":"HASH"},{"AttributeName":"sk","KeyType":"RANGE"}],` +
+			`[{"AttributeName":"pk","AttributeType":"S"},{"AttributeName":"sk","AttributeType":"S"}],"PAY_PER_REQUEST"]`
+		if string(keys) != wantKeys {
+			t.Errorf("table %s: keys and billing %s, want %s", name, keys, wantKeys)
+		}
+		stream, _ := json.Marshal(body["StreamSpecification"])
+		if got := string(stream) == `{"StreamEnabled":true,"StreamViewType":"NEW_AND_OLD_IMAGES"}`; got != wantStream {
+			t.Errorf("table %s: stream %s", name, stream)
+		}
+		if body["GlobalSecondaryIndexes"] != nil || body["LocalSecondaryIndexes"] != nil {
+			t.Errorf("table %s has indexes", name)
+		}
+	}
+	for _, name := range []string{opts.RegistryTable, opts.DataTable} {
+		desc, err := srv.Client.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if desc.Table.TableStatus != types.TableStatusActive {
+			t.Errorf("table %s is %s after CreateTables", name, desc.Table.TableStatus)
+		}
+	}
+
+	// Again: nothing to create. AWS answers "already enabled" for TTL, which is fine; any other
+	// refusal is an error.
+	sp.reset()
+	sp.setIntercept(func(c call) *http.Response {
+		if c.Op == "UpdateTimeToLive" {
+			return apiError("ValidationException", "TimeToLive is already enabled")
+		}
+		return nil
+	})
+	if err := s.CreateTables(t.Context()); err != nil {
+		t.Fatalf("second CreateTables: %v", err)
+	}
+	if slices.Contains(sp.ops(), "CreateTable") {
+		t.Fatal("second CreateTables created a table")
+	}
+	sp.setIntercept(func(c call) *http.Response {
+		if c.Op == "UpdateTimeToLive" {
+			return apiError("AccessDeniedException", "not allowed")
+		}
+		return nil
+	})
+	if err := s.CreateTables(t.Context()); err == nil || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("CreateTables with TTL refused = %v, want the refusal", err)
+	}
+}
+
+// TestTableLayout checks that rows are where the deployment template and the IAM policy expect
+// them: keys, the ttl attribute (epoch seconds, rounded up), and message items exactly as
+// store.MessageItem encodes them.
+func TestTableLayout(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	reg, data := e.names.RegistryTable, e.names.DataTable
+
+	c := conn("c1", clk.Now())
+	c.ExpiresAt = clk.Now().Add(90*time.Minute + 250*time.Millisecond)
+	if err := e.s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL := fmt.Sprint(clk.Now().Add(90*time.Minute + time.Second).Unix())
+	row := e.getRow(t, reg, "conn#c1", "conn")
+	if row == nil || attrN(row, "ttl") != wantTTL || attrS(row, "state") != "pending" {
+		t.Fatalf("connection row = %v, want ttl %s and state pending", row, wantTTL)
+	}
+
+	// Operation ids are the client's and may contain '#'.
+	s := sub("c1", "a#1", "messageAdded?roomId=r1", clk.Now())
+	s.ExpiresAt = c.ExpiresAt
+	if err := e.s.PutSubscription(ctx, s, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range [][2]string{{"conn#c1", "op#a#1"}, {"topic#messageAdded?roomId=r1", "c1#a#1"}} {
+		row := e.getRow(t, reg, key[0], key[1])
+		if row == nil || attrN(row, "ttl") != wantTTL || attrS(row, "topic") != s.Topic || attrS(row, "query") != s.Query {
+			t.Fatalf("row %v = %v", key, row)
+		}
+	}
+	got := collect(t, e.s, s.Topic)
+	if len(got) != 1 || got[0].ID != "a#1" || got[0].ConnectionID != "c1" || !got[0].ExpiresAt.Equal(s.ExpiresAt) {
+		t.Fatalf("topic lookup = %+v", got)
+	}
+
+	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := e.s.PutMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	want, err := store.MessageItem(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := e.getRow(t, data, "room#r1", "msg#"+m.ID); !sameItem(row, want) {
+		t.Fatalf("message item = %v, want %v", store.ToStreamImage(row), store.ToStreamImage(want))
+	}
+	// Nothing of the registry went to the data table, nor the reverse.
+	if row := e.getRow(t, data, "conn#c1", "conn"); row != nil {
+		t.Fatal("connection row in the data table")
+	}
+	if row := e.getRow(t, reg, "room#r1", "msg#"+m.ID); row != nil {
+		t.Fatal("message in the registry table")
+	}
+}
+
+type change struct {
+	kind     store.ChangeKind
+	old, new *store.Message
+}
+
+// TestOnChange checks that OnChange reports each successful app-data write exactly once, with the
+// kind and the images the stream would carry (the item before and after, as the table holds
+// it), and never a failed write or a registry write.
+func TestOnChange(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	var mu sync.Mutex
+	var changes []change
+	e := newEnv(t, dynamo.Options{Now: clk.Now, OnChange: func(kind store.ChangeKind, old, new *store.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, change{kind, old, new})
+	}})
+	took := func() []change {
+		mu.Lock()
+		defer mu.Unlock()
+		out := changes
+		changes = nil
+		return out
+	}
+	// tableHolds checks that m is exactly the item the data table holds (nil: no item).
+	tableHolds := func(m *store.Message, roomID, id string) {
+		t.Helper()
+		row := e.getRow(t, e.names.DataTable, "room#"+roomID, "msg#"+id)
+		if m == nil {
+			if row != nil {
+				t.Fatalf("table holds %v, want no item", row)
+			}
+			return
+		}
+		want, err := store.MessageItem(*m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameItem(row, want) {
+			t.Fatalf("table holds %v, reported %v", store.ToStreamImage(row), store.ToStreamImage(want))
+		}
+	}
+
+	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := e.s.PutMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if ch := took(); len(ch) != 1 || ch[0].kind != store.Insert || ch[0].old != nil || ch[0].new == nil || !sameMessage(*ch[0].new, m) {
+		t.Fatalf("after PutMessage: %+v, want one INSERT", ch)
+	} else {
+		tableHolds(ch[0].new, "r1", m.ID)
+	}
+
+	// Failed writes report nothing.
+	if err := e.s.PutMessage(ctx, m); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutMessage twice = %v", err)
+	}
+	if _, err := e.s.EditMessage(ctx, "r1", "nope", "x", clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("EditMessage(absent) = %v", err)
+	}
+	if _, err := e.s.DeleteMessage(ctx, "r1", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteMessage(absent) = %v", err)
+	}
+	e.spy.setIntercept(func(c call) *http.Response {
+		if c.Op == "UpdateItem" || c.Op == "PutItem" || c.Op == "DeleteItem" {
+			return apiError("ValidationException", "injected")
+		}
+		return nil
+	})
+	m2 := m
+	m2.ID = store.NewID(clk.Now())
+	if err := e.s.PutMessage(ctx, m2); err == nil {
+		t.Fatal("PutMessage with the write refused succeeded")
+	}
+	if _, err := e.s.EditMessage(ctx, "r1", m.ID, "x", clk.Now()); err == nil {
+		t.Fatal("EditMessage with the write refused succeeded")
+	}
+	if _, err := e.s.DeleteMessage(ctx, "r1", m.ID); err == nil {
+		t.Fatal("DeleteMessage with the write refused succeeded")
+	}
+	e.spy.setIntercept(nil)
+
+	// Registry writes report nothing.
+	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.AcknowledgeConnection(ctx, "c1", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", "messageAdded?roomId=r1", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.DeleteSubscription(ctx, "c1", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if ch := took(); len(ch) != 0 {
+		t.Fatalf("failed and registry writes reported %+v", ch)
+	}
+
+	edAt := clk.Now().Add(time.Minute)
+	ed, err := e.s.EditMessage(ctx, "r1", m.ID, "hello", edAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := took()
+	if len(ch) != 1 || ch[0].kind != store.Modify || ch[0].old == nil || ch[0].new == nil {
+		t.Fatalf("after EditMessage: %+v, want one MODIFY", ch)
+	}
+	if ch[0].old.Text != "hi" || ch[0].old.EditedAt != nil || ch[0].new.Text != "hello" ||
+		ch[0].new.EditedAt == nil || !ch[0].new.EditedAt.Equal(edAt) || !sameMessage(*ch[0].new, ed) {
+		t.Fatalf("MODIFY old %+v new %+v (returned %+v)", ch[0].old, ch[0].new, ed)
+	}
+	tableHolds(ch[0].new, "r1", m.ID)
+
+	del, err := e.s.DeleteMessage(ctx, "r1", m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch = took()
+	if len(ch) != 1 || ch[0].kind != store.Remove || ch[0].new != nil || ch[0].old == nil ||
+		ch[0].old.Text != "hello" || ch[0].old.EditedAt == nil || del.Text != "hello" {
+		t.Fatalf("after DeleteMessage: %+v, want one REMOVE of the edited message", ch)
+	}
+	tableHolds(nil, "r1", m.ID)
+	if _, err := e.s.DeleteMessage(ctx, "r1", m.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteMessage twice = %v", err)
+	}
+	if ch := took(); len(ch) != 0 {
+		t.Fatalf("failed delete reported %+v", ch)
+	}
+}
+
+func sameMessage(a, b store.Message) bool {
+	if (a.EditedAt == nil) != (b.EditedAt == nil) || (a.EditedAt != nil && !a.EditedAt.Equal(*b.EditedAt)) {
+		return false
+	}
+	return a.ID == b.ID && a.RoomID == b.RoomID && a.Author == b.Author && a.Text == b.Text && a.CreatedAt.Equal(b.CreatedAt)
+}
+
+// TestTopicPages checks that a topic lookup reads exactly its topic, page by page: strongly
+// consistent Queries of PageSize rows each, continued from the last key, with expired rows (which
+// DynamoDB may hold for hours) left out; and that stopping early stops reading.
+func TestTopicPages(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	const pageSize = 5
+	e := newEnv(t, dynamo.Options{Now: clk.Now, PageSize: pageSize})
+	const topic = "messageAdded?roomId=r1"
+	live := map[string]bool{}
+	for i := range 17 {
+		s := sub(fmt.Sprintf("c%02d", i), "1", topic, clk.Now())
+		if i%4 == 1 { // 5 of the 17 expire, spread over the pages
+			s.ExpiresAt = clk.Now().Add(time.Minute)
+		} else {
+			live[s.ConnectionID] = true
+		}
+		if err := e.s.PutSubscription(ctx, s, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, other := range []string{"messageAdded?roomId=r", "messageAdded?roomId=r10", "messageEdited?roomId=r1"} {
+		if err := e.s.PutSubscription(ctx, sub("other", other, other, clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Minute)
+
+	e.spy.reset()
+	got := collect(t, e.s, topic)
+	seen := map[string]bool{}
+	for _, g := range got {
+		if g.Topic != topic || !live[g.ConnectionID] || seen[g.ConnectionID] {
+			t.Fatalf("lookup returned %s/%s of topic %q (live %v, seen %v)", g.ConnectionID, g.ID, g.Topic, live[g.ConnectionID], seen[g.ConnectionID])
+		}
+		seen[g.ConnectionID] = true
+	}
+	if len(got) != len(live) {
+		t.Fatalf("lookup returned %d subscriptions, want %d", len(got), len(live))
+	}
+	calls := e.spy.recorded()
+	if len(calls) != 4 { // 17 rows in pages of 5: 5, 5, 5, 2
+		t.Fatalf("lookup made %d requests, want 4: %v", len(calls), e.spy.ops())
+	}
+	for i, c := range calls {
+		body, _ := json.Marshal(map[string]any{"Op": c.Op, "TableName": c.Body["TableName"], "Limit": c.Body["Limit"],
+			"ConsistentRead": c.Body["ConsistentRead"], "KeyConditions": c.Body["KeyConditions"]})
+		want := fmt.Sprintf(`{"ConsistentRead":true,"KeyConditions":{"pk":{"AttributeValueList":[{"S":"topic#%s"}],"ComparisonOperator":"EQ"}},"Limit":%d,"Op":"Query","TableName":%q}`,
+			topic, pageSize, e.names.RegistryTable)
+		if string(body) != want {
+			t.Fatalf("request %d = %s\nwant %s", i, body, want)
+		}
+		if _, cont := c.Body["ExclusiveStartKey"]; cont != (i > 0) {
+			t.Fatalf("request %d: ExclusiveStartKey %v", i, c.Body["ExclusiveStartKey"])
+		}
+	}
+
+	// Stopping within the first page reads one page.
+	e.spy.reset()
+	for _, err := range e.s.Subscriptions(ctx, topic) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if n := len(e.spy.recorded()); n != 1 {
+		t.Fatalf("stopping after one subscription made %d requests, want 1", n)
+	}
+
+	// A request that fails ends the lookup with its error.
+	e.spy.setIntercept(func(c call) *http.Response { return apiError("ValidationException", "injected") })
+	var gotErr error
+	for _, err := range e.s.Subscriptions(ctx, topic) {
+		gotErr = err
+	}
+	if gotErr == nil || !strings.Contains(gotErr.Error(), "injected") {
+		t.Fatalf("lookup with a failing request = %v", gotErr)
+	}
+}
+
+// TestExpiry checks that expired rows, which DynamoDB deletes lazily, are absent to every read and
+// to every conditional write, at the same instant: expiry is the ttl second (ExpiresAt rounded up).
+func TestExpiry(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock() // a whole second
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	reg := e.names.RegistryTable
+	const topic = "messageAdded?roomId=r1"
+	expires := clk.Now().Add(time.Minute + 250*time.Millisecond) // ttl: clock + 61s
+
+	c := conn("c1", clk.Now())
+	c.ExpiresAt = expires
+	if err := e.s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1", "2"} {
+		s := sub("c1", id, topic, clk.Now())
+		s.ExpiresAt = expires
+		if err := e.s.PutSubscription(ctx, s, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Just before the ttl second: live to reads and to writes.
+	clk.Advance(time.Minute + 999*time.Millisecond)
+	if _, err := e.s.Connection(ctx, "c1"); err != nil {
+		t.Fatalf("Connection before its ttl: %v", err)
+	}
+	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateConnection over a live one = %v, want ErrConflict", err)
+	}
+	if n := len(collect(t, e.s, topic)); n != 2 {
+		t.Fatalf("topic lookup before the ttl = %d, want 2", n)
+	}
+
+	// At the ttl second: the rows are still in the table, but no read sees them.
+	clk.Advance(time.Millisecond)
+	for _, key := range [][2]string{{"conn#c1", "conn"}, {"conn#c1", "op#1"}, {"topic#" + topic, "c1#1"}} {
+		if e.getRow(t, reg, key[0], key[1]) == nil {
+			t.Fatalf("row %v gone; this test needs the expired rows in place (dynalite has no TTL)", key)
+		}
+	}
+	if _, err := e.s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired Connection = %v, want ErrNotFound", err)
+	}
+	if err := e.s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ack of an expired connection = %v, want ErrNotFound", err)
+	}
+	if got := collect(t, e.s, topic); len(got) != 0 {
+		t.Fatalf("topic lookup returned expired %+v", got)
+	}
+	if ops, err := e.s.ConnectionSubscriptions(ctx, "c1"); err != nil || len(ops) != 0 {
+		t.Fatalf("ConnectionSubscriptions = %+v, %v; want none", ops, err)
+	}
+	// Completing an expired operation reports it inactive, and removes its rows.
+	if active, err := e.s.DeleteSubscription(ctx, "c1", "1"); err != nil || active {
+		t.Fatalf("DeleteSubscription(expired) = %v, %v; want false, nil", active, err)
+	}
+	if e.getRow(t, reg, "conn#c1", "op#1") != nil || e.getRow(t, reg, "topic#"+topic, "c1#1") != nil {
+		t.Fatal("rows of a completed expired operation remain")
+	}
+	// Writes treat expired rows as absent: the id is claimed again, here for another topic, and
+	// the expired topic row it had is removed rather than left for TTL.
+	if err := e.s.PutSubscription(ctx, sub("c1", "2", "messageEdited?roomId=r1", clk.Now()), false); err != nil {
+		t.Fatalf("claiming an expired id: %v", err)
+	}
+	if e.getRow(t, reg, "topic#"+topic, "c1#2") != nil {
+		t.Fatal("the expired topic row of a reclaimed id remains")
+	}
+	if got := collect(t, e.s, "messageEdited?roomId=r1"); len(got) != 1 || got[0].ID != "2" {
+		t.Fatalf("new topic after reclaim = %+v", got)
+	}
+	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatalf("CreateConnection over an expired one: %v", err)
+	}
+	if got, err := e.s.Connection(ctx, "c1"); err != nil || got.State != store.StatePending || !got.ExpiresAt.Equal(clk.Now().Add(2*time.Hour)) {
+		t.Fatalf("recreated connection = %+v, %v", got, err)
+	}
+}
+
+// failPuts makes every PutItem of a registry row whose pk starts with prefix fail.
+func failPuts(table, prefix string) func(c call) *http.Response {
+	return func(c call) *http.Response {
+		if c.Op != "PutItem" || c.Body["TableName"] != table {
+			return nil
+		}
+		pk, _ := c.Body["Item"].(map[string]any)["pk"].(map[string]any)["S"].(string)
+		if strings.HasPrefix(pk, prefix) {
+			return apiError("ValidationException", "injected")
+		}
+		return nil
+	}
+}
+
+// TestSubscribeWithdrawsClaim checks that when the topic row cannot be written, the operation id
+// claimed a moment before is released, so the client may subscribe again.
+func TestSubscribeWithdrawsClaim(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	const topic = "messageAdded?roomId=r1"
+	e.spy.setIntercept(failPuts(e.names.RegistryTable, "topic#"))
+	err := e.s.PutSubscription(ctx, sub("c1", "1", topic, clk.Now()), false)
+	if err == nil || errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("PutSubscription with the topic row refused = %v", err)
+	}
+	if e.getRow(t, e.names.RegistryTable, "conn#c1", "op#1") != nil {
+		t.Fatal("operation row left behind")
+	}
+	if ops, err := e.s.ConnectionSubscriptions(ctx, "c1"); err != nil || len(ops) != 0 {
+		t.Fatalf("ConnectionSubscriptions = %+v, %v", ops, err)
+	}
+	e.spy.setIntercept(nil)
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", topic, clk.Now()), false); err != nil {
+		t.Fatalf("subscribing again: %v", err)
+	}
+	if got := collect(t, e.s, topic); len(got) != 1 {
+		t.Fatalf("topic has %d subscriptions, want 1", len(got))
+	}
+}
+
+// TestSubscribeWithdrawsLandedTopicRow has DynamoDB apply the topic row's put but answer 500, so
+// the store cannot know whether it landed: it must withdraw both rows.
+func TestSubscribeWithdrawsLandedTopicRow(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	const topic = "messageAdded?roomId=r1"
+	refuse := failPuts(e.names.RegistryTable, "topic#")
+	e.spy.setIntercept(func(c call) *http.Response {
+		if refuse(c) == nil {
+			return nil
+		}
+		resp, err := http.DefaultClient.Do(c.req)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		resp.Body.Close()
+		return apiErrorStatus(http.StatusInternalServerError, "InternalServerError", "injected after the write")
+	})
+	err := e.s.PutSubscription(ctx, sub("c1", "1", topic, clk.Now()), false)
+	if err == nil || !strings.Contains(err.Error(), "injected after the write") {
+		t.Fatalf("PutSubscription with the topic row's answer lost = %v", err)
+	}
+	if e.getRow(t, e.names.RegistryTable, "topic#"+topic, "c1#1") != nil {
+		t.Fatal("topic row that landed was left behind")
+	}
+	if e.getRow(t, e.names.RegistryTable, "conn#c1", "op#1") != nil {
+		t.Fatal("operation row left behind")
+	}
+	if got := collect(t, e.s, topic); len(got) != 0 {
+		t.Fatalf("topic lookup = %+v, want none", got)
+	}
+}
+
+// TestReplaceRemovesOldTopicFirst checks legacy start on a running id: the old topic row goes
+// before anything is written, so a replace interrupted after that leaves no subscription in the
+// old topic, and the new one is found only in the new topic once the replace succeeds.
+func TestReplaceRemovesOldTopicFirst(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", "old", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	e.spy.setIntercept(failPuts(e.names.RegistryTable, "conn#"))
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", "new", clk.Now()), true); err == nil {
+		t.Fatal("replace with the operation row refused succeeded")
+	}
+	if got := collect(t, e.s, "old"); len(got) != 0 {
+		t.Fatalf("interrupted replace left %d subscriptions in the old topic", len(got))
+	}
+	e.spy.setIntercept(nil)
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", "new", clk.Now()), true); err != nil {
+		t.Fatal(err)
+	}
+	if len(collect(t, e.s, "old")) != 0 || len(collect(t, e.s, "new")) != 1 {
+		t.Fatal("after replace, the subscription is not exactly in the new topic")
+	}
+	ops, err := e.s.ConnectionSubscriptions(ctx, "c1")
+	if err != nil || len(ops) != 1 || ops[0].Topic != "new" {
+		t.Fatalf("ConnectionSubscriptions = %+v, %v", ops, err)
+	}
+	// Replacing with the same topic rewrites its row in place.
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", "new", clk.Now()), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, e.s, "new"); len(got) != 1 {
+		t.Fatalf("same-topic replace: %d rows, want 1", len(got))
+	}
+}
+
+// TestDeleteSubscriptionOnce races completions of one id: exactly one reports it active.
+func TestDeleteSubscriptionOnce(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	if err := e.s.PutSubscription(ctx, sub("c1", "1", "t", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	active := 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			ok, err := e.s.DeleteSubscription(ctx, "c1", "1")
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				active++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if active != 1 {
+		t.Fatalf("%d completions saw the operation active, want 1", active)
+	}
+	if len(collect(t, e.s, "t")) != 0 {
+		t.Fatal("topic row remains")
+	}
+}
+
+// batchKeys returns the pk of each delete in a BatchWriteItem request.
+func batchKeys(c call) []string {
+	var pks []string
+	for _, reqs := range c.Body["RequestItems"].(map[string]any) {
+		for _, r := range reqs.([]any) {
+			del, _ := r.(map[string]any)["DeleteRequest"].(map[string]any)
+			if del == nil {
+				pks = append(pks, "(not a delete)")
+				continue
+			}
+			pks = append(pks, del["Key"].(map[string]any)["pk"].(map[string]any)["S"].(string))
+		}
+	}
+	return pks
+}
+
+// TestDeleteConnectionOrder checks the order of a cascade (topic rows, then operation rows, then
+// the connection row) and that a cascade interrupted after the topic rows leaves the connection
+// unreachable by the fan-out and is finished by the next call.
+func TestDeleteConnectionOrder(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	topics := []string{"messageAdded?roomId=r0", "messageAdded?roomId=r1", "messageAdded?roomId=r2"}
+	for i := range 30 {
+		if err := e.s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), topics[i%3], clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"q1", "q2"} { // operations without a topic
+		if err := e.s.PutSubscription(ctx, sub("c1", id, "", clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.s.PutSubscription(ctx, sub("c2", "1", topics[0], clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+
+	// Interrupt after the topic rows: the first batch of operation rows fails.
+	e.spy.setIntercept(func(c call) *http.Response {
+		if c.Op == "BatchWriteItem" && strings.HasPrefix(batchKeys(c)[0], "conn#") {
+			return apiError("ValidationException", "injected")
+		}
+		return nil
+	})
+	if err := e.s.DeleteConnection(ctx, "c1"); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("interrupted DeleteConnection = %v", err)
+	}
+	for _, topic := range topics {
+		for _, g := range collect(t, e.s, topic) {
+			if g.ConnectionID == "c1" {
+				t.Fatalf("after an interrupted delete, %s still has c1's subscription %s", topic, g.ID)
+			}
+		}
+	}
+	if ops, err := e.s.ConnectionSubscriptions(ctx, "c1"); err != nil || len(ops) != 32 {
+		t.Fatalf("interrupted delete removed operation rows: %d left, %v", len(ops), err)
+	}
+
+	e.spy.setIntercept(nil)
+	e.spy.reset()
+	if err := e.s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Connection after delete = %v", err)
+	}
+	if ops, err := e.s.ConnectionSubscriptions(ctx, "c1"); err != nil || len(ops) != 0 {
+		t.Fatalf("operations after delete: %d, %v", len(ops), err)
+	}
+	if got := collect(t, e.s, topics[0]); len(got) != 1 || got[0].ConnectionID != "c2" {
+		t.Fatalf("another connection's subscription: %+v", got)
+	}
+	// The second run deletes the topic rows again (deleting an absent row is no error): the
+	// operation rows still name them, and it cannot know the first run got that far.
+	want := slices.Concat(slices.Repeat([]string{"topic#"}, 30), slices.Repeat([]string{"conn#"}, 32), []string{"conn row"})
+	if order := deleteOrder(e.spy.recorded()); !slices.Equal(order, want) {
+		t.Fatalf("second delete wrote %v", order)
+	}
+}
+
+// deleteOrder lists the rows deletes removed, in order, by the prefix of their pk; the connection
+// row as "conn row".
+func deleteOrder(calls []call) []string {
+	var order []string
+	for _, c := range calls {
+		switch c.Op {
+		case "BatchWriteItem":
+			for _, pk := range batchKeys(c) {
+				order = append(order, strings.SplitAfter(pk, "#")[0])
+			}
+		case "DeleteItem":
+			if c.Body["Key"].(map[string]any)["sk"].(map[string]any)["S"] == "conn" {
+				order = append(order, "conn row")
+			} else {
+				order = append(order, "other row")
+			}
+		}
+	}
+	return order
+}
+
+// TestDeleteConnectionRetriesUnprocessed answers the first BatchWriteItem with every item
+// unprocessed, as DynamoDB does under throttling; the delete must resubmit them.
+func TestDeleteConnectionRetriesUnprocessed(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := e.s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), "t", clk.Now()), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	refused := 0
+	e.spy.setIntercept(func(c call) *http.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Op != "BatchWriteItem" || refused > 0 {
+			return nil
+		}
+		refused++
+		body, _ := json.Marshal(map[string]any{"UnprocessedItems": c.Body["RequestItems"]})
+		return okResponse(string(body))
+	})
+	if err := e.s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if refused != 1 {
+		t.Fatalf("%d batches refused, want 1", refused)
+	}
+	if got := collect(t, e.s, "t"); len(got) != 0 {
+		t.Fatalf("%d topic rows left after unprocessed items", len(got))
+	}
+	if ops, _ := e.s.ConnectionSubscriptions(ctx, "c1"); len(ops) != 0 {
+		t.Fatalf("%d operation rows left", len(ops))
+	}
+}

@@ -1,0 +1,344 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/guregu/dynamo/v2"
+	"github.com/realtime-gql/lambdaws/store"
+)
+
+// connItem is a connection row of the registry table.
+type connItem struct {
+	PK          string          `dynamo:"pk,hash"`
+	SK          string          `dynamo:"sk,range"`
+	TTL         int64           `dynamo:"ttl,omitempty"`
+	ID          string          `dynamo:"id"`
+	Subprotocol string          `dynamo:"subprotocol,omitempty"`
+	State       store.ConnState `dynamo:"state,omitempty"`
+	Principal   string          `dynamo:"principal,omitempty"` // JSON text
+	ConnectedAt time.Time       `dynamo:"connectedAt,omitempty"`
+	AckedAt     time.Time       `dynamo:"ackedAt,omitempty"`
+	ExpiresAt   time.Time       `dynamo:"expiresAt,omitempty"`
+}
+
+func newConnItem(c store.Connection) connItem {
+	return connItem{PK: connPK(c.ID), SK: connSK, TTL: ttlOf(c.ExpiresAt), ID: c.ID,
+		Subprotocol: c.Subprotocol, State: c.State, Principal: string(c.Principal),
+		ConnectedAt: c.ConnectedAt.UTC(), AckedAt: c.AckedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC()}
+}
+
+func (it connItem) connection() store.Connection {
+	return store.Connection{ID: it.ID, Subprotocol: it.Subprotocol, State: it.State,
+		Principal: rawJSON(it.Principal), ConnectedAt: it.ConnectedAt, AckedAt: it.AckedAt, ExpiresAt: it.ExpiresAt}
+}
+
+// subItem is an operation row or a topic row of the registry table; both hold the whole
+// subscription.
+type subItem struct {
+	PK            string    `dynamo:"pk,hash"`
+	SK            string    `dynamo:"sk,range"`
+	TTL           int64     `dynamo:"ttl,omitempty"`
+	ConnectionID  string    `dynamo:"connectionId"`
+	ID            string    `dynamo:"id"`
+	Topic         string    `dynamo:"topic,omitempty"`
+	Subprotocol   string    `dynamo:"subprotocol,omitempty"`
+	Query         string    `dynamo:"query,omitempty"`
+	OperationName string    `dynamo:"operationName,omitempty"`
+	Variables     string    `dynamo:"variables,omitempty"` // JSON text
+	Principal     string    `dynamo:"principal,omitempty"` // JSON text
+	CreatedAt     time.Time `dynamo:"createdAt,omitempty"`
+	ExpiresAt     time.Time `dynamo:"expiresAt,omitempty"`
+}
+
+func newSubItem(pk, sk string, s store.Subscription) subItem {
+	return subItem{PK: pk, SK: sk, TTL: ttlOf(s.ExpiresAt), ConnectionID: s.ConnectionID, ID: s.ID,
+		Topic: s.Topic, Subprotocol: s.Subprotocol, Query: s.Query, OperationName: s.OperationName,
+		Variables: string(s.Variables), Principal: string(s.Principal),
+		CreatedAt: s.CreatedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC()}
+}
+
+func opItem(s store.Subscription) subItem {
+	return newSubItem(connPK(s.ConnectionID), opSK(s.ID), s)
+}
+
+func topicItem(s store.Subscription) subItem {
+	return newSubItem(topicPK(s.Topic), topicSK(s.ConnectionID, s.ID), s)
+}
+
+func (it subItem) subscription() store.Subscription {
+	return store.Subscription{ConnectionID: it.ConnectionID, ID: it.ID, Topic: it.Topic,
+		Subprotocol: it.Subprotocol, Query: it.Query, OperationName: it.OperationName,
+		Variables: rawJSON(it.Variables), Principal: rawJSON(it.Principal),
+		CreatedAt: it.CreatedAt, ExpiresAt: it.ExpiresAt}
+}
+
+func rawJSON(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+// CreateConnection implements store.Registry.
+func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error {
+	err := s.registry.Put(newConnItem(c)).If(absentOrExpired, attrPK, attrTTL, s.now().Unix()).Run(ctx)
+	switch {
+	case dynamo.IsCondCheckFailed(err):
+		return fmt.Errorf("create connection %s: %w", c.ID, store.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("create connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Connection implements store.Registry.
+func (s *Store) Connection(ctx context.Context, id string) (store.Connection, error) {
+	var it connItem
+	err := s.registry.Get(attrPK, connPK(id)).Range(attrSK, dynamo.Equal, connSK).Consistent(true).One(ctx, &it)
+	switch {
+	case errors.Is(err, dynamo.ErrNotFound) || (err == nil && !live(it.TTL, s.now())):
+		return store.Connection{}, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.Connection{}, fmt.Errorf("connection %s: %w", id, err)
+	}
+	return it.connection(), nil
+}
+
+// AcknowledgeConnection implements store.Registry. The condition cannot tell why it failed
+// (ReturnValuesOnConditionCheckFailure would, but dynalite ignores it), so a failure is followed
+// by a consistent read: a row that is absent or expired is ErrNotFound, any other ErrConflict.
+func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
+	u := s.registry.Update(attrPK, connPK(id)).Range(attrSK, connSK).
+		Set("state", store.StateReady).
+		Set("ackedAt", at.UTC())
+	if len(principal) > 0 {
+		u.Set("principal", string(principal))
+	} else {
+		u.Remove("principal")
+	}
+	u.If("attribute_exists($) AND $ = ? AND (attribute_not_exists($) OR $ > ?)",
+		attrPK, "state", store.StatePending, attrTTL, attrTTL, s.now().Unix())
+	err := u.Run(ctx)
+	if err == nil {
+		return nil
+	}
+	if !dynamo.IsCondCheckFailed(err) {
+		return fmt.Errorf("acknowledge connection %s: %w", id, err)
+	}
+	if _, err := s.Connection(ctx, id); err != nil {
+		return fmt.Errorf("acknowledge: %w", err)
+	}
+	return fmt.Errorf("acknowledge connection %s: not pending: %w", id, store.ErrConflict)
+}
+
+// DeleteConnection implements store.Registry: topic rows first, then operation rows, then the
+// connection row, so that an interrupted delete leaves nothing the fan-out reads and a repeated
+// one finishes the job.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	var rows []subItem
+	if err := s.registry.Get(attrPK, connPK(id)).Consistent(true).All(ctx, &rows); err != nil {
+		return fmt.Errorf("delete connection %s: list rows: %w", id, err)
+	}
+	var topics, ops []dynamo.Keyed
+	for _, r := range rows {
+		if r.SK == connSK {
+			continue
+		}
+		if r.Topic != "" {
+			topics = append(topics, dynamo.Keys{topicPK(r.Topic), topicSK(id, r.ID)})
+		}
+		ops = append(ops, dynamo.Keys{r.PK, r.SK})
+	}
+	if err := s.deleteRows(ctx, topics); err != nil {
+		return fmt.Errorf("delete connection %s: topic rows: %w", id, err)
+	}
+	if err := s.deleteRows(ctx, ops); err != nil {
+		return fmt.Errorf("delete connection %s: operation rows: %w", id, err)
+	}
+	if err := s.registry.Delete(attrPK, connPK(id)).Range(attrSK, connSK).Run(ctx); err != nil {
+		return fmt.Errorf("delete connection %s: %w", id, err)
+	}
+	return nil
+}
+
+// deleteRows deletes registry rows with BatchWriteItem, 25 a request, resubmitting unprocessed
+// items with backoff.
+func (s *Store) deleteRows(ctx context.Context, keys []dynamo.Keyed) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := s.registry.Batch(attrPK, attrSK).Write().Delete(keys...).Run(ctx)
+	return err
+}
+
+// PutSubscription implements store.Registry. The operation row is written first, as the claim of
+// the id; then the topic row. If the topic row cannot be written, the claim is withdrawn.
+func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, replace bool) error {
+	wrap := func(err error) error {
+		return fmt.Errorf("put subscription %s/%s: %w", sub.ConnectionID, sub.ID, err)
+	}
+	op := opItem(sub)
+	var old, prev subItem // the row read before a replace; the row the put replaced
+	var err error
+	if replace {
+		// Remove the running operation's topic row before replacing it, so an interruption
+		// cannot leave the old subscription receiving changes.
+		err = s.registry.Get(attrPK, op.PK).Range(attrSK, dynamo.Equal, op.SK).Consistent(true).One(ctx, &old)
+		switch {
+		case err == nil:
+			if err := s.deleteTopicRow(ctx, old, sub.Topic); err != nil {
+				return wrap(err)
+			}
+		case !errors.Is(err, dynamo.ErrNotFound):
+			return wrap(err)
+		}
+		err = s.registry.Put(op).OldValue(ctx, &prev)
+	} else {
+		err = s.registry.Put(op).If(absentOrExpired, attrPK, attrTTL, s.now().Unix()).OldValue(ctx, &prev)
+	}
+	switch {
+	case dynamo.IsCondCheckFailed(err):
+		return wrap(store.ErrConflict)
+	case errors.Is(err, dynamo.ErrNotFound): // there was no row to replace
+	case err != nil:
+		return wrap(err)
+	case prev.Topic != old.Topic:
+		// The row replaced (expired, or written by a racing replace) had a topic row not yet
+		// removed.
+		if err := s.deleteTopicRow(ctx, prev, sub.Topic); err != nil {
+			return wrap(err)
+		}
+	}
+	if sub.Topic == "" {
+		return nil
+	}
+	if err := s.registry.Put(topicItem(sub)).Run(ctx); err != nil {
+		// Withdraw the claim, even if ctx is done: the id must not stay taken by a subscription
+		// that receives nothing. Unless DynamoDB refused the put (a 4xx), it may have landed
+		// after all, and the topic row goes too.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		errs := []error{err}
+		if !refused(err) {
+			if derr := s.registry.Delete(attrPK, topicPK(sub.Topic)).Range(attrSK, topicSK(sub.ConnectionID, sub.ID)).Run(cctx); derr != nil {
+				errs = append(errs, fmt.Errorf("withdraw topic row: %w", derr))
+			}
+		}
+		if derr := s.registry.Delete(attrPK, op.PK).Range(attrSK, op.SK).Run(cctx); derr != nil {
+			errs = append(errs, fmt.Errorf("withdraw claim: %w", derr))
+		}
+		return wrap(errors.Join(errs...))
+	}
+	return nil
+}
+
+// refused reports whether DynamoDB answered a request with a client error (4xx), which it does
+// only for requests it did not apply; after a 5xx or no answer, the write may have happened.
+func refused(err error) bool {
+	var resp interface{ HTTPStatusCode() int }
+	return errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 && resp.HTTPStatusCode() < 500
+}
+
+// deleteTopicRow deletes the topic row of the operation row old, unless old has no topic, or its
+// topic is keep (the row about to be overwritten in place).
+func (s *Store) deleteTopicRow(ctx context.Context, old subItem, keep string) error {
+	if old.Topic == "" || old.Topic == keep {
+		return nil
+	}
+	err := s.registry.Delete(attrPK, topicPK(old.Topic)).Range(attrSK, topicSK(old.ConnectionID, old.ID)).Run(ctx)
+	if err != nil {
+		return fmt.Errorf("delete topic row of %s: %w", old.Topic, err)
+	}
+	return nil
+}
+
+// DeleteSubscription implements store.Registry. It reports true only to the caller whose delete
+// removed a live operation row, so of racing completions of one id exactly one sees it active.
+func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error) {
+	wrap := func(err error) error {
+		return fmt.Errorf("delete subscription %s/%s: %w", connectionID, id, err)
+	}
+	pk, sk := connPK(connectionID), opSK(id)
+	var old subItem
+	err := s.registry.Get(attrPK, pk).Range(attrSK, dynamo.Equal, sk).Consistent(true).One(ctx, &old)
+	switch {
+	case errors.Is(err, dynamo.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, wrap(err)
+	}
+	if err := s.deleteTopicRow(ctx, old, ""); err != nil {
+		return false, wrap(err)
+	}
+	var removed subItem
+	err = s.registry.Delete(attrPK, pk).Range(attrSK, sk).OldValue(ctx, &removed)
+	switch {
+	case errors.Is(err, dynamo.ErrNotFound): // deleted meanwhile by someone else
+		return false, nil
+	case err != nil:
+		return false, wrap(err)
+	}
+	if removed.Topic != old.Topic { // replaced meanwhile: its topic row goes too
+		if err := s.deleteTopicRow(ctx, removed, ""); err != nil {
+			return false, wrap(err)
+		}
+	}
+	return live(removed.TTL, s.now()), nil
+}
+
+// ConnectionSubscriptions implements store.Registry.
+func (s *Store) ConnectionSubscriptions(ctx context.Context, connectionID string) ([]store.Subscription, error) {
+	var rows []subItem
+	err := s.registry.Get(attrPK, connPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).
+		Consistent(true).All(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions of connection %s: %w", connectionID, err)
+	}
+	now := s.now()
+	var out []store.Subscription
+	for _, r := range rows {
+		if live(r.TTL, now) {
+			out = append(out, r.subscription())
+		}
+	}
+	return out, nil
+}
+
+// Subscriptions implements store.Registry: one strongly consistent Query of the topic's
+// partition per page of PageSize rows, continued from its LastEvaluatedKey.
+func (s *Store) Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error] {
+	return func(yield func(store.Subscription, error) bool) {
+		var start dynamo.PagingKey
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(store.Subscription{}, err)
+				return
+			}
+			q := s.registry.Get(attrPK, topicPK(topic)).Consistent(true).SearchLimit(s.pageSize)
+			if start != nil {
+				q = q.StartFrom(start)
+			}
+			var page []subItem
+			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
+			if err != nil {
+				yield(store.Subscription{}, fmt.Errorf("subscriptions of %s: %w", topic, err))
+				return
+			}
+			now := s.now()
+			for _, r := range page {
+				if live(r.TTL, now) && !yield(r.subscription(), nil) {
+					return
+				}
+			}
+			if len(next) == 0 {
+				return
+			}
+			start = next
+		}
+	}
+}
