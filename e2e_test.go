@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/rs/zerolog"
 )
@@ -24,12 +25,34 @@ func testLogger(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: zerolog.TestWriter{T: t}, NoColor: true}).Level(zerolog.WarnLevel)
 }
 
-// startTestDev starts the local runtime in-process on a free port with a fresh store.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dynalite.StopShared()
+	os.Exit(code)
+}
+
+// startTestDev starts the local runtime in-process on a free port with a fresh embedded store.
 func startTestDev(t testing.TB) *devServer {
 	t.Helper()
+	return startTestDevWith(t, devOptions{host: "127.0.0.1", port: 0, data: t.TempDir()}, nil)
+}
+
+// startTestDevOnDynamoDB starts the local runtime on dynalite, with fresh tables.
+func startTestDevOnDynamoDB(t testing.TB) *devServer {
+	t.Helper()
+	db := dynalite.Shared(t)
+	env := map[string]string{"REGISTRY_TABLE": dynalite.TableName("dev-registry"), "DATA_TABLE": dynalite.TableName("dev-data")}
+	return startTestDevWith(t, devOptions{host: "127.0.0.1", port: 0, dynamodb: db.Endpoint}, env)
+}
+
+func startTestDevWith(t testing.TB, o devOptions, env map[string]string) *devServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg, _ := readSettings(func(string) string { return "" })
-	d, err := startDev(ctx, cfg, devOptions{host: "127.0.0.1", port: 0, data: t.TempDir()}, testLogger(t))
+	cfg, err := readSettings(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := startDev(ctx, cfg, o, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +130,16 @@ func payload(t testing.TB, m wstest.Msg) string {
 // checks that each subscriber receives exactly its events, with exactly its selection, in order,
 // and nothing after it completes.
 func TestEndToEnd(t *testing.T) {
-	d := startTestDev(t)
+	chatScenario(t, startTestDev(t))
+}
+
+// TestEndToEndOnDynamoDB runs the same scenario with `dev --dynamodb` on dynalite: the DynamoDB
+// store, its tables created at start, and the stream fed from the runtime's own writes.
+func TestEndToEndOnDynamoDB(t *testing.T) {
+	chatScenario(t, startTestDevOnDynamoDB(t))
+}
+
+func chatScenario(t *testing.T, d *devServer) {
 	url := "ws://" + d.Addr + "/graphql"
 
 	// A speaks graphql-transport-ws and watches room r1.
