@@ -61,6 +61,10 @@ type Operation struct {
 // ErrNoTopic reports a subscription whose field cannot be turned into a topic.
 var ErrNoTopic = errors.New("graph: subscription has no topic")
 
+// MaxTopicLength bounds a topic, in bytes: topics are database keys (DynamoDB allows 2,048 bytes
+// of partition key).
+const MaxTopicLength = 1024
+
 // Prepare parses, validates and coerces a request, and for a subscription derives its topic. The
 // errors it returns are GraphQL errors fit for the client (pass them to ErrorResponse).
 func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerror.List) {
@@ -81,6 +85,11 @@ func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerr
 		topic, err := subscriptionTopic(opCtx)
 		if err != nil {
 			return nil, gqlerror.List{gqlerror.Errorf("%v", err)}
+		}
+		if len(topic) > MaxTopicLength {
+			e := gqlerror.Errorf("the subscription's arguments are too long (topic of %d bytes, at most %d)", len(topic), MaxTopicLength)
+			setCode(e, CodeBadUserInput)
+			return nil, gqlerror.List{e}
 		}
 		op.Topic = topic
 	}

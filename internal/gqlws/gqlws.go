@@ -49,6 +49,10 @@ type Message struct {
 	Payload json.RawMessage
 }
 
+// MaxIDLength is the longest operation id accepted, in bytes. Ids are stored as part of database
+// keys; real clients use short ids (UUIDs, counters).
+const MaxIDLength = 128
+
 // ErrInvalidMessage reports a frame that is not a valid client message of the subprotocol. The
 // error text says what is wrong and is safe to show the client.
 var ErrInvalidMessage = errors.New("gqlws: invalid message")
@@ -111,6 +115,9 @@ func Decode(proto string, data []byte) (Message, error) {
 	}
 	if needsID && m.ID == "" {
 		return Message{}, invalid("%s needs a non-empty id", m.Type)
+	}
+	if len(m.ID) > MaxIDLength {
+		return Message{}, invalid("id longer than %d bytes", MaxIDLength)
 	}
 	if p, ok := fields["payload"]; ok && !isNull(p) {
 		m.Payload = p

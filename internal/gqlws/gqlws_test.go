@@ -3,6 +3,7 @@ package gqlws_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -49,6 +50,8 @@ func TestDecode(t *testing.T) {
 		{gqlws.TransportWS, `{"id":"1","type":"subscribe","payload":{"query":1}}`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `{"id":"1","type":"subscribe","payload":{"query":"{a}","variables":[1]}}`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `{"id":"1","type":"complete"}`, gqlws.Message{ID: "1", Type: "complete"}, false},
+		{gqlws.TransportWS, `{"id":"` + strings.Repeat("x", 128) + `","type":"complete"}`, gqlws.Message{ID: strings.Repeat("x", 128), Type: "complete"}, false},
+		{gqlws.TransportWS, `{"id":"` + strings.Repeat("x", 129) + `","type":"complete"}`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `{"type":"complete"}`, gqlws.Message{}, true},
 		{gqlws.TransportWS, `{"id":"1","type":"start","payload":` + sub + `}`, gqlws.Message{}, true}, // legacy type
 		{gqlws.TransportWS, `{"type":"next"}`, gqlws.Message{}, true},                                 // server-only type
