@@ -161,7 +161,7 @@ func TestSubscriptionTopic(t *testing.T) {
 	for _, bad := range []string{
 		`subscription { messageAdded(roomId: "r1") { id } messageEdited(roomId: "r1") { id } }`,
 		`subscription { messageAdded { id } }`,
-		`subscription($r: ID!) { messageAdded(roomId: $r) { id } }`, // variable missing
+		`subscription($r: ID!) { messageAdded(roomId: $r) { id } }`,                        // variable missing
 		`subscription { messageAdded(roomId: "` + strings.Repeat("é", 200) + `") { id } }`, // topic over 1,024 bytes once escaped
 	} {
 		if _, errs := f.exec.Prepare(ctx, graph.Request{Query: bad}); errs == nil {
