@@ -32,6 +32,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/socket"
+	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store"
@@ -56,6 +57,11 @@ type settings struct {
 	DeliveryConcurrency  int
 	InitTimeout          time.Duration
 	DisableIntrospection bool
+	// Strict is the graphql-transport-ws strict close mode (GRAPHQL_WS_STRICT).
+	Strict bool
+	// IdleTimeout and MaxDuration are API Gateway's connection limits (10 minutes, 2 hours); the
+	// local runtime's flags change them, for itself and for the sweeper.
+	IdleTimeout, MaxDuration time.Duration
 	// RegistryTable and DataTable name the DynamoDB tables.
 	RegistryTable, DataTable string
 	// WebSocketEndpoint is the management API endpoint (Lambda only).
@@ -66,6 +72,7 @@ type settings struct {
 
 func readSettings(getenv func(string) string) (settings, error) {
 	s := settings{LogLevel: zerolog.InfoLevel, DeliveryConcurrency: publish.DefaultConcurrency, InitTimeout: 3 * time.Second,
+		IdleTimeout: 10 * time.Minute, MaxDuration: 2 * time.Hour,
 		RegistryTable: "lambdaws-dev-registry", DataTable: "lambdaws-dev-data",
 		WebSocketEndpoint: getenv("WEBSOCKET_ENDPOINT"), DynamoDBEndpoint: getenv("AWS_ENDPOINT_URL_DYNAMODB")}
 	if v := getenv("REGISTRY_TABLE"); v != "" {
@@ -96,6 +103,13 @@ func readSettings(getenv func(string) string) (settings, error) {
 		}
 		s.InitTimeout = d
 	}
+	if v := getenv("GRAPHQL_WS_STRICT"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("GRAPHQL_WS_STRICT: want true or false, got %q", v))
+		}
+		s.Strict = on
+	}
 	if v := getenv("GRAPHQL_INTROSPECTION"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -121,15 +135,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"(on AWS Lambda, AWS_LAMBDA_RUNTIME_API is set and the handler starts by itself)")
 }
 
-// handler builds the one Lambda handler over a store and a management API client.
-func handler(cfg settings, s store.Store, conns interface {
+// managementAPI is what the handlers use of the management API.
+type managementAPI interface {
 	socket.Connections
 	publish.Poster
-}, log zerolog.Logger) *router.Router {
+	sweep.Connections
+}
+
+// handler builds the one Lambda handler over a store and a management API client.
+func handler(cfg settings, s store.Store, conns managementAPI, log zerolog.Logger) *router.Router {
 	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
-	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: conns, InitTimeout: cfg.InitTimeout})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: conns, Concurrency: cfg.DeliveryConcurrency})
-	return router.New(ws, gqlhttp.New(exec, 0), fan, log)
+	return router.New(router.Handlers{
+		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Connections: conns, InitTimeout: cfg.InitTimeout,
+			Strict: cfg.Strict, MaxLifetime: cfg.MaxDuration + 10*time.Minute}),
+		HTTP:   gqlhttp.New(exec, 0),
+		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: conns, Concurrency: cfg.DeliveryConcurrency}),
+		Schedule: sweep.New(sweep.Config{Registry: s, Connections: conns, InitTimeout: cfg.InitTimeout,
+			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
+	}, log)
 }
 
 // runLambda serves Lambda invocations: the DynamoDB backend, the management API endpoint from
@@ -164,6 +187,9 @@ type devOptions struct {
 	port       int
 	// dynamodb is a DynamoDB endpoint URL; empty runs on the embedded store.
 	dynamodb string
+	// API Gateway's limits, changeable for tests.
+	maxFrame, maxMessage                    int64
+	idleTimeout, maxDuration, sweepInterval time.Duration
 }
 
 func parseDevFlags(args []string) (devOptions, error) {
@@ -172,6 +198,11 @@ func parseDevFlags(args []string) (devOptions, error) {
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
 	fs.IntVar(&o.port, "port", 4000, "port to listen on (0 picks a free one)")
 	fs.StringVar(&o.data, "data", "./.data", "directory of the embedded store")
+	fs.Int64Var(&o.maxFrame, "max-frame", 32*1024, "largest inbound WebSocket frame, in bytes (API Gateway: 32 KB)")
+	fs.Int64Var(&o.maxMessage, "max-message", 128*1024, "largest WebSocket message, in bytes (API Gateway: 128 KB)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 10*time.Minute, "close connections idle this long (API Gateway: 10m)")
+	fs.DurationVar(&o.maxDuration, "max-duration", 2*time.Hour, "close connections this old (API Gateway: 2h)")
+	fs.DurationVar(&o.sweepInterval, "sweep-interval", time.Minute, "how often the sweeper runs (serverless.yml: 1m)")
 	fs.StringVar(&o.dynamodb, "dynamodb", "", "run on DynamoDB at this endpoint URL instead of the embedded store\n(default $AWS_ENDPOINT_URL_DYNAMODB)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -220,6 +251,12 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 // startDev opens the store (embedded, or DynamoDB at o.dynamodb), wires the handler and starts the
 // local runtime; it returns once the runtime is listening. Cancelling ctx shuts it down.
 func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logger) (*devServer, error) {
+	if o.idleTimeout > 0 {
+		cfg.IdleTimeout = o.idleTimeout
+	}
+	if o.maxDuration > 0 {
+		cfg.MaxDuration = o.maxDuration
+	}
 	s, feed, err := openDevStore(ctx, cfg, o)
 	if err != nil {
 		return nil, err
@@ -232,7 +269,9 @@ func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logge
 	addr := ln.Addr().String()
 	// The real management API client, pointed at the runtime's own @connections endpoint.
 	conns := publish.NewClient(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: handler(cfg, s, conns, log), Stream: feed, Log: log})
+	rt := local.New(local.Config{Handler: handler(cfg, s, conns, log), Stream: feed, Log: log,
+		MaxFrame: o.maxFrame, MaxMessage: o.maxMessage, IdleTimeout: o.idleTimeout, MaxDuration: o.maxDuration,
+		ScheduleInterval: o.sweepInterval})
 	d := &devServer{Addr: addr, store: s, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)

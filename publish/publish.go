@@ -82,6 +82,10 @@ type Config struct {
 	Concurrency int
 	// MaxMessage is the largest message posted; default DefaultMaxMessage.
 	MaxMessage int
+	// DeadlineMargin: a record is not started when the invocation's deadline is nearer than
+	// this; it and the rest of the batch are reported for retry instead, so work already done
+	// is not redone after a timeout. Default 3s.
+	DeadlineMargin time.Duration
 }
 
 // Fanout delivers stream batches to subscribers.
@@ -99,6 +103,9 @@ func New(cfg Config) *Fanout {
 	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
+	}
+	if cfg.DeadlineMargin <= 0 {
+		cfg.DeadlineMargin = 3 * time.Second
 	}
 	return &Fanout{cfg: cfg}
 }
@@ -154,6 +161,14 @@ func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	var st Stats
 	resp := events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}
 	for _, rec := range ev.Records {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < f.cfg.DeadlineMargin {
+			log.Warn().Str("seq", rec.Change.SequenceNumber).Int("left", len(ev.Records)-st.Records).
+				Msg("invocation deadline near; reporting the rest of the batch for retry")
+			resp.BatchItemFailures = append(resp.BatchItemFailures,
+				events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+			f.logStats(log, st)
+			return resp, st
+		}
 		st.Records++
 		evs, err := f.cfg.Events(rec)
 		if err != nil {

@@ -366,3 +366,22 @@ func TestRealClient(t *testing.T) {
 		t.Fatalf("deleted = %v", reg.deleted)
 	}
 }
+
+func TestStopsBeforeTheDeadline(t *testing.T) {
+	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {sub("c1", "1", store.TransportWS, selIDText)}}}
+	poster := &fakePoster{delay: 60 * time.Millisecond}
+	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster, DeadlineMargin: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var recs []events.DynamoDBEventRecord
+	for i := range 5 {
+		recs = append(recs, record(t, uint64(i+1), store.Insert, nil, msg("r1", fmt.Sprint("m", i), "x")))
+	}
+	resp, st := f.Publish(ctx, events.DynamoDBEvent{Records: recs})
+	// Some records fit before the margin (60 ms each, 200 ms budget, 100 ms margin; fewer on a
+	// slow machine); the next one is reported and nothing after it is delivered.
+	if st.Delivered < 1 || st.Delivered > 2 || len(resp.BatchItemFailures) != 1 ||
+		resp.BatchItemFailures[0].ItemIdentifier != fmt.Sprint(st.Delivered+1) || len(poster.posts["c1"]) != int(st.Delivered) {
+		t.Fatalf("failures %+v, delivered %d", resp.BatchItemFailures, st.Delivered)
+	}
+}

@@ -2,7 +2,9 @@
 //
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
 // and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a REST API (1.0)
-// proxy event has httpMethod; a DynamoDB stream batch has Records[0].eventSource "aws:dynamodb".
+// proxy event has httpMethod; a DynamoDB stream batch has Records[0].eventSource "aws:dynamodb";
+// the sweeper's schedule is an EventBridge event with source "aws.events" and detail-type
+// "Scheduled Event".
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
 // router logs once per failed invocation, with the request's ids; a panic anywhere below becomes
 // an error.
@@ -35,6 +37,19 @@ type Stream interface {
 	HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 }
 
+// Schedule handles the periodic scheduled event.
+type Schedule interface {
+	HandleSchedule(ctx context.Context, ev events.EventBridgeEvent) error
+}
+
+// Handlers are the typed handlers the router dispatches to.
+type Handlers struct {
+	WebSocket WebSocket
+	HTTP      http.Handler
+	Stream    Stream
+	Schedule  Schedule
+}
+
 // Errors Invoke returns.
 var (
 	// ErrUnknownPayload: the payload is JSON but no shape the router knows.
@@ -47,15 +62,13 @@ var (
 
 // Router is the one Lambda handler of the binary.
 type Router struct {
-	ws     WebSocket
-	http   http.Handler
-	stream Stream
-	log    zerolog.Logger
+	h   Handlers
+	log zerolog.Logger
 }
 
-// New returns a Router over the three handlers; log is the base logger.
-func New(ws WebSocket, httpHandler http.Handler, stream Stream, log zerolog.Logger) *Router {
-	return &Router{ws: ws, http: httpHandler, stream: stream, log: log}
+// New returns a Router over the handlers; log is the base logger.
+func New(h Handlers, log zerolog.Logger) *Router {
+	return &Router{h: h, log: log}
 }
 
 // probe decodes just enough of any payload to tell the shapes apart.
@@ -70,6 +83,8 @@ type probe struct {
 		HTTP         json.RawMessage `json:"http"`
 	} `json:"requestContext"`
 	HTTPMethod string `json:"httpMethod"`
+	Source     string `json:"source"`
+	DetailType string `json:"detail-type"`
 }
 
 // Kind names a payload shape.
@@ -81,6 +96,7 @@ const (
 	KindHTTPv2    Kind = "http-v2"
 	KindRESTv1    Kind = "rest-v1"
 	KindDynamoDB  Kind = "dynamodb"
+	KindSchedule  Kind = "schedule"
 	KindUnknown   Kind = "unknown"
 )
 
@@ -99,6 +115,8 @@ func Classify(payload []byte) (Kind, error) {
 		return KindRESTv1, nil
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:dynamodb":
 		return KindDynamoDB, nil
+	case p.Source == "aws.events" && p.DetailType == "Scheduled Event":
+		return KindSchedule, nil
 	}
 	return KindUnknown, ErrUnknownPayload
 }
@@ -128,6 +146,8 @@ func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err er
 		return r.httpV2(ctx, log, payload)
 	case KindRESTv1:
 		return r.restV1(ctx, log, payload)
+	case KindSchedule:
+		return r.schedule(ctx, log, payload)
 	default: // KindDynamoDB
 		return r.dynamodb(ctx, log, payload)
 	}
@@ -150,7 +170,7 @@ func (r *Router) websocket(ctx context.Context, log zerolog.Logger, payload []by
 	}
 	rc := ev.RequestContext
 	log = log.With().Str("route", rc.RouteKey).Str("conn", rc.ConnectionID).Str("apiRequest", rc.RequestID).Logger()
-	resp, err := r.ws.Handle(log.WithContext(ctx), ev)
+	resp, err := r.h.WebSocket.Handle(log.WithContext(ctx), ev)
 	if err != nil {
 		log.Error().Err(err).Msg("websocket route failed")
 	}
@@ -162,12 +182,24 @@ func (r *Router) dynamodb(ctx context.Context, log zerolog.Logger, payload []byt
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.stream.HandleDynamoDB(log.WithContext(ctx), ev)
+	resp, err := r.h.Stream.HandleDynamoDB(log.WithContext(ctx), ev)
 	if err != nil {
 		log.Error().Err(err).Int("records", len(ev.Records)).Msg("stream batch failed")
 		return nil, err
 	}
 	return json.Marshal(resp)
+}
+
+func (r *Router) schedule(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.EventBridgeEvent](log, KindSchedule, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.h.Schedule.HandleSchedule(log.WithContext(ctx), ev); err != nil {
+		log.Error().Err(err).Str("event", ev.ID).Msg("scheduled run failed")
+		return nil, err
+	}
+	return []byte("{}"), nil
 }
 
 func (r *Router) httpV2(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
@@ -194,7 +226,7 @@ func (r *Router) httpV2(ctx context.Context, log zerolog.Logger, payload []byte)
 		req.Header.Set("Cookie", strings.Join(ev.Cookies, "; "))
 	}
 	rec := newRecorder()
-	r.http.ServeHTTP(rec, req)
+	r.h.HTTP.ServeHTTP(rec, req)
 	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
 	for k, vs := range rec.header {
 		if k == "Set-Cookie" {
@@ -243,7 +275,7 @@ func (r *Router) restV1(ctx context.Context, log zerolog.Logger, payload []byte)
 		}
 	}
 	rec := newRecorder()
-	r.http.ServeHTTP(rec, req)
+	r.h.HTTP.ServeHTTP(rec, req)
 	resp := events.APIGatewayProxyResponse{StatusCode: rec.status, MultiValueHeaders: map[string][]string(rec.header), Body: rec.body.String()}
 	return json.Marshal(resp)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/socket"
+	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store/embedded"
@@ -45,6 +46,10 @@ func (m *mgmt) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi
 	defer m.mu.Unlock()
 	m.deletes = append(m.deletes, *in.ConnectionId)
 	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
+}
+
+func (m *mgmt) GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
+	return &apigatewaymanagementapi.GetConnectionOutput{}, nil
 }
 
 func (m *mgmt) take() (posts, deletes []string) {
@@ -79,7 +84,8 @@ func TestGolden(t *testing.T) {
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: m, Now: now, AckWait: 50 * time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	var logs bytes.Buffer
-	r := router.New(ws, gqlhttp.New(exec, 0), fan, zerolog.New(&logs))
+	sw := sweep.New(sweep.Config{Registry: s, Connections: m, Now: now})
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
 	sort.Strings(files)
@@ -145,6 +151,8 @@ func TestClassify(t *testing.T) {
 		{`{"httpMethod":"POST","requestContext":{}}`, router.KindRESTv1},
 		{`{"Records":[{"eventSource":"aws:dynamodb"}]}`, router.KindDynamoDB},
 		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindUnknown},
+		{`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, router.KindSchedule},
+		{`{"source":"com.example","detail-type":"Scheduled Event"}`, router.KindUnknown},
 		{`{"Records":[]}`, router.KindUnknown},
 		{`{"requestContext":{"eventType":"CONNECT"}}`, router.KindUnknown},
 		{`{"requestContext":{"http":null}}`, router.KindUnknown},
@@ -173,7 +181,8 @@ func FuzzInvoke(f *testing.F) {
 	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{})
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: m, AckWait: time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
-	r := router.New(ws, gqlhttp.New(exec, 0), fan, zerolog.Nop())
+	sw := sweep.New(sweep.Config{Registry: s, Connections: m})
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
 		if errors.Is(err, router.ErrPanic) {

@@ -66,6 +66,9 @@ type Connection struct {
 	ConnectedAt time.Time `json:"connectedAt"`
 	// AckedAt is when connection_init was accepted; zero while pending.
 	AckedAt time.Time `json:"ackedAt,omitzero"`
+	// LastSeenAt is when the client was last known active (see TouchConnection); zero if never
+	// recorded. It is coarse: handlers record it at most about once a minute.
+	LastSeenAt time.Time `json:"lastSeenAt,omitzero"`
 	// ExpiresAt is the TTL: after it the record is treated as absent.
 	ExpiresAt time.Time `json:"expiresAt"`
 }
@@ -105,6 +108,15 @@ type Registry interface {
 	// DeleteConnection removes a connection and everything it owns. Deleting an absent connection
 	// is not an error.
 	DeleteConnection(ctx context.Context, id string) error
+	// TouchConnection records that the client was active at `at`: it sets LastSeenAt if `at` is
+	// later (an older touch is a no-op, not an error). It never creates a connection: ErrNotFound
+	// if absent or expired.
+	TouchConnection(ctx context.Context, id string, at time.Time) error
+	// Connections yields every connection record, expired ones included (the sweeper removes
+	// them), page by page. The listing may be slightly stale (eventually consistent): re-read a
+	// connection with Connection before acting on its state. It stops at the first error, which
+	// it yields.
+	Connections(ctx context.Context) iter.Seq2[Connection, error]
 
 	// PutSubscription claims the operation id s.ID on its connection and, when s.Topic is set,
 	// files it under its topic. ErrConflict if the id is active and replace is false; with replace,
@@ -138,6 +150,17 @@ type Store interface {
 	Registry
 	Messages
 	Close() error
+}
+
+// LastActive is the latest of ConnectedAt, AckedAt and LastSeenAt.
+func (c Connection) LastActive() time.Time {
+	t := c.ConnectedAt
+	for _, u := range []time.Time{c.AckedAt, c.LastSeenAt} {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t
 }
 
 // Live reports whether a record with this expiry is still live at now. A zero expiry never expires.

@@ -232,6 +232,7 @@ func checkTemplate(tpl map[string]any) []string {
 	c.checkWebSocketAPI(&ids)
 	c.checkHTTPAPI(&ids)
 	c.checkStream(&ids)
+	c.checkSchedule(&ids)
 	c.checkPermissions(&ids)
 	c.checkIAM(&ids)
 	c.checkOutputs(obj(tpl["Outputs"]))
@@ -495,6 +496,37 @@ func (c *checker) checkStream(ids *stackIDs) {
 	dest := render(obj(obj(p["DestinationConfig"])["OnFailure"])["Destination"])
 	if ids.queue == "" || dest != "${"+ids.queue+".Arn}" {
 		c.errorf("event source mapping DestinationConfig.OnFailure.Destination = %q, want the failure queue's Arn", dest)
+	}
+}
+
+// checkSchedule: the sweeper's rule invokes the function every minute, and only that rule may.
+func (c *checker) checkSchedule(ids *stackIDs) {
+	rules := c.ofType("AWS::Events::Rule")
+	if len(rules) != 1 {
+		c.errorf("want exactly one AWS::Events::Rule (the sweeper's schedule), got %v", rules)
+		return
+	}
+	p := c.props(rules[0])
+	c.want("schedule ScheduleExpression", p["ScheduleExpression"], "rate(1 minute)")
+	if st, ok := p["State"]; ok && st != "ENABLED" {
+		c.errorf("the schedule's State = %v, want ENABLED", st)
+	}
+	targets := list(p["Targets"])
+	if len(targets) != 1 || ids.function == "" || render(obj(targets[0])["Arn"]) != "${"+ids.function+".Arn}" {
+		c.errorf("the schedule's Targets = %s, want the function %s", show(p["Targets"]), ids.function)
+	}
+	var allowed bool
+	for _, id := range c.ofType("AWS::Lambda::Permission") {
+		pp := c.props(id)
+		if pp["Principal"] == "events.amazonaws.com" {
+			if render(pp["SourceArn"]) != "${"+rules[0]+".Arn}" {
+				c.errorf("Lambda permission %s lets EventBridge invoke from %s, want only the schedule %s", id, render(pp["SourceArn"]), rules[0])
+			}
+			allowed = true
+		}
+	}
+	if !allowed {
+		c.errorf("no Lambda permission lets the schedule invoke the function")
 	}
 }
 
@@ -805,6 +837,14 @@ func routeProps(t *testing.T, tpl map[string]any, key string) (string, map[strin
 }
 
 var mutations = []mutation{
+	{"the sweeper's schedule is gone", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if obj(r)["Type"] == "AWS::Events::Rule" {
+				delete(res, id)
+			}
+		}
+	}},
 	{"bisectBatchOnFunctionError is removed", "BisectBatchOnFunctionError", func(t *testing.T, tpl map[string]any) {
 		delete(resourceProps(t, tpl, "AWS::Lambda::EventSourceMapping", ""), "BisectBatchOnFunctionError")
 	}},

@@ -1,10 +1,20 @@
 // Package gqlhttp serves queries and mutations over HTTP as the GraphQL-over-HTTP specification describes.
 //
-// Media types: a client that accepts application/graphql-response+json gets it, and request
-// errors (bad JSON, bad parameters, parse and validation failures) then answer 400 with no data
-// entry; otherwise the response is application/json and every GraphQL result is 200. GET runs
-// queries only (a mutation answers 405); POST takes application/json. Subscriptions are served
-// over the WebSocket API, not here.
+// Media types: a client that accepts application/graphql-response+json (at least as much as
+// application/json) gets it; otherwise, and for */* or no Accept at all, the response is
+// application/json; a client that accepts neither gets 406. GET runs queries only (a mutation
+// answers 405 with Allow: POST); POST takes an application/json body (415 otherwise, 413 when it
+// is too large). Subscriptions are served over the WebSocket API, not here.
+//
+// Status codes follow the specification's two cases:
+//   - A request that is not a well-formed GraphQL-over-HTTP request (an empty body, a body that
+//     is not a JSON object, a missing or non-string query, a parameter of the wrong type) answers
+//     400 whatever the media type, with an errors entry and no data entry.
+//   - A well-formed request whose document does not parse or validate, whose operation cannot be
+//     chosen or whose variables do not coerce is a GraphQL request error: 400 for
+//     application/graphql-response+json, 200 for application/json, never a data entry.
+//
+// An executed operation answers 200, field errors included.
 package gqlhttp
 
 import (
@@ -15,6 +25,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -63,49 +74,55 @@ type params struct {
 	Extensions    json.RawMessage `json:"extensions"`
 }
 
-// requestError is a GraphQL request error: the request never reached execution.
-type requestError struct{ msg string }
+// A refusal stops a request before it reaches the executor.
+type refusal struct {
+	// status is http.StatusBadRequest for a request that is not a well-formed GraphQL-over-HTTP
+	// request, answered as a GraphQL response in the negotiated media type; any other status
+	// (413, 415) refuses the request at the HTTP level.
+	status int
+	msg    string
+}
 
-func badRequest(format string, args ...any) *requestError {
-	return &requestError{msg: fmt.Sprintf(format, args...)}
+// malformed refuses a request that is not a well-formed GraphQL-over-HTTP request.
+func malformed(format string, args ...any) *refusal {
+	return &refusal{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		httpError(w, http.StatusMethodNotAllowed, "use GET or POST")
+		return
+	}
 	media, ok := negotiate(r.Header.Values("Accept"))
 	if !ok {
 		httpError(w, http.StatusNotAcceptable, "accept "+MediaResponse+" or "+MediaJSON)
 		return
 	}
+
 	var p params
-	switch r.Method {
-	case http.MethodGet:
-		q := r.URL.Query()
-		p.Query = jsonString(q, "query")
-		p.OperationName = jsonString(q, "operationName")
-		p.Variables = rawParam(q.Get("variables"))
-		p.Extensions = rawParam(q.Get("extensions"))
-	case http.MethodPost:
-		if status, msg := h.readBody(r, &p); status != 0 {
-			if status != http.StatusOK {
-				httpError(w, status, msg)
-				return
-			}
-			h.requestErrors(ctx, w, media, gqlerror.List{gqlerror.Errorf("%s", msg)})
-			return
-		}
+	var ref *refusal
+	if r.Method == http.MethodGet {
+		p = queryParams(r)
+	} else {
+		p, ref = h.readBody(r)
+	}
+	var req graph.Request
+	if ref == nil {
+		req, ref = decodeParams(p)
+	}
+	switch {
+	case ref == nil:
+	case ref.status == http.StatusBadRequest:
+		h.writeErrors(ctx, w, media, http.StatusBadRequest, gqlerror.List{gqlerror.Errorf("%s", ref.msg)})
+		return
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		httpError(w, http.StatusMethodNotAllowed, "use GET or POST")
+		httpError(w, ref.status, ref.msg)
 		return
 	}
 
-	req, rerr := decodeParams(p)
-	if rerr != nil {
-		h.requestErrors(ctx, w, media, gqlerror.List{gqlerror.Errorf("%s", rerr.msg)})
-		return
-	}
 	op, errs := h.exec.Prepare(ctx, req)
 	if errs != nil {
 		h.requestErrors(ctx, w, media, errs)
@@ -130,101 +147,143 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	write(w, http.StatusOK, media, body)
 }
 
-// readBody decodes a POST body into p. It returns 0 on success, http.StatusOK for a request
-// error that is answered as a GraphQL result, or another status for an HTTP-level error.
-func (h *Handler) readBody(r *http.Request, p *params) (int, string) {
+// queryParams reads the parameters of a GET request from its query string: query and
+// operationName as they are, variables and extensions as JSON text.
+func queryParams(r *http.Request) params {
+	q := r.URL.Query()
+	return params{
+		Query:         jsonString(q, "query"),
+		OperationName: jsonString(q, "operationName"),
+		Variables:     rawParam(q.Get("variables")),
+		Extensions:    rawParam(q.Get("extensions")),
+	}
+}
+
+// readBody reads the parameters of a POST request from its JSON body.
+func (h *Handler) readBody(r *http.Request) (params, *refusal) {
+	var p params
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return http.StatusUnsupportedMediaType, "Content-Type " + MediaJSON + " is required"
+		return p, &refusal{http.StatusUnsupportedMediaType, "Content-Type " + MediaJSON + " is required"}
 	}
 	mt, ps, err := mime.ParseMediaType(ct)
 	if err != nil || mt != MediaJSON {
-		return http.StatusUnsupportedMediaType, "Content-Type must be " + MediaJSON
+		return p, &refusal{http.StatusUnsupportedMediaType, "Content-Type must be " + MediaJSON}
 	}
 	if cs, ok := ps["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return http.StatusUnsupportedMediaType, "charset must be utf-8"
+		return p, &refusal{http.StatusUnsupportedMediaType, "charset must be utf-8"}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
 	if err != nil {
-		return http.StatusBadRequest, "cannot read the body"
+		return p, malformed("cannot read the body")
 	}
 	if int64(len(body)) > h.maxBody {
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.maxBody)
+		return p, &refusal{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.maxBody)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return http.StatusOK, "request body is empty"
+		return p, malformed("request body is empty")
+	}
+	if !json.Valid(body) {
+		return p, malformed("request body is not valid JSON")
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return http.StatusOK, "request body is not a JSON object"
+		return p, malformed("request body is not a JSON object")
 	}
 	p.Query, p.OperationName, p.Variables, p.Extensions =
 		fields["query"], fields["operationName"], fields["variables"], fields["extensions"]
-	return 0, ""
+	return p, nil
 }
 
 // decodeParams checks the parameters' types.
-func decodeParams(p params) (graph.Request, *requestError) {
+func decodeParams(p params) (graph.Request, *refusal) {
 	var req graph.Request
 	if isNull(p.Query) {
-		return req, badRequest("query is required")
+		return req, malformed("query is required")
 	}
 	if json.Unmarshal(p.Query, &req.Query) != nil {
-		return req, badRequest("query must be a string")
+		return req, malformed("query must be a string")
 	}
 	if !isNull(p.OperationName) && json.Unmarshal(p.OperationName, &req.OperationName) != nil {
-		return req, badRequest("operationName must be a string or null")
+		return req, malformed("operationName must be a string or null")
 	}
 	if !isNull(p.Variables) {
 		if !isObject(p.Variables) {
-			return req, badRequest("variables must be an object or null")
+			return req, malformed("variables must be an object or null")
 		}
 		req.Variables = p.Variables
 	}
 	if !isNull(p.Extensions) && !isObject(p.Extensions) {
-		return req, badRequest("extensions must be an object or null")
+		return req, malformed("extensions must be an object or null")
 	}
 	return req, nil
 }
 
-// requestErrors answers a request that did not reach execution: 400 for
-// application/graphql-response+json, 200 for application/json; never a data entry.
+// requestErrors answers a well-formed request that did not reach execution (GraphQL request
+// errors): 400 for application/graphql-response+json, 200 for application/json.
 func (h *Handler) requestErrors(ctx context.Context, w http.ResponseWriter, media string, errs gqlerror.List) {
-	resp := h.exec.ErrorResponse(ctx, errs)
-	zerolog.Ctx(ctx).Info().Str("error", resp.Errors.Error()).Msg("request rejected")
-	body, _ := json.Marshal(struct {
-		Errors     gqlerror.List  `json:"errors"`
-		Extensions map[string]any `json:"extensions,omitempty"`
-	}{resp.Errors, resp.Extensions})
 	status := http.StatusOK
 	if media == MediaResponse {
 		status = http.StatusBadRequest
 	}
+	h.writeErrors(ctx, w, media, status, errs)
+}
+
+// writeErrors answers with a GraphQL response that has errors and no data entry, presented by the
+// executor.
+func (h *Handler) writeErrors(ctx context.Context, w http.ResponseWriter, media string, status int, errs gqlerror.List) {
+	resp := h.exec.ErrorResponse(ctx, errs)
+	zerolog.Ctx(ctx).Info().Int("status", status).Str("error", resp.Errors.Error()).Msg("request rejected")
+	body, _ := json.Marshal(struct {
+		Errors     gqlerror.List  `json:"errors"`
+		Extensions map[string]any `json:"extensions,omitempty"`
+	}{resp.Errors, resp.Extensions})
 	write(w, status, media, body)
 }
 
-// negotiate picks the response media type from Accept headers: graphql-response+json when
-// accepted, else application/json when accepted (or no Accept at all).
+// negotiate picks the response media type from Accept headers. Each of the two types gets the
+// q-value of the most specific range that matches it; application/graphql-response+json is
+// matched only by its own name, while application/json is also matched by application/* and */*
+// (the specification asks for application/json there). The higher q wins, graphql-response+json
+// on a tie; q=0 means "not acceptable". No Accept header (or one with no media range) means
+// application/json.
 func negotiate(accepts []string) (string, bool) {
-	if len(accepts) == 0 {
-		return MediaJSON, true
-	}
-	var json bool
+	// The q-value of each range the header names; a range named twice keeps its highest q.
+	ranges := map[string]float64{}
 	for _, a := range accepts {
 		for part := range strings.SplitSeq(a, ",") {
 			mt, ps, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil || ps["q"] == "0" {
+			if err != nil {
 				continue
 			}
-			switch mt {
-			case MediaResponse:
-				return MediaResponse, true
-			case MediaJSON, "*/*", "application/*":
-				json = true
+			q := 1.0
+			if s, ok := ps["q"]; ok {
+				if q, err = strconv.ParseFloat(s, 64); err != nil || q < 0 || q > 1 {
+					continue // not a valid weight: ignore the range
+				}
+			}
+			if old, ok := ranges[mt]; !ok || q > old {
+				ranges[mt] = q
 			}
 		}
 	}
-	return MediaJSON, json
+	if len(ranges) == 0 {
+		return MediaJSON, true
+	}
+	qResponse := ranges[MediaResponse] // 0 when not named
+	qJSON := 0.0
+	for _, mt := range []string{"*/*", "application/*", MediaJSON} { // least specific first
+		if q, ok := ranges[mt]; ok {
+			qJSON = q
+		}
+	}
+	switch {
+	case qResponse > 0 && qResponse >= qJSON:
+		return MediaResponse, true
+	case qJSON > 0:
+		return MediaJSON, true
+	}
+	return "", false
 }
 
 func write(w http.ResponseWriter, status int, media string, body []byte) {
@@ -233,6 +292,7 @@ func write(w http.ResponseWriter, status int, media string, body []byte) {
 	w.Write(body)
 }
 
+// httpError refuses a request at the HTTP level, before any GraphQL: always application/json.
 func httpError(w http.ResponseWriter, status int, msg string) {
 	body, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"message": msg}}})
 	write(w, status, MediaJSON, body)

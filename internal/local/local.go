@@ -77,6 +77,17 @@ type Config struct {
 	// MaxMessage is the largest WebSocket message in either direction; default 128 KiB. A larger
 	// inbound message closes the connection with 1009; a larger post answers 413.
 	MaxMessage int64
+	// MaxFrame is the largest inbound WebSocket frame; default 32 KiB. A larger one closes the
+	// connection with 1009.
+	MaxFrame int64
+	// IdleTimeout closes a connection that has sent no message for this long, with 1001;
+	// default 10 minutes.
+	IdleTimeout time.Duration
+	// MaxDuration closes a connection this old, with 1001; default 2 hours.
+	MaxDuration time.Duration
+	// ScheduleInterval is how often the handler gets the sweeper's scheduled event; default 1
+	// minute, the schedule in serverless.yml.
+	ScheduleInterval time.Duration
 
 	// BatchSize is the stream batch size; default 100.
 	BatchSize int
@@ -106,6 +117,18 @@ func (c *Config) defaults() {
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 128 * 1024
 	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 32 * 1024
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.MaxDuration <= 0 {
+		c.MaxDuration = 2 * time.Hour
+	}
+	if c.ScheduleInterval <= 0 {
+		c.ScheduleInterval = time.Minute
+	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
 	}
@@ -133,14 +156,17 @@ type Runtime struct {
 	inflight sync.WaitGroup // socket loops and the invocations they start
 }
 
-// begin registers a socket loop; it reports false once shutdown has begun.
-func (rt *Runtime) begin() bool {
+// register adds an open socket and its loop; it reports false once shutdown has begun. The check
+// and the registration are one step under the lock that shutdown takes to set stopping and list the
+// sockets to close, so no socket can slip in between.
+func (rt *Runtime) register(c *wsConn) bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.stopping {
 		return false
 	}
 	rt.inflight.Add(1)
+	rt.conns[c.id] = c
 	return true
 }
 
@@ -167,6 +193,10 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 			rt.pollStream(stopPoller)
 		}
 	}()
+	stopTimers := make(chan struct{})
+	var timers sync.WaitGroup
+	timers.Go(func() { rt.enforceLimits(stopTimers) })
+	timers.Go(func() { rt.runSchedule(stopTimers) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -177,11 +207,10 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	close(stopTimers)
+	timers.Wait()
 	srv.Shutdown(shutdownCtx)
-	rt.mu.Lock()
-	rt.stopping = true
-	rt.mu.Unlock()
-	rt.closeAll()
+	rt.closeAll() // sets stopping
 	close(stopPoller)
 	<-pollerDone
 	done := make(chan struct{})
@@ -227,6 +256,8 @@ func newID() string {
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b) + "="
 }
+
+func bgContext() context.Context { return context.Background() }
 
 func requestTime(t time.Time) string { return t.UTC().Format("02/Jan/2006:15:04:05 -0700") }
 

@@ -103,6 +103,7 @@ func dial(t *testing.T, addr string, protos ...string) (*websocket.Conn, *http.R
 	defer cancel()
 	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/graphql", &websocket.DialOptions{Subprotocols: protos})
 	if c != nil {
+		c.SetReadLimit(1 << 20)
 		t.Cleanup(func() { c.CloseNow() })
 	}
 	return c, resp, err
@@ -479,5 +480,148 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestFrameLimit(t *testing.T) {
+	h := &handler{fn: echo}
+	addr, _ := serve(t, local.Config{Handler: h, MaxFrame: 32 * 1024, MaxMessage: 128 * 1024})
+	ctx := context.Background()
+
+	// A 100 KB message in frames of 25 KB is within both limits.
+	c, _, err := dial(t, addr, "graphql-transport-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := []byte(strings.Repeat("a", 25*1024))
+	for range 4 {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if got := read(t, c); len(got) != len("echo:")+100*1024 {
+		t.Fatalf("fragmented message echoed as %d bytes", len(got))
+	}
+
+	// One 40 KB frame is over the frame limit: closed with 1009, never invoked.
+	c2, _, err := dial(t, addr, "graphql-transport-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Write(ctx, websocket.MessageText, []byte(strings.Repeat("b", 40*1024)))
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, _, err := c2.Read(rctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("after a 40 KB frame: %v, want close 1009", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range h.events {
+		if b, _ := ev["body"].(string); strings.HasPrefix(b, "bbb") {
+			t.Fatal("the oversized frame reached the handler")
+		}
+	}
+}
+
+func TestIdleTimeoutAndMaxDuration(t *testing.T) {
+	h := &handler{fn: echo}
+	addr, _ := serve(t, local.Config{Handler: h, IdleTimeout: 300 * time.Millisecond, MaxDuration: 900 * time.Millisecond})
+	ctx := context.Background()
+	idle, _, err := dial(t, addr, "graphql-transport-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, _, err := dial(t, addr, "graphql-transport-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	idleClosed := make(chan time.Duration, 1)
+	go func() {
+		_, _, err := idle.Read(ctx)
+		if websocket.CloseStatus(err) == websocket.StatusGoingAway {
+			idleClosed <- time.Since(start)
+		}
+		close(idleClosed)
+	}()
+	// The busy client keeps sending, so only the maximum duration closes it.
+	busyClosed := make(chan time.Duration, 1)
+	go func() {
+		for {
+			_, _, err := busy.Read(ctx)
+			if err != nil {
+				if websocket.CloseStatus(err) == websocket.StatusGoingAway {
+					busyClosed <- time.Since(start)
+				}
+				close(busyClosed)
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var idleAt, busyAt time.Duration
+	for idleAt == 0 || busyAt == 0 {
+		select {
+		case d, ok := <-idleClosed:
+			if !ok && idleAt == 0 {
+				t.Fatal("idle connection closed without 1001")
+			}
+			if ok {
+				idleAt = d
+			}
+		case d, ok := <-busyClosed:
+			if !ok && busyAt == 0 {
+				t.Fatal("busy connection closed without 1001")
+			}
+			if ok {
+				busyAt = d
+			}
+		case <-tick.C:
+			busy.Write(ctx, websocket.MessageText, []byte("keepalive"))
+		case <-time.After(5 * time.Second):
+			t.Fatal("connections not closed")
+		}
+	}
+	if idleAt < 250*time.Millisecond || idleAt > 800*time.Millisecond {
+		t.Fatalf("idle connection closed after %v, want about 300ms", idleAt)
+	}
+	if busyAt < 900*time.Millisecond {
+		t.Fatalf("busy connection closed after %v, before the maximum duration", busyAt)
+	}
+	waitFor(t, func() bool {
+		n := 0
+		for _, r := range h.routes() {
+			if r == "$disconnect" {
+				n++
+			}
+		}
+		return n == 2
+	})
+}
+
+func TestScheduledEvents(t *testing.T) {
+	var mu sync.Mutex
+	var scheduled []map[string]any
+	h := &handler{fn: func(ev map[string]any, _ []byte) ([]byte, error) {
+		if ev["source"] == "aws.events" {
+			mu.Lock()
+			scheduled = append(scheduled, ev)
+			mu.Unlock()
+			return []byte("{}"), nil
+		}
+		return echo(ev, nil)
+	}}
+	serve(t, local.Config{Handler: h, ScheduleInterval: 30 * time.Millisecond})
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(scheduled) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if scheduled[0]["detail-type"] != "Scheduled Event" || scheduled[0]["id"] == scheduled[1]["id"] {
+		t.Fatalf("scheduled event = %v", scheduled[0])
 	}
 }

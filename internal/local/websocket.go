@@ -23,6 +23,7 @@ type wsConn struct {
 	sourceIP    string
 	userAgent   string
 
+	frames     *frameWatcher // flags inbound frames over MaxFrame
 	mu         sync.Mutex
 	lastActive time.Time
 	closing    bool
@@ -123,7 +124,8 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if proto := responseHeader(resp, "Sec-WebSocket-Protocol"); proto != "" {
 		opts.Subprotocols = []string{proto}
 	}
-	c, err := websocket.Accept(w, r, opts)
+	ww := &watchingWriter{ResponseWriter: w, limit: uint64(rt.cfg.MaxFrame)}
+	c, err := websocket.Accept(ww, r, opts)
 	if err != nil {
 		log.Info().Err(err).Msg("upgrade failed")
 		rt.disconnect(conn, websocket.StatusAbnormalClosure, "upgrade failed")
@@ -131,16 +133,14 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(rt.cfg.MaxMessage)
 	conn.c = c
+	conn.frames = ww.watcher
 	conn.touch()
-	if !rt.begin() {
+	if !rt.register(conn) {
 		c.Close(websocket.StatusGoingAway, "server shutting down")
 		rt.disconnect(conn, websocket.StatusGoingAway, "server shutting down")
 		return
 	}
 	defer rt.inflight.Done()
-	rt.mu.Lock()
-	rt.conns[conn.id] = conn
-	rt.mu.Unlock()
 	log.Debug().Str("subprotocol", c.Subprotocol()).Msg("connected")
 	rt.readLoop(conn)
 }
@@ -165,6 +165,11 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 				conn.c.Close(status, reason)
 			}
 			rt.disconnect(conn, status, reason)
+			return
+		}
+		if conn.frames != nil && conn.frames.tooBig.Load() {
+			conn.c.Close(websocket.StatusMessageTooBig, "Frame too big")
+			rt.disconnect(conn, websocket.StatusMessageTooBig, "Frame too big")
 			return
 		}
 		conn.touch()
@@ -246,9 +251,11 @@ func (rt *Runtime) closeConn(conn *wsConn, status websocket.StatusCode, reason s
 	go conn.c.Close(status, reason)
 }
 
-// closeAll closes every socket with 1001 (going away), at shutdown.
+// closeAll stops registering sockets and closes every open one with 1001 (going away), at
+// shutdown.
 func (rt *Runtime) closeAll() {
 	rt.mu.Lock()
+	rt.stopping = true
 	conns := make([]*wsConn, 0, len(rt.conns))
 	for _, c := range rt.conns {
 		conns = append(conns, c)

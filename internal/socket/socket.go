@@ -18,6 +18,11 @@
 // acknowledgement, as the reference server awaits its init promise.
 //
 // API Gateway cannot send close codes: closing is DeleteConnection, which the client sees as 1000.
+// The graphql-ws client reconnects at once after a 1000 close whenever it still has active
+// subscriptions, so where the specification closes with a code the client must not retry after
+// (4400, 4401, 4409, 4429, 4500), strict mode first posts one frame the client cannot accept: it
+// then closes itself with 4004, which it never retries, and the frame's type names the intended
+// code and reason. See the README's "Protocol behaviour on API Gateway".
 package socket
 
 import (
@@ -72,6 +77,15 @@ type Config struct {
 	// AckWait bounds how long a legacy start waits for its connection's init to be
 	// acknowledged by an overlapping invocation; default 3s.
 	AckWait time.Duration
+	// Strict makes the graphql-ws client stop retrying wherever the specification says it must
+	// not (see the package comment); off by default.
+	Strict bool
+	// MaxMessage is the largest message posted; default 128 KiB, API Gateway's limit. A larger
+	// result is replaced by an error result.
+	MaxMessage int
+	// TouchInterval is how stale a connection's LastSeenAt may get before a message refreshes
+	// it; default 1 minute. The sweeper reads it to find idle connections.
+	TouchInterval time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -92,6 +106,12 @@ func New(cfg Config) *Handler {
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 3 * time.Second
 	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = 128 * 1024
+	}
+	if cfg.TouchInterval <= 0 {
+		cfg.TouchInterval = time.Minute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -103,11 +123,31 @@ func New(cfg Config) *Handler {
 const (
 	CloseBadRequest         = 4400
 	CloseUnauthorized       = 4401
+	CloseForbidden          = 4403
 	CloseSubprotocol        = 4406
 	CloseInitTimeout        = 4408
 	CloseSubscriberExists   = 4409
 	CloseTooManyInitRequest = 4429
+	CloseInternalError      = 4500
 )
+
+// noRetry lists the close codes after which the graphql-ws client must not reconnect.
+var noRetry = map[int]bool{CloseBadRequest: true, CloseUnauthorized: true, CloseSubprotocol: true,
+	CloseSubscriberExists: true, CloseTooManyInitRequest: true, CloseInternalError: true}
+
+// terminalFrame is what strict mode posts before closing: a message whose type is not one of
+// the protocol's, so the graphql-ws client closes with 4004 (Bad response) and does not retry.
+// The type spells the intended close so that it shows in the client's close reason
+// ("Invalid message 'type' property \"4409: Subscriber for 1 already exists\""), which the client
+// keeps only under 124 characters.
+func terminalFrame(code int, reason string) []byte {
+	typ := fmt.Sprintf("%d: %s", code, reason)
+	if len(typ) > 88 {
+		typ = typ[:85] + "..."
+	}
+	payload, _ := json.Marshal(map[string]any{"code": code, "reason": reason})
+	return gqlws.Encode(gqlws.Message{Type: typ, Payload: payload})
+}
 
 // Handle serves one WebSocket route event. It returns an error only when the service itself
 // failed (the registry is unreachable); protocol errors are answered on the socket.
@@ -173,11 +213,16 @@ func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProx
 			body = nil
 		}
 	}
-	msg, err := gqlws.Decode(conn.Subprotocol, body)
-	if conn.State == store.StatePending && s.at.Sub(conn.ConnectedAt) > h.cfg.InitTimeout &&
-		(err != nil || msg.Type != gqlws.Ping && msg.Type != gqlws.Pong) {
+	if conn.State == store.StatePending && s.at.Sub(conn.ConnectedAt) > h.cfg.InitTimeout {
+		// The reference server's timer would have closed the socket by now.
 		return s.close(ctx, CloseInitTimeout, "Connection initialisation timeout")
 	}
+	if s.at.Sub(conn.LastActive()) > h.cfg.TouchInterval {
+		if err := h.cfg.Registry.TouchConnection(ctx, id, s.at); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn().Err(err).Msg("record activity")
+		}
+	}
+	msg, err := gqlws.Decode(conn.Subprotocol, body)
 	if err != nil {
 		if conn.Subprotocol == gqlws.LegacyWS {
 			s.log.Info().Err(err).Msg("invalid message")
@@ -252,20 +297,41 @@ func (s *session) legacy(ctx context.Context, msg gqlws.Message) (events.APIGate
 }
 
 // init acknowledges the connection, once.
+//
+// A legacy client sends start right after connection_init, and the start waits until the
+// connection is acknowledged in the registry. A route response is sent only when this invocation
+// returns, so the start's own answer could overtake it; the legacy ack is therefore posted first
+// and recorded after, so anything a waiting start sends follows the ack on the wire. (A second
+// legacy init is acknowledged again, so posting before the conditional write is safe.)
 func (s *session) init(ctx context.Context) (events.APIGatewayProxyResponse, error) {
+	legacy := s.conn.Subprotocol == gqlws.LegacyWS
+	if legacy {
+		if err := s.h.post(ctx, s.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionAck})); err != nil {
+			s.log.Info().Err(err).Msg("connection_ack not delivered")
+			return ok(nil), nil
+		}
+	}
 	err := s.h.cfg.Registry.AcknowledgeConnection(ctx, s.conn.ID, nil, s.at)
 	switch {
 	case errors.Is(err, store.ErrConflict):
-		if s.conn.Subprotocol == gqlws.LegacyWS {
-			// The legacy server re-runs the handshake and acknowledges again.
-			return s.reply(gqlws.Message{Type: gqlws.ConnectionAck})
+		if legacy {
+			return ok(nil), nil // the legacy server acknowledges a second init again: posted above
 		}
 		return s.close(ctx, CloseTooManyInitRequest, "Too many initialisation requests")
 	case errors.Is(err, store.ErrNotFound):
 		s.h.hangUp(ctx, s.conn.ID)
 		return ok(nil), nil
 	case err != nil:
-		return serverError(), fmt.Errorf("acknowledge: %w", err)
+		err = fmt.Errorf("acknowledge: %w", err)
+		if s.conn.Subprotocol == gqlws.LegacyWS {
+			resp, _ := s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(errors.New("internal error"))})
+			return resp, err
+		}
+		resp, _ := s.close(ctx, CloseInternalError, "Internal server error")
+		return resp, err
+	}
+	if legacy {
+		return ok(nil), nil // posted above
 	}
 	return s.reply(gqlws.Message{Type: gqlws.ConnectionAck})
 }
@@ -322,7 +388,10 @@ func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool
 		if errors.Is(err, store.ErrConflict) {
 			return s.close(ctx, CloseSubscriberExists, "Subscriber for "+msg.ID+" already exists")
 		}
-		return serverError(), fmt.Errorf("store operation %s: %w", msg.ID, err)
+		// The service failed, not the client: end this operation with an error and keep the
+		// connection, so the client can try again.
+		resp, _ := s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: s.errorsPayload(gqlerror.List{internalError()})})
+		return resp, fmt.Errorf("store operation %s: %w", msg.ID, err)
 	}
 	if op.Kind == ast.Subscription {
 		return ok(nil), nil
@@ -339,6 +408,10 @@ func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool
 	payload, err := json.Marshal(resp)
 	if err != nil {
 		return serverError(), fmt.Errorf("encode result of %s: %w", msg.ID, err)
+	}
+	if len(payload)+len(msg.ID)+64 > s.h.cfg.MaxMessage {
+		s.log.Warn().Str("op", msg.ID).Int("bytes", len(payload)).Msg("result over the message limit; sent an error instead")
+		payload, _ = json.Marshal(map[string]any{"errors": gqlerror.List{tooLarge(len(payload), s.h.cfg.MaxMessage)}})
 	}
 	// Two messages, both posted in order: a route response is sent only after the invocation
 	// returns, and API Gateway does not promise to order it after our posts.
@@ -365,6 +438,15 @@ func (s *session) errorsPayload(errs gqlerror.List) json.RawMessage {
 	return b
 }
 
+func internalError() *gqlerror.Error {
+	return &gqlerror.Error{Message: "internal error", Extensions: map[string]any{"code": graph.CodeInternal}}
+}
+
+func tooLarge(size, limit int) *gqlerror.Error {
+	return &gqlerror.Error{Message: fmt.Sprintf("the result is %d bytes, over the %d-byte message limit", size, limit),
+		Extensions: map[string]any{"code": "RESULT_TOO_LARGE"}}
+}
+
 func errorPayload(err error) json.RawMessage {
 	b, _ := json.Marshal(map[string]string{"message": strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": ")})
 	return b
@@ -374,6 +456,11 @@ func errorPayload(err error) json.RawMessage {
 // the connection and its subscriptions are removed and the socket is closed (the client sees 1000).
 func (s *session) close(ctx context.Context, code int, reason string) (events.APIGatewayProxyResponse, error) {
 	s.log.Info().Int("close", code).Str("reason", reason).Msg("closing connection")
+	if s.h.cfg.Strict && noRetry[code] && s.conn.Subprotocol == gqlws.TransportWS {
+		if err := s.h.post(ctx, s.conn.ID, terminalFrame(code, reason)); err != nil {
+			s.log.Debug().Err(err).Msg("post terminal frame")
+		}
+	}
 	if err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID); err != nil {
 		return serverError(), fmt.Errorf("close: %w", err)
 	}
@@ -381,9 +468,18 @@ func (s *session) close(ctx context.Context, code int, reason string) (events.AP
 	return ok(nil), nil
 }
 
-// reply answers in the route response.
+// reply answers in the route response. An error reply that would exceed the message limit (a
+// document with very many errors) keeps only its first error.
 func (s *session) reply(m gqlws.Message) (events.APIGatewayProxyResponse, error) {
-	return ok(gqlws.Encode(m)), nil
+	b := gqlws.Encode(m)
+	if len(b) > s.h.cfg.MaxMessage && m.Type == gqlws.Error {
+		var errs []json.RawMessage
+		if json.Unmarshal(m.Payload, &errs) == nil && len(errs) > 1 {
+			m.Payload, _ = json.Marshal(errs[:1])
+			b = gqlws.Encode(m)
+		}
+	}
+	return ok(b), nil
 }
 
 func (h *Handler) post(ctx context.Context, connID string, data []byte) error {

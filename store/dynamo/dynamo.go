@@ -8,17 +8,32 @@
 // (no ttl for a zero ExpiresAt, which never expires).
 //
 //	row          pk                         sk                                holds
-//	connection   "conn#<connectionId>"      "conn"                            the Connection
+//	connection   "conns#<shard>"            "conn#<connectionId>"             the Connection
 //	operation    "conn#<connectionId>"      "op#<operationId>"                the whole Subscription
 //	topic row    "topic#<topic>"            "<connectionId>#<operationId>"    the whole Subscription
 //
+// Connection rows live in a fixed set of 16 shard partitions, so that they can be listed without
+// a Scan (which the IAM role does not grant) and without an index: <shard> is fnv-32a of the
+// connection id modulo 16, as two decimal digits ("00" to "15"). A connection's row is read and
+// written at the key its id determines; Connections (the sweeper's listing, every minute, expired
+// rows included) Queries the 16 partitions in turn, with begins_with(sk, "conn#"), Limit PageSize
+// per page, continued from LastEvaluatedKey: one eventually consistent Query per page and no
+// per-connection reads. The shards are not a hot spot: a partition serves up to 1,000 WCU and
+// 3,000 RCU, so 16 of them take far more than API Gateway's quota of 500 new connections a
+// second per account.
+//
 // Every active operation has an operation row; a subscription (Topic set) also has a topic row.
 // API Gateway connection ids never contain '#', so topic rows of different connections cannot
-// collide. A topic lookup is a strongly consistent Query of one topic partition, Limit PageSize
-// per page, continued from LastEvaluatedKey; a connection's operations are a Query of its partition
-// with begins_with(sk, "op#"). No index is needed: both lookups are by partition key, and a global
+// collide (nor can "conn#<connectionId>" be a shard partition's key). A topic lookup is a strongly
+// consistent Query of one topic partition, Limit PageSize per page, continued from
+// LastEvaluatedKey; a connection's operations are a Query of its partition with
+// begins_with(sk, "op#"). No index is needed: every lookup is by partition key, and a global
 // index would be eventually consistent, while a subscribe followed at once by a change must find
 // the new subscription.
+//
+// Times are RFC 3339 strings in UTC. lastSeenAt is written with all nine fractional digits
+// (still RFC 3339, read the same way), so that string order is time order for the condition of
+// TouchConnection.
 //
 // The data table (Options.DataTable) holds app data, keyed the same way (pk, sk), with a stream of
 // NEW_AND_OLD_IMAGES that feeds the fan-out. Messages are items exactly as [store.MessageItem]
@@ -40,6 +55,9 @@
 //     expired row does not block a new connection with its id.
 //   - AcknowledgeConnection updates the row to ready if it exists, is live and is pending; when the
 //     condition fails, a consistent read tells ErrNotFound (absent or expired) from ErrConflict.
+//   - TouchConnection sets lastSeenAt if the row exists, is live, and has no lastSeenAt or an
+//     earlier one; when the condition fails, a consistent read tells ErrNotFound (absent or
+//     expired) from a touch that is not later than the stored one, which is a no-op.
 //   - PutSubscription claims the operation id by putting the operation row with the condition of
 //     CreateConnection, so exactly one of several racing subscribes wins.
 //   - PutMessage puts if attribute_not_exists(pk); EditMessage and DeleteMessage require
@@ -60,6 +78,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -77,7 +96,8 @@ type Options struct {
 	DataTable string
 	// Now is the clock that decides expiry; default time.Now.
 	Now func() time.Time
-	// PageSize is how many rows one request of a topic lookup reads; default 100.
+	// PageSize is how many rows one request of a topic lookup or of the connection listing reads;
+	// default 100.
 	PageSize int
 	// OnChange, when set, is called after each successful write to app data with what the stream
 	// would report: the kind and the message before and after (nil for none). A development aid
@@ -127,13 +147,27 @@ const (
 	attrSK  = "sk"
 	attrTTL = "ttl"
 
-	connPrefix  = "conn#"
-	connSK      = "conn"
+	connsPrefix = "conns#" // a shard partition of connection rows
+	connPrefix  = "conn#"  // a connection row's sk; an operation row's pk
 	opPrefix    = "op#"
 	topicPrefix = "topic#"
+
+	// connShards is how many partitions the connection rows are spread over.
+	connShards = 16
 )
 
-func connPK(connID string) string        { return connPrefix + connID }
+// connShard is the shard partition of a connection's row: fnv-32a of its id, modulo connShards.
+func connShard(connID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(connID))
+	return int(h.Sum32() % connShards)
+}
+
+func connsPK(shard int) string { return fmt.Sprintf("%s%02d", connsPrefix, shard) }
+func connRowKey(connID string) (pk, sk string) {
+	return connsPK(connShard(connID)), connPrefix + connID
+}
+func opPK(connID string) string          { return connPrefix + connID }
 func opSK(opID string) string            { return opPrefix + opID }
 func topicPK(topic string) string        { return topicPrefix + topic }
 func topicSK(connID, opID string) string { return connID + "#" + opID }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"os"
@@ -190,6 +191,15 @@ func (e *env) getRow(t *testing.T, table, pk, sk string) map[string]types.Attrib
 	return out.Item
 }
 
+// connRow is the key of a connection's row: its shard partition, "conns#" and two digits of
+// fnv-32a(id) % 16, and "conn#" + id. It is computed here independently of the store, as the
+// specification of the layout.
+func connRow(id string) (pk, sk string) {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("conns#%02d", h.Sum32()%16), "conn#" + id
+}
+
 func conn(id string, now time.Time) store.Connection {
 	return store.Connection{ID: id, Subprotocol: store.TransportWS, State: store.StatePending,
 		ConnectedAt: now, ExpiresAt: now.Add(2 * time.Hour)}
@@ -346,9 +356,26 @@ func TestTableLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTTL := fmt.Sprint(clk.Now().Add(90*time.Minute + time.Second).Unix())
-	row := e.getRow(t, reg, "conn#c1", "conn")
-	if row == nil || attrN(row, "ttl") != wantTTL || attrS(row, "state") != "pending" {
-		t.Fatalf("connection row = %v, want ttl %s and state pending", row, wantTTL)
+	if pk, _ := connRow("c1"); pk != "conns#09" { // fnv-32a("c1") = 0x8829dfd9
+		t.Fatalf("connRow(c1) = %s; the test's own shard function is wrong", pk)
+	}
+	row := e.getRow(t, reg, "conns#09", "conn#c1")
+	if row == nil || attrN(row, "ttl") != wantTTL || attrS(row, "state") != "pending" ||
+		attrS(row, "connectedAt") != "2026-11-26T12:00:00Z" || row["lastSeenAt"] != nil {
+		t.Fatalf("connection row = %v, want ttl %s, state pending, connectedAt, no lastSeenAt", row, wantTTL)
+	}
+	// lastSeenAt is RFC 3339 in UTC like connectedAt, with every fractional digit, so that string
+	// order is time order.
+	if err := e.s.TouchConnection(ctx, "c1", clk.Now().Add(time.Minute).In(time.FixedZone("X", 3600))); err != nil {
+		t.Fatal(err)
+	}
+	if row := e.getRow(t, reg, "conns#09", "conn#c1"); attrS(row, "lastSeenAt") != "2026-11-26T12:01:00.000000000Z" {
+		t.Fatalf("lastSeenAt = %v, want 2026-11-26T12:01:00.000000000Z", row["lastSeenAt"])
+	}
+	for _, key := range [][2]string{{"conn#c1", "conn"}, {"conn#c1", "conn#c1"}} { // the old layout's row
+		if row := e.getRow(t, reg, key[0], key[1]); row != nil {
+			t.Fatalf("connection row also at %v", key)
+		}
 	}
 
 	// Operation ids are the client's and may contain '#'.
@@ -380,7 +407,7 @@ func TestTableLayout(t *testing.T) {
 		t.Fatalf("message item = %v, want %v", store.ToStreamImage(row), store.ToStreamImage(want))
 	}
 	// Nothing of the registry went to the data table, nor the reverse.
-	if row := e.getRow(t, data, "conn#c1", "conn"); row != nil {
+	if row := e.getRow(t, data, "conns#09", "conn#c1"); row != nil {
 		t.Fatal("connection row in the data table")
 	}
 	if row := e.getRow(t, reg, "room#r1", "msg#"+m.ID); row != nil {
@@ -648,7 +675,8 @@ func TestExpiry(t *testing.T) {
 
 	// At the ttl second: the rows are still in the table, but no read sees them.
 	clk.Advance(time.Millisecond)
-	for _, key := range [][2]string{{"conn#c1", "conn"}, {"conn#c1", "op#1"}, {"topic#" + topic, "c1#1"}} {
+	connPK, connSK := connRow("c1")
+	for _, key := range [][2]string{{connPK, connSK}, {"conn#c1", "op#1"}, {"topic#" + topic, "c1#1"}} {
 		if e.getRow(t, reg, key[0], key[1]) == nil {
 			t.Fatalf("row %v gone; this test needs the expired rows in place (dynalite has no TTL)", key)
 		}
@@ -658,6 +686,26 @@ func TestExpiry(t *testing.T) {
 	}
 	if err := e.s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ack of an expired connection = %v, want ErrNotFound", err)
+	}
+	if err := e.s.TouchConnection(ctx, "c1", clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("touch of an expired connection = %v, want ErrNotFound", err)
+	}
+	if row := e.getRow(t, reg, connPK, connSK); row["lastSeenAt"] != nil {
+		t.Fatalf("a touch of an expired connection wrote %v", row["lastSeenAt"])
+	}
+	// The listing still shows it: the sweeper removes expired connections.
+	listed := 0
+	for c, err := range e.s.Connections(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ID != "c1" || !c.ExpiresAt.Equal(expires) {
+			t.Fatalf("listed %+v", c)
+		}
+		listed++
+	}
+	if listed != 1 {
+		t.Fatalf("listing shows %d connections, want the expired one", listed)
 	}
 	if got := collect(t, e.s, topic); len(got) != 0 {
 		t.Fatalf("topic lookup returned expired %+v", got)
@@ -922,7 +970,7 @@ func TestDeleteConnectionOrder(t *testing.T) {
 }
 
 // deleteOrder lists the rows deletes removed, in order, by the prefix of their pk; the connection
-// row as "conn row".
+// row (in a shard partition, "conns#") as "conn row".
 func deleteOrder(calls []call) []string {
 	var order []string
 	for _, c := range calls {
@@ -932,7 +980,7 @@ func deleteOrder(calls []call) []string {
 				order = append(order, strings.SplitAfter(pk, "#")[0])
 			}
 		case "DeleteItem":
-			if c.Body["Key"].(map[string]any)["sk"].(map[string]any)["S"] == "conn" {
+			if pk, _ := c.Body["Key"].(map[string]any)["pk"].(map[string]any)["S"].(string); strings.HasPrefix(pk, "conns#") {
 				order = append(order, "conn row")
 			} else {
 				order = append(order, "other row")
@@ -979,5 +1027,301 @@ func TestDeleteConnectionRetriesUnprocessed(t *testing.T) {
 	}
 	if ops, _ := e.s.ConnectionSubscriptions(ctx, "c1"); len(ops) != 0 {
 		t.Fatalf("%d operation rows left", len(ops))
+	}
+}
+
+// queryKey describes a Query's key conditions, e.g. `pk EQ conns#03, sk BEGINS_WITH conn#`.
+func queryKey(c call) string {
+	var parts []string
+	for _, attr := range []string{"pk", "sk"} {
+		cond, _ := c.Body["KeyConditions"].(map[string]any)[attr].(map[string]any)
+		if cond == nil {
+			continue
+		}
+		v, _ := cond["AttributeValueList"].([]any)[0].(map[string]any)["S"].(string)
+		parts = append(parts, fmt.Sprintf("%s %s %s", attr, cond["ComparisonOperator"], v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// TestListConnectionPages checks where connection rows are (spread over the 16 shard
+// partitions) and how they are listed: the partitions in order, one Query per page of PageSize
+// (eventually consistent, continued from the last key), nothing else; expired connections
+// included; and that stopping early stops reading and a failed request ends the listing.
+func TestListConnectionPages(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	const pageSize = 3
+	e := newEnv(t, dynamo.Options{Now: clk.Now, PageSize: pageSize})
+	reg := e.names.RegistryTable
+
+	want := map[string]store.Connection{}
+	perShard := map[string]int{}
+	for i := range 45 {
+		c := conn(fmt.Sprintf("conn-%02d", i), clk.Now())
+		if i%5 == 0 {
+			c.ExpiresAt = clk.Now().Add(time.Minute)
+		}
+		if err := e.s.CreateConnection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		pk, sk := connRow(c.ID)
+		if row := e.getRow(t, reg, pk, sk); attrS(row, "id") != c.ID {
+			t.Fatalf("connection %s not at %s/%s: %v", c.ID, pk, sk, row)
+		}
+		want[c.ID] = c
+		perShard[pk]++
+	}
+	if len(perShard) != 16 {
+		t.Fatalf("45 connections in %d shards, want all 16: %v", len(perShard), perShard)
+	}
+	// Empty one shard: deleting a connection removes its row from its shard.
+	for id := range want {
+		if pk, _ := connRow(id); pk == "conns#08" {
+			if err := e.s.DeleteConnection(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			delete(want, id)
+			perShard[pk]--
+		}
+	}
+	seen := clk.Now().Add(30 * time.Second)
+	if err := e.s.AcknowledgeConnection(ctx, "conn-07", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.TouchConnection(ctx, "conn-07", seen); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.PutSubscription(ctx, sub("conn-01", "1", "t", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute) // conn-00, conn-05, … expire
+
+	e.spy.reset()
+	got := map[string]store.Connection{}
+	lastShard := ""
+	for c, err := range e.s.Connections(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := got[c.ID]; dup {
+			t.Fatalf("%s listed twice", c.ID)
+		}
+		pk, _ := connRow(c.ID)
+		if pk < lastShard {
+			t.Fatalf("%s (in %s) listed after a connection of %s", c.ID, pk, lastShard)
+		}
+		lastShard = pk
+		got[c.ID] = c
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listed %d connections, want %d", len(got), len(want))
+	}
+	for id, w := range want {
+		g := got[id]
+		if g.ID != id || (g.State != w.State && id != "conn-07") || !g.ConnectedAt.Equal(w.ConnectedAt) || !g.ExpiresAt.Equal(w.ExpiresAt) {
+			t.Fatalf("listed %+v, want %+v", g, w)
+		}
+	}
+	if g := got["conn-07"]; g.State != store.StateReady || string(g.Principal) != `{"sub":"ann"}` || !g.LastSeenAt.Equal(seen) {
+		t.Fatalf("listed conn-07 as %+v", g)
+	}
+
+	// The requests: for each shard in order, pages of pageSize until one comes back short (a
+	// shard of exactly k pages takes a k+1st, empty one: DynamoDB returns a last key whenever it
+	// stops at Limit). Never a consistent read, never anything but Query.
+	var wantReqs []string
+	for shard := range 16 {
+		pk := fmt.Sprintf("conns#%02d", shard)
+		for page := range perShard[pk]/pageSize + 1 {
+			wantReqs = append(wantReqs, fmt.Sprintf("Query %s Limit=%d start=%v", pk, pageSize, page > 0))
+		}
+	}
+	calls := e.spy.recorded()
+	var gotReqs []string
+	for _, c := range calls {
+		if c.Op != "Query" || c.Body["TableName"] != reg || c.Body["ConsistentRead"] == true {
+			t.Fatalf("listing made %s %v", c.Op, c.Body)
+		}
+		pk := strings.TrimPrefix(strings.Split(queryKey(c), ", ")[0], "pk EQ ")
+		if k := queryKey(c); k != "pk EQ "+pk+", sk BEGINS_WITH conn#" {
+			t.Fatalf("listing queried %s", k)
+		}
+		_, start := c.Body["ExclusiveStartKey"]
+		gotReqs = append(gotReqs, fmt.Sprintf("%s %s Limit=%v start=%v", c.Op, pk, c.Body["Limit"], start))
+	}
+	if !slices.Equal(gotReqs, wantReqs) {
+		t.Fatalf("listing requests:\n%s\nwant:\n%s", strings.Join(gotReqs, "\n"), strings.Join(wantReqs, "\n"))
+	}
+
+	// Stopping early stops reading: one connection, one request.
+	e.spy.reset()
+	for _, err := range e.s.Connections(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if n := len(e.spy.recorded()); n != 1 {
+		t.Fatalf("stopping after one connection made %d requests, want 1", n)
+	}
+
+	// A failed request ends the listing with its error, after the shards before it.
+	e.spy.reset()
+	e.spy.setIntercept(func(c call) *http.Response {
+		if strings.HasPrefix(queryKey(c), "pk EQ conns#05,") {
+			return apiError("ValidationException", "injected")
+		}
+		return nil
+	})
+	var listed, errs int
+	var gotErr error
+	for c, err := range e.s.Connections(ctx) {
+		if err != nil {
+			gotErr = err
+			errs++
+			continue
+		}
+		if errs > 0 {
+			t.Fatalf("listed %s after the error", c.ID)
+		}
+		if pk, _ := connRow(c.ID); pk >= "conns#05" {
+			t.Fatalf("listed %s of %s", c.ID, pk)
+		}
+		listed++
+	}
+	if errs != 1 || gotErr == nil || !strings.Contains(gotErr.Error(), "injected") {
+		t.Fatalf("listing with a failing request: %d errors, last %v", errs, gotErr)
+	}
+	wantListed := 0
+	for shard := range 5 {
+		wantListed += perShard[fmt.Sprintf("conns#%02d", shard)]
+	}
+	if listed != wantListed {
+		t.Fatalf("listed %d connections before the failing shard, want %d", listed, wantListed)
+	}
+	if last := e.spy.recorded(); !strings.HasPrefix(queryKey(last[len(last)-1]), "pk EQ conns#05,") {
+		t.Fatalf("requests went on after the failure: %s", queryKey(last[len(last)-1]))
+	}
+	e.spy.setIntercept(nil)
+
+	// A cancelled context ends it before any request.
+	e.spy.reset()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	gotErr = nil
+	for _, err := range e.s.Connections(cctx) {
+		gotErr = err
+	}
+	if !errors.Is(gotErr, context.Canceled) || len(e.spy.recorded()) != 0 {
+		t.Fatalf("listing with a cancelled context = %v after %d requests", gotErr, len(e.spy.recorded()))
+	}
+}
+
+// TestTouchConnection checks that a touch is one conditional UpdateItem of the connection row,
+// followed by one consistent read only when the condition fails (absent, expired, or not later);
+// that it never creates a row nor changes anything but lastSeenAt; and that "later" is time
+// order to the nanosecond, including within one second (where RFC 3339 text with trailing
+// zeros dropped does not sort as time), and under racing touches.
+func TestTouchConnection(t *testing.T) {
+	ctx := t.Context()
+	clk := storetest.NewClock()
+	e := newEnv(t, dynamo.Options{Now: clk.Now})
+	reg := e.names.RegistryTable
+	pk, sk := connRow("c1")
+	ops := func() []string {
+		var out []string
+		for _, c := range e.spy.recorded() {
+			out = append(out, c.Op)
+		}
+		e.spy.reset()
+		return out
+	}
+
+	if err := e.s.TouchConnection(ctx, "c1", clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("touch of an absent connection = %v, want ErrNotFound", err)
+	}
+	if got := ops(); !slices.Equal(got, []string{"UpdateItem", "GetItem"}) {
+		t.Fatalf("touch of an absent connection made %v", got)
+	}
+	if e.getRow(t, reg, pk, sk) != nil {
+		t.Fatal("a touch created a row")
+	}
+
+	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.AcknowledgeConnection(ctx, "c1", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	before := e.getRow(t, reg, pk, sk)
+	e.spy.reset()
+	base := clk.Now().Add(time.Minute)
+	if err := e.s.TouchConnection(ctx, "c1", base); err != nil {
+		t.Fatal(err)
+	}
+	calls := e.spy.recorded()
+	if got := ops(); !slices.Equal(got, []string{"UpdateItem"}) {
+		t.Fatalf("a touch made %v, want one UpdateItem", got)
+	}
+	key, _ := json.Marshal(calls[0].Body["Key"])
+	if want := fmt.Sprintf(`{"pk":{"S":%q},"sk":{"S":%q}}`, pk, sk); string(key) != want {
+		t.Fatalf("touch updated %s, want %s", key, want)
+	}
+	if calls[0].Body["ConditionExpression"] == nil {
+		t.Fatal("touch without a condition")
+	}
+	after := e.getRow(t, reg, pk, sk)
+	delete(after, "lastSeenAt")
+	if !sameItem(before, after) {
+		t.Fatalf("touch changed more than lastSeenAt:\n%v\n%v", store.ToStreamImage(before), store.ToStreamImage(after))
+	}
+
+	// Each step: touch at base+d; then LastSeenAt must be base+want, and the requests as given.
+	update, updateRead := []string{"UpdateItem"}, []string{"UpdateItem", "GetItem"}
+	for _, step := range []struct {
+		d, want time.Duration
+		ops     []string
+	}{
+		{0, 0, updateRead},            // the same time: no-op
+		{-time.Second, 0, updateRead}, // older: no-op
+		{500 * time.Millisecond, 500 * time.Millisecond, update},
+		{550 * time.Millisecond, 550 * time.Millisecond, update},     // ".55Z" < ".5Z" as trimmed text
+		{500 * time.Millisecond, 550 * time.Millisecond, updateRead}, // ".5Z" > ".55Z" as trimmed text
+		{time.Second, time.Second, update},
+		{1900 * time.Millisecond, 1900 * time.Millisecond, update}, // ".9Z" < "Z" as trimmed text
+		{time.Second, 1900 * time.Millisecond, updateRead},         // "Z" > ".9Z" as trimmed text
+		{1900*time.Millisecond + 1, 1900*time.Millisecond + 1, update},
+		{1900 * time.Millisecond, 1900*time.Millisecond + 1, updateRead},
+	} {
+		if err := e.s.TouchConnection(ctx, "c1", base.Add(step.d)); err != nil {
+			t.Fatalf("touch at +%v: %v", step.d, err)
+		}
+		if got := ops(); !slices.Equal(got, step.ops) {
+			t.Fatalf("touch at +%v made %v, want %v", step.d, got, step.ops)
+		}
+		got, err := e.s.Connection(ctx, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.LastSeenAt.Equal(base.Add(step.want)) || got.State != store.StateReady || string(got.Principal) != `{"sub":"ann"}` {
+			t.Fatalf("after a touch at +%v: LastSeenAt %v, want +%v (%+v)", step.d, got.LastSeenAt.Sub(base), step.want, got)
+		}
+		e.spy.reset()
+	}
+
+	// Racing touches leave the latest.
+	latest := base.Add(time.Hour)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			if err := e.s.TouchConnection(ctx, "c1", latest.Add(-time.Duration((i*7)%16)*time.Millisecond)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got, err := e.s.Connection(ctx, "c1"); err != nil || !got.LastSeenAt.Equal(latest) {
+		t.Fatalf("after racing touches: LastSeenAt %v, %v; want %v", got.LastSeenAt, err, latest)
 	}
 }

@@ -23,19 +23,42 @@ type connItem struct {
 	Principal   string          `dynamo:"principal,omitempty"` // JSON text
 	ConnectedAt time.Time       `dynamo:"connectedAt,omitempty"`
 	AckedAt     time.Time       `dynamo:"ackedAt,omitempty"`
+	LastSeenAt  sortableTime    `dynamo:"lastSeenAt,omitempty"`
 	ExpiresAt   time.Time       `dynamo:"expiresAt,omitempty"`
 }
 
 func newConnItem(c store.Connection) connItem {
-	return connItem{PK: connPK(c.ID), SK: connSK, TTL: ttlOf(c.ExpiresAt), ID: c.ID,
+	pk, sk := connRowKey(c.ID)
+	return connItem{PK: pk, SK: sk, TTL: ttlOf(c.ExpiresAt), ID: c.ID,
 		Subprotocol: c.Subprotocol, State: c.State, Principal: string(c.Principal),
-		ConnectedAt: c.ConnectedAt.UTC(), AckedAt: c.AckedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC()}
+		ConnectedAt: c.ConnectedAt.UTC(), AckedAt: c.AckedAt.UTC(), LastSeenAt: sortableTime{c.LastSeenAt.UTC()},
+		ExpiresAt: c.ExpiresAt.UTC()}
 }
 
 func (it connItem) connection() store.Connection {
 	return store.Connection{ID: it.ID, Subprotocol: it.Subprotocol, State: it.State,
-		Principal: rawJSON(it.Principal), ConnectedAt: it.ConnectedAt, AckedAt: it.AckedAt, ExpiresAt: it.ExpiresAt}
+		Principal: rawJSON(it.Principal), ConnectedAt: it.ConnectedAt, AckedAt: it.AckedAt,
+		LastSeenAt: it.LastSeenAt.Time, ExpiresAt: it.ExpiresAt}
 }
+
+// sortableTime is a time stored like the connection row's other times, an RFC 3339 string in UTC
+// (which time.Time's UnmarshalText reads), but always with nine fractional digits, so that string
+// order is time order and a condition can compare two of them. (time.Time's own text drops
+// trailing zeros: as strings, "12:00:00.55Z" < "12:00:00.5Z" < "12:00:00Z", the reverse of time.)
+type sortableTime struct{ time.Time }
+
+const sortableLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// MarshalText implements encoding.TextMarshaler.
+func (t sortableTime) MarshalText() ([]byte, error) {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("time %v: year outside [0,9999]", t.Time)
+	}
+	return t.UTC().AppendFormat(nil, sortableLayout), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (t *sortableTime) UnmarshalText(b []byte) error { return t.Time.UnmarshalText(b) }
 
 // subItem is an operation row or a topic row of the registry table; both hold the whole
 // subscription.
@@ -63,7 +86,7 @@ func newSubItem(pk, sk string, s store.Subscription) subItem {
 }
 
 func opItem(s store.Subscription) subItem {
-	return newSubItem(connPK(s.ConnectionID), opSK(s.ID), s)
+	return newSubItem(opPK(s.ConnectionID), opSK(s.ID), s)
 }
 
 func topicItem(s store.Subscription) subItem {
@@ -99,7 +122,8 @@ func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error 
 // Connection implements store.Registry.
 func (s *Store) Connection(ctx context.Context, id string) (store.Connection, error) {
 	var it connItem
-	err := s.registry.Get(attrPK, connPK(id)).Range(attrSK, dynamo.Equal, connSK).Consistent(true).One(ctx, &it)
+	pk, sk := connRowKey(id)
+	err := s.registry.Get(attrPK, pk).Range(attrSK, dynamo.Equal, sk).Consistent(true).One(ctx, &it)
 	switch {
 	case errors.Is(err, dynamo.ErrNotFound) || (err == nil && !live(it.TTL, s.now())):
 		return store.Connection{}, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
@@ -113,7 +137,8 @@ func (s *Store) Connection(ctx context.Context, id string) (store.Connection, er
 // (ReturnValuesOnConditionCheckFailure would, but dynalite ignores it), so a failure is followed
 // by a consistent read: a row that is absent or expired is ErrNotFound, any other ErrConflict.
 func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
-	u := s.registry.Update(attrPK, connPK(id)).Range(attrSK, connSK).
+	pk, sk := connRowKey(id)
+	u := s.registry.Update(attrPK, pk).Range(attrSK, sk).
 		Set("state", store.StateReady).
 		Set("ackedAt", at.UTC())
 	if len(principal) > 0 {
@@ -141,14 +166,12 @@ func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal 
 // one finishes the job.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	var rows []subItem
-	if err := s.registry.Get(attrPK, connPK(id)).Consistent(true).All(ctx, &rows); err != nil {
+	err := s.registry.Get(attrPK, opPK(id)).Range(attrSK, dynamo.BeginsWith, opPrefix).Consistent(true).All(ctx, &rows)
+	if err != nil {
 		return fmt.Errorf("delete connection %s: list rows: %w", id, err)
 	}
 	var topics, ops []dynamo.Keyed
 	for _, r := range rows {
-		if r.SK == connSK {
-			continue
-		}
 		if r.Topic != "" {
 			topics = append(topics, dynamo.Keys{topicPK(r.Topic), topicSK(id, r.ID)})
 		}
@@ -160,10 +183,76 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	if err := s.deleteRows(ctx, ops); err != nil {
 		return fmt.Errorf("delete connection %s: operation rows: %w", id, err)
 	}
-	if err := s.registry.Delete(attrPK, connPK(id)).Range(attrSK, connSK).Run(ctx); err != nil {
+	pk, sk := connRowKey(id)
+	if err := s.registry.Delete(attrPK, pk).Range(attrSK, sk).Run(ctx); err != nil {
 		return fmt.Errorf("delete connection %s: %w", id, err)
 	}
 	return nil
+}
+
+// TouchConnection implements store.Registry with one conditional UpdateItem: the row must exist,
+// be live, and hold no lastSeenAt or an earlier one. As in AcknowledgeConnection, a failed
+// condition is followed by a consistent read: a row that is absent or expired is ErrNotFound;
+// otherwise the stored time is not earlier than at, and the touch is a no-op.
+func (s *Store) TouchConnection(ctx context.Context, id string, at time.Time) error {
+	if !at.After(time.Time{}) {
+		// Not later than "never seen": nothing to record, only the existence to report.
+		_, err := s.Connection(ctx, id)
+		return err
+	}
+	pk, sk := connRowKey(id)
+	err := s.registry.Update(attrPK, pk).Range(attrSK, sk).
+		Set("lastSeenAt", sortableTime{at}).
+		If("attribute_exists($) AND (attribute_not_exists($) OR $ > ?) AND (attribute_not_exists($) OR $ < ?)",
+			attrPK, attrTTL, attrTTL, s.now().Unix(), "lastSeenAt", "lastSeenAt", sortableTime{at}).
+		Run(ctx)
+	if err == nil {
+		return nil
+	}
+	if !dynamo.IsCondCheckFailed(err) {
+		return fmt.Errorf("touch connection %s: %w", id, err)
+	}
+	if _, err := s.Connection(ctx, id); err != nil {
+		return fmt.Errorf("touch: %w", err)
+	}
+	return nil
+}
+
+// Connections implements store.Registry: the shard partitions in turn, each read by Queries of
+// PageSize rows continued from LastEvaluatedKey, one Query per page. The reads are eventually
+// consistent: a connection created or deleted a moment before may be missed or still listed.
+func (s *Store) Connections(ctx context.Context) iter.Seq2[store.Connection, error] {
+	return func(yield func(store.Connection, error) bool) {
+		for shard := range connShards {
+			pk := connsPK(shard)
+			var start dynamo.PagingKey
+			for {
+				if err := ctx.Err(); err != nil {
+					yield(store.Connection{}, err)
+					return
+				}
+				q := s.registry.Get(attrPK, pk).Range(attrSK, dynamo.BeginsWith, connPrefix).SearchLimit(s.pageSize)
+				if start != nil {
+					q = q.StartFrom(start)
+				}
+				var page []connItem
+				next, err := q.AllWithLastEvaluatedKey(ctx, &page)
+				if err != nil {
+					yield(store.Connection{}, fmt.Errorf("connections in %s: %w", pk, err))
+					return
+				}
+				for _, r := range page {
+					if !yield(r.connection(), nil) {
+						return
+					}
+				}
+				if len(next) == 0 {
+					break
+				}
+				start = next
+			}
+		}
+	}
 }
 
 // deleteRows deletes registry rows with BatchWriteItem, 25 a request, resubmitting unprocessed
@@ -263,7 +352,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 	wrap := func(err error) error {
 		return fmt.Errorf("delete subscription %s/%s: %w", connectionID, id, err)
 	}
-	pk, sk := connPK(connectionID), opSK(id)
+	pk, sk := opPK(connectionID), opSK(id)
 	var old subItem
 	err := s.registry.Get(attrPK, pk).Range(attrSK, dynamo.Equal, sk).Consistent(true).One(ctx, &old)
 	switch {
@@ -294,7 +383,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 // ConnectionSubscriptions implements store.Registry.
 func (s *Store) ConnectionSubscriptions(ctx context.Context, connectionID string) ([]store.Subscription, error) {
 	var rows []subItem
-	err := s.registry.Get(attrPK, connPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).
+	err := s.registry.Get(attrPK, opPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).
 		Consistent(true).All(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions of connection %s: %w", connectionID, err)

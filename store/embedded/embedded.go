@@ -221,6 +221,73 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	})
 }
 
+// TouchConnection implements store.Registry.
+func (s *Store) TouchConnection(ctx context.Context, id string, at time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConns)
+		var c store.Connection
+		found, err := getJSON(b, connKey(id), &c)
+		if err != nil {
+			return err
+		}
+		if !found || !store.Live(c.ExpiresAt, s.now()) {
+			return fmt.Errorf("touch connection %s: %w", id, store.ErrNotFound)
+		}
+		if !at.After(c.LastSeenAt) {
+			return nil
+		}
+		c.LastSeenAt = at
+		return putJSON(b, connKey(id), c)
+	})
+}
+
+// Connections implements store.Registry. Each page is read in its own read transaction.
+func (s *Store) Connections(ctx context.Context) iter.Seq2[store.Connection, error] {
+	return func(yield func(store.Connection, error) bool) {
+		var after []byte
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(store.Connection{}, err)
+				return
+			}
+			var page []store.Connection
+			var last []byte
+			err := s.db.View(func(tx *bolt.Tx) error {
+				c := tx.Bucket(bucketConns).Cursor()
+				k, v := c.First()
+				if after != nil {
+					k, v = c.Seek(after)
+					if k != nil && bytes.Equal(k, after) {
+						k, v = c.Next()
+					}
+				}
+				for ; k != nil && len(page) < s.pageSize; k, v = c.Next() {
+					last = bytes.Clone(k)
+					var conn store.Connection
+					if err := json.Unmarshal(v, &conn); err != nil {
+						return fmt.Errorf("corrupt record %q: %w", k, err)
+					}
+					page = append(page, conn)
+				}
+				return nil
+			})
+			if err != nil {
+				yield(store.Connection{}, fmt.Errorf("connections: %w", err))
+				return
+			}
+			for _, c := range page {
+				if !yield(c, nil) {
+					return
+				}
+			}
+			if len(page) < s.pageSize {
+				return
+			}
+			after = last
+		}
+	}
+}
+
 // PutSubscription implements store.Registry.
 func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, replace bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {

@@ -43,6 +43,8 @@ func Run(t *testing.T, open Factory) {
 	t.Run("TopicPaging", func(t *testing.T) { testTopicPaging(t, open) })
 	t.Run("SubscriptionTTL", func(t *testing.T) { testSubscriptionTTL(t, open) })
 	t.Run("DeleteConnectionCascades", func(t *testing.T) { testDeleteCascades(t, open) })
+	t.Run("TouchConnection", func(t *testing.T) { testTouch(t, open) })
+	t.Run("ListConnections", func(t *testing.T) { testListConnections(t, open) })
 	t.Run("Messages", func(t *testing.T) { testMessages(t, open) })
 	t.Run("MessageRoomsIsolated", func(t *testing.T) { testRoomsIsolated(t, open) })
 }
@@ -463,6 +465,115 @@ func testRoomsIsolated(t *testing.T, open Factory) {
 	}
 	if got, err := s.Messages(ctx, "zzz", 10); err != nil || len(got) != 0 {
 		t.Fatalf("empty room = %d, %v", len(got), err)
+	}
+}
+
+func testTouch(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	if err := s.TouchConnection(ctx, "c1", clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("touching an absent connection = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a touch created a connection: %v", err)
+	}
+	c := conn("c1", clk.Now())
+	if err := s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Connection(ctx, "c1"); !got.LastSeenAt.IsZero() || !got.LastActive().Equal(c.ConnectedAt) {
+		t.Fatalf("new connection: LastSeenAt %v LastActive %v", got.LastSeenAt, got.LastActive())
+	}
+	seen := clk.Now().Add(5 * time.Minute)
+	if err := s.TouchConnection(ctx, "c1", seen); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now().Add(time.Second)); err != nil {
+		t.Fatalf("ack after a touch: %v", err)
+	}
+	got, err := s.Connection(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastSeenAt.Equal(seen) || !got.LastActive().Equal(seen) || got.State != store.StateReady {
+		t.Fatalf("after touch and ack: %+v", got)
+	}
+	// An older touch does not move it back, within the same second either.
+	if err := s.TouchConnection(ctx, "c1", clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Connection(ctx, "c1"); !got.LastSeenAt.Equal(seen) {
+		t.Fatalf("an older touch moved LastSeenAt to %v", got.LastSeenAt)
+	}
+	later := seen.Add(550 * time.Millisecond)
+	if err := s.TouchConnection(ctx, "c1", later); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchConnection(ctx, "c1", seen.Add(500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Connection(ctx, "c1"); !got.LastSeenAt.Equal(later) {
+		t.Fatalf("sub-second touches: LastSeenAt %v, want %v", got.LastSeenAt, later)
+	}
+	clk.Advance(3 * time.Hour)
+	if err := s.TouchConnection(ctx, "c1", clk.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("touching an expired connection = %v, want ErrNotFound", err)
+	}
+}
+
+// testListConnections lists more connections than a page, expired ones included, each once.
+func testListConnections(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	const n = 230
+	want := map[string]store.Connection{}
+	for i := range n {
+		c := conn(fmt.Sprintf("conn-%03d", i), clk.Now())
+		if i%10 == 0 {
+			c.ExpiresAt = clk.Now().Add(time.Minute)
+		}
+		if err := s.CreateConnection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		want[c.ID] = c
+	}
+	if err := s.AcknowledgeConnection(ctx, "conn-007", nil, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSubscription(ctx, sub("conn-001", "1", "messageAdded?roomId=r", clk.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	got := map[string]store.Connection{}
+	for c, err := range s.Connections(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := got[c.ID]; dup {
+			t.Fatalf("connection %s listed twice", c.ID)
+		}
+		got[c.ID] = c
+	}
+	if len(got) != n {
+		t.Fatalf("listed %d connections, want %d (expired ones included)", len(got), n)
+	}
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok || !g.ConnectedAt.Equal(w.ConnectedAt) || !g.ExpiresAt.Equal(w.ExpiresAt) {
+			t.Fatalf("connection %s listed as %+v, want %+v", id, g, w)
+		}
+	}
+	if got["conn-007"].State != store.StateReady || got["conn-008"].State != store.StatePending {
+		t.Fatalf("states: %s %s", got["conn-007"].State, got["conn-008"].State)
+	}
+	// Stopping early is allowed.
+	for _, err := range s.Connections(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
 	}
 }
 

@@ -1,0 +1,215 @@
+package sweep_test
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/internal/sweep"
+	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/storetest"
+)
+
+// apigw is a fake management API: it knows some connections and their last activity.
+type apigw struct {
+	mu       sync.Mutex
+	active   map[string]time.Time // connection → lastActiveAt; absent = gone
+	deleted  []string
+	getCalls []string
+	failGet  bool
+}
+
+func (a *apigw) GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.getCalls = append(a.getCalls, *in.ConnectionId)
+	if a.failGet {
+		return nil, errors.New("throttled")
+	}
+	last, ok := a.active[*in.ConnectionId]
+	if !ok {
+		return nil, &types.GoneException{}
+	}
+	return &apigatewaymanagementapi.GetConnectionOutput{LastActiveAt: aws.Time(last)}, nil
+}
+
+func (a *apigw) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.deleted = append(a.deleted, *in.ConnectionId)
+	if _, ok := a.active[*in.ConnectionId]; !ok {
+		return nil, &types.GoneException{}
+	}
+	delete(a.active, *in.ConnectionId)
+	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
+}
+
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{Now: clk.Now, PageSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := clk.Now()
+	add := func(id string, connectedAgo time.Duration, ready bool, seenAgo time.Duration) {
+		at := start.Add(-connectedAgo)
+		c := store.Connection{ID: id, Subprotocol: store.TransportWS, State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(2*time.Hour + 10*time.Minute)}
+		if err := s.CreateConnection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if ready {
+			if err := s.AcknowledgeConnection(ctx, id, nil, at.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if seenAgo >= 0 {
+			if err := s.TouchConnection(ctx, id, start.Add(-seenAgo)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutSubscription(ctx, store.Subscription{ConnectionID: id, ID: "1", Topic: "messageAdded?roomId=r",
+			Subprotocol: store.TransportWS, Query: "subscription { messageAdded(roomId: \"r\") { id } }", CreatedAt: at, ExpiresAt: c.ExpiresAt}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("fresh", time.Minute, true, -1)                     // active recently: kept, nothing asked
+	add("pending-new", time.Second, false, -1)              // waiting for init, within the timeout: kept
+	add("pending-old", 10*time.Second, false, -1)           // never sent connection_init: removed
+	add("old", 2*time.Hour+time.Minute, true, time.Minute)  // over the 2-hour maximum: removed
+	add("idle", 30*time.Minute, true, 20*time.Minute)       // idle here and at API Gateway: removed
+	add("idle-but-active", time.Hour, true, 15*time.Minute) // idle here, active at API Gateway: kept, refreshed
+	add("gone", time.Hour, true, 15*time.Minute)            // API Gateway no longer knows it: removed
+	api := &apigw{active: map[string]time.Time{
+		"fresh": start, "pending-new": start, "pending-old": start, "old": start,
+		"idle": start.Add(-20 * time.Minute), "idle-but-active": start.Add(-2 * time.Minute),
+	}}
+	sw := sweep.New(sweep.Config{Registry: s, Connections: api, Now: clk.Now})
+	st, err := sw.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Scanned != 7 || st.Expired != 1 || st.InitTimeout != 1 || st.Idle != 1 || st.Gone != 1 || st.Refreshed != 1 || st.Failed != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+	var left []string
+	for c, err := range s.Connections(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, c.ID)
+	}
+	sort.Strings(left)
+	if want := "[fresh idle-but-active pending-new]"; fmtList(left) != want {
+		t.Fatalf("connections left: %v, want %s", left, want)
+	}
+	// Their subscriptions went with them.
+	var subs []string
+	for sub, err := range s.Subscriptions(ctx, "messageAdded?roomId=r") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub.ConnectionID)
+	}
+	sort.Strings(subs)
+	if fmtList(subs) != "[fresh idle-but-active pending-new]" {
+		t.Fatalf("subscriptions left: %v", subs)
+	}
+	// Only connections that looked idle were looked up; removed ones were closed.
+	sort.Strings(api.getCalls)
+	if fmtList(api.getCalls) != "[gone idle idle-but-active]" {
+		t.Fatalf("GetConnection calls: %v", api.getCalls)
+	}
+	sort.Strings(api.deleted)
+	if fmtList(api.deleted) != "[gone idle old pending-old]" {
+		t.Fatalf("DeleteConnection calls: %v", api.deleted)
+	}
+	// The refreshed connection carries API Gateway's activity, so the next run leaves it alone.
+	c, _ := s.Connection(ctx, "idle-but-active")
+	if !c.LastSeenAt.Equal(start.Add(-2 * time.Minute)) {
+		t.Fatalf("refreshed LastSeenAt = %v", c.LastSeenAt)
+	}
+	api.getCalls = nil
+	if st, err := sw.Sweep(ctx); err != nil || st.Removed() != 0 || len(api.getCalls) != 0 {
+		t.Fatalf("second run: %+v %v, lookups %v", st, err, api.getCalls)
+	}
+}
+
+func TestSweepKeepsConnectionsItCannotCheck(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := clk.Now().Add(-time.Hour)
+	s.CreateConnection(ctx, store.Connection{ID: "c", State: store.StateReady, ConnectedAt: at, ExpiresAt: at.Add(3 * time.Hour)})
+	api := &apigw{failGet: true, active: map[string]time.Time{"c": at}}
+	st, err := sweep.New(sweep.Config{Registry: s, Connections: api, Now: clk.Now}).Sweep(ctx)
+	if err != nil || st.Removed() != 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if _, err := s.Connection(ctx, "c"); err != nil {
+		t.Fatalf("a connection was removed although API Gateway could not be asked: %v", err)
+	}
+}
+
+func fmtList(v []string) string {
+	out := "["
+	for i, s := range v {
+		if i > 0 {
+			out += " "
+		}
+		out += s
+	}
+	return out + "]"
+}
+
+// staleListing lists connections as they were before their acknowledgement.
+type staleListing struct {
+	*embedded.Store
+	before map[string]store.Connection
+}
+
+func (s staleListing) Connections(ctx context.Context) iter.Seq2[store.Connection, error] {
+	return func(yield func(store.Connection, error) bool) {
+		for _, c := range s.before {
+			if !yield(c, nil) {
+				return
+			}
+		}
+	}
+}
+
+func TestSweepRereadsBeforeAnInitTimeout(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := clk.Now().Add(-10 * time.Second)
+	c := store.Connection{ID: "c", State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(time.Hour)}
+	s.CreateConnection(ctx, c)
+	s.AcknowledgeConnection(ctx, "c", nil, clk.Now()) // acknowledged after the listing was read
+	api := &apigw{active: map[string]time.Time{"c": clk.Now()}}
+	st, err := sweep.New(sweep.Config{Registry: staleListing{s, map[string]store.Connection{"c": c}}, Connections: api, Now: clk.Now}).Sweep(ctx)
+	if err != nil || st.Removed() != 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if _, err := s.Connection(ctx, "c"); err != nil || len(api.deleted) != 0 {
+		t.Fatalf("an acknowledged connection was swept: %v %v", err, api.deleted)
+	}
+}
