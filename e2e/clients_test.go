@@ -186,44 +186,8 @@ func checkRun(t *testing.T, c clientCase, out []byte) {
 		t.Fatalf("x1 and x2 have the same id %s", x1)
 	}
 
-	added := func(id, text string) string {
-		return fmt.Sprintf(`{"data":{"messageAdded":{"id":%s,"text":%s}}}`, jsonString(id), jsonString(text))
-	}
-	edited := func(text, at string) string {
-		return fmt.Sprintf(`{"data":{"messageEdited":{"text":%s,"editedAt":%s}}}`, jsonString(text), jsonString(at))
-	}
-	gone := fmt.Sprintf(`{"data":{"gone":{"id":%s}}}`, jsonString(x2))
 	messages := fmt.Sprintf(`{"data":{"messages":[{"id":%s,"text":"hello (edited)"}]}}`, jsonString(x1))
-
-	// In write order: x1 (room), o1 (other room: never delivered), x2, edit x1, delete x2; then the
-	// query; then, after "added" is unsubscribed, x3 and its edit: only the edit arrives.
-	wantSinks := []string{
-		"added next " + added(x1, "hello"),
-		"added next " + added(x2, "second"),
-		"edited next " + edited("hello (edited)", e1),
-		"deleted next " + gone,
-		"query next " + messages,
-		"query complete",
-		"-- unsubscribed",
-	}
-	if c.sinkCompletes {
-		wantSinks = append(wantSinks, "added complete")
-	}
-	wantSinks = append(wantSinks, "edited next "+edited("after unsubscribe (edited)", e3))
-
-	wantWire := []string{
-		"added " + c.result + " " + added(x1, "hello"),
-		"added " + c.result + " " + added(x2, "second"),
-		"edited " + c.result + " " + edited("hello (edited)", e1),
-		"deleted " + c.result + " " + gone,
-		"query " + c.result + " " + messages,
-		"query complete",
-		"-- unsubscribed",
-	}
-	if c.stopAnswered {
-		wantWire = append(wantWire, "added complete")
-	}
-	wantWire = append(wantWire, "edited "+c.result+" "+edited("after unsubscribe (edited)", e3))
+	wantSinks, wantWire := scenarioWant(c, x1, x2, e1, e3, messages)
 
 	if !slices.Equal(r.sinks, wantSinks) {
 		t.Errorf("what the client handed to the application after the sync:\n%s\noutput:\n%s", seqDiff(wantSinks, r.sinks), out)
@@ -251,6 +215,51 @@ func checkRun(t *testing.T, c clientCase, out []byte) {
 	if acks != 1 {
 		t.Errorf("the server sent %d connection_ack, want 1", acks)
 	}
+}
+
+// scenarioWant returns the exact sequences the chat scenario produces after its sync (see
+// checkRun): what the client library hands to the application ("<sub> <kind> <payload>") and what
+// the server sends ("<id> <type> <payload>"), with the unsubscribe as "-- unsubscribed". x1, x2,
+// e1 and e3 come from the writes' results; messages is the result of the query over the socket.
+func scenarioWant(c clientCase, x1, x2, e1, e3, messages string) (wantSinks, wantWire []string) {
+	added := func(id, text string) string {
+		return fmt.Sprintf(`{"data":{"messageAdded":{"id":%s,"text":%s}}}`, jsonString(id), jsonString(text))
+	}
+	edited := func(text, at string) string {
+		return fmt.Sprintf(`{"data":{"messageEdited":{"text":%s,"editedAt":%s}}}`, jsonString(text), jsonString(at))
+	}
+	gone := fmt.Sprintf(`{"data":{"gone":{"id":%s}}}`, jsonString(x2))
+
+	// In write order: x1 (room), o1 (other room: never delivered), x2, edit x1, delete x2; then the
+	// query; then, after "added" is unsubscribed, x3 and its edit: only the edit arrives.
+	wantSinks = []string{
+		"added next " + added(x1, "hello"),
+		"added next " + added(x2, "second"),
+		"edited next " + edited("hello (edited)", e1),
+		"deleted next " + gone,
+		"query next " + messages,
+		"query complete",
+		"-- unsubscribed",
+	}
+	if c.sinkCompletes {
+		wantSinks = append(wantSinks, "added complete")
+	}
+	wantSinks = append(wantSinks, "edited next "+edited("after unsubscribe (edited)", e3))
+
+	wantWire = []string{
+		"added " + c.result + " " + added(x1, "hello"),
+		"added " + c.result + " " + added(x2, "second"),
+		"edited " + c.result + " " + edited("hello (edited)", e1),
+		"deleted " + c.result + " " + gone,
+		"query " + c.result + " " + messages,
+		"query complete",
+		"-- unsubscribed",
+	}
+	if c.stopAnswered {
+		wantWire = append(wantWire, "added complete")
+	}
+	wantWire = append(wantWire, "edited "+c.result+" "+edited("after unsubscribe (edited)", e3))
+	return wantSinks, wantWire
 }
 
 // mutationField returns data.<field>.<key> of the named mutation's result, a non-empty string.
