@@ -172,10 +172,16 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 			rt.disconnect(conn, websocket.StatusMessageTooBig, "Frame too big")
 			return
 		}
+		if typ == websocket.MessageBinary {
+			// API Gateway's WebSocket APIs take no binary frames: it closes with 1003.
+			conn.c.Close(websocket.StatusUnsupportedData, "Binary frames are not supported")
+			rt.disconnect(conn, websocket.StatusUnsupportedData, "Binary frames are not supported")
+			return
+		}
 		conn.touch()
 		ev := rt.wsEvent(conn, "$default", "MESSAGE", nil)
 		ev.RequestContext.MessageID = newID()
-		if typ == websocket.MessageBinary || !utf8.Valid(data) {
+		if !utf8.Valid(data) {
 			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(data), true
 		} else {
 			ev.Body = string(data)

@@ -222,6 +222,12 @@ func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProx
 			s.log.Warn().Err(err).Msg("record activity")
 		}
 	}
+	if ev.IsBase64Encoded && conn.Subprotocol == gqlws.TransportWS {
+		// graphql-transport-ws messages are text; a binary frame is an invalid message (4400),
+		// whatever it carries. (On AWS, API Gateway closes such a connection with 1003 itself.)
+		// Legacy servers read binary frames as text, and so does the legacy path here.
+		return s.close(ctx, CloseBadRequest, "binary frames are not supported")
+	}
 	msg, err := gqlws.Decode(conn.Subprotocol, body)
 	if err != nil {
 		if conn.Subprotocol == gqlws.LegacyWS {
@@ -323,8 +329,15 @@ func (s *session) init(ctx context.Context) (events.APIGatewayProxyResponse, err
 		return ok(nil), nil
 	case err != nil:
 		err = fmt.Errorf("acknowledge: %w", err)
-		if s.conn.Subprotocol == gqlws.LegacyWS {
-			resp, _ := s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(errors.New("internal error"))})
+		if legacy {
+			// The ack is out already, yet the connection stays pending: as the reference server
+			// does with an init it rejects, say why, then close, so the client reconnects and
+			// initialises again rather than wait on starts that cannot run.
+			if perr := s.h.post(ctx, s.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionError,
+				Payload: errorPayload(errors.New("internal error"))})); perr != nil {
+				s.log.Debug().Err(perr).Msg("post connection_error")
+			}
+			resp, _ := s.close(ctx, CloseInternalError, "Internal server error")
 			return resp, err
 		}
 		resp, _ := s.close(ctx, CloseInternalError, "Internal server error")
@@ -337,9 +350,13 @@ func (s *session) init(ctx context.Context) (events.APIGatewayProxyResponse, err
 }
 
 // awaitAck polls, with consistent reads and growing pauses, until the connection is acknowledged
-// or AckWait has passed.
+// or AckWait has passed (or the init timeout, if sooner).
 func (s *session) awaitAck(ctx context.Context) (bool, error) {
 	deadline := time.Now().Add(s.h.cfg.AckWait)
+	// No init is accepted after the init timeout, so waiting longer is pointless.
+	if initDeadline := s.conn.ConnectedAt.Add(s.h.cfg.InitTimeout); initDeadline.Before(deadline) {
+		deadline = initDeadline
+	}
 	pause := 5 * time.Millisecond
 	for {
 		c, err := s.h.cfg.Registry.Connection(ctx, s.conn.ID)
@@ -394,6 +411,16 @@ func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool
 		return resp, fmt.Errorf("store operation %s: %w", msg.ID, err)
 	}
 	if op.Kind == ast.Subscription {
+		// An overlapping invocation may have closed the connection (a protocol close, or
+		// $disconnect) after this one read it: its cleanup would then miss this subscription,
+		// left to receive events for a socket that no longer exists. Read the connection again
+		// after the write and take the subscription back if it is gone.
+		if _, err := s.h.cfg.Registry.Connection(ctx, s.conn.ID); errors.Is(err, store.ErrNotFound) {
+			s.log.Info().Str("op", msg.ID).Msg("connection closed while subscribing: subscription removed")
+			if _, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID); err != nil {
+				return serverError(), fmt.Errorf("remove subscription %s of a closed connection: %w", msg.ID, err)
+			}
+		}
 		return ok(nil), nil
 	}
 
@@ -461,10 +488,13 @@ func (s *session) close(ctx context.Context, code int, reason string) (events.AP
 			s.log.Debug().Err(err).Msg("post terminal frame")
 		}
 	}
-	if err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID); err != nil {
+	err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID)
+	// Close the socket even if the registry cannot be updated now: $disconnect, a GoneException
+	// in the fan-out, the sweeper or the TTL removes the records later.
+	s.h.hangUp(ctx, s.conn.ID)
+	if err != nil {
 		return serverError(), fmt.Errorf("close: %w", err)
 	}
-	s.h.hangUp(ctx, s.conn.ID)
 	return ok(nil), nil
 }
 

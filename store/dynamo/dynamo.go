@@ -66,9 +66,13 @@
 // Changes to several rows are ordered so that a crash between writes leaves only rows that reads
 // ignore or that TTL removes, never a live topic row without its operation: PutSubscription claims
 // the operation row before it writes the topic row (and deletes the claim if that write fails);
-// DeleteSubscription and DeleteConnection delete topic rows before operation rows, and the
-// connection row last. Repeating any of these after a crash completes it. That is why no
-// transaction is needed (and dynalite, the local DynamoDB used in tests, has none).
+// DeleteSubscription and DeleteConnection delete topic rows before operation rows. DeleteConnection
+// deletes the connection row first: a subscribe that overlaps it re-reads the connection after
+// storing its rows, so either it sees the connection gone and takes its subscription back, or its
+// rows exist before the delete lists them. Repeating any of these after a crash completes it; rows
+// a crash leaves behind belong to a connection that no longer exists, and the fan-out's
+// GoneException, the next delete or the TTL removes them. That is why no transaction is needed
+// (and dynalite, the local DynamoDB used in tests, has none).
 //
 // The only actions used are GetItem, PutItem, UpdateItem, DeleteItem, Query and BatchWriteItem;
 // CreateTables also uses DescribeTable, CreateTable and UpdateTimeToLive.

@@ -946,6 +946,10 @@ func TestDeleteConnectionOrder(t *testing.T) {
 	if ops, err := e.s.ConnectionSubscriptions(ctx, "c1"); err != nil || len(ops) != 32 {
 		t.Fatalf("interrupted delete removed operation rows: %d left, %v", len(ops), err)
 	}
+	// The connection row went first, so an overlapping subscribe sees the connection gone.
+	if _, err := e.s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after an interrupted delete, Connection = %v, want ErrNotFound", err)
+	}
 
 	e.spy.setIntercept(nil)
 	e.spy.reset()
@@ -961,9 +965,10 @@ func TestDeleteConnectionOrder(t *testing.T) {
 	if got := collect(t, e.s, topics[0]); len(got) != 1 || got[0].ConnectionID != "c2" {
 		t.Fatalf("another connection's subscription: %+v", got)
 	}
-	// The second run deletes the topic rows again (deleting an absent row is no error): the
-	// operation rows still name them, and it cannot know the first run got that far.
-	want := slices.Concat(slices.Repeat([]string{"topic#"}, 30), slices.Repeat([]string{"conn#"}, 32), []string{"conn row"})
+	// The second run deletes the connection row and the topic rows again (deleting an absent row
+	// is no error): the operation rows still name them, and it cannot know the first run got that
+	// far.
+	want := slices.Concat([]string{"conn row"}, slices.Repeat([]string{"topic#"}, 30), slices.Repeat([]string{"conn#"}, 32))
 	if order := deleteOrder(e.spy.recorded()); !slices.Equal(order, want) {
 		t.Fatalf("second delete wrote %v", order)
 	}

@@ -165,6 +165,16 @@ func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal 
 // connection row, so that an interrupted delete leaves nothing the fan-out reads and a repeated
 // one finishes the job.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	// The connection row goes first. A subscribe that overlaps this delete stores its rows and
+	// then re-reads the connection: either it finds the row gone and takes its subscription back,
+	// or its rows were written before the row was deleted, and so before the Query below, which
+	// then finds them. (Deleting the row last left a window in which neither saw the other.) A
+	// crash after this first delete leaves rows of a connection that no longer exists: the
+	// fan-out's GoneException, the next delete, or the TTL removes them.
+	pk, sk := connRowKey(id)
+	if err := s.registry.Delete(attrPK, pk).Range(attrSK, sk).Run(ctx); err != nil {
+		return fmt.Errorf("delete connection %s: %w", id, err)
+	}
 	var rows []subItem
 	err := s.registry.Get(attrPK, opPK(id)).Range(attrSK, dynamo.BeginsWith, opPrefix).Consistent(true).All(ctx, &rows)
 	if err != nil {
@@ -182,10 +192,6 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	}
 	if err := s.deleteRows(ctx, ops); err != nil {
 		return fmt.Errorf("delete connection %s: operation rows: %w", id, err)
-	}
-	pk, sk := connRowKey(id)
-	if err := s.registry.Delete(attrPK, pk).Range(attrSK, sk).Run(ctx); err != nil {
-		return fmt.Errorf("delete connection %s: %w", id, err)
 	}
 	return nil
 }
