@@ -208,25 +208,15 @@ func (r *Router) httpV2(ctx context.Context, log zerolog.Logger, payload []byte)
 		return nil, err
 	}
 	log = log.With().Str("apiRequest", ev.RequestContext.RequestID).Logger()
-	body, err := eventBody(ev.Body, ev.IsBase64Encoded)
-	if err != nil {
-		log.Info().Err(err).Msg("bad request body")
-		return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: "body is not valid base64"})
-	}
-	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.RawPath, RawQuery: ev.RawQueryString}
-	req, err := http.NewRequestWithContext(log.WithContext(ctx), ev.RequestContext.HTTP.Method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		log.Info().Err(err).Msg("bad request")
-		return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest})
-	}
-	for k, v := range ev.Headers {
-		req.Header.Set(k, v)
+	header := http.Header{}
+	for k, v := range ev.Headers { // payload 2.0 joins repeated headers with commas
+		header.Set(k, v)
 	}
 	if len(ev.Cookies) > 0 {
-		req.Header.Set("Cookie", strings.Join(ev.Cookies, "; "))
+		header.Set("Cookie", strings.Join(ev.Cookies, "; "))
 	}
-	rec := newRecorder()
-	r.h.HTTP.ServeHTTP(rec, req)
+	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.RawPath, RawQuery: ev.RawQueryString}
+	rec := r.serveHTTP(ctx, log, ev.RequestContext.HTTP.Method, u, header, ev.Body, ev.IsBase64Encoded)
 	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
 	for k, vs := range rec.header {
 		if k == "Set-Cookie" {
@@ -244,10 +234,16 @@ func (r *Router) restV1(ctx context.Context, log zerolog.Logger, payload []byte)
 		return nil, err
 	}
 	log = log.With().Str("apiRequest", ev.RequestContext.RequestID).Logger()
-	body, err := eventBody(ev.Body, ev.IsBase64Encoded)
-	if err != nil {
-		log.Info().Err(err).Msg("bad request body")
-		return json.Marshal(events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Body: "body is not valid base64"})
+	header := http.Header{}
+	for k, vs := range ev.MultiValueHeaders {
+		for _, v := range vs {
+			header.Add(k, v)
+		}
+	}
+	for k, v := range ev.Headers {
+		if len(header.Values(k)) == 0 {
+			header.Set(k, v)
+		}
 	}
 	q := url.Values{}
 	for k, vs := range ev.MultiValueQueryStringParameters {
@@ -259,25 +255,27 @@ func (r *Router) restV1(ctx context.Context, log zerolog.Logger, payload []byte)
 		}
 	}
 	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.Path, RawQuery: q.Encode()}
-	req, err := http.NewRequestWithContext(log.WithContext(ctx), ev.HTTPMethod, u.String(), bytes.NewReader(body))
-	if err != nil {
-		log.Info().Err(err).Msg("bad request")
-		return json.Marshal(events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest})
-	}
-	for k, vs := range ev.MultiValueHeaders {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	for k, v := range ev.Headers {
-		if len(req.Header.Values(k)) == 0 {
-			req.Header.Set(k, v)
-		}
-	}
+	rec := r.serveHTTP(ctx, log, ev.HTTPMethod, u, header, ev.Body, ev.IsBase64Encoded)
+	return json.Marshal(events.APIGatewayProxyResponse{StatusCode: rec.status, MultiValueHeaders: map[string][]string(rec.header), Body: rec.body.String()})
+}
+
+// serveHTTP serves the request an HTTP event describes; an event that cannot make a request (a
+// body that is not valid base64, a bad method) is answered 400.
+func (r *Router) serveHTTP(ctx context.Context, log zerolog.Logger, method string, u url.URL, header http.Header, body string, b64 bool) *recorder {
 	rec := newRecorder()
-	r.h.HTTP.ServeHTTP(rec, req)
-	resp := events.APIGatewayProxyResponse{StatusCode: rec.status, MultiValueHeaders: map[string][]string(rec.header), Body: rec.body.String()}
-	return json.Marshal(resp)
+	raw, err := eventBody(body, b64)
+	if err == nil {
+		var req *http.Request
+		if req, err = http.NewRequestWithContext(log.WithContext(ctx), method, u.String(), bytes.NewReader(raw)); err == nil {
+			req.Header = header
+			r.h.HTTP.ServeHTTP(rec, req)
+			return rec
+		}
+	}
+	log.Info().Err(err).Msg("bad HTTP event")
+	rec.WriteHeader(http.StatusBadRequest)
+	rec.Write([]byte("bad request: " + err.Error()))
+	return rec
 }
 
 func eventBody(body string, b64 bool) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +62,7 @@ func TestServerlessTemplate(t *testing.T) {
 // closed local port and the instance metadata service is off.
 func packageTemplate(t *testing.T) []byte {
 	t.Helper()
-	root := repoRoot(t)
+	root := devproc.Root(t)
 	node, modules := testenv.Node(t, root, "osls")
 
 	tmp := t.TempDir()
@@ -147,25 +148,6 @@ func writeStandInArtifact(t *testing.T, path string) {
 	}
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// repoRoot returns the directory holding go.mod, above the test's directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's directory")
-		}
-		dir = parent
 	}
 }
 

@@ -69,7 +69,7 @@ type Proc struct {
 	// Data is its data directory.
 	Data    string
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *Buffer
 	exited  chan struct{} // closed when the process has ended
 	waitErr error         // valid once exited is closed
 }
@@ -87,7 +87,7 @@ func Start(t testing.TB, data string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Data: data, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &Proc{Data: data, cmd: cmd, out: &Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -153,18 +153,21 @@ func (p *Proc) wait(d time.Duration) error {
 // Output is what the process printed so far (stdout and stderr).
 func (p *Proc) Output() string { return p.out.String() }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writes, for a child process's output.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written.
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

@@ -48,7 +48,7 @@ type Server struct {
 	Client *dynamodb.Client
 
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *devproc.Buffer
 	exited chan struct{} // closed when the process has ended
 }
 
@@ -129,7 +129,7 @@ func startOnce(node, modules string) (*Server, error) {
 	s := &Server{
 		Endpoint: "http://127.0.0.1:" + strconv.Itoa(port),
 		cmd:      cmd,
-		output:   &syncBuffer{},
+		output:   &devproc.Buffer{},
 		exited:   make(chan struct{}),
 	}
 	cmd.Stdout, cmd.Stderr = s.output, s.output
@@ -212,24 +212,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b = append(b.b, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.b)
 }
 
 // setParentDeathSignal makes the kernel kill dynalite if the test binary dies without stopping it

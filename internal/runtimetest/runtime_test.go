@@ -119,7 +119,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=29",
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out syncBuffer
+	var out devproc.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -270,17 +270,5 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		t.Errorf("no JSON log lines from the function:\n%s", out.String())
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
