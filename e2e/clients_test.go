@@ -65,10 +65,7 @@ func runScript(t *testing.T, node, root, script string, p *devproc.Proc) []byte 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "js", script+".mjs"),
-		"ws://"+p.Addr+"/graphql", "http://"+p.Addr+"/graphql")
-	cmd.Dir = root // node resolves the packages from the repository's node_modules
-	cmd.WaitDelay = 5 * time.Second
+	cmd := scriptCmd(ctx, node, root, script, p)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -76,6 +73,16 @@ func runScript(t *testing.T, node, root, script string, p *devproc.Proc) []byte 
 			script, err, ctx.Err(), stderr.String(), stdout.String(), p.Output())
 	}
 	return stdout.Bytes()
+}
+
+// scriptCmd returns the command that runs the client script e2e/js/<script>.mjs against the
+// running binary's WebSocket and HTTP endpoints, ended with ctx; the caller sets its output.
+func scriptCmd(ctx context.Context, node, root, script string, p *devproc.Proc) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "js", script+".mjs"),
+		"ws://"+p.Addr+"/graphql", "http://"+p.Addr+"/graphql")
+	cmd.Dir = root // node resolves the packages from the repository's node_modules
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
 
 // scriptRecord is one line of a script's output (see the comment at the top of each script).

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -105,10 +104,7 @@ func runHeldScript(t *testing.T, node, root, script string, p *devproc.Proc) []b
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "js", script+".mjs"),
-		"ws://"+p.Addr+"/graphql", "http://"+p.Addr+"/graphql")
-	cmd.Dir = root // node resolves the packages from the repository's node_modules
-	cmd.WaitDelay = 5 * time.Second
+	cmd := scriptCmd(ctx, node, root, script, p)
 	var stdout, stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	pipe, err := cmd.StdoutPipe()

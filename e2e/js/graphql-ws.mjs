@@ -11,96 +11,10 @@
 // to move on, and exits non-zero with {"kind":"fail","message":...} when something never arrives.
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
+import { createHarness, describeError } from './harness.mjs';
 
-const [wsURL, httpURL] = process.argv.slice(2);
-if (!wsURL || !httpURL) {
-  console.error('usage: node graphql-ws.mjs <ws-url> <http-url>');
-  process.exit(2);
-}
-
-const emit = (line) => process.stdout.write(JSON.stringify(line) + '\n');
-let phase = 'connecting';
-function fail(message) {
-  message = `${message} (phase: ${phase})`;
-  emit({ kind: 'fail', message });
-  console.error(message);
-  process.exit(1);
-}
-setTimeout(() => fail('timed out after 30s'), 30_000).unref();
-
-// Everything recorded so far, and the waiters re-checked after each record.
-const records = [];
-let waiters = [];
-function record(line) {
-  emit(line);
-  records.push(line);
-  waiters = waiters.filter((check) => !check());
-}
-const has = (pred) => records.some(pred);
-
-// waitFor resolves true once pred holds, or false after ms.
-function waitFor(pred, ms) {
-  if (pred()) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      waiters = waiters.filter((w) => w !== check);
-      resolve(false);
-    }, ms);
-    const check = () => {
-      if (!pred()) return false;
-      clearTimeout(timer);
-      resolve(true);
-      return true;
-    };
-    waiters.push(check);
-  });
-}
-async function expect(what, pred, ms = 10_000) {
-  if (!(await waitFor(pred, ms))) fail(`waited ${ms} ms for ${what}; it never arrived`);
-}
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Mutations go over HTTP, as any writer's would.
-async function gql(name, query, variables) {
-  const res = await fetch(httpURL, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  const text = await res.text();
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    fail(`${name}: HTTP ${res.status}, not JSON: ${text}`);
-  }
-  if (!res.ok || body.errors || !body.data) fail(`${name}: HTTP ${res.status}: ${text}`);
-  emit({ kind: 'mutation', name, data: body.data });
-  return body.data;
-}
-const send = async (name, roomId, author, text) =>
-  (await gql(name, 'mutation($roomId: ID!, $author: String!, $text: String!) { sendMessage(roomId: $roomId, author: $author, text: $text) { id roomId author text } }', { roomId, author, text })).sendMessage;
-const edit = async (name, roomId, id, text) =>
-  (await gql(name, 'mutation($roomId: ID!, $id: ID!, $text: String!) { editMessage(roomId: $roomId, id: $id, text: $text) { id text editedAt } }', { roomId, id, text })).editMessage;
-const del = async (name, roomId, id) =>
-  (await gql(name, 'mutation($roomId: ID!, $id: ID!) { deleteMessage(roomId: $roomId, id: $id) { id } }', { roomId, id })).deleteMessage;
-
-// TapWebSocket is the ws WebSocket that also records every message the server sends, before the
-// client library sees it: the library drops messages for ids it no longer listens to, so only the
-// wire can show that nothing arrived for an unsubscribed id.
-class TapWebSocket extends WebSocket {
-  constructor(...args) {
-    super(...args);
-    this.on('message', (data) => record({ kind: 'wire', raw: String(data) }));
-  }
-}
-
-function describe(err) {
-  if (Array.isArray(err)) return err; // GraphQL errors
-  if (err && typeof err === 'object' && 'code' in err) return { code: err.code, reason: err.reason }; // a close event
-  return String(err?.message ?? err);
-}
+const { wsURL, emit, fail, setPhase, record, nextOn, waitFor, expect, sleep, send, edit, del, TapWebSocket } =
+  createHarness();
 
 const room = `r1-${randomBytes(4).toString('hex')}`;
 const otherRoom = `${room}-other`;
@@ -115,7 +29,7 @@ const client = createClient({
   generateID: () => nextID, // operation ids are the sinks' names, so the wire reads like the sinks
   on: {
     closed: (ev) => {
-      if (!disposing) fail(`the socket closed: ${JSON.stringify(describe(ev))}`);
+      if (!disposing) fail(`the socket closed: ${JSON.stringify(describeError(ev))}`);
     },
   },
 });
@@ -126,13 +40,12 @@ function subscribe(name, payload) {
   return client.subscribe(payload, {
     next: (payload) => record({ kind: 'next', sub: name, payload }),
     error: (err) => {
-      record({ kind: 'error', sub: name, error: describe(err) });
-      if (!disposing) fail(`${name}: error ${JSON.stringify(describe(err))}`);
+      record({ kind: 'error', sub: name, error: describeError(err) });
+      if (!disposing) fail(`${name}: error ${JSON.stringify(describeError(err))}`);
     },
     complete: () => record({ kind: 'complete', sub: name }),
   });
 }
-const nextOn = (sub, pred) => has((r) => r.kind === 'next' && r.sub === sub && pred(r.payload?.data));
 
 // Three subscriptions on the room, each with its own selection set.
 const unsubscribeAdded = subscribe('added', {
@@ -152,7 +65,7 @@ subscribe('deleted', {
 // A subscribe is stored asynchronously and never acknowledged: send sentinel rounds (send, edit,
 // delete) until one reaches all three subscriptions. Events arrive in write order, so once the
 // delete of the last round sent has arrived, no sentinel event is still in flight.
-phase = 'sync';
+setPhase('sync');
 const rounds = [];
 const roundDone = ({ n, id }) =>
   nextOn('added', (d) => d?.messageAdded?.id === id) &&
@@ -169,7 +82,7 @@ await expect(`all three events of sentinel round ${rounds.length}`, () => roundD
 emit({ kind: 'mark', mark: 'synced', rounds: rounds.length });
 
 // The scenario: writes over HTTP, including one to another room that must not arrive.
-phase = 'scenario';
+setPhase('scenario');
 const x1 = await send('x1', room, 'ann', 'hello');
 await send('o1', otherRoom, 'ann', 'elsewhere');
 const x2 = await send('x2', room, 'bob', 'second');
@@ -178,14 +91,14 @@ await del('d2', room, x2.id);
 await expect('the delete of x2 on "deleted"', () => nextOn('deleted', (d) => d?.gone?.id === x2.id));
 
 // A query over the socket: one result, then complete.
-phase = 'query';
+setPhase('query');
 await new Promise((resolve) => {
   nextID = 'query';
   client.subscribe(
     { query: 'query Messages($roomId: ID!) { messages(roomId: $roomId) { id text } }', variables: { roomId: room } },
     {
       next: (payload) => record({ kind: 'next', sub: 'query', payload }),
-      error: (err) => fail(`query: error ${JSON.stringify(describe(err))}`),
+      error: (err) => fail(`query: error ${JSON.stringify(describeError(err))}`),
       complete: () => {
         record({ kind: 'complete', sub: 'query' });
         resolve();
@@ -198,7 +111,7 @@ await new Promise((resolve) => {
 // client's complete, so give the server a moment to process it before the next write; then the
 // edit that follows the new message proves the message's event was processed without reaching
 // "added".
-phase = 'unsubscribe';
+setPhase('unsubscribe');
 emit({ kind: 'mark', mark: 'unsubscribed' });
 unsubscribeAdded();
 await sleep(500);
@@ -207,7 +120,7 @@ await edit('e3', room, x3.id, 'after unsubscribe (edited)');
 await expect('the edit of x3 on "edited"', () => nextOn('edited', (d) => d?.messageEdited?.text === 'after unsubscribe (edited)'));
 await sleep(200); // let any stray message (a duplicate, a late event) show up in the record
 
-phase = 'close';
+setPhase('close');
 emit({ kind: 'mark', mark: 'done' });
 disposing = true;
 await client.dispose();

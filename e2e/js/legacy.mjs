@@ -13,90 +13,10 @@
 // to move on, and exits non-zero with {"kind":"fail","message":...} when something never arrives.
 import { randomBytes } from 'node:crypto';
 import { SubscriptionClient } from 'subscriptions-transport-ws';
-import WebSocket from 'ws';
+import { createHarness } from './harness.mjs';
 
-const [wsURL, httpURL] = process.argv.slice(2);
-if (!wsURL || !httpURL) {
-  console.error('usage: node legacy.mjs <ws-url> <http-url>');
-  process.exit(2);
-}
-
-const emit = (line) => process.stdout.write(JSON.stringify(line) + '\n');
-let phase = 'connecting';
-function fail(message) {
-  message = `${message} (phase: ${phase})`;
-  emit({ kind: 'fail', message });
-  console.error(message);
-  process.exit(1);
-}
-setTimeout(() => fail('timed out after 30s'), 30_000).unref();
-
-// Everything recorded so far, and the waiters re-checked after each record.
-const records = [];
-let waiters = [];
-function record(line) {
-  emit(line);
-  records.push(line);
-  waiters = waiters.filter((check) => !check());
-}
-const has = (pred) => records.some(pred);
-
-// waitFor resolves true once pred holds, or false after ms.
-function waitFor(pred, ms) {
-  if (pred()) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      waiters = waiters.filter((w) => w !== check);
-      resolve(false);
-    }, ms);
-    const check = () => {
-      if (!pred()) return false;
-      clearTimeout(timer);
-      resolve(true);
-      return true;
-    };
-    waiters.push(check);
-  });
-}
-async function expect(what, pred, ms = 10_000) {
-  if (!(await waitFor(pred, ms))) fail(`waited ${ms} ms for ${what}; it never arrived`);
-}
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Mutations go over HTTP, as any writer's would.
-async function gql(name, query, variables) {
-  const res = await fetch(httpURL, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  const text = await res.text();
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    fail(`${name}: HTTP ${res.status}, not JSON: ${text}`);
-  }
-  if (!res.ok || body.errors || !body.data) fail(`${name}: HTTP ${res.status}: ${text}`);
-  emit({ kind: 'mutation', name, data: body.data });
-  return body.data;
-}
-const send = async (name, roomId, author, text) =>
-  (await gql(name, 'mutation($roomId: ID!, $author: String!, $text: String!) { sendMessage(roomId: $roomId, author: $author, text: $text) { id roomId author text } }', { roomId, author, text })).sendMessage;
-const edit = async (name, roomId, id, text) =>
-  (await gql(name, 'mutation($roomId: ID!, $id: ID!, $text: String!) { editMessage(roomId: $roomId, id: $id, text: $text) { id text editedAt } }', { roomId, id, text })).editMessage;
-const del = async (name, roomId, id) =>
-  (await gql(name, 'mutation($roomId: ID!, $id: ID!) { deleteMessage(roomId: $roomId, id: $id) { id } }', { roomId, id })).deleteMessage;
-
-// TapWebSocket is the ws WebSocket that also records every message the server sends, before the
-// client library sees it: the library drops messages for ids it no longer listens to (and never
-// reports the complete that answers a stop), so only the wire can show what arrived for them.
-class TapWebSocket extends WebSocket {
-  constructor(...args) {
-    super(...args);
-    this.on('message', (data) => record({ kind: 'wire', raw: String(data) }));
-  }
-}
+const { wsURL, emit, fail, setPhase, record, hasMessage, nextOn, waitFor, expect, sleep, send, edit, del, TapWebSocket } =
+  createHarness();
 
 const room = `r2-${randomBytes(4).toString('hex')}`;
 const otherRoom = `${room}-other`;
@@ -135,18 +55,6 @@ function subscribe(name, request, onEnd = () => {}) {
     },
   });
 }
-const nextOn = (sub, pred) => has((r) => r.kind === 'next' && r.sub === sub && pred(r.payload?.data));
-const wireFor = (id, type) =>
-  has((r) => {
-    if (r.kind !== 'wire') return false;
-    try {
-      const m = JSON.parse(r.raw);
-      return m.id === id && m.type === type;
-    } catch {
-      return false;
-    }
-  });
-
 // Three subscriptions on the room, each with its own selection set.
 const added = subscribe('added', {
   query: `subscription { messageAdded(roomId: ${JSON.stringify(room)}) { id text } }`,
@@ -165,7 +73,7 @@ subscribe('deleted', {
 // A start is stored asynchronously and never acknowledged: send sentinel rounds (send, edit,
 // delete) until one reaches all three subscriptions. Events arrive in write order, so once the
 // delete of the last round sent has arrived, no sentinel event is still in flight.
-phase = 'sync';
+setPhase('sync');
 const rounds = [];
 const roundDone = ({ n, id }) =>
   nextOn('added', (d) => d?.messageAdded?.id === id) &&
@@ -182,7 +90,7 @@ await expect(`all three events of sentinel round ${rounds.length}`, () => roundD
 emit({ kind: 'mark', mark: 'synced', rounds: rounds.length });
 
 // The scenario: writes over HTTP, including one to another room that must not arrive.
-phase = 'scenario';
+setPhase('scenario');
 const x1 = await send('x1', room, 'ann', 'hello');
 await send('o1', otherRoom, 'ann', 'elsewhere');
 const x2 = await send('x2', room, 'bob', 'second');
@@ -191,7 +99,7 @@ await del('d2', room, x2.id);
 await expect('the delete of x2 on "deleted"', () => nextOn('deleted', (d) => d?.gone?.id === x2.id));
 
 // A query over the socket: one result, then complete.
-phase = 'query';
+setPhase('query');
 await new Promise((resolve) => {
   subscribe(
     'query',
@@ -203,16 +111,16 @@ await new Promise((resolve) => {
 // Stop "added". The server answers a stop with complete once the subscription is gone; the client
 // drops that complete, so wait for it on the wire. Then the edit that follows the new message
 // proves the message's event was processed without reaching "added".
-phase = 'unsubscribe';
+setPhase('unsubscribe');
 emit({ kind: 'mark', mark: 'unsubscribed' });
 added.unsubscribe();
-await expect('the server\'s complete for the stopped "added"', () => wireFor('added', 'complete'));
+await expect('the server\'s complete for the stopped "added"', () => hasMessage('wire', (m) => m.id === 'added' && m.type === 'complete'));
 const x3 = await send('x3', room, 'ann', 'after unsubscribe');
 await edit('e3', room, x3.id, 'after unsubscribe (edited)');
 await expect('the edit of x3 on "edited"', () => nextOn('edited', (d) => d?.messageEdited?.text === 'after unsubscribe (edited)'));
 await sleep(200); // let any stray message (a duplicate, a late event, a ka) show up in the record
 
-phase = 'close';
+setPhase('close');
 emit({ kind: 'mark', mark: 'done' });
 closing = true;
 client.close();

@@ -24,75 +24,20 @@
 // {"kind":"fail","message":...} when something never arrives.
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { createHarness, describeError } from './harness.mjs';
 
-const started = performance.now();
-const elapsed = () => Math.round(performance.now() - started);
-
-export const [wsURL, httpURL] = process.argv.slice(2);
-
-export const emit = (line) => process.stdout.write(JSON.stringify({ ...line, t: elapsed() }) + '\n');
-export const state = { phase: 'connecting', conn: 0, holding: false };
-export function fail(message) {
-  message = `${message} (phase: ${state.phase})`;
-  emit({ kind: 'fail', message });
-  console.error(message);
-  process.exit(1);
-}
-
-// Everything recorded so far, and the waiters re-checked after each record.
-const records = [];
-let waiters = [];
-export function record(line) {
-  emit(line);
-  records.push(line);
-  waiters = waiters.filter((check) => !check());
-}
-const has = (pred) => records.some(pred);
-
-// waitFor resolves true once pred holds, or false after ms.
-function waitFor(pred, ms) {
-  if (pred()) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      waiters = waiters.filter((w) => w !== check);
-      resolve(false);
-    }, ms);
-    const check = () => {
-      if (!pred()) return false;
-      clearTimeout(timer);
-      resolve(true);
-      return true;
-    };
-    waiters.push(check);
-  });
-}
-export async function expect(what, pred, ms = 10_000) {
-  if (!(await waitFor(pred, ms))) fail(`waited ${ms} ms for ${what}; it never arrived`);
-}
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const h = createHarness({ timed: true });
+export const { wsURL, emit, fail, record, expect, sleep } = h;
+const { setPhase, has, hasMessage, nextOn, waitFor, send, edit, del } = h;
+// conn is the number of the newest socket, the one open (or opening) now; holding, that the
+// scenario is over and the script only holds its connection.
+export const state = { conn: 0, holding: false };
 
 // wireOn reports whether the server sent a message of type (and id, unless undefined) on socket conn.
 export const wireOn = (conn, type, id) =>
-  has((r) => {
-    if (r.kind !== 'wire' || r.conn !== conn) return false;
-    try {
-      const m = JSON.parse(r.raw);
-      return m.type === type && (id === undefined || m.id === id);
-    } catch {
-      return false;
-    }
-  });
+  hasMessage('wire', (m, r) => r.conn === conn && m.type === type && (id === undefined || m.id === id));
 // sentOn reports whether the client sent a message of type with id on socket conn.
-const sentOn = (conn, type, id) =>
-  has((r) => {
-    if (r.kind !== 'sent' || r.conn !== conn) return false;
-    try {
-      const m = JSON.parse(r.raw);
-      return m.type === type && m.id === id;
-    } catch {
-      return false;
-    }
-  });
+const sentOn = (conn, type, id) => hasMessage('sent', (m, r) => r.conn === conn && m.type === type && m.id === id);
 
 // TapWebSocket is the ws WebSocket that numbers its sockets and records what happens on each: every
 // message the server sends (before the client library sees it: the library drops messages for ids
@@ -126,7 +71,7 @@ export function sink(name, onComplete = () => {}) {
   return {
     next: (payload) => record({ kind: 'next', sub: name, conn: state.conn, payload }),
     error: (err) => {
-      const error = Array.isArray(err) ? err : err && typeof err === 'object' && 'code' in err ? { code: err.code, reason: err.reason } : String(err?.message ?? err);
+      const error = describeError(err);
       record({ kind: 'error', sub: name, conn: state.conn, error });
       if (!state.holding) fail(`${name}: error ${JSON.stringify(error)}`);
     },
@@ -137,35 +82,8 @@ export function sink(name, onComplete = () => {}) {
   };
 }
 
-// Mutations go over HTTP, as any writer's would.
-async function gql(name, query, variables) {
-  const res = await fetch(httpURL, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  const text = await res.text();
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    fail(`${name}: HTTP ${res.status}, not JSON: ${text}`);
-  }
-  if (!res.ok || body.errors || !body.data) fail(`${name}: HTTP ${res.status}: ${text}`);
-  record({ kind: 'mutation', name, data: body.data });
-  return body.data;
-}
-const send = async (name, roomId, author, text) =>
-  (await gql(name, 'mutation($roomId: ID!, $author: String!, $text: String!) { sendMessage(roomId: $roomId, author: $author, text: $text) { id roomId author text } }', { roomId, author, text })).sendMessage;
-const edit = async (name, roomId, id, text) =>
-  (await gql(name, 'mutation($roomId: ID!, $id: ID!, $text: String!) { editMessage(roomId: $roomId, id: $id, text: $text) { id text editedAt } }', { roomId, id, text })).editMessage;
-const del = async (name, roomId, id) =>
-  (await gql(name, 'mutation($roomId: ID!, $id: ID!) { deleteMessage(roomId: $roomId, id: $id) { id } }', { roomId, id })).deleteMessage;
-
-const nextOn = (sub, pred) => has((r) => r.kind === 'next' && r.sub === sub && pred(r.payload?.data));
-
 // run drives the scenario. The adapter wraps one client library:
-//   name                     the script's name, for messages
+//   name                     the script's name, which names the room
 //   subscribeType            the client's message type for an operation: subscribe or start
 //   createClient()           creates the client, with TapWebSocket as its WebSocket
 //   subscribe(name, payload) starts an operation whose id is name, with sink(name); returns the
@@ -173,12 +91,6 @@ const nextOn = (sub, pred) => has((r) => r.kind === 'next' && r.sub === sub && p
 //   query(name, payload)     runs a query over the socket; resolves when its sink completed
 //   unsubscribed(name)       resolves once the server has had time to process name's unsubscribe
 export async function run(adapter) {
-  if (!wsURL || !httpURL) {
-    console.error(`usage: node ${adapter.name}.mjs <ws-url> <http-url>`);
-    process.exit(2);
-  }
-  setTimeout(() => fail('timed out after 30s'), 30_000).unref();
-
   const room = `${adapter.name}-${randomBytes(4).toString('hex')}`;
   const otherRoom = `${room}-other`;
   adapter.createClient();
@@ -220,7 +132,7 @@ export async function run(adapter) {
   }
 
   // The first connection: the subscriptions are live.
-  state.phase = 'sync-1';
+  setPhase('sync-1');
   const rounds1 = await sync('sync1');
   emit({ kind: 'mark', mark: 'synced-1', room, rounds: rounds1 });
   const x0 = await send('x0', room, 'ann', 'before the close');
@@ -228,7 +140,7 @@ export async function run(adapter) {
 
   // The runtime closes the first socket (a limit: the connection's age or idleness); the script
   // sends nothing on it meanwhile (graphql-ws's keep-alive pings aside).
-  state.phase = 'wait-close';
+  setPhase('wait-close');
   emit({ kind: 'mark', mark: 'closing' });
   await expect('the runtime to close connection 1', () => has((r) => r.kind === 'close' && r.conn === 1), 15_000);
   emit({ kind: 'mark', mark: 'closed' });
@@ -239,7 +151,7 @@ export async function run(adapter) {
 
   // The client reconnects and resubscribes on its own: a new socket, a new connection_init, and
   // the same three operations started again on it.
-  state.phase = 'reconnect';
+  setPhase('reconnect');
   await expect('a second connection acknowledged', () => wireOn(2, 'connection_ack'), 15_000);
   for (const id of ['added', 'edited', 'deleted']) {
     await expect(`"${id}" resubscribed on connection 2`, () => sentOn(2, adapter.subscribeType, id), 5_000);
@@ -247,11 +159,11 @@ export async function run(adapter) {
   emit({ kind: 'mark', mark: 'reconnected', w1: w1.id });
 
   // Live again: the chat scenario of graphql-ws.mjs and legacy.mjs, on the new connection.
-  state.phase = 'sync-2';
+  setPhase('sync-2');
   const rounds2 = await sync('sync2');
   emit({ kind: 'mark', mark: 'synced', rounds: rounds2 });
 
-  state.phase = 'scenario';
+  setPhase('scenario');
   const x1 = await send('x1', room, 'ann', 'hello');
   await send('o1', otherRoom, 'ann', 'elsewhere');
   const x2 = await send('x2', room, 'bob', 'second');
@@ -259,13 +171,13 @@ export async function run(adapter) {
   await del('d2', room, x2.id);
   await expect('the delete of x2 on "deleted"', () => nextOn('deleted', (d) => d?.gone?.id === x2.id));
 
-  state.phase = 'query';
+  setPhase('query');
   await adapter.query('query', {
     query: 'query Messages($roomId: ID!) { messages(roomId: $roomId) { id text } }',
     variables: { roomId: room },
   });
 
-  state.phase = 'unsubscribe';
+  setPhase('unsubscribe');
   emit({ kind: 'mark', mark: 'unsubscribed' });
   unsubscribeAdded();
   await adapter.unsubscribed('added');
@@ -275,7 +187,7 @@ export async function run(adapter) {
   await sleep(200); // let any stray message (a duplicate, a late event) show up in the record
 
   // Hold the connection until it closes: e2e/reconnect_test.go kills the runtime now.
-  state.phase = 'hold';
+  setPhase('hold');
   state.holding = true;
   const last = state.conn;
   emit({ kind: 'mark', mark: 'done' });

@@ -293,10 +293,11 @@ func (s *session) legacy(ctx context.Context, msg gqlws.Message) (events.APIGate
 		}
 		return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Complete})
 	case gqlws.ConnectionTerminate:
-		if err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID); err != nil {
+		err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID)
+		s.h.hangUp(ctx, s.conn.ID) // even if the registry failed: the client asked to close
+		if err != nil {
 			return serverError(), fmt.Errorf("terminate: %w", err)
 		}
-		s.h.hangUp(ctx, s.conn.ID)
 		return ok(nil), nil
 	}
 	return s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(fmt.Errorf("unexpected message type %q", msg.Type))})
