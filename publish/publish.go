@@ -220,7 +220,6 @@ type delivery struct {
 	mu      sync.Mutex
 	renders map[string]*rendered
 	gone    sync.Map // connection id → struct{}: forgotten once per event
-	st      *Stats
 	// counters updated by the workers
 	renderN, delivered, filtered, goneN, failed, tooLarge atomic.Int64
 }
@@ -228,7 +227,7 @@ type delivery struct {
 // deliver fans one event out to its topic's subscribers. It returns an error only when the
 // subscribers could not be read.
 func (f *Fanout) deliver(ctx context.Context, ev *graph.Event, st *Stats) error {
-	d := &delivery{ev: ev, renders: map[string]*rendered{}, st: st}
+	d := &delivery{ev: ev, renders: map[string]*rendered{}}
 	var g errgroup.Group
 	g.SetLimit(f.cfg.Concurrency)
 	var readErr error

@@ -48,9 +48,6 @@ func MessageKey(roomID, id string) (pk, sk string) {
 	return roomPrefix + roomID, messagePrefix + id
 }
 
-// RoomKey returns the partition key holding a room's messages.
-func RoomKey(roomID string) string { return roomPrefix + roomID }
-
 // messageItem is a message as the data table holds it.
 type messageItem struct {
 	PK        string     `dynamo:"pk,hash"`

@@ -2,7 +2,6 @@
 //
 // One dynalite serves a whole test binary: the first call to Shared starts it, and StopShared (called
 // from TestMain after m.Run) ends it. Tests keep apart by using uniquely named tables (TableName).
-// Start gives a test a server of its own, stopped when the test ends.
 //
 // dynalite answers the DynamoDB API, but has no transactions, no TTL process (UpdateTimeToLive is
 // an unknown operation), no streams (StreamSpecification is accepted and ignored), and ignores
@@ -82,18 +81,6 @@ func StopShared() {
 		shared.stop()
 		shared = nil
 	}
-}
-
-// Start starts a dynalite for t alone and stops it when t ends.
-func Start(t testing.TB) *Server {
-	t.Helper()
-	node, modules := testenv.Node(t, devproc.Root(t), "dynalite")
-	s, err := start(node, modules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.stop)
-	return s
 }
 
 var tableSeq atomic.Int64

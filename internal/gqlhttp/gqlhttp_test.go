@@ -54,13 +54,6 @@ func addHeaders(h http.Header, pairs []string) {
 	}
 }
 
-func (r request) with(header ...string) request {
-	h := r.header.Clone()
-	addHeaders(h, header)
-	r.header = h
-	return r
-}
-
 // want is what the response must be.
 type want struct {
 	status int
