@@ -901,8 +901,8 @@ func batchKeys(c call) []string {
 	return pks
 }
 
-// TestDeleteConnectionOrder checks the order of a cascade (topic rows, then operation rows, then
-// the connection row) and that a cascade interrupted after the topic rows leaves the connection
+// TestDeleteConnectionOrder checks the order of a cascade (the connection row, then topic rows,
+// then operation rows) and that a cascade interrupted after the topic rows leaves the connection
 // unreachable by the fan-out and is finished by the next call.
 func TestDeleteConnectionOrder(t *testing.T) {
 	ctx := t.Context()
