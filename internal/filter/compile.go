@@ -14,8 +14,9 @@ import (
 	"unicode/utf8"
 )
 
-// maxExactInt is the largest integer every float64 up to which is exact: 2^53.
-const maxExactInt = 1 << 53
+// maxSafeInt is the largest integer n such that every integer in [-n, n] has its own
+// float64: 2^53-1 (JavaScript's Number.MAX_SAFE_INTEGER).
+const maxSafeInt = 1<<53 - 1
 
 // Compile checks value, the coerced value of a filter argument of the Spec's type, and
 // compiles it. value is what gqlparser's ast.Value.Value or gqlgen give for an input
@@ -434,8 +435,9 @@ func (leaf *leafSpec) operand(v any, path string) (operand, error) {
 			if x != math.Trunc(x) {
 				return operand{}, wrong()
 			}
-			if math.Abs(x) > maxExactInt {
-				return operand{}, &Error{Path: path, Reason: fmt.Sprintf("an Int beyond ±%d cannot be compared exactly", int64(maxExactInt))}
+			// Check the integer as given, before float64 rounds 2^53+1 to 2^53.
+			if i, isInt := exactInt(v); (isInt && (i > maxSafeInt || i < -maxSafeInt)) || math.Abs(x) > maxSafeInt {
+				return operand{}, &Error{Path: path, Reason: fmt.Sprintf("an Int beyond ±%d cannot be compared exactly", maxSafeInt)}
 			}
 		}
 		if x == 0 {
@@ -581,14 +583,53 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// integer returns v as an int64 when it is a whole number that fits.
-func integer(v any) (int64, bool) {
-	if n, ok := v.(json.Number); ok {
+// exactInt returns v as an int64 when it is an integer type or an integer json.Number,
+// saturating at the int64 range beyond it.
+func exactInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int:
+		return int64(n), true
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case uint:
+		return saturate(uint64(n)), true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		return saturate(n), true
+	case json.Number:
 		i, err := strconv.ParseInt(string(n), 10, 64)
-		return i, err == nil
+		if err == nil || errors.Is(err, strconv.ErrRange) { // ParseInt saturates on range errors
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func saturate(n uint64) int64 {
+	if n > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(n)
+}
+
+// integer returns v as an int64 when it is a whole number within ±maxSafeInt.
+func integer(v any) (int64, bool) {
+	if i, ok := exactInt(v); ok {
+		return i, i <= maxSafeInt && i >= -maxSafeInt
 	}
 	x, ok := number(v)
-	if !ok || x != math.Trunc(x) || math.Abs(x) > maxExactInt {
+	if !ok || x != math.Trunc(x) || math.Abs(x) > maxSafeInt {
 		return 0, false
 	}
 	return int64(x), true

@@ -436,11 +436,11 @@ func TestCompileGQLParserValues(t *testing.T) {
 		}
 		keys = append(keys, f.Key())
 		for p, want := range map[string]bool{
-			`{"priority":2,"text":"x"}`:        true,  // not between 3 and 5
-			`{"priority":3,"text":"urgent!"}`:  true,  // contains urgent
-			`{"priority":3,"text":"calm"}`:     false, // neither
-			`{"priority":1,"text":"urgent"}`:   false, // below 2
-			`{"priority":4,"text":"urgent"}`:   false, // not in [2,3]
+			`{"priority":2,"text":"x"}`:       true,  // not between 3 and 5
+			`{"priority":3,"text":"urgent!"}`: true,  // contains urgent
+			`{"priority":3,"text":"calm"}`:    false, // neither
+			`{"priority":1,"text":"urgent"}`:  false, // below 2
+			`{"priority":4,"text":"urgent"}`:  false, // not in [2,3]
 		} {
 			if got := f.Match(doc(t, p)); got != want {
 				t.Errorf("%s on %s = %v, want %v", f.Key(), p, got, want)
