@@ -238,7 +238,7 @@ func (c *compiler) negation(s *Spec, v any, path string, depth int) (node, []byt
 func (c *compiler) element(s *Spec, v any, path string, depth int) (node, []byte, error) {
 	m, ok := asMap(v)
 	if !ok {
-		return node{}, nil, &Error{Path: path, Reason: "expected a " + s.name + " object, got " + describe(v)}
+		return node{}, nil, &Error{Path: path, Reason: "expected " + article(s.name) + " " + s.name + " object, got " + describe(v)}
 	}
 	n, k, err := c.object(s, m, path, depth)
 	if err != nil {
@@ -254,7 +254,7 @@ func (c *compiler) element(s *Spec, v any, path string, depth int) (node, []byte
 func (c *compiler) leaf(leaf *leafSpec, field string, v any, path string) (node, []byte, error) {
 	m, ok := asMap(v)
 	if !ok {
-		return node{}, nil, &Error{Path: path, Reason: "expected a " + leaf.name + " object such as {eq: ...}, got " + describe(v)}
+		return node{}, nil, &Error{Path: path, Reason: "expected " + article(leaf.name) + " " + leaf.name + " object such as {eq: ...}, got " + describe(v)}
 	}
 	var kids []node
 	key := []byte{'{'}

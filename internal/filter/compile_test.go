@@ -63,10 +63,10 @@ func TestInvalidFiltersRefused(t *testing.T) {
 		{`{"or":[]}`, "or", "an empty group"},
 		{`{"and":[{}]}`, "and[0]", "an empty filter"},
 		{`{"or":[{"name":{"eq":"x"}},{"name":null}]}`, "or[1]", "an empty filter"},
-		{`{"and":["x"]}`, "and[0]", "expected a ItemFilter object, got a string"},
-		{`{"and":[null]}`, "and[0]", "expected a ItemFilter object, got null"},
+		{`{"and":["x"]}`, "and[0]", "expected an ItemFilter object, got a string"},
+		{`{"and":[null]}`, "and[0]", "expected an ItemFilter object, got null"},
 		{`{"not":{}}`, "not", "an empty filter"},
-		{`{"not":[{"name":{"eq":"x"}}]}`, "not", "expected a ItemFilter object, got a list"},
+		{`{"not":[{"name":{"eq":"x"}}]}`, "not", "expected an ItemFilter object, got a list"},
 		{`{"not":{"not":{"count":{"between":[2,1]}}}}`, "not.not.count.between", "lo is after hi"},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Doc is an event payload decoded once for matching by every candidate filter: its
@@ -111,9 +113,13 @@ func decodeValue(r json.RawMessage) (value, error) {
 	}
 	switch c := r[0]; {
 	case c == '"':
-		var s string
-		if err := json.Unmarshal(r, &s); err != nil {
-			return value{}, err
+		// Without escapes, valid UTF-8 between the quotes is the string itself; otherwise
+		// json.Unmarshal unescapes (and turns invalid UTF-8 into U+FFFD).
+		s := string(r[1 : len(r)-1])
+		if bytes.IndexByte(r, '\\') >= 0 || !utf8.ValidString(s) {
+			if err := json.Unmarshal(r, &s); err != nil {
+				return value{}, err
+			}
 		}
 		v := value{kind: valString, str: s}
 		v.t, v.isTime = parseTime(s)

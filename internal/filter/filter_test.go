@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2"
@@ -480,6 +481,20 @@ func TestNewDoc(t *testing.T) {
 			t.Errorf("NewDoc(%q) = %v, want ErrPayload", p, err)
 		}
 	}
+	// Payload strings are read as encoding/json reads them: escapes, and U+FFFD for invalid UTF-8.
+	s := spec(t, "ItemFilter")
+	for _, c := range []struct{ payload, eq string }{
+		{`{"name":"a\"b"}`, `a"b`}, {`{"name":"\u00e9\n"}`, "é\n"}, {"{\"name\":\"x\xffy\"}", "x\uFFFDy"}, {`{"name":"plain é"}`, "plain é"},
+	} {
+		f, err := s.Compile(map[string]any{"name": map[string]any{"eq": c.eq}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.Match(doc(t, c.payload)) {
+			t.Errorf("name eq %q does not match %s", c.eq, c.payload)
+		}
+	}
+
 	// Many fields use the sorted lookup; each is still found.
 	var b strings.Builder
 	b.WriteString(`{`)
@@ -487,10 +502,10 @@ func TestNewDoc(t *testing.T) {
 		fmt.Fprintf(&b, `"f%02d":%d,`, i, i)
 	}
 	b.WriteString(`"count":7}`)
-	if !compile(t, spec(t, "ItemFilter"), `{"count":{"eq":7}}`).Match(doc(t, b.String())) {
+	if !compile(t, s, `{"count":{"eq":7}}`).Match(doc(t, b.String())) {
 		t.Error("count not found among 41 fields")
 	}
-	if compile(t, spec(t, "ItemFilter"), `{"count":{"eq":7}}`).Match(doc(t, `{"f00":1,"f01":2,"f02":3,"f03":4,"f04":5,"f05":6,"f06":7,"f07":8,"f08":9,"zz":7}`)) {
+	if compile(t, s, `{"count":{"eq":7}}`).Match(doc(t, `{"f00":1,"f01":2,"f02":3,"f03":4,"f04":5,"f05":6,"f06":7,"f07":8,"f08":9,"zz":7}`)) {
 		t.Error("count found where there is none")
 	}
 }
@@ -526,4 +541,23 @@ func TestMatchAllocatesNothing(t *testing.T) {
 	if !compile(t, s, compound).Match(doc(t, item)) {
 		t.Error("compound filter does not match item")
 	}
+}
+
+// TestConcurrentMatch shares one Filter and one Doc between goroutines, as the fan-out
+// does; the race detector (make test runs -race) proves neither is written by Match.
+func TestConcurrentMatch(t *testing.T) {
+	f := compile(t, spec(t, "ItemFilter"), compound)
+	d := doc(t, item)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 1000 {
+				if !f.Match(d) {
+					t.Error("compound filter does not match item")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

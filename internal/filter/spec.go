@@ -237,7 +237,7 @@ func (s *Spec) CheckAgainst(obj *ast.Definition) error {
 			ok = f.Type.NamedType == leaf.scalar
 		}
 		if !ok {
-			return fmt.Errorf("%w: %s is a %s over %s, but %s.%s is %s", ErrSpec, where, leaf.name, leaf.scalar, obj.Name, name, f.Type)
+			return fmt.Errorf("%w: %s is %s %s over %s, but %s.%s is %s", ErrSpec, where, article(leaf.name), leaf.name, leaf.scalar, obj.Name, name, f.Type)
 		}
 	}
 	return nil

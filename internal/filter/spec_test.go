@@ -131,9 +131,9 @@ input EnumOnString { name: MoodFilter }
 		{"TimeOnString", "Payload", "TimeOnString.when is a TimeFilter over Time, but Payload.when is String"},
 		{"BoolOnInt", "Payload", "BoolOnInt.flag is a BooleanFilter over Boolean, but Payload.flag is Int"},
 		{"StringOnInt", "Payload", "StringOnInt.flag is a StringFilter over String, but Payload.flag is Int"},
-		{"IntOnTime", "Payload", "IntOnTime.at is a IntFilter over Int, but Payload.at is Time"},
+		{"IntOnTime", "Payload", "IntOnTime.at is an IntFilter over Int, but Payload.at is Time"},
 		{"EnumOnString", "Payload", "EnumOnString.name is a MoodFilter over Mood, but Payload.name is String!"},
-		{"JunkFilter", "Payload", "JunkFilter.mood is a OtherFilter over Other, but Payload.mood is Mood"},
+		{"JunkFilter", "Payload", "JunkFilter.mood is an OtherFilter over Other, but Payload.mood is Mood"},
 		{"MessageFilter", "MessageFilter", "MessageFilter filters MessageFilter, which is an input object, not an object type"},
 	}
 	for _, c := range cases {
