@@ -20,8 +20,8 @@
 //	Boolean             eq ne
 //
 // String operators compare bytes, case-sensitively; contains is a substring test. Numbers
-// are compared as float64 (exact for every Int and for integers up to 2^53; Int operands
-// beyond that are refused). Times are parsed with Go's RFC 3339 parser and compared as
+// are compared as float64, exact for integers within ±(2^53-1); Int operands beyond that
+// are refused rather than rounded. Times are parsed with Go's RFC 3339 parser and compared as
 // instants, so 10:00:00+02:00 equals 08:00:00Z. `between: [lo, hi]` is inclusive.
 //
 // A payload field that is missing, null or not of the leaf's kind (a number where a string
@@ -36,8 +36,9 @@
 // with more than [MaxConditions] conditions, groups nested deeper than [MaxDepth], more
 // than [MaxListElements] in/notIn elements in total, a string operand longer than
 // [MaxStringBytes], or a canonical encoding ([Filter.Key]) longer than [MaxKeyBytes].
-// Every other object in a filter contains at least one condition (empty objects and groups
-// are refused), so the number of nodes is at most MaxConditions × (MaxDepth+1).
+// Empty leaf filters, empty objects inside groups, empty groups and empty in/notIn lists
+// are refused as invalid, so every object holds at least one condition and a filter has
+// at most MaxConditions × (MaxDepth+1) nodes.
 package filter
 
 import (
