@@ -676,3 +676,42 @@ func TestClientMessage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerify: any string given as a token is refused or accepted without panic, every refusal is
+// ErrNoToken or wraps ErrInvalidToken, and no error text contains the token. Both verifiers work offline
+// (a JWKS file and a secret).
+func FuzzVerify(f *testing.F) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	file := writeJWKS(f, []any{&ec.PublicKey}, []jwkset.JWKOptions{{Metadata: jwkset.JWKMetadataOptions{KID: "ec"}}})
+	verifiers := []*auth.Verifier{
+		newVerifier(f, env("AUTH_MODE", "jwt", "AUTH_JWKS_FILE", file, "AUTH_ISSUER", authtest.Iss, "AUTH_AUDIENCE", authtest.Aud), nil),
+		newVerifier(f, env(envList(authtest.HS256Env())...), nil),
+	}
+	claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"u","exp":%d}`, authtest.Iss, authtest.Aud, time.Now().Add(time.Hour).Unix())
+	for _, s := range []string{
+		sign(f, jwt.SigningMethodES256, ec, "ec", nil), authtest.HS256Token(nil),
+		sign(f, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "ec", nil),
+		unsigned(`{"alg":"ES256","kid":"ec"}`, claims), unsigned(`{"alg":"HS256"}`, claims),
+		unsigned(`{"alg":"ES256","kid":7}`, `{"exp":"x"}`), unsigned(`{"alg":"ES256","kid":"ec","crit":["x"]}`, `[]`),
+		"", ".", "..", "a.b.c", "e30.e30.", "e30.e30.e30",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		for _, v := range verifiers {
+			p, err := v.Verify(context.Background(), token)
+			if err == nil {
+				if p.Subject == "" || p.Expires.IsZero() {
+					t.Fatalf("accepted %q as %#v", token, p)
+				}
+				continue
+			}
+			if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("Verify(%q) = %v", token, err)
+			}
+			if len(token) >= 16 && strings.Contains(err.Error(), token) {
+				t.Fatalf("error %q echoes the token", err)
+			}
+		}
+	})
+}
