@@ -330,8 +330,14 @@ func TestVerifyUnknownKIDFlood(t *testing.T) {
 			t.Fatalf("token %d: %v", i, err)
 		}
 	}
+	// One after another too: shared refreshes alone would not bound these.
+	for i := range 50 {
+		if _, err := v.Verify(t.Context(), tokens[i]); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("sequential token %d: %v", i, err)
+		}
+	}
 	if got := iss.Fetches(); got > 2 {
-		t.Fatalf("%d unknown kids caused %d JWKS fetches, want at most 2 (start and one refresh)", n, got)
+		t.Fatalf("%d unknown kids caused %d JWKS fetches, want at most 2 (start and one refresh)", n+50, got)
 	}
 	if elapsed > 5*time.Second {
 		t.Fatalf("refusing %d unknown kids took %s", n, elapsed)
@@ -422,6 +428,29 @@ func TestVerifyJWKSBodyBound(t *testing.T) {
 		if size > auth.MaxJWKSBytes && (!errors.Is(err, auth.ErrKeysUnavailable) || !strings.Contains(err.Error(), "over")) {
 			t.Fatalf("JWKS of %d bytes: %v", size, err)
 		}
+	}
+}
+
+// TestVerifyJWKSSymmetricKeyNeverUsed: even when the fetched JWKS publishes a symmetric (oct) key, a
+// token signed with that secret is refused, whatever alg it claims.
+func TestVerifyJWKSSymmetricKeyNeverUsed(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	doc := `{"keys":[{"kty":"oct","kid":"shared","k":"` + base64.RawURLEncoding.EncodeToString(secret) + `"}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(doc)) }))
+	defer srv.Close()
+	v := newVerifier(t, env("AUTH_MODE", "jwt", "AUTH_JWKS_URL", srv.URL, "AUTH_ISSUER", authtest.Iss,
+		"AUTH_AUDIENCE", authtest.Aud), nil)
+	for _, m := range []jwt.SigningMethod{jwt.SigningMethodHS256, jwt.SigningMethodHS512} {
+		_, err := v.Verify(t.Context(), sign(t, m, secret, "shared", nil))
+		if !errors.Is(err, auth.ErrInvalidToken) || !strings.Contains(err.Error(), "algorithm not allowed") {
+			t.Errorf("%s with the published secret: %v", m.Alg(), err)
+		}
+	}
+	// An RS256 header naming the oct key gets no key at all.
+	tok := unsigned(`{"alg":"RS256","kid":"shared"}`, `{"sub":"u"}`) + "c2ln"
+	if _, err := v.Verify(t.Context(), tok); !errors.Is(err, auth.ErrInvalidToken) ||
+		!strings.Contains(err.Error(), "not an asymmetric signing key") {
+		t.Errorf("RS256 naming the oct key: %v", err)
 	}
 }
 
