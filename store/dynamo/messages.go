@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -125,5 +126,28 @@ func (s *Store) DeleteMessage(ctx context.Context, roomID, id string) (store.Mes
 func (s *Store) changed(kind store.ChangeKind, old, new *store.Message) {
 	if s.onChange != nil {
 		s.onChange(kind, old, new)
+	}
+}
+
+// A ChangeLog takes stream records in order, numbering them itself: build makes the record for
+// the sequence number the log assigns. The local runtime's in-memory log is one.
+type ChangeLog interface {
+	Append(build func(seq uint64) (json.RawMessage, error)) error
+}
+
+// StreamTo returns an OnChange that appends to log, for each write to app data, the stream record
+// DynamoDB would emit for it (NEW_AND_OLD_IMAGES, under a local stream ARN of the data table
+// table), for a DynamoDB endpoint without a stream API. A record that cannot be built (a message
+// that cannot be encoded, which the write itself would have refused) is dropped.
+func StreamTo(log ChangeLog, table string) func(kind store.ChangeKind, old, new *store.Message) {
+	arn := "arn:aws:dynamodb:us-east-1:000000000000:table/" + table + "/stream/local"
+	return func(kind store.ChangeKind, old, new *store.Message) {
+		log.Append(func(seq uint64) (json.RawMessage, error) {
+			rec, err := store.ChangeRecord(kind, old, new, seq, arn, time.Now())
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(rec)
+		})
 	}
 }

@@ -340,27 +340,6 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 	return active, err
 }
 
-// ConnectionSubscriptions implements store.Registry.
-func (s *Store) ConnectionSubscriptions(ctx context.Context, connectionID string) ([]store.Subscription, error) {
-	var out []store.Subscription
-	now := s.now()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := connKey(connectionID)
-		c := tx.Bucket(bucketOps).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var sub store.Subscription
-			if err := json.Unmarshal(v, &sub); err != nil {
-				return fmt.Errorf("corrupt record %q: %w", k, err)
-			}
-			if store.Live(sub.ExpiresAt, now) {
-				out = append(out, sub)
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
 // Subscriptions implements store.Registry. Each page is read in its own read transaction, so a
 // long fan-out never holds the file.
 func (s *Store) Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error] {
