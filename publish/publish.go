@@ -15,6 +15,7 @@
 package publish
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,15 +90,9 @@ type Fanout struct {
 
 // New returns a Fanout.
 func New(cfg Config) *Fanout {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = facts.MaxMessage
-	}
-	if cfg.DeadlineMargin <= 0 {
-		cfg.DeadlineMargin = 3 * time.Second
-	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
+	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
+	cfg.DeadlineMargin = cmp.Or(cfg.DeadlineMargin, 3*time.Second)
 	return &Fanout{cfg: cfg}
 }
 

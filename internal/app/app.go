@@ -6,6 +6,7 @@
 package app
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -50,30 +51,11 @@ type Config struct {
 	RegistryTable, DataTable string
 }
 
-// WithDefaults returns c with every zero value replaced by its default; the functions of this
-// package apply it themselves.
+// WithDefaults returns c with the table names filled in. (The other settings are passed on as
+// they are: each package that applies one defaults it, from internal/facts.)
 func (c Config) WithDefaults() Config {
-	if c.DeliveryConcurrency <= 0 {
-		c.DeliveryConcurrency = publish.DefaultConcurrency
-	}
-	if c.InitTimeout <= 0 {
-		c.InitTimeout = facts.InitTimeout
-	}
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = facts.MaxMessage
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = facts.IdleTimeout
-	}
-	if c.MaxDuration <= 0 {
-		c.MaxDuration = facts.MaxDuration
-	}
-	if c.RegistryTable == "" {
-		c.RegistryTable = "lambdaws-dev-registry"
-	}
-	if c.DataTable == "" {
-		c.DataTable = "lambdaws-dev-data"
-	}
+	c.RegistryTable = cmp.Or(c.RegistryTable, "lambdaws-dev-registry")
+	c.DataTable = cmp.Or(c.DataTable, "lambdaws-dev-data")
 	return c
 }
 
@@ -88,11 +70,10 @@ type Gateway interface {
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
 // routes, GraphQL over HTTP, the stream fan-out and the sweeper, behind the router.
 func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
-	cfg = cfg.WithDefaults()
 	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
-			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cfg.MaxDuration + facts.RegistryMargin}),
+			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
 		HTTP: gqlhttp.New(exec, 0),
 		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
 			MaxMessage: cfg.MaxMessage}),
@@ -106,9 +87,7 @@ func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.
 // throttling retried with backoff. endpoint is
 // https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the local runtime's address.
 func NewGateway(cfg aws.Config, endpoint string, concurrency int) *apigatewaymanagementapi.Client {
-	if concurrency <= 0 {
-		concurrency = publish.DefaultConcurrency
-	}
+	concurrency = cmp.Or(concurrency, publish.DefaultConcurrency)
 	hc := awshttp.NewBuildableClient().
 		WithTimeout(10 * time.Second).
 		WithTransportOptions(func(t *http.Transport) {

@@ -22,6 +22,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -117,42 +118,18 @@ func (c *Config) defaults() {
 	if c.APIID == "" {
 		c.APIID = "local"
 	}
-	if c.InvokeTimeout <= 0 {
-		c.InvokeTimeout = facts.IntegrationTimeout
-	}
-	if c.MaxConcurrency <= 0 {
-		c.MaxConcurrency = 1000
-	}
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = facts.MaxMessage
-	}
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = facts.MaxFrame
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = facts.IdleTimeout
-	}
-	if c.MaxDuration <= 0 {
-		c.MaxDuration = facts.MaxDuration
-	}
-	if c.ScheduleInterval <= 0 {
-		c.ScheduleInterval = facts.ScheduleRate
-	}
-	if c.ShutdownGrace <= 0 {
-		c.ShutdownGrace = 10 * time.Second
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 100
-	}
-	if c.MaxRetries <= 0 {
-		c.MaxRetries = 5
-	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 200 * time.Millisecond
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 250 * time.Millisecond
-	}
+	c.InvokeTimeout = cmp.Or(c.InvokeTimeout, facts.IntegrationTimeout)
+	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, 1000)
+	c.MaxMessage = cmp.Or(c.MaxMessage, facts.MaxMessage)
+	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, facts.IdleTimeout)
+	c.MaxDuration = cmp.Or(c.MaxDuration, facts.MaxDuration)
+	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, facts.ScheduleRate)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 10*time.Second)
+	c.BatchSize = cmp.Or(c.BatchSize, 100)
+	c.MaxRetries = cmp.Or(c.MaxRetries, 5)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, 200*time.Millisecond)
+	c.PollInterval = cmp.Or(c.PollInterval, 250*time.Millisecond)
 }
 
 // Runtime is the local runtime.

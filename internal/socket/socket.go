@@ -26,6 +26,7 @@
 package socket
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -98,21 +99,11 @@ type Handler struct {
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	if cfg.InitTimeout <= 0 {
-		cfg.InitTimeout = facts.InitTimeout
-	}
-	if cfg.MaxLifetime <= 0 {
-		cfg.MaxLifetime = facts.RegistryLifetime
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 3 * time.Second
-	}
-	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = facts.MaxMessage
-	}
-	if cfg.TouchInterval <= 0 {
-		cfg.TouchInterval = time.Minute
-	}
+	cfg.InitTimeout = cmp.Or(cfg.InitTimeout, facts.InitTimeout)
+	cfg.MaxLifetime = cmp.Or(cfg.MaxLifetime, facts.RegistryLifetime)
+	cfg.AckWait = cmp.Or(cfg.AckWait, 3*time.Second)
+	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
+	cfg.TouchInterval = cmp.Or(cfg.TouchInterval, time.Minute)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -15,6 +15,7 @@
 package sweep
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,18 +73,10 @@ type Sweeper struct {
 
 // New returns a Sweeper.
 func New(cfg Config) *Sweeper {
-	if cfg.InitTimeout <= 0 {
-		cfg.InitTimeout = facts.InitTimeout
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = facts.IdleTimeout
-	}
-	if cfg.MaxDuration <= 0 {
-		cfg.MaxDuration = facts.MaxDuration
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
-	}
+	cfg.InitTimeout = cmp.Or(cfg.InitTimeout, facts.InitTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, facts.IdleTimeout)
+	cfg.MaxDuration = cmp.Or(cfg.MaxDuration, facts.MaxDuration)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 16)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
