@@ -87,15 +87,9 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id, text string, at tim
 		Set("editedAt", at).
 		If("attribute_exists($)", attrPK).
 		OldValue(ctx, &item)
-	switch {
-	case dynamo.IsCondCheckFailed(err):
-		return store.Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, store.ErrNotFound)
-	case err != nil:
-		return store.Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, err)
-	}
-	old, err := store.MessageFromItem(item)
+	old, err := oldMessage(item, err, "edit message", roomID, id)
 	if err != nil {
-		return store.Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, err)
+		return store.Message{}, err
 	}
 	m := old
 	m.Text, m.EditedAt = text, &at
@@ -108,18 +102,29 @@ func (s *Store) DeleteMessage(ctx context.Context, roomID, id string) (store.Mes
 	pk, sk := store.MessageKey(roomID, id)
 	var item dynamo.Item
 	err := s.data.Delete(attrPK, pk).Range(attrSK, sk).If("attribute_exists($)", attrPK).OldValue(ctx, &item)
-	switch {
-	case dynamo.IsCondCheckFailed(err):
-		return store.Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, store.ErrNotFound)
-	case err != nil:
-		return store.Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, err)
-	}
-	old, err := store.MessageFromItem(item)
+	old, err := oldMessage(item, err, "delete message", roomID, id)
 	if err != nil {
-		return store.Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, err)
+		return store.Message{}, err
 	}
 	s.changed(store.Remove, &old, nil)
 	return old, nil
+}
+
+// oldMessage decodes the old item a conditional write on an existing message returned, or
+// translates the write's error: ErrNotFound when the condition failed (no such message). Errors
+// start with what.
+func oldMessage(item dynamo.Item, err error, what, roomID, id string) (store.Message, error) {
+	if dynamo.IsCondCheckFailed(err) {
+		err = store.ErrNotFound
+	}
+	var m store.Message
+	if err == nil {
+		m, err = store.MessageFromItem(item)
+	}
+	if err != nil {
+		return store.Message{}, fmt.Errorf("%s %s/%s: %w", what, roomID, id, err)
+	}
+	return m, nil
 }
 
 // changed reports a successful write to OnChange.
