@@ -620,20 +620,18 @@ func (l *routerLevel) pump() {
 		if len(changes) == 0 {
 			return
 		}
-		var buf bytes.Buffer
-		buf.WriteString(`{"Records":[`)
-		for i, c := range changes {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			buf.Write(c.Record)
+		var batch struct {
+			Records []json.RawMessage `json:"Records"`
 		}
-		buf.WriteString(`]}`)
+		for _, c := range changes {
+			batch.Records = append(batch.Records, c.Record)
+		}
+		payload, _ := json.Marshal(batch)
 		var ev events.DynamoDBEvent
-		if err := json.Unmarshal(buf.Bytes(), &ev); err != nil {
+		if err := json.Unmarshal(payload, &ev); err != nil {
 			l.fatalf("stream batch is not a DynamoDBEvent: %v", err)
 		}
-		out, err := l.r.Invoke(context.Background(), buf.Bytes())
+		out, err := l.r.Invoke(context.Background(), payload)
 		if err != nil {
 			l.fatalf("stream batch: %v", err)
 		}
