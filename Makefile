@@ -4,7 +4,7 @@ GO ?= go
 PORT ?= 4000
 DATA ?= ./.data
 
-.PHONY: dev test check generate build bench deploy package node_modules clean
+.PHONY: dev test check generate build bench deploy package clean
 
 ## dev: run the local runtime on 127.0.0.1:$(PORT) with data in $(DATA)
 dev:
@@ -36,6 +36,7 @@ build:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
+## node_modules: install the npm tooling, only when package-lock.json is newer than node_modules
 node_modules: package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules

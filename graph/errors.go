@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -9,16 +10,24 @@ import (
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// Error codes in extensions.code.
+// Error codes in extensions.code. (The executor's own, GRAPHQL_PARSE_FAILED and
+// GRAPHQL_VALIDATION_FAILED, are gqlgen's errcode.ParseFailed and errcode.ValidationFailed.)
 const (
+	// CodeBadUserInput: an argument is out of bounds; nothing was written.
 	CodeBadUserInput = "BAD_USER_INPUT"
-	CodeNotFound     = "NOT_FOUND"
-	CodeInternal     = "INTERNAL_SERVER_ERROR"
+	// CodeNotFound: the record the operation names does not exist.
+	CodeNotFound = "NOT_FOUND"
+	// CodeInternal: the service failed; the details are in the log, not in the message.
+	CodeInternal = "INTERNAL_SERVER_ERROR"
+	// CodeResultTooLarge: the result is over the transport's message limit and was replaced by
+	// this error.
+	CodeResultTooLarge = "RESULT_TOO_LARGE"
 )
 
 // Input limits.
@@ -83,9 +92,44 @@ func lastArg(n int) error {
 	return nil
 }
 
-// presentError is the one place errors become client responses: user errors keep their message and
-// code, GraphQL errors (parse, validation, coercion) pass through, and anything else is logged
-// and shown only as an internal error.
+// This file is the one place where errors become what a client sees. The executor presents
+// resolver errors with presentError and panics with recoverPanic; the transports (the WebSocket
+// routes, the HTTP endpoint, the fan-out) take the errors they must show from the functions below
+// and never write error JSON themselves.
+
+// InternalError is what a client sees when the service failed: a fixed message and
+// INTERNAL_SERVER_ERROR. The details belong in the log.
+func InternalError() *gqlerror.Error {
+	e := &gqlerror.Error{Message: "internal error"}
+	errcode.Set(e, CodeInternal)
+	return e
+}
+
+// ResultTooLarge is the error that replaces a result of size bytes that cannot be sent because
+// it is over the limit (the message limit of the transport), with RESULT_TOO_LARGE.
+func ResultTooLarge(size, limit int) *gqlerror.Error {
+	e := gqlerror.Errorf("the result is %d bytes, over the %d-byte message limit", size, limit)
+	errcode.Set(e, CodeResultTooLarge)
+	return e
+}
+
+// RequestError is an error about a request that did not reach GraphQL (the wrong method, an
+// unacceptable media type, a body too large): a message and nothing else.
+func RequestError(format string, args ...any) *gqlerror.Error {
+	return gqlerror.Errorf(format, args...)
+}
+
+// ErrorsJSON is the JSON of a GraphQL response that holds only errors: {"errors":[...]}.
+func ErrorsJSON(errs ...*gqlerror.Error) json.RawMessage {
+	b, _ := json.Marshal(struct {
+		Errors []*gqlerror.Error `json:"errors"`
+	}{errs})
+	return b
+}
+
+// presentError is the executor's error presenter: user errors keep their message and code,
+// GraphQL errors (parse, validation, coercion) pass through, and anything else is logged and
+// shown only as an internal error.
 func presentError(ctx context.Context, err error) *gqlerror.Error {
 	var gerr *gqlerror.Error
 	if !errors.As(err, &gerr) {
@@ -95,29 +139,22 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	switch {
 	case errors.As(err, &uerr):
 		gerr.Message = uerr.msg
-		setCode(gerr, uerr.code)
+		errcode.Set(gerr, uerr.code)
 	case isNotFound(err):
 		gerr.Message = "not found"
-		setCode(gerr, CodeNotFound)
+		errcode.Set(gerr, CodeNotFound)
 	case gerr.Err == nil:
 		// A GraphQL error made by the executor itself: already fit for the client.
 	default:
 		zerolog.Ctx(ctx).Error().Err(err).Str("path", gerr.Path.String()).Msg("resolver failed")
 		gerr.Message = "internal error"
-		setCode(gerr, CodeInternal)
+		errcode.Set(gerr, CodeInternal)
 	}
 	return gerr
-}
-
-func setCode(e *gqlerror.Error, code string) {
-	if e.Extensions == nil {
-		e.Extensions = map[string]any{}
-	}
-	e.Extensions["code"] = code
 }
 
 // recoverPanic turns a resolver panic into an internal error and logs it with its stack.
 func recoverPanic(ctx context.Context, p any) error {
 	zerolog.Ctx(ctx).Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("resolver panicked")
-	return &gqlerror.Error{Message: "internal error", Extensions: map[string]any{"code": CodeInternal}}
+	return InternalError()
 }

@@ -8,8 +8,11 @@ import (
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/executor"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -25,8 +28,7 @@ type Options struct {
 // Executor runs single GraphQL operations against the schema, with no transport of its own.
 // It is safe for concurrent use.
 type Executor struct {
-	exec          *executor.Executor
-	introspection bool
+	exec *executor.Executor
 }
 
 // NewExecutor returns an Executor over the resolvers r.
@@ -38,7 +40,11 @@ func NewExecutor(r *Resolver, opts Options) *Executor {
 	exec.SetQueryCache(lru.New[*ast.QueryDocument](opts.QueryCacheSize))
 	exec.SetErrorPresenter(presentError)
 	exec.SetRecoverFunc(recoverPanic)
-	return &Executor{exec: exec, introspection: !opts.DisableIntrospection}
+	if !opts.DisableIntrospection {
+		// gqlgen's executor disables introspection unless this extension enables it.
+		exec.Use(extension.Introspection{})
+	}
+	return &Executor{exec: exec}
 }
 
 // A Request is one GraphQL request.
@@ -61,10 +67,6 @@ type Operation struct {
 // ErrNoTopic reports a subscription whose field cannot be turned into a topic.
 var ErrNoTopic = errors.New("graph: subscription has no topic")
 
-// MaxTopicLength bounds a topic, in bytes: topics are database keys (DynamoDB allows 2,048 bytes
-// of partition key).
-const MaxTopicLength = 1024
-
 // Prepare parses, validates and coerces a request, and for a subscription derives its topic. The
 // errors it returns are GraphQL errors fit for the client (pass them to ErrorResponse).
 func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerror.List) {
@@ -79,16 +81,15 @@ func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerr
 	if errs != nil {
 		return nil, errs
 	}
-	opCtx.DisableIntrospection = !e.introspection
 	op := &Operation{Kind: opCtx.Operation.Operation, opCtx: opCtx}
 	if op.Kind == ast.Subscription {
 		topic, err := subscriptionTopic(opCtx)
 		if err != nil {
 			return nil, gqlerror.List{gqlerror.Errorf("%v", err)}
 		}
-		if len(topic) > MaxTopicLength {
-			e := gqlerror.Errorf("the subscription's arguments are too long (topic of %d bytes, at most %d)", len(topic), MaxTopicLength)
-			setCode(e, CodeBadUserInput)
+		if len(topic) > facts.MaxTopic {
+			e := gqlerror.Errorf("the subscription's arguments are too long (topic of %d bytes, at most %d)", len(topic), facts.MaxTopic)
+			errcode.Set(e, CodeBadUserInput)
 			return nil, gqlerror.List{e}
 		}
 		op.Topic = topic

@@ -204,3 +204,38 @@ func TestRender(t *testing.T) {
 		t.Fatalf("render of an invalid document = %+v", r)
 	}
 }
+
+// TestIntrospection: __schema and __type are served by default (GRAPHQL_INTROSPECTION unset) and
+// refused with DisableIntrospection (GRAPHQL_INTROSPECTION=false).
+func TestIntrospection(t *testing.T) {
+	const q = `{ __schema { queryType { name } } __type(name: "Message") { name } }`
+	on := newFixture(t)
+	if r := on.do(t, q, ""); len(r.Errors) != 0 || string(r.Data) != `{"__schema":{"queryType":{"name":"Query"}},"__type":{"name":"Message"}}` {
+		t.Fatalf("introspection by default: %+v (data %s)", r, r.Data)
+	}
+	off := &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: on.store}, graph.Options{DisableIntrospection: true}), store: on.store}
+	r := off.do(t, q, "")
+	if len(r.Errors) == 0 || strings.Contains(string(r.Data), "Query") {
+		t.Fatalf("introspection disabled, yet answered: %+v (data %s)", r, r.Data)
+	}
+	// Ordinary queries still run, __typename included.
+	if r := off.do(t, `{ __typename }`, ""); len(r.Errors) != 0 || string(r.Data) != `{"__typename":"Query"}` {
+		t.Fatalf("__typename with introspection disabled: %+v (data %s)", r, r.Data)
+	}
+}
+
+// TestPresentedErrors: the errors the transports show are made here, each with its code.
+func TestPresentedErrors(t *testing.T) {
+	for _, tc := range []struct {
+		got  json.RawMessage
+		want string
+	}{
+		{graph.ErrorsJSON(graph.InternalError()), `{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`},
+		{graph.ErrorsJSON(graph.ResultTooLarge(200000, 131072)), `{"errors":[{"message":"the result is 200000 bytes, over the 131072-byte message limit","extensions":{"code":"RESULT_TOO_LARGE"}}]}`},
+		{graph.ErrorsJSON(graph.RequestError("use %s", "POST")), `{"errors":[{"message":"use POST"}]}`},
+	} {
+		if string(tc.got) != tc.want {
+			t.Errorf("got %s\nwant %s", tc.got, tc.want)
+		}
+	}
+}

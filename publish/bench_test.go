@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
 )
@@ -28,7 +29,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.Run(fmt.Sprintf("subs=%d/%s", n, mode), func(b *testing.B) {
 				subs := make([]store.Subscription, n)
 				for i := range subs {
-					subs[i] = store.Subscription{ConnectionID: fmt.Sprintf("conn%06d=", i), ID: "1", Subprotocol: store.TransportWS,
+					subs[i] = store.Subscription{ConnectionID: fmt.Sprintf("conn%06d=", i), ID: "1", Subprotocol: gqlws.TransportWS,
 						Query:     `subscription($r: ID!, $tag: Int) { messageAdded(roomId: $r) { id roomId author text createdAt } }`,
 						Variables: []byte(`{"r":"r1"}`)}
 					if mode == "per-subscriber" {

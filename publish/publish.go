@@ -15,12 +15,12 @@
 package publish
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,11 +28,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
@@ -68,19 +67,15 @@ var (
 // DefaultConcurrency is the default number of posts in flight.
 const DefaultConcurrency = 64
 
-// DefaultMaxMessage is API Gateway's WebSocket message limit, 128 KB.
-const DefaultMaxMessage = 128 * 1024
-
 // Config holds the Fanout's dependencies and settings.
 type Config struct {
 	Registry Registry
 	Renderer Renderer
 	Poster   Poster
-	// Events maps a stream record to the events it causes; default graph.Events.
-	Events func(events.DynamoDBEventRecord) ([]graph.Event, error)
 	// Concurrency bounds the posts in flight; default DefaultConcurrency.
 	Concurrency int
-	// MaxMessage is the largest message posted; default DefaultMaxMessage.
+	// MaxMessage is the largest message posted; default facts.MaxMessage. A larger result is
+	// replaced by a RESULT_TOO_LARGE error.
 	MaxMessage int
 	// DeadlineMargin: a record is not started when the invocation's deadline is nearer than
 	// this; it and the rest of the batch are reported for retry instead, so work already done
@@ -95,44 +90,10 @@ type Fanout struct {
 
 // New returns a Fanout.
 func New(cfg Config) *Fanout {
-	if cfg.Events == nil {
-		cfg.Events = graph.Events
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = DefaultMaxMessage
-	}
-	if cfg.DeadlineMargin <= 0 {
-		cfg.DeadlineMargin = 3 * time.Second
-	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
+	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
+	cfg.DeadlineMargin = cmp.Or(cfg.DeadlineMargin, 3*time.Second)
 	return &Fanout{cfg: cfg}
-}
-
-// NewClient builds the management API client the fan-out posts with: one client for the life of
-// the process, its keep-alive pool sized to the delivery concurrency, throttling retried with
-// backoff. endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage} (or the local
-// runtime's address).
-func NewClient(cfg aws.Config, endpoint string, concurrency int) *apigatewaymanagementapi.Client {
-	if concurrency <= 0 {
-		concurrency = DefaultConcurrency
-	}
-	hc := awshttp.NewBuildableClient().
-		WithTimeout(10 * time.Second).
-		WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = concurrency * 2
-			t.MaxIdleConnsPerHost = concurrency
-			t.IdleConnTimeout = 90 * time.Second
-		})
-	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = hc
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = 5
-			so.MaxBackoff = 2 * time.Second
-		})
-	})
 }
 
 // Stats counts what one batch did.
@@ -170,7 +131,7 @@ func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.D
 			return resp, st
 		}
 		st.Records++
-		evs, err := f.cfg.Events(rec)
+		evs, err := graph.Events(rec)
 		if err != nil {
 			// Undeliverable as it stands: retrying cannot fix it, and blocking the shard would
 			// hold back every later change. Logged, so it is never silent.
@@ -278,21 +239,17 @@ func (f *Fanout) render(ctx context.Context, d *delivery, s store.Subscription) 
 		}
 		b, err := json.Marshal(resp)
 		if err != nil {
-			b = errorResult("the result could not be encoded", graph.CodeInternal)
+			zerolog.Ctx(ctx).Error().Err(err).Str("topic", d.ev.Topic).Msg("encode result")
+			b = graph.ErrorsJSON(graph.InternalError())
 		}
 		// The frame adds the envelope and the id; leave room for both.
 		if len(b)+256 > f.cfg.MaxMessage {
 			r.tooBig = true
-			b = errorResult(fmt.Sprintf("the result of this event is %d bytes, over the %d-byte message limit", len(b), f.cfg.MaxMessage), "RESULT_TOO_LARGE")
+			b = graph.ErrorsJSON(graph.ResultTooLarge(len(b), f.cfg.MaxMessage))
 		}
 		r.payload = b
 	})
 	return r
-}
-
-func errorResult(msg, code string) json.RawMessage {
-	b, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"message": msg, "extensions": map[string]string{"code": code}}}})
-	return b
 }
 
 func (f *Fanout) deliverOne(ctx context.Context, d *delivery, s store.Subscription) {

@@ -1,10 +1,10 @@
 // Package router is the Lambda handler: it recognises the shape of each payload and calls the typed handler for it.
 //
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
-// and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a REST API (1.0)
-// proxy event has httpMethod; a DynamoDB stream batch has Records[0].eventSource "aws:dynamodb";
-// the sweeper's schedule is an EventBridge event with source "aws.events" and detail-type
-// "Scheduled Event".
+// and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a DynamoDB stream
+// batch has Records[0].eventSource "aws:dynamodb"; the sweeper's schedule is an EventBridge event
+// with source "aws.events" and detail-type "Scheduled Event". (No REST API is deployed: its
+// events, like any other shape, are refused.)
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
 // router logs once per failed invocation, with the request's ids; a panic anywhere below becomes
 // an error.
@@ -74,15 +74,13 @@ func New(h Handlers, log zerolog.Logger) *Router {
 // probe decodes just enough of any payload to tell the shapes apart.
 type probe struct {
 	Records []struct {
-		EventSource    string `json:"eventSource"`
-		EventSourceSNS string `json:"EventSource"`
+		EventSource string `json:"eventSource"`
 	} `json:"Records"`
 	RequestContext *struct {
 		EventType    string          `json:"eventType"`
 		ConnectionID string          `json:"connectionId"`
 		HTTP         json.RawMessage `json:"http"`
 	} `json:"requestContext"`
-	HTTPMethod string `json:"httpMethod"`
 	Source     string `json:"source"`
 	DetailType string `json:"detail-type"`
 }
@@ -94,7 +92,6 @@ type Kind string
 const (
 	KindWebSocket Kind = "websocket"
 	KindHTTPv2    Kind = "http-v2"
-	KindRESTv1    Kind = "rest-v1"
 	KindDynamoDB  Kind = "dynamodb"
 	KindSchedule  Kind = "schedule"
 	KindUnknown   Kind = "unknown"
@@ -111,8 +108,6 @@ func Classify(payload []byte) (Kind, error) {
 		return KindWebSocket, nil
 	case p.RequestContext != nil && len(p.RequestContext.HTTP) > 0 && string(p.RequestContext.HTTP) != "null":
 		return KindHTTPv2, nil
-	case p.HTTPMethod != "":
-		return KindRESTv1, nil
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:dynamodb":
 		return KindDynamoDB, nil
 	case p.Source == "aws.events" && p.DetailType == "Scheduled Event":
@@ -144,8 +139,6 @@ func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err er
 		return r.websocket(ctx, log, payload)
 	case KindHTTPv2:
 		return r.httpV2(ctx, log, payload)
-	case KindRESTv1:
-		return r.restV1(ctx, log, payload)
 	case KindSchedule:
 		return r.schedule(ctx, log, payload)
 	default: // KindDynamoDB
@@ -226,37 +219,6 @@ func (r *Router) httpV2(ctx context.Context, log zerolog.Logger, payload []byte)
 		resp.Headers[k] = strings.Join(vs, ",")
 	}
 	return json.Marshal(resp)
-}
-
-func (r *Router) restV1(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
-	ev, err := decode[events.APIGatewayProxyRequest](log, KindRESTv1, payload)
-	if err != nil {
-		return nil, err
-	}
-	log = log.With().Str("apiRequest", ev.RequestContext.RequestID).Logger()
-	header := http.Header{}
-	for k, vs := range ev.MultiValueHeaders {
-		for _, v := range vs {
-			header.Add(k, v)
-		}
-	}
-	for k, v := range ev.Headers {
-		if len(header.Values(k)) == 0 {
-			header.Set(k, v)
-		}
-	}
-	q := url.Values{}
-	for k, vs := range ev.MultiValueQueryStringParameters {
-		q[k] = vs
-	}
-	for k, v := range ev.QueryStringParameters {
-		if _, ok := q[k]; !ok {
-			q.Set(k, v)
-		}
-	}
-	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.Path, RawQuery: q.Encode()}
-	rec := r.serveHTTP(ctx, log, ev.HTTPMethod, u, header, ev.Body, ev.IsBase64Encoded)
-	return json.Marshal(events.APIGatewayProxyResponse{StatusCode: rec.status, MultiValueHeaders: map[string][]string(rec.header), Body: rec.body.String()})
 }
 
 // serveHTTP serves the request an HTTP event describes; an event that cannot make a request (a

@@ -10,13 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
@@ -27,36 +26,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// mgmt is a fake management API that records what the handlers asked of it.
-type mgmt struct {
-	mu      sync.Mutex
-	posts   []string
-	deletes []string
-}
-
-func (m *mgmt) PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.posts = append(m.posts, *in.ConnectionId+" "+string(in.Data))
-	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
-}
-
-func (m *mgmt) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.deletes = append(m.deletes, *in.ConnectionId)
-	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
-}
-
-func (m *mgmt) GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
-	return &apigatewaymanagementapi.GetConnectionOutput{}, nil
-}
-
-func (m *mgmt) take() (posts, deletes []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	posts, deletes = m.posts, m.deletes
-	m.posts, m.deletes = nil, nil
+// take returns the posts ("connection data") and deletes the handlers made since the last take.
+func take(g *mgmttest.Gateway) (posts, deletes []string) {
+	for _, c := range g.TakeCalls() {
+		switch c.Op {
+		case mgmttest.Post:
+			posts = append(posts, c.ConnectionID+" "+string(c.Data))
+		case mgmttest.Delete:
+			deletes = append(deletes, c.ConnectionID)
+		}
+	}
 	return posts, deletes
 }
 
@@ -79,12 +58,12 @@ func TestGolden(t *testing.T) {
 	defer s.Close()
 	// The events were captured at 2026-11-26T14:10:58Z; the handlers' clock is pinned there.
 	now := func() time.Time { return time.UnixMilli(1795702259000) }
-	m := &mgmt{}
+	m := mgmttest.New()
 	exec := graph.NewExecutor(&graph.Resolver{Messages: s, Now: now}, graph.Options{})
-	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: m, Now: now, AckWait: 50 * time.Millisecond})
+	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	var logs bytes.Buffer
-	sw := sweep.New(sweep.Config{Registry: s, Connections: m, Now: now})
+	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
 	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
@@ -116,7 +95,7 @@ func TestGolden(t *testing.T) {
 			}
 			g.Response = buf.Bytes()
 		}
-		g.Posts, g.Deletes = m.take()
+		g.Posts, g.Deletes = take(m)
 		// Posts to different connections may interleave; per connection their order is kept.
 		sort.SliceStable(g.Posts, func(i, j int) bool {
 			return strings.SplitN(g.Posts[i], " ", 2)[0] < strings.SplitN(g.Posts[j], " ", 2)[0]
@@ -148,7 +127,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{`{"requestContext":{"eventType":"CONNECT","connectionId":"x"}}`, router.KindWebSocket},
 		{`{"version":"2.0","requestContext":{"http":{"method":"GET"}}}`, router.KindHTTPv2},
-		{`{"httpMethod":"POST","requestContext":{}}`, router.KindRESTv1},
+		{`{"httpMethod":"POST","requestContext":{}}`, router.KindUnknown}, // REST API (1.0): none is deployed
 		{`{"Records":[{"eventSource":"aws:dynamodb"}]}`, router.KindDynamoDB},
 		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindUnknown},
 		{`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, router.KindSchedule},
@@ -177,11 +156,11 @@ func FuzzInvoke(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer s.Close()
-	m := &mgmt{}
+	m := mgmttest.New()
 	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{})
-	ws := socket.New(socket.Config{Registry: s, Executor: exec, Connections: m, AckWait: time.Millisecond})
+	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
-	sw := sweep.New(sweep.Config{Registry: s, Connections: m})
+	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
 	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
@@ -191,6 +170,6 @@ func FuzzInvoke(f *testing.F) {
 		if err == nil && !json.Valid(out) {
 			t.Fatalf("response to %q is not JSON: %q", payload, out)
 		}
-		m.take()
+		m.TakeCalls()
 	})
 }

@@ -33,14 +33,6 @@ var (
 	ErrConflict = errors.New("store: conflict")
 )
 
-// Subprotocols a connection can speak.
-const (
-	// TransportWS is graphql-transport-ws, spoken by the graphql-ws npm library.
-	TransportWS = "graphql-transport-ws"
-	// LegacyWS is the legacy graphql-ws protocol of subscriptions-transport-ws.
-	LegacyWS = "graphql-ws"
-)
-
 // ConnState is where a connection is in the GraphQL over WebSocket handshake.
 type ConnState string
 
@@ -56,7 +48,8 @@ const (
 type Connection struct {
 	// ID is API Gateway's connection id.
 	ID string `json:"id"`
-	// Subprotocol is the negotiated subprotocol, TransportWS or LegacyWS.
+	// Subprotocol is the negotiated subprotocol (graphql-transport-ws or graphql-ws), opaque to
+	// the store.
 	Subprotocol string `json:"subprotocol"`
 	// State is StatePending until connection_init is accepted.
 	State ConnState `json:"state"`
@@ -124,8 +117,6 @@ type Registry interface {
 	PutSubscription(ctx context.Context, s Subscription, replace bool) error
 	// DeleteSubscription releases an operation id; it reports whether one was active.
 	DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error)
-	// ConnectionSubscriptions lists a connection's active operations.
-	ConnectionSubscriptions(ctx context.Context, connectionID string) ([]Subscription, error)
 	// Subscriptions yields the live subscriptions of one topic, read page by page; it never reads
 	// another topic's rows. It stops at the first error, which it yields.
 	Subscriptions(ctx context.Context, topic string) iter.Seq2[Subscription, error]

@@ -294,8 +294,7 @@ func write(w http.ResponseWriter, status int, media string, body []byte) {
 
 // httpError refuses a request at the HTTP level, before any GraphQL: always application/json.
 func httpError(w http.ResponseWriter, status int, msg string) {
-	body, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"message": msg}}})
-	write(w, status, MediaJSON, body)
+	write(w, status, MediaJSON, graph.ErrorsJSON(graph.RequestError("%s", msg)))
 }
 
 // jsonString returns a query parameter as a JSON string value, or nil when absent.

@@ -1,7 +1,8 @@
 // Package gqlws encodes and decodes the messages of the two GraphQL over WebSocket subprotocols, graphql-transport-ws and legacy graphql-ws.
 //
 // It is a pure codec: it knows the message shapes each subprotocol allows from a client and how
-// to frame what the server sends; what to do with a message is the caller's business.
+// to frame what the server sends; what to do with a message is the caller's business. Besides the
+// standard library it reads only the limit on operation ids, from internal/facts.
 package gqlws
 
 import (
@@ -10,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/realtime-gql/lambdaws/internal/facts"
 )
 
 // Subprotocol names, as offered in Sec-WebSocket-Protocol.
@@ -47,11 +50,10 @@ type Message struct {
 	Type string
 	// Payload is the raw JSON payload; nil when absent. A JSON null payload decodes as nil.
 	Payload json.RawMessage
+	// Request is the GraphQL request of a subscribe or start, decoded from Payload by Decode;
+	// Encode ignores it.
+	Request Request
 }
-
-// MaxIDLength is the longest operation id accepted, in bytes. Ids are stored as part of database
-// keys; real clients use short ids (UUIDs, counters).
-const MaxIDLength = 128
 
 // ErrInvalidMessage reports a frame that is not a valid client message of the subprotocol. The
 // error text says what is wrong and is safe to show the client.
@@ -89,7 +91,7 @@ var clientTypes = map[string]map[string]bool{
 // Decode parses one client frame of subprotocol proto and checks its shape: a JSON object with a
 // string type the subprotocol lets a client send, a non-empty string id where the type needs one,
 // and a payload of the right kind (an object for init, ping, pong; a request for subscribe and
-// start). Every failure wraps ErrInvalidMessage.
+// start, decoded into Request). Every failure wraps ErrInvalidMessage.
 func Decode(proto string, data []byte) (Message, error) {
 	types, ok := clientTypes[proto]
 	if !ok {
@@ -116,8 +118,8 @@ func Decode(proto string, data []byte) (Message, error) {
 	if needsID && m.ID == "" {
 		return Message{}, invalid("%s needs a non-empty id", m.Type)
 	}
-	if len(m.ID) > MaxIDLength {
-		return Message{}, invalid("id longer than %d bytes", MaxIDLength)
+	if len(m.ID) > facts.MaxOperationID {
+		return Message{}, invalid("id longer than %d bytes", facts.MaxOperationID)
 	}
 	if p, ok := fields["payload"]; ok && !isNull(p) {
 		m.Payload = p
@@ -128,9 +130,11 @@ func Decode(proto string, data []byte) (Message, error) {
 			return Message{}, invalid("payload of %s must be an object", m.Type)
 		}
 	case Subscribe, Start:
-		if _, err := DecodeRequest(m.Payload); err != nil {
+		req, err := DecodeRequest(m.Payload)
+		if err != nil {
 			return Message{}, err
 		}
+		m.Request = req
 	}
 	return m, nil
 }

@@ -81,6 +81,20 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// TestDecodeFillsTheRequest: subscribe and start carry their request decoded, so the caller does
+// not decode the payload again.
+func TestDecodeFillsTheRequest(t *testing.T) {
+	for _, in := range []struct{ proto, frame string }{
+		{gqlws.TransportWS, `{"id":"1","type":"subscribe","payload":{"query":"query Q { a }","operationName":"Q","variables":{"x":1}}}`},
+		{gqlws.LegacyWS, `{"id":"1","type":"start","payload":{"query":"query Q { a }","operationName":"Q","variables":{"x":1}}}`},
+	} {
+		m, err := gqlws.Decode(in.proto, []byte(in.frame))
+		if err != nil || m.Request.Query != "query Q { a }" || m.Request.OperationName != "Q" || string(m.Request.Variables) != `{"x":1}` {
+			t.Errorf("Decode(%s) = %+v, %v", in.frame, m, err)
+		}
+	}
+}
+
 func TestDecodeRequest(t *testing.T) {
 	r, err := gqlws.DecodeRequest(json.RawMessage(`{"query":"query Q { a }","operationName":"Q","variables":{"x":1},"extensions":null}`))
 	if err != nil || r.Query != "query Q { a }" || r.OperationName != "Q" || string(r.Variables) != `{"x":1}` || r.Extensions != nil {

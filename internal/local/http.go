@@ -12,20 +12,18 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 )
-
-// maxHTTPBody is the HTTP API's payload limit, 10 MB.
-const maxHTTPBody = 10 << 20
 
 // serveHTTPAPI turns a request into an HTTP API payload 2.0 event and the handler's response into
 // the HTTP response, as API Gateway's HTTP API does.
 func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, facts.MaxHTTPPayload+1))
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
 		return
 	}
-	if len(body) > maxHTTPBody {
+	if len(body) > facts.MaxHTTPPayload {
 		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request Entity Too Large")
 		return
 	}
@@ -74,7 +72,7 @@ func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	payload, _ := json.Marshal(ev)
-	out, err := rt.invoke(r.Context(), payload)
+	out, err := rt.invokeTracked(payload)
 	var resp events.APIGatewayV2HTTPResponse
 	if err == nil {
 		err = json.Unmarshal(out, &resp)

@@ -3,6 +3,7 @@ package local
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -98,15 +99,15 @@ func (w *watchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // enforceLimits closes connections as API Gateway does: idle ones (no message from the client for
-// IdleTimeout) and those older than MaxDuration, both with 1001 (going away).
-func (rt *Runtime) enforceLimits(stop <-chan struct{}) {
+// IdleTimeout) and those older than MaxDuration, both with 1001 (going away), until ctx is done.
+func (rt *Runtime) enforceLimits(ctx context.Context) {
 	every := min(rt.cfg.IdleTimeout, rt.cfg.MaxDuration) / 10
 	every = max(min(every, time.Second), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -137,17 +138,17 @@ func (rt *Runtime) enforceLimits(stop <-chan struct{}) {
 }
 
 // runSchedule invokes the handler with an EventBridge scheduled event every ScheduleInterval, as
-// the schedule in serverless.yml does on AWS.
-func (rt *Runtime) runSchedule(stop <-chan struct{}) {
+// the schedule in serverless.yml does on AWS, until ctx is done.
+func (rt *Runtime) runSchedule(ctx context.Context) {
 	t := time.NewTicker(rt.cfg.ScheduleInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			payload := scheduledEvent(rt.cfg.APIID, now)
-			if _, err := rt.invoke(bgContext(), payload); err != nil {
+			if _, err := rt.invoke(payload); err != nil {
 				rt.log.Error().Err(err).Msg("scheduled invocation failed")
 			}
 		}

@@ -16,20 +16,27 @@
 //	                             batchItemFailures (retry from the reported record, bounded, then skip)
 //
 // Invocations run concurrently, as on AWS: two frames of one connection may be handled at once.
+// Each carries a lambdacontext with a request id of its own, as Lambda's do, so the handler's logs
+// name it. Everything the runtime starts (socket loops, invocations, the poller, the limit
+// enforcer, the schedule) ends before Serve returns.
 package local
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/rs/zerolog"
 )
 
@@ -69,25 +76,28 @@ type Config struct {
 	Stage string
 	// APIID is the API id in events; default "local".
 	APIID string
-	// InvokeTimeout bounds one invocation, API Gateway's integration timeout; default 29s.
+	// InvokeTimeout bounds one invocation; default facts.IntegrationTimeout.
 	InvokeTimeout time.Duration
 	// MaxConcurrency bounds invocations in flight, as Lambda's account concurrency; default 1000.
 	MaxConcurrency int
 
-	// MaxMessage is the largest WebSocket message in either direction; default 128 KiB. A larger
-	// inbound message closes the connection with 1009; a larger post answers 413.
+	// MaxMessage is the largest WebSocket message in either direction; default facts.MaxMessage.
+	// A larger inbound message closes the connection with 1009; a larger post answers 413.
 	MaxMessage int64
-	// MaxFrame is the largest inbound WebSocket frame; default 32 KiB. A larger one closes the
-	// connection with 1009.
+	// MaxFrame is the largest inbound WebSocket frame; default facts.MaxFrame. A larger one
+	// closes the connection with 1009.
 	MaxFrame int64
 	// IdleTimeout closes a connection that has sent no message for this long, with 1001;
-	// default 10 minutes.
+	// default facts.IdleTimeout.
 	IdleTimeout time.Duration
-	// MaxDuration closes a connection this old, with 1001; default 2 hours.
+	// MaxDuration closes a connection this old, with 1001; default facts.MaxDuration.
 	MaxDuration time.Duration
-	// ScheduleInterval is how often the handler gets the sweeper's scheduled event; default 1
-	// minute, the schedule in serverless.yml.
+	// ScheduleInterval is how often the handler gets the sweeper's scheduled event; default
+	// facts.ScheduleRate, the schedule in serverless.yml.
 	ScheduleInterval time.Duration
+	// ShutdownGrace is how long Serve waits, once ctx is done, for invocations to finish before it
+	// cancels their contexts (it still waits for them to return); default 10s.
+	ShutdownGrace time.Duration
 
 	// BatchSize is the stream batch size; default 100.
 	BatchSize int
@@ -108,39 +118,18 @@ func (c *Config) defaults() {
 	if c.APIID == "" {
 		c.APIID = "local"
 	}
-	if c.InvokeTimeout <= 0 {
-		c.InvokeTimeout = 29 * time.Second
-	}
-	if c.MaxConcurrency <= 0 {
-		c.MaxConcurrency = 1000
-	}
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = 128 * 1024
-	}
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = 32 * 1024
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 10 * time.Minute
-	}
-	if c.MaxDuration <= 0 {
-		c.MaxDuration = 2 * time.Hour
-	}
-	if c.ScheduleInterval <= 0 {
-		c.ScheduleInterval = time.Minute
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 100
-	}
-	if c.MaxRetries <= 0 {
-		c.MaxRetries = 5
-	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 200 * time.Millisecond
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 250 * time.Millisecond
-	}
+	c.InvokeTimeout = cmp.Or(c.InvokeTimeout, facts.IntegrationTimeout)
+	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, 1000)
+	c.MaxMessage = cmp.Or(c.MaxMessage, facts.MaxMessage)
+	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, facts.IdleTimeout)
+	c.MaxDuration = cmp.Or(c.MaxDuration, facts.MaxDuration)
+	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, facts.ScheduleRate)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 10*time.Second)
+	c.BatchSize = cmp.Or(c.BatchSize, 100)
+	c.MaxRetries = cmp.Or(c.MaxRetries, 5)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, 200*time.Millisecond)
+	c.PollInterval = cmp.Or(c.PollInterval, 250*time.Millisecond)
 }
 
 // Runtime is the local runtime.
@@ -152,8 +141,23 @@ type Runtime struct {
 	mu       sync.Mutex
 	conns    map[string]*wsConn
 	stopping bool // set at shutdown: no new socket loops start
+	stopped  bool // set once every source of work has ended: nothing new is tracked
 
-	inflight sync.WaitGroup // socket loops and the invocations they start
+	sockets  sync.WaitGroup // socket loops (each ends with its $disconnect invocation)
+	inflight sync.WaitGroup // work started outside the socket loops: see track
+
+	// invocations is the parent context of every invocation; cancelled only when invocations
+	// outlast the shutdown grace period.
+	invocations      context.Context
+	abortInvocations context.CancelFunc
+}
+
+// New returns a Runtime.
+func New(cfg Config) *Runtime {
+	cfg.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runtime{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.MaxConcurrency), conns: map[string]*wsConn{},
+		invocations: ctx, abortInvocations: cancel}
 }
 
 // register adds an open socket and its loop; it reports false once shutdown has begun. The check
@@ -165,38 +169,45 @@ func (rt *Runtime) register(c *wsConn) bool {
 	if rt.stopping {
 		return false
 	}
-	rt.inflight.Add(1)
+	rt.sockets.Add(1)
 	rt.conns[c.id] = c
 	return true
 }
 
-// New returns a Runtime.
-func New(cfg Config) *Runtime {
-	cfg.defaults()
-	return &Runtime{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.MaxConcurrency), conns: map[string]*wsConn{}}
+// track counts one piece of work that the socket loops, the poller and the schedule do not own
+// (an HTTP request's invocation, a frame's invocation, a close handshake) until done is called;
+// ok is false once the runtime has stopped, and the work must not start.
+func (rt *Runtime) track() (done func(), ok bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.stopped {
+		return nil, false
+	}
+	rt.inflight.Add(1)
+	return rt.inflight.Done, true
 }
 
-// Serve serves on ln until ctx is done, then shuts down cleanly: it stops accepting, closes every
-// socket (each sends its $disconnect), lets in-flight invocations and the current stream batch
-// finish, and returns.
+// errStopped refuses an invocation requested after shutdown.
+var errStopped = errors.New("local: runtime stopped")
+
+// Serve serves on ln until ctx is done, then shuts down cleanly: it stops the poller (after its
+// current batch), the limit enforcer and the schedule, stops accepting, closes every socket (each
+// sends its $disconnect), waits for in-flight invocations (cancelling their contexts after
+// ShutdownGrace), and returns. Nothing it started runs after it returns.
 func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, stop := context.WithCancel(ctx) // also ends the loops if serving fails
+	defer stop()
 	srv := &http.Server{
 		Handler:           rt,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	stopPoller := make(chan struct{})
-	pollerDone := make(chan struct{})
-	go func() {
-		defer close(pollerDone)
-		if rt.cfg.Stream != nil {
-			rt.pollStream(stopPoller)
-		}
-	}()
-	stopTimers := make(chan struct{})
-	var timers sync.WaitGroup
-	timers.Go(func() { rt.enforceLimits(stopTimers) })
-	timers.Go(func() { rt.runSchedule(stopTimers) })
+	var loops sync.WaitGroup
+	if rt.cfg.Stream != nil {
+		loops.Go(func() { rt.pollStream(ctx) })
+	}
+	loops.Go(func() { rt.enforceLimits(ctx) })
+	loops.Go(func() { rt.runSchedule(ctx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -205,21 +216,29 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-serveErr:
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownGrace)
 	defer cancel()
-	close(stopTimers)
-	timers.Wait()
-	srv.Shutdown(shutdownCtx)
-	rt.closeAll() // sets stopping
-	close(stopPoller)
-	<-pollerDone
-	done := make(chan struct{})
-	go func() { rt.inflight.Wait(); close(done) }()
+	srv.Shutdown(shutdownCtx) // waits for HTTP requests, up to the grace period
+	rt.closeAll()             // sets stopping
+	finished := make(chan struct{})
+	go func() {
+		loops.Wait()
+		rt.sockets.Wait()
+		rt.mu.Lock()
+		rt.stopped = true
+		rt.mu.Unlock()
+		rt.inflight.Wait()
+		close(finished)
+	}()
 	select {
-	case <-done:
+	case <-finished:
 	case <-shutdownCtx.Done():
-		rt.log.Warn().Msg("shutdown: invocations still running after 10s")
+		rt.log.Warn().Dur("grace", rt.cfg.ShutdownGrace).Msg("shutdown: invocations still running; cancelling them")
+		rt.abortInvocations()
+		<-finished
 	}
+	rt.abortInvocations()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -241,13 +260,40 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// invoke runs the handler with the integration timeout, within the concurrency limit.
-func (rt *Runtime) invoke(ctx context.Context, payload []byte) ([]byte, error) {
+// invoke runs the handler as Lambda would: within the concurrency limit, with the integration
+// timeout, and with a lambdacontext carrying a request id of its own. The caller is counted by
+// the socket loops, the poller, the schedule or track, so the invocation ends before Serve
+// returns. Invocations are not cancelled by the client going away, as on AWS.
+func (rt *Runtime) invoke(payload []byte) ([]byte, error) {
 	rt.slots <- struct{}{}
 	defer func() { <-rt.slots }()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.cfg.InvokeTimeout)
+	ctx := lambdacontext.NewContext(rt.invocations, &lambdacontext.LambdaContext{
+		AwsRequestID:       newRequestID(),
+		InvokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:" + rt.cfg.APIID,
+	})
+	ctx, cancel := context.WithTimeout(ctx, rt.cfg.InvokeTimeout)
 	defer cancel()
 	return rt.cfg.Handler.Invoke(ctx, payload)
+}
+
+// invokeTracked is invoke for work no loop owns (an HTTP request): it is refused with errStopped
+// once the runtime has stopped.
+func (rt *Runtime) invokeTracked(payload []byte) ([]byte, error) {
+	done, ok := rt.track()
+	if !ok {
+		return nil, errStopped
+	}
+	defer done()
+	return rt.invoke(payload)
+}
+
+// newRequestID returns a request id shaped like Lambda's (a random UUID).
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // newID returns an id shaped like API Gateway's (12 base64 characters and "=").
@@ -256,8 +302,6 @@ func newID() string {
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b) + "="
 }
-
-func bgContext() context.Context { return context.Background() }
 
 func requestTime(t time.Time) string { return t.UTC().Format("02/Jan/2006:15:04:05 -0700") }
 

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
@@ -313,59 +315,27 @@ func TestHTTPAPIEvent(t *testing.T) {
 	}
 }
 
-// changeLog is an in-memory change log.
-type changeLog struct {
-	mu      sync.Mutex
-	recs    []local.Record
-	cp      uint64
-	changed chan struct{}
-}
-
-func newChangeLog(n int) *changeLog {
-	l := &changeLog{changed: make(chan struct{})}
-	for i := 1; i <= n; i++ {
-		l.recs = append(l.recs, local.Record{Seq: uint64(i), JSON: json.RawMessage(fmt.Sprintf(`{"eventSource":"aws:dynamodb","dynamodb":{"SequenceNumber":"%d"}}`, i))})
+// newChangeLog returns an in-memory change log holding records 1 to n.
+func newChangeLog(n int) *local.MemoryLog {
+	l := local.NewMemoryLog()
+	for range n {
+		appendRecord(l)
 	}
 	return l
 }
 
-func (l *changeLog) append() {
-	l.mu.Lock()
-	seq := uint64(len(l.recs) + 1)
-	l.recs = append(l.recs, local.Record{Seq: seq, JSON: json.RawMessage(fmt.Sprintf(`{"eventSource":"aws:dynamodb","dynamodb":{"SequenceNumber":"%d"}}`, seq))})
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
+// appendRecord appends a minimal stream record to l.
+func appendRecord(l *local.MemoryLog) {
+	l.Append(func(seq uint64) (json.RawMessage, error) {
+		return json.RawMessage(fmt.Sprintf(`{"eventSource":"aws:dynamodb","dynamodb":{"SequenceNumber":"%d"}}`, seq)), nil
+	})
 }
 
-func (l *changeLog) Changed() <-chan struct{} { l.mu.Lock(); defer l.mu.Unlock(); return l.changed }
-
-func (l *changeLog) ReadChanges(ctx context.Context, after uint64, limit int) ([]local.Record, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []local.Record
-	for _, r := range l.recs {
-		if r.Seq > after && len(out) < limit {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+// checkpoint is the poller's position in l.
+func checkpoint(l *local.MemoryLog) uint64 {
+	cp, _ := l.Checkpoint(context.Background(), local.StreamCheckpoint)
+	return cp
 }
-
-func (l *changeLog) Checkpoint(ctx context.Context, name string) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cp, nil
-}
-
-func (l *changeLog) SetCheckpoint(ctx context.Context, name string, seq uint64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cp = seq
-	return nil
-}
-
-func (l *changeLog) checkpoint() uint64 { c, _ := l.Checkpoint(context.Background(), ""); return c }
 
 // streamHandler records the sequence numbers of each batch and answers with fn.
 type streamHandler struct {
@@ -403,12 +373,12 @@ func ok() ([]byte, error) { return []byte(`{"batchItemFailures":[]}`), nil }
 
 func TestStreamBatchesInOrderAndCheckpoints(t *testing.T) {
 	log := newChangeLog(5)
-	log.cp = 2 // resumes after the stored checkpoint
+	log.SetCheckpoint(context.Background(), local.StreamCheckpoint, 2) // resumes after the stored checkpoint
 	h := &streamHandler{fn: func([]string) ([]byte, error) { return ok() }}
-	serve(t, local.Config{Handler: h, Stream: log, BatchSize: 2})
-	waitFor(t, func() bool { return log.checkpoint() == 5 })
-	log.append() // woken at once, not after a poll interval
-	waitFor(t, func() bool { return log.checkpoint() == 6 })
+	serve(t, local.Config{Handler: h, Stream: log, BatchSize: 2, PollInterval: time.Hour})
+	waitFor(t, func() bool { return checkpoint(log) == 5 })
+	appendRecord(log) // woken at once, not after a poll interval
+	waitFor(t, func() bool { return checkpoint(log) == 6 })
 	if got := h.seen(); got != "[[3 4] [5] [6]]" {
 		t.Fatalf("batches %s", got)
 	}
@@ -428,7 +398,7 @@ func TestStreamRetriesFromTheReportedRecord(t *testing.T) {
 		return ok()
 	}}
 	serve(t, local.Config{Handler: h, Stream: log, RetryBackoff: time.Millisecond})
-	waitFor(t, func() bool { return log.checkpoint() == 5 })
+	waitFor(t, func() bool { return checkpoint(log) == 5 })
 	// 1 and 2 succeed and are never sent again; 3 is retried from, twice.
 	if got := h.seen(); got != "[[1 2 3 4 5] [3 4 5] [3 4 5]]" {
 		t.Fatalf("batches %s", got)
@@ -447,7 +417,7 @@ func TestStreamSkipsAPoisonRecordAfterMaxRetries(t *testing.T) {
 		return ok()
 	}}
 	serve(t, local.Config{Handler: h, Stream: log, MaxRetries: 3, RetryBackoff: time.Millisecond})
-	waitFor(t, func() bool { return log.checkpoint() == 3 })
+	waitFor(t, func() bool { return checkpoint(log) == 3 })
 	if got := h.seen(); got != "[[1 2 3] [2 3] [2 3] [2 3] [3]]" {
 		t.Fatalf("batches %s", got)
 	}
@@ -466,7 +436,7 @@ func TestStreamRetriesTheWholeBatchOnFunctionError(t *testing.T) {
 		return ok()
 	}}
 	serve(t, local.Config{Handler: h, Stream: log, RetryBackoff: time.Millisecond})
-	waitFor(t, func() bool { return log.checkpoint() == 2 })
+	waitFor(t, func() bool { return checkpoint(log) == 2 })
 	if got := h.seen(); got != "[[1 2] [1 2]]" {
 		t.Fatalf("batches %s", got)
 	}
@@ -624,4 +594,127 @@ func TestScheduledEvents(t *testing.T) {
 	if scheduled[0]["detail-type"] != "Scheduled Event" || scheduled[0]["id"] == scheduled[1]["id"] {
 		t.Fatalf("scheduled event = %v", scheduled[0])
 	}
+}
+
+// TestEveryInvocationHasARequestID: as on Lambda, each invocation's context carries a
+// lambdacontext with a request id of its own, so the handler's logs name the invocation.
+func TestEveryInvocationHasARequestID(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]string{} // request id → route
+	h := &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
+		if route(ev) == "POST /graphql" {
+			return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: 200, Body: "{}"})
+		}
+		return echo(ev, raw)
+	}}
+	rec := &recordingHandler{next: h}
+	rec.seen = func(id, what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, dup := ids[id]; dup || id == "" {
+			t.Errorf("%s invoked with request id %q (already used by %s)", what, id, prev)
+		}
+		ids[id] = what
+	}
+	addr, stop := serve(t, local.Config{Handler: rec})
+	c, _, err := dial(t, addr, "graphql-transport-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(context.Background(), websocket.MessageText, []byte("hi"))
+	read(t, c)
+	resp, err := http.Post("http://"+addr+"/graphql", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	c.Close(websocket.StatusNormalClosure, "")
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	routes := map[string]bool{}
+	for _, what := range ids {
+		routes[what] = true
+	}
+	for _, want := range []string{"$connect", "$default", "$disconnect", "POST /graphql"} {
+		if !routes[want] {
+			t.Errorf("no invocation of %s seen (saw %v)", want, ids)
+		}
+	}
+}
+
+// recordingHandler reports the lambdacontext request id of every invocation.
+type recordingHandler struct {
+	next *handler
+	seen func(id, what string)
+}
+
+func (r *recordingHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	var ev map[string]any
+	json.Unmarshal(payload, &ev)
+	what := route(ev)
+	id := ""
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		id = lc.AwsRequestID
+	}
+	r.seen(id, what)
+	return r.next.Invoke(ctx, payload)
+}
+
+// TestNoInvocationOutlivesServe: Serve returns only once every invocation it started has
+// returned; one that outlasts the shutdown grace has its context cancelled first.
+func TestNoInvocationOutlivesServe(t *testing.T) {
+	started := make(chan struct{})
+	var returned atomic.Bool
+	h := &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
+		return echo(ev, raw)
+	}}
+	slow := &ctxHandler{fn: func(ctx context.Context, payload []byte) ([]byte, error) {
+		var ev map[string]any
+		json.Unmarshal(payload, &ev)
+		if route(ev) != "POST /graphql" {
+			return h.Invoke(ctx, payload)
+		}
+		close(started)
+		<-ctx.Done() // a handler that runs until its context ends
+		time.Sleep(50 * time.Millisecond)
+		returned.Store(true)
+		return nil, ctx.Err()
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := local.New(local.Config{Handler: slow, ShutdownGrace: 100 * time.Millisecond,
+		Log: zerolog.New(zerolog.TestWriter{T: t}).Level(zerolog.ErrorLevel)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Serve(ctx, ln) }()
+	go http.Post("http://"+ln.Addr().String()+"/graphql", "application/json", strings.NewReader(`{}`))
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the HTTP invocation did not start")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its grace period")
+	}
+	if !returned.Load() {
+		t.Fatal("Serve returned while an invocation was still running")
+	}
+}
+
+// ctxHandler is a Handler that sees each invocation's context.
+type ctxHandler struct {
+	fn func(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+func (h *ctxHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.fn(ctx, payload)
 }

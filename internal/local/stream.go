@@ -10,18 +10,19 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 )
 
-// checkpointName names the poller's checkpoint in the change log.
-const checkpointName = "stream"
+// StreamCheckpoint is the name under which the poller keeps its position in the change log.
+const StreamCheckpoint = "stream"
 
 // pollStream is Lambda's event source mapping for the change log: batches in order, one at a time.
 // A batch that succeeds moves the checkpoint past it. A partial failure moves it to just before the
 // lowest reported record and retries from there; a function error retries the whole batch. A record
 // that keeps failing is logged and skipped after MaxRetries, so one poison record cannot block the
-// stream forever (on AWS it would go to the on-failure destination).
-func (rt *Runtime) pollStream(stop <-chan struct{}) {
-	ctx := context.Background()
+// stream forever (on AWS it would go to the on-failure destination). It polls until ctx is done; a
+// batch under way is finished and checkpointed first.
+func (rt *Runtime) pollStream(ctx context.Context) {
+	io := context.WithoutCancel(ctx) // the change log's reads and checkpoints are not cut short
 	log := rt.log.With().Str("component", "stream").Logger()
-	cp, err := rt.cfg.Stream.Checkpoint(ctx, checkpointName)
+	cp, err := rt.cfg.Stream.Checkpoint(io, StreamCheckpoint)
 	if err != nil {
 		log.Error().Err(err).Msg("read checkpoint; starting from the beginning of the log")
 	}
@@ -31,30 +32,28 @@ func (rt *Runtime) pollStream(stop <-chan struct{}) {
 	var failedSeq uint64
 	for {
 		wake := rt.cfg.Stream.Changed()
-		recs, err := rt.cfg.Stream.ReadChanges(ctx, cp, rt.cfg.BatchSize)
+		recs, err := rt.cfg.Stream.ReadChanges(io, cp, rt.cfg.BatchSize)
 		if err != nil {
 			log.Error().Err(err).Msg("read change log")
 		}
 		if len(recs) == 0 {
 			select {
-			case <-stop:
+			case <-ctx.Done():
 				return
 			case <-wake:
 			case <-ticker.C:
 			}
 			continue
 		}
-		select {
-		case <-stop:
+		if ctx.Err() != nil {
 			return
-		default:
 		}
 
-		failed, ok := rt.invokeBatch(ctx, recs)
+		failed, ok := rt.invokeBatch(recs)
 		if ok {
 			cp = recs[len(recs)-1].Seq
 			attempts = 0
-			rt.setCheckpoint(ctx, cp)
+			rt.setCheckpoint(io, cp)
 			continue
 		}
 		// Everything before the failed record is done.
@@ -70,14 +69,14 @@ func (rt *Runtime) pollStream(stop <-chan struct{}) {
 		if attempts > rt.cfg.MaxRetries {
 			log.Error().Uint64("seq", failed).Int("attempts", attempts).Msg("stream record failed every retry; skipping it")
 			cp, attempts = failed, 0
-			rt.setCheckpoint(ctx, cp)
+			rt.setCheckpoint(io, cp)
 			continue
 		}
-		rt.setCheckpoint(ctx, cp)
+		rt.setCheckpoint(io, cp)
 		pause := min(rt.cfg.RetryBackoff<<(attempts-1), 5*time.Second)
 		log.Warn().Uint64("seq", failed).Int("attempt", attempts).Dur("pause", pause).Msg("stream batch failed; retrying from the failed record")
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
@@ -86,7 +85,7 @@ func (rt *Runtime) pollStream(stop <-chan struct{}) {
 
 // invokeBatch invokes the handler with one batch. It returns ok, or the sequence number to retry
 // from.
-func (rt *Runtime) invokeBatch(ctx context.Context, recs []Record) (uint64, bool) {
+func (rt *Runtime) invokeBatch(recs []Record) (uint64, bool) {
 	var buf bytes.Buffer
 	buf.WriteString(`{"Records":[`)
 	for i, r := range recs {
@@ -96,7 +95,7 @@ func (rt *Runtime) invokeBatch(ctx context.Context, recs []Record) (uint64, bool
 		buf.Write(r.JSON)
 	}
 	buf.WriteString(`]}`)
-	out, err := rt.invoke(ctx, buf.Bytes())
+	out, err := rt.invoke(buf.Bytes())
 	if err != nil {
 		rt.log.Error().Err(err).Msg("stream invocation failed; retrying the batch")
 		return recs[0].Seq, false
@@ -124,7 +123,7 @@ func (rt *Runtime) invokeBatch(ctx context.Context, recs []Record) (uint64, bool
 }
 
 func (rt *Runtime) setCheckpoint(ctx context.Context, seq uint64) {
-	if err := rt.cfg.Stream.SetCheckpoint(ctx, checkpointName, seq); err != nil {
+	if err := rt.cfg.Stream.SetCheckpoint(ctx, StreamCheckpoint, seq); err != nil {
 		rt.log.Error().Err(err).Uint64("seq", seq).Msg("write checkpoint")
 	}
 }

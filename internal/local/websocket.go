@@ -96,12 +96,19 @@ func (rt *Runtime) wsEvent(c *wsConn, route, eventType string, r *http.Request) 
 }
 
 // serveWebSocket runs $connect, upgrades if it allows, then relays frames until the socket closes.
+// The whole handshake is tracked: the server stops tracking a connection once it is hijacked.
 func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	done, ok := rt.track()
+	if !ok {
+		writeAPIError(w, http.StatusServiceUnavailable, "", "Service Unavailable")
+		return
+	}
+	defer done()
 	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent()}
 	log := rt.log.With().Str("conn", conn.id).Logger()
 
 	payload, _ := json.Marshal(rt.wsEvent(conn, "$connect", "CONNECT", r))
-	out, err := rt.invoke(r.Context(), payload)
+	out, err := rt.invoke(payload)
 	var resp events.APIGatewayProxyResponse
 	if err == nil {
 		err = json.Unmarshal(out, &resp)
@@ -140,7 +147,7 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		rt.disconnect(conn, websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	defer rt.inflight.Done()
+	defer rt.sockets.Done()
 	log.Debug().Str("subprotocol", c.Subprotocol()).Msg("connected")
 	rt.readLoop(conn)
 }
@@ -160,9 +167,9 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 			if status == -1 {
 				status = websocket.StatusAbnormalClosure
 			}
-			if strings.Contains(err.Error(), "read limited") {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				// The library has closed the connection with 1009 already.
 				status, reason = websocket.StatusMessageTooBig, "Message too big"
-				conn.c.Close(status, reason)
 			}
 			rt.disconnect(conn, status, reason)
 			return
@@ -186,9 +193,12 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 		} else {
 			ev.Body = string(data)
 		}
-		rt.inflight.Add(1)
+		done, ok := rt.track()
+		if !ok {
+			continue // shutting down: the close that ends this loop is on its way
+		}
 		go func() {
-			defer rt.inflight.Done()
+			defer done()
 			rt.message(conn, ev)
 		}()
 	}
@@ -196,7 +206,7 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 
 func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyRequest) {
 	payload, _ := json.Marshal(ev)
-	out, err := rt.invoke(context.Background(), payload)
+	out, err := rt.invoke(payload)
 	var resp events.APIGatewayProxyResponse
 	if err == nil {
 		err = json.Unmarshal(out, &resp)
@@ -243,18 +253,28 @@ func (rt *Runtime) disconnect(conn *wsConn, status websocket.StatusCode, reason 
 		ev.RequestContext.DisconnectStatusCode = int64(status)
 		ev.RequestContext.DisconnectReason = &reason
 		payload, _ := json.Marshal(ev)
-		if _, err := rt.invoke(context.Background(), payload); err != nil {
+		if _, err := rt.invoke(payload); err != nil {
 			rt.log.Error().Err(err).Str("conn", conn.id).Msg("$disconnect invocation failed")
 		}
 	})
 }
 
-// closeConn closes a socket from the server side with 1000, as DeleteConnection does.
+// closeConn starts closing a socket from the server side: with 1000 for DeleteConnection, 1001
+// at API Gateway's limits and at shutdown. The close handshake runs in its own goroutine, counted
+// by track; once the runtime has stopped the connection is dropped at once instead.
 func (rt *Runtime) closeConn(conn *wsConn, status websocket.StatusCode, reason string) {
 	if !conn.startClose() {
 		return
 	}
-	go conn.c.Close(status, reason)
+	done, ok := rt.track()
+	if !ok {
+		conn.c.CloseNow()
+		return
+	}
+	go func() {
+		defer done()
+		conn.c.Close(status, reason)
+	}()
 }
 
 // closeAll stops registering sockets and closes every open one with 1001 (going away), at

@@ -26,6 +26,7 @@
 package socket
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -39,6 +40,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
@@ -53,9 +55,9 @@ type Executor interface {
 	ErrorResponse(ctx context.Context, errs gqlerror.List) *graphql.Response
 }
 
-// Connections is the part of the management API the routes use; *apigatewaymanagementapi.Client
-// satisfies it.
-type Connections interface {
+// Gateway is the part of API Gateway's management API the routes use: posting to a connection and
+// closing it. *apigatewaymanagementapi.Client satisfies it.
+type Gateway interface {
 	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
 		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
 	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
@@ -64,24 +66,24 @@ type Connections interface {
 
 // Config holds the Handler's dependencies and settings.
 type Config struct {
-	Registry    store.Registry
-	Executor    Executor
-	Connections Connections
+	Registry store.Registry
+	Executor Executor
+	Gateway  Gateway
 
-	// InitTimeout is how long after connecting a connection_init may arrive; default 3s, the
-	// reference server's.
+	// InitTimeout is how long after connecting a connection_init may arrive; default
+	// facts.InitTimeout.
 	InitTimeout time.Duration
-	// MaxLifetime is the registry TTL of a connection and its subscriptions; default 2h10m,
-	// API Gateway's 2-hour maximum connection duration plus a margin.
+	// MaxLifetime is the registry TTL of a connection and its subscriptions; default
+	// facts.RegistryLifetime.
 	MaxLifetime time.Duration
 	// AckWait bounds how long a legacy start waits for its connection's init to be
-	// acknowledged by an overlapping invocation; default 3s.
+	// acknowledged by an overlapping invocation; default 3s (and never past the init timeout).
 	AckWait time.Duration
 	// Strict makes the graphql-ws client stop retrying wherever the specification says it must
 	// not (see the package comment); off by default.
 	Strict bool
-	// MaxMessage is the largest message posted; default 128 KiB, API Gateway's limit. A larger
-	// result is replaced by an error result.
+	// MaxMessage is the largest message posted; default facts.MaxMessage. A larger result is
+	// replaced by a RESULT_TOO_LARGE error.
 	MaxMessage int
 	// TouchInterval is how stale a connection's LastSeenAt may get before a message refreshes
 	// it; default 1 minute. The sweeper reads it to find idle connections.
@@ -97,21 +99,11 @@ type Handler struct {
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	if cfg.InitTimeout <= 0 {
-		cfg.InitTimeout = 3 * time.Second
-	}
-	if cfg.MaxLifetime <= 0 {
-		cfg.MaxLifetime = 2*time.Hour + 10*time.Minute
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 3 * time.Second
-	}
-	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = 128 * 1024
-	}
-	if cfg.TouchInterval <= 0 {
-		cfg.TouchInterval = time.Minute
-	}
+	cfg.InitTimeout = cmp.Or(cfg.InitTimeout, facts.InitTimeout)
+	cfg.MaxLifetime = cmp.Or(cfg.MaxLifetime, facts.RegistryLifetime)
+	cfg.AckWait = cmp.Or(cfg.AckWait, 3*time.Second)
+	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
+	cfg.TouchInterval = cmp.Or(cfg.TouchInterval, time.Minute)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -186,8 +178,9 @@ func (h *Handler) connect(ctx context.Context, ev events.APIGatewayWebsocketProx
 		Headers: map[string]string{"Sec-WebSocket-Protocol": proto}}, nil
 }
 
-// session is one $default event being handled.
-type session struct {
+// invocation is the handling of one $default event: the message, its connection as read at the
+// start, and the request's logger.
+type invocation struct {
 	h    *Handler
 	conn store.Connection
 	at   time.Time // when API Gateway received the message
@@ -206,101 +199,101 @@ func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProx
 	if err != nil {
 		return serverError(), fmt.Errorf("read connection: %w", err)
 	}
-	s := &session{h: h, conn: conn, at: epochMillis(ev.RequestContext.RequestTimeEpoch, h.cfg.Now()), log: zerolog.Ctx(ctx)}
+	inv := &invocation{h: h, conn: conn, at: epochMillis(ev.RequestContext.RequestTimeEpoch, h.cfg.Now()), log: zerolog.Ctx(ctx)}
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
 		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
 			body = nil
 		}
 	}
-	if conn.State == store.StatePending && s.at.Sub(conn.ConnectedAt) > h.cfg.InitTimeout {
+	if conn.State == store.StatePending && inv.at.Sub(conn.ConnectedAt) > h.cfg.InitTimeout {
 		// The reference server's timer would have closed the socket by now.
-		return s.close(ctx, CloseInitTimeout, "Connection initialisation timeout")
+		return inv.close(ctx, CloseInitTimeout, "Connection initialisation timeout")
 	}
-	if s.at.Sub(conn.LastActive()) > h.cfg.TouchInterval {
-		if err := h.cfg.Registry.TouchConnection(ctx, id, s.at); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn().Err(err).Msg("record activity")
+	if inv.at.Sub(conn.LastActive()) > h.cfg.TouchInterval {
+		if err := h.cfg.Registry.TouchConnection(ctx, id, inv.at); err != nil && !errors.Is(err, store.ErrNotFound) {
+			inv.log.Warn().Err(err).Msg("record activity")
 		}
 	}
 	if ev.IsBase64Encoded && conn.Subprotocol == gqlws.TransportWS {
 		// graphql-transport-ws messages are text; a binary frame is an invalid message (4400),
 		// whatever it carries. (On AWS, API Gateway closes such a connection with 1003 itself.)
 		// Legacy servers read binary frames as text, and so does the legacy path here.
-		return s.close(ctx, CloseBadRequest, "binary frames are not supported")
+		return inv.close(ctx, CloseBadRequest, "binary frames are not supported")
 	}
 	msg, err := gqlws.Decode(conn.Subprotocol, body)
 	if err != nil {
 		if conn.Subprotocol == gqlws.LegacyWS {
-			s.log.Info().Err(err).Msg("invalid message")
-			return s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(err)})
+			inv.log.Info().Err(err).Msg("invalid message")
+			return inv.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(err)})
 		}
-		return s.close(ctx, CloseBadRequest, strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": "))
+		return inv.close(ctx, CloseBadRequest, strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": "))
 	}
 	if conn.Subprotocol == gqlws.LegacyWS {
-		return s.legacy(ctx, msg)
+		return inv.legacy(ctx, msg)
 	}
-	return s.transport(ctx, msg)
+	return inv.transport(ctx, msg)
 }
 
 // transport handles a graphql-transport-ws message.
-func (s *session) transport(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
+func (inv *invocation) transport(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
 	switch msg.Type {
 	case gqlws.ConnectionInit:
-		return s.init(ctx)
+		return inv.init(ctx)
 	case gqlws.Ping:
-		return s.reply(gqlws.Message{Type: gqlws.Pong, Payload: msg.Payload})
+		return inv.reply(gqlws.Message{Type: gqlws.Pong, Payload: msg.Payload})
 	case gqlws.Pong:
 		return ok(nil), nil
 	case gqlws.Subscribe:
-		if s.conn.State != store.StateReady {
-			return s.close(ctx, CloseUnauthorized, "Unauthorized")
+		if inv.conn.State != store.StateReady {
+			return inv.close(ctx, CloseUnauthorized, "Unauthorized")
 		}
-		return s.subscribe(ctx, msg, false)
+		return inv.subscribe(ctx, msg, false)
 	case gqlws.Complete:
-		if _, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID); err != nil {
+		if _, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID); err != nil {
 			return serverError(), fmt.Errorf("complete %s: %w", msg.ID, err)
 		}
 		return ok(nil), nil
 	}
-	return s.close(ctx, CloseBadRequest, "Unexpected message type "+msg.Type)
+	return inv.close(ctx, CloseBadRequest, "Unexpected message type "+msg.Type)
 }
 
 // legacy handles a graphql-ws (subscriptions-transport-ws) message.
-func (s *session) legacy(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
+func (inv *invocation) legacy(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
 	switch msg.Type {
 	case gqlws.ConnectionInit:
-		return s.init(ctx)
+		return inv.init(ctx)
 	case gqlws.Start:
-		if s.conn.State != store.StateReady {
-			ready, err := s.awaitAck(ctx)
+		if inv.conn.State != store.StateReady {
+			ready, err := inv.awaitAck(ctx)
 			if err != nil {
 				return serverError(), err
 			}
 			if !ready {
-				s.log.Info().Str("op", msg.ID).Msg("start before connection_init")
-				return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error,
+				inv.log.Info().Str("op", msg.ID).Msg("start before connection_init")
+				return inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error,
 					Payload: errorPayload(errors.New("connection_init must be sent before start"))})
 			}
 		}
-		return s.subscribe(ctx, msg, true)
+		return inv.subscribe(ctx, msg, true)
 	case gqlws.Stop:
-		active, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID)
+		active, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
 		if err != nil {
 			return serverError(), fmt.Errorf("stop %s: %w", msg.ID, err)
 		}
 		if !active {
 			return ok(nil), nil
 		}
-		return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Complete})
+		return inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Complete})
 	case gqlws.ConnectionTerminate:
-		err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID)
-		s.h.hangUp(ctx, s.conn.ID) // even if the registry failed: the client asked to close
+		err := inv.h.cfg.Registry.DeleteConnection(ctx, inv.conn.ID)
+		inv.h.hangUp(ctx, inv.conn.ID) // even if the registry failed: the client asked to close
 		if err != nil {
 			return serverError(), fmt.Errorf("terminate: %w", err)
 		}
 		return ok(nil), nil
 	}
-	return s.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(fmt.Errorf("unexpected message type %q", msg.Type))})
+	return inv.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(fmt.Errorf("unexpected message type %q", msg.Type))})
 }
 
 // init acknowledges the connection, once.
@@ -310,23 +303,23 @@ func (s *session) legacy(ctx context.Context, msg gqlws.Message) (events.APIGate
 // returns, so the start's own answer could overtake it; the legacy ack is therefore posted first
 // and recorded after, so anything a waiting start sends follows the ack on the wire. (A second
 // legacy init is acknowledged again, so posting before the conditional write is safe.)
-func (s *session) init(ctx context.Context) (events.APIGatewayProxyResponse, error) {
-	legacy := s.conn.Subprotocol == gqlws.LegacyWS
+func (inv *invocation) init(ctx context.Context) (events.APIGatewayProxyResponse, error) {
+	legacy := inv.conn.Subprotocol == gqlws.LegacyWS
 	if legacy {
-		if err := s.h.post(ctx, s.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionAck})); err != nil {
-			s.log.Info().Err(err).Msg("connection_ack not delivered")
+		if err := inv.h.post(ctx, inv.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionAck})); err != nil {
+			inv.log.Info().Err(err).Msg("connection_ack not delivered")
 			return ok(nil), nil
 		}
 	}
-	err := s.h.cfg.Registry.AcknowledgeConnection(ctx, s.conn.ID, nil, s.at)
+	err := inv.h.cfg.Registry.AcknowledgeConnection(ctx, inv.conn.ID, nil, inv.at)
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		if legacy {
 			return ok(nil), nil // the legacy server acknowledges a second init again: posted above
 		}
-		return s.close(ctx, CloseTooManyInitRequest, "Too many initialisation requests")
+		return inv.close(ctx, CloseTooManyInitRequest, "Too many initialisation requests")
 	case errors.Is(err, store.ErrNotFound):
-		s.h.hangUp(ctx, s.conn.ID)
+		inv.h.hangUp(ctx, inv.conn.ID)
 		return ok(nil), nil
 	case err != nil:
 		err = fmt.Errorf("acknowledge: %w", err)
@@ -334,33 +327,36 @@ func (s *session) init(ctx context.Context) (events.APIGatewayProxyResponse, err
 			// The ack is out already, yet the connection stays pending: as the reference server
 			// does with an init it rejects, say why, then close, so the client reconnects and
 			// initialises again rather than wait on starts that cannot run.
-			if perr := s.h.post(ctx, s.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionError,
+			if perr := inv.h.post(ctx, inv.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionError,
 				Payload: errorPayload(errors.New("internal error"))})); perr != nil {
-				s.log.Debug().Err(perr).Msg("post connection_error")
+				inv.log.Debug().Err(perr).Msg("post connection_error")
 			}
-			resp, _ := s.close(ctx, CloseInternalError, "Internal server error")
+			resp, _ := inv.close(ctx, CloseInternalError, "Internal server error")
 			return resp, err
 		}
-		resp, _ := s.close(ctx, CloseInternalError, "Internal server error")
+		resp, _ := inv.close(ctx, CloseInternalError, "Internal server error")
 		return resp, err
 	}
 	if legacy {
 		return ok(nil), nil // posted above
 	}
-	return s.reply(gqlws.Message{Type: gqlws.ConnectionAck})
+	return inv.reply(gqlws.Message{Type: gqlws.ConnectionAck})
 }
 
 // awaitAck polls, with consistent reads and growing pauses, until the connection is acknowledged
-// or AckWait has passed (or the init timeout, if sooner).
-func (s *session) awaitAck(ctx context.Context) (bool, error) {
-	deadline := time.Now().Add(s.h.cfg.AckWait)
+// or AckWait has passed (or the init timeout, if sooner). The wait is reckoned on the package's
+// clock; the pauses are real.
+func (inv *invocation) awaitAck(ctx context.Context) (bool, error) {
+	wait := inv.h.cfg.AckWait
 	// No init is accepted after the init timeout, so waiting longer is pointless.
-	if initDeadline := s.conn.ConnectedAt.Add(s.h.cfg.InitTimeout); initDeadline.Before(deadline) {
-		deadline = initDeadline
+	if left := inv.conn.ConnectedAt.Add(inv.h.cfg.InitTimeout).Sub(inv.h.cfg.Now()); left < wait {
+		wait = left
 	}
+	expired := time.NewTimer(max(wait, 0))
+	defer expired.Stop()
 	pause := 5 * time.Millisecond
 	for {
-		c, err := s.h.cfg.Registry.Connection(ctx, s.conn.ID)
+		c, err := inv.h.cfg.Registry.Connection(ctx, inv.conn.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return false, nil
 		}
@@ -368,15 +364,14 @@ func (s *session) awaitAck(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("await ack: %w", err)
 		}
 		if c.State == store.StateReady {
-			s.conn = c
+			inv.conn = c
 			return true, nil
-		}
-		if time.Now().Add(pause).After(deadline) {
-			return false, nil
 		}
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
+		case <-expired.C:
+			return false, nil
 		case <-time.After(pause):
 		}
 		pause = min(pause*2, 200*time.Millisecond)
@@ -384,31 +379,31 @@ func (s *session) awaitAck(ctx context.Context) (bool, error) {
 }
 
 // subscribe handles subscribe (replace=false) and legacy start (replace=true).
-func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool) (events.APIGatewayProxyResponse, error) {
-	req, _ := gqlws.DecodeRequest(msg.Payload) // Decode checked it
+func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace bool) (events.APIGatewayProxyResponse, error) {
+	req := msg.Request
 	greq := graph.Request{Query: req.Query, OperationName: req.OperationName, Variables: req.Variables}
-	op, errs := s.h.cfg.Executor.Prepare(ctx, greq)
+	op, errs := inv.h.cfg.Executor.Prepare(ctx, greq)
 	if errs != nil {
-		resp := s.h.cfg.Executor.ErrorResponse(ctx, errs)
-		s.log.Info().Str("op", msg.ID).Str("error", resp.Errors.Error()).Msg("operation rejected")
-		return s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: s.errorsPayload(resp.Errors)})
+		resp := inv.h.cfg.Executor.ErrorResponse(ctx, errs)
+		inv.log.Info().Str("op", msg.ID).Str("error", resp.Errors.Error()).Msg("operation rejected")
+		return inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: inv.errorsPayload(resp.Errors)})
 	}
-	now := s.h.cfg.Now()
+	now := inv.h.cfg.Now()
 	sub := store.Subscription{
-		ConnectionID: s.conn.ID, ID: msg.ID, Topic: op.Topic, Subprotocol: s.conn.Subprotocol,
+		ConnectionID: inv.conn.ID, ID: msg.ID, Topic: op.Topic, Subprotocol: inv.conn.Subprotocol,
 		Query: req.Query, OperationName: req.OperationName, Variables: req.Variables,
-		Principal: s.conn.Principal, CreatedAt: now, ExpiresAt: s.conn.ExpiresAt,
+		Principal: inv.conn.Principal, CreatedAt: now, ExpiresAt: inv.conn.ExpiresAt,
 	}
 	if op.Kind != ast.Subscription {
 		sub.Query, sub.OperationName, sub.Variables = "", "", nil // held only to claim the id
 	}
-	if err := s.h.cfg.Registry.PutSubscription(ctx, sub, replace); err != nil {
+	if err := inv.h.cfg.Registry.PutSubscription(ctx, sub, replace); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return s.close(ctx, CloseSubscriberExists, "Subscriber for "+msg.ID+" already exists")
+			return inv.close(ctx, CloseSubscriberExists, "Subscriber for "+msg.ID+" already exists")
 		}
 		// The service failed, not the client: end this operation with an error and keep the
 		// connection, so the client can try again.
-		resp, _ := s.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: s.errorsPayload(gqlerror.List{internalError()})})
+		resp, _ := inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: inv.errorsPayload(gqlerror.List{graph.InternalError()})})
 		return resp, fmt.Errorf("store operation %s: %w", msg.ID, err)
 	}
 	if op.Kind == ast.Subscription {
@@ -416,17 +411,17 @@ func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool
 		// $disconnect) after this one read it: its cleanup would then miss this subscription,
 		// left to receive events for a socket that no longer exists. Read the connection again
 		// after the write and take the subscription back if it is gone.
-		if _, err := s.h.cfg.Registry.Connection(ctx, s.conn.ID); errors.Is(err, store.ErrNotFound) {
-			s.log.Info().Str("op", msg.ID).Msg("connection closed while subscribing: subscription removed")
-			if _, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID); err != nil {
+		if _, err := inv.h.cfg.Registry.Connection(ctx, inv.conn.ID); errors.Is(err, store.ErrNotFound) {
+			inv.log.Info().Str("op", msg.ID).Msg("connection closed while subscribing: subscription removed")
+			if _, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID); err != nil {
 				return serverError(), fmt.Errorf("remove subscription %s of a closed connection: %w", msg.ID, err)
 			}
 		}
 		return ok(nil), nil
 	}
 
-	resp := s.h.cfg.Executor.Execute(ctx, op)
-	active, err := s.h.cfg.Registry.DeleteSubscription(ctx, s.conn.ID, msg.ID)
+	resp := inv.h.cfg.Executor.Execute(ctx, op)
+	active, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
 	if err != nil {
 		return serverError(), fmt.Errorf("release operation %s: %w", msg.ID, err)
 	}
@@ -437,18 +432,18 @@ func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool
 	if err != nil {
 		return serverError(), fmt.Errorf("encode result of %s: %w", msg.ID, err)
 	}
-	if len(payload)+len(msg.ID)+64 > s.h.cfg.MaxMessage {
-		s.log.Warn().Str("op", msg.ID).Int("bytes", len(payload)).Msg("result over the message limit; sent an error instead")
-		payload, _ = json.Marshal(map[string]any{"errors": gqlerror.List{tooLarge(len(payload), s.h.cfg.MaxMessage)}})
+	if len(payload)+len(msg.ID)+64 > inv.h.cfg.MaxMessage {
+		inv.log.Warn().Str("op", msg.ID).Int("bytes", len(payload)).Msg("result over the message limit; sent an error instead")
+		payload = graph.ErrorsJSON(graph.ResultTooLarge(len(payload), inv.h.cfg.MaxMessage))
 	}
 	// Two messages, both posted in order: a route response is sent only after the invocation
 	// returns, and API Gateway does not promise to order it after our posts.
 	for _, m := range []gqlws.Message{
-		{ID: msg.ID, Type: gqlws.ResultType(s.conn.Subprotocol), Payload: payload},
+		{ID: msg.ID, Type: gqlws.ResultType(inv.conn.Subprotocol), Payload: payload},
 		{ID: msg.ID, Type: gqlws.Complete},
 	} {
-		if err := s.h.post(ctx, s.conn.ID, gqlws.Encode(m)); err != nil {
-			s.log.Info().Err(err).Str("op", msg.ID).Msg("result not delivered")
+		if err := inv.h.post(ctx, inv.conn.ID, gqlws.Encode(m)); err != nil {
+			inv.log.Info().Err(err).Str("op", msg.ID).Msg("result not delivered")
 			break
 		}
 	}
@@ -457,42 +452,35 @@ func (s *session) subscribe(ctx context.Context, msg gqlws.Message, replace bool
 
 // errorsPayload is the payload of an error message: an array in graphql-transport-ws, the first
 // error as an object in legacy graphql-ws.
-func (s *session) errorsPayload(errs gqlerror.List) json.RawMessage {
+func (inv *invocation) errorsPayload(errs gqlerror.List) json.RawMessage {
 	var v any = errs
-	if s.conn.Subprotocol == gqlws.LegacyWS {
+	if inv.conn.Subprotocol == gqlws.LegacyWS {
 		v = errs[0]
 	}
 	b, _ := json.Marshal(v)
 	return b
 }
 
-func internalError() *gqlerror.Error {
-	return &gqlerror.Error{Message: "internal error", Extensions: map[string]any{"code": graph.CodeInternal}}
-}
-
-func tooLarge(size, limit int) *gqlerror.Error {
-	return &gqlerror.Error{Message: fmt.Sprintf("the result is %d bytes, over the %d-byte message limit", size, limit),
-		Extensions: map[string]any{"code": "RESULT_TOO_LARGE"}}
-}
-
+// errorPayload is the payload of a legacy connection_error or error: one error object, whose
+// message is err's text without the codec's prefix.
 func errorPayload(err error) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{"message": strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": ")})
+	b, _ := json.Marshal(graph.RequestError("%s", strings.TrimPrefix(err.Error(), gqlws.ErrInvalidMessage.Error()+": ")))
 	return b
 }
 
 // close ends the connection for a protocol violation. API Gateway cannot send the close code;
 // the connection and its subscriptions are removed and the socket is closed (the client sees 1000).
-func (s *session) close(ctx context.Context, code int, reason string) (events.APIGatewayProxyResponse, error) {
-	s.log.Info().Int("close", code).Str("reason", reason).Msg("closing connection")
-	if s.h.cfg.Strict && noRetry[code] && s.conn.Subprotocol == gqlws.TransportWS {
-		if err := s.h.post(ctx, s.conn.ID, terminalFrame(code, reason)); err != nil {
-			s.log.Debug().Err(err).Msg("post terminal frame")
+func (inv *invocation) close(ctx context.Context, code int, reason string) (events.APIGatewayProxyResponse, error) {
+	inv.log.Info().Int("close", code).Str("reason", reason).Msg("closing connection")
+	if inv.h.cfg.Strict && noRetry[code] && inv.conn.Subprotocol == gqlws.TransportWS {
+		if err := inv.h.post(ctx, inv.conn.ID, terminalFrame(code, reason)); err != nil {
+			inv.log.Debug().Err(err).Msg("post terminal frame")
 		}
 	}
-	err := s.h.cfg.Registry.DeleteConnection(ctx, s.conn.ID)
+	err := inv.h.cfg.Registry.DeleteConnection(ctx, inv.conn.ID)
 	// Close the socket even if the registry cannot be updated now: $disconnect, a GoneException
 	// in the fan-out, the sweeper or the TTL removes the records later.
-	s.h.hangUp(ctx, s.conn.ID)
+	inv.h.hangUp(ctx, inv.conn.ID)
 	if err != nil {
 		return serverError(), fmt.Errorf("close: %w", err)
 	}
@@ -501,9 +489,9 @@ func (s *session) close(ctx context.Context, code int, reason string) (events.AP
 
 // reply answers in the route response. An error reply that would exceed the message limit (a
 // document with very many errors) keeps only its first error.
-func (s *session) reply(m gqlws.Message) (events.APIGatewayProxyResponse, error) {
+func (inv *invocation) reply(m gqlws.Message) (events.APIGatewayProxyResponse, error) {
 	b := gqlws.Encode(m)
-	if len(b) > s.h.cfg.MaxMessage && m.Type == gqlws.Error {
+	if len(b) > inv.h.cfg.MaxMessage && m.Type == gqlws.Error {
 		var errs []json.RawMessage
 		if json.Unmarshal(m.Payload, &errs) == nil && len(errs) > 1 {
 			m.Payload, _ = json.Marshal(errs[:1])
@@ -514,7 +502,7 @@ func (s *session) reply(m gqlws.Message) (events.APIGatewayProxyResponse, error)
 }
 
 func (h *Handler) post(ctx context.Context, connID string, data []byte) error {
-	_, err := h.cfg.Connections.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
+	_, err := h.cfg.Gateway.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
 		ConnectionId: &connID, Data: data,
 	})
 	return err
@@ -522,7 +510,7 @@ func (h *Handler) post(ctx context.Context, connID string, data []byte) error {
 
 // hangUp closes a socket through the management API; a connection that is already gone is fine.
 func (h *Handler) hangUp(ctx context.Context, connID string) {
-	if _, err := h.cfg.Connections.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &connID}); err != nil {
+	if _, err := h.cfg.Gateway.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &connID}); err != nil {
 		zerolog.Ctx(ctx).Debug().Err(err).Msg("delete connection")
 	}
 }

@@ -15,6 +15,7 @@
 package sweep
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -38,9 +40,9 @@ type Registry interface {
 	DeleteConnection(ctx context.Context, id string) error
 }
 
-// Connections is the part of the management API the sweeper uses; *apigatewaymanagementapi.Client
-// satisfies it.
-type Connections interface {
+// Gateway is the part of API Gateway's management API the sweeper uses: looking a connection up
+// and closing it. *apigatewaymanagementapi.Client satisfies it.
+type Gateway interface {
 	GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput,
 		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error)
 	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
@@ -49,13 +51,14 @@ type Connections interface {
 
 // Config holds the Sweeper's dependencies and limits.
 type Config struct {
-	Registry    Registry
-	Connections Connections
-	// InitTimeout is how long a connection may wait for connection_init; default 3s.
+	Registry Registry
+	Gateway  Gateway
+	// InitTimeout is how long a connection may wait for connection_init; default
+	// facts.InitTimeout.
 	InitTimeout time.Duration
-	// IdleTimeout is API Gateway's idle timeout; default 10 minutes.
+	// IdleTimeout is API Gateway's idle timeout; default facts.IdleTimeout.
 	IdleTimeout time.Duration
-	// MaxDuration is API Gateway's maximum connection duration; default 2 hours.
+	// MaxDuration is API Gateway's maximum connection duration; default facts.MaxDuration.
 	MaxDuration time.Duration
 	// Concurrency bounds management API calls in flight; default 16.
 	Concurrency int
@@ -70,18 +73,10 @@ type Sweeper struct {
 
 // New returns a Sweeper.
 func New(cfg Config) *Sweeper {
-	if cfg.InitTimeout <= 0 {
-		cfg.InitTimeout = 3 * time.Second
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 10 * time.Minute
-	}
-	if cfg.MaxDuration <= 0 {
-		cfg.MaxDuration = 2 * time.Hour
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
-	}
+	cfg.InitTimeout = cmp.Or(cfg.InitTimeout, facts.InitTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, facts.IdleTimeout)
+	cfg.MaxDuration = cmp.Or(cfg.MaxDuration, facts.MaxDuration)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 16)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -102,6 +97,24 @@ type Stats struct {
 // Removed is the number of connections removed.
 func (st Stats) Removed() int64 { return st.Expired + st.InitTimeout + st.Idle + st.Gone }
 
+// outcome is what a run did with one connection.
+type outcome int
+
+const (
+	kept        outcome = iota // not stale
+	expired                    // past the maximum duration or the TTL: removed
+	initTimeout                // no connection_init within the init timeout: removed
+	idle                       // idle here and at API Gateway: removed
+	gone                       // API Gateway no longer knows it: removed
+	refreshed                  // idle here, active at API Gateway: its activity recorded, kept
+	failed                     // stale, but removing it failed
+	outcomes                   // the number of outcomes
+)
+
+func (o outcome) String() string {
+	return [...]string{"kept", "expired", "init timeout", "idle", "gone", "refreshed", "failed"}[o]
+}
+
 // HandleSchedule is the handler of the scheduled event.
 func (s *Sweeper) HandleSchedule(ctx context.Context, _ events.EventBridgeEvent) error {
 	_, err := s.Sweep(ctx)
@@ -114,7 +127,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 	log := zerolog.Ctx(ctx)
 	now := s.cfg.Now()
 	var st Stats
-	var expired, initTimeout, idle, gone, refreshed, failed atomic.Int64
+	var counts [outcomes]atomic.Int64
 	var g errgroup.Group
 	g.SetLimit(s.cfg.Concurrency)
 	var listErr error
@@ -124,46 +137,17 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 			break
 		}
 		st.Scanned++
-		var counter *atomic.Int64
-		switch {
-		case !store.Live(c.ExpiresAt, now) || now.Sub(c.ConnectedAt) > s.cfg.MaxDuration:
-			counter = &expired
-		case c.State == store.StatePending && now.Sub(c.ConnectedAt) > s.cfg.InitTimeout:
-			counter = &initTimeout
-		case now.Sub(c.LastActive()) > s.cfg.IdleTimeout:
-			// Confirm with API Gateway below.
-		default:
+		if s.stale(c, now) == kept {
 			continue
 		}
 		g.Go(func() error {
-			reason := "expired"
-			switch {
-			case counter == nil:
-				var keep bool
-				counter, reason, keep = s.confirmIdle(ctx, c, now, &idle, &gone, &refreshed)
-				if keep {
-					return nil
-				}
-			case counter == &initTimeout:
-				// The listing may be stale: an init acknowledged a moment ago must not be undone.
-				cur, err := s.cfg.Registry.Connection(ctx, c.ID)
-				if err == nil && cur.State != store.StatePending {
-					return nil
-				}
-				reason = "init timeout"
-			}
-			if err := s.remove(ctx, c.ID); err != nil {
-				failed.Add(1)
-				log.Warn().Err(err).Str("conn", c.ID).Str("reason", reason).Msg("sweep: remove connection")
-				return nil
-			}
-			counter.Add(1)
+			counts[s.sweepOne(ctx, c, now)].Add(1)
 			return nil
 		})
 	}
 	g.Wait()
-	st.Expired, st.InitTimeout, st.Idle, st.Gone = expired.Load(), initTimeout.Load(), idle.Load(), gone.Load()
-	st.Refreshed, st.Failed = refreshed.Load(), failed.Load()
+	st.Expired, st.InitTimeout, st.Idle, st.Gone = counts[expired].Load(), counts[initTimeout].Load(), counts[idle].Load(), counts[gone].Load()
+	st.Refreshed, st.Failed = counts[refreshed].Load(), counts[failed].Load()
 	e := log.Debug()
 	if st.Removed() > 0 || st.Failed > 0 {
 		e = log.Info()
@@ -176,35 +160,70 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// confirmIdle asks API Gateway about a connection that looks idle here. It reports which counter
-// a removal counts under, or keep.
-func (s *Sweeper) confirmIdle(ctx context.Context, c store.Connection, now time.Time,
-	idle, gone, refreshed *atomic.Int64) (counter *atomic.Int64, reason string, keep bool) {
-	out, err := s.cfg.Connections.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &c.ID})
+// stale tells, from the listing alone, why a connection may be stale: expired, initTimeout, idle
+// (to be confirmed with API Gateway), or kept.
+func (s *Sweeper) stale(c store.Connection, now time.Time) outcome {
+	switch {
+	case !store.Live(c.ExpiresAt, now) || now.Sub(c.ConnectedAt) > s.cfg.MaxDuration:
+		return expired
+	case c.State == store.StatePending && now.Sub(c.ConnectedAt) > s.cfg.InitTimeout:
+		return initTimeout
+	case now.Sub(c.LastActive()) > s.cfg.IdleTimeout:
+		return idle
+	}
+	return kept
+}
+
+// sweepOne confirms that a connection the listing shows stale is stale, and removes it.
+func (s *Sweeper) sweepOne(ctx context.Context, c store.Connection, now time.Time) outcome {
+	reason := s.stale(c, now)
+	switch reason {
+	case idle:
+		reason = s.confirmIdle(ctx, c, now)
+	case initTimeout:
+		// The listing may be stale: an init acknowledged a moment ago must not be undone.
+		if cur, err := s.cfg.Registry.Connection(ctx, c.ID); err == nil && cur.State != store.StatePending {
+			reason = kept
+		}
+	}
+	if reason == kept || reason == refreshed {
+		return reason
+	}
+	if err := s.remove(ctx, c.ID); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("conn", c.ID).Stringer("reason", reason).Msg("sweep: remove connection")
+		return failed
+	}
+	return reason
+}
+
+// confirmIdle asks API Gateway about a connection that looks idle here: idle or gone (remove
+// it), refreshed (API Gateway saw activity, now recorded), or kept (API Gateway could not be
+// asked).
+func (s *Sweeper) confirmIdle(ctx context.Context, c store.Connection, now time.Time) outcome {
+	out, err := s.cfg.Gateway.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &c.ID})
 	var goneErr *types.GoneException
 	switch {
 	case errors.As(err, &goneErr):
-		return gone, "gone", false
+		return gone
 	case err != nil:
 		zerolog.Ctx(ctx).Warn().Err(err).Str("conn", c.ID).Msg("sweep: look up connection")
-		return nil, "", true
+		return kept
 	case out.LastActiveAt != nil && now.Sub(*out.LastActiveAt) <= s.cfg.IdleTimeout:
 		if err := s.cfg.Registry.TouchConnection(ctx, c.ID, *out.LastActiveAt); err != nil && !errors.Is(err, store.ErrNotFound) {
 			zerolog.Ctx(ctx).Warn().Err(err).Str("conn", c.ID).Msg("sweep: record activity")
 		}
-		refreshed.Add(1)
-		return nil, "", true
+		return refreshed
 	}
-	return idle, "idle", false
+	return idle
 }
 
 // remove closes a socket and forgets it. A socket that cannot be closed is forgotten anyway: API
 // Gateway closes it at its own limits, and a message on a forgotten connection is answered by
 // closing it.
 func (s *Sweeper) remove(ctx context.Context, id string) error {
-	_, err := s.cfg.Connections.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &id})
-	var gone *types.GoneException
-	if err != nil && !errors.As(err, &gone) {
+	_, err := s.cfg.Gateway.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &id})
+	var goneErr *types.GoneException
+	if err != nil && !errors.As(err, &goneErr) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("conn", id).Msg("sweep: close connection")
 	}
 	return s.cfg.Registry.DeleteConnection(ctx, id)

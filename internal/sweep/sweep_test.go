@@ -2,55 +2,30 @@ package sweep_test
 
 import (
 	"context"
-	"errors"
 	"iter"
+	"net/http"
 	"path/filepath"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/realtime-gql/lambdaws/store/storetest"
 )
 
-// apigw is a fake management API: it knows some connections and their last activity.
-type apigw struct {
-	mu       sync.Mutex
-	active   map[string]time.Time // connection → lastActiveAt; absent = gone
-	deleted  []string
-	getCalls []string
-	failGet  bool
-}
-
-func (a *apigw) GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.getCalls = append(a.getCalls, *in.ConnectionId)
-	if a.failGet {
-		return nil, errors.New("throttled")
+// calls lists the connections of the gateway's calls of one kind, sorted.
+func calls(g *mgmttest.Gateway, op mgmttest.Op) []string {
+	var ids []string
+	for _, c := range g.Calls() {
+		if c.Op == op {
+			ids = append(ids, c.ConnectionID)
+		}
 	}
-	last, ok := a.active[*in.ConnectionId]
-	if !ok {
-		return nil, &types.GoneException{}
-	}
-	return &apigatewaymanagementapi.GetConnectionOutput{LastActiveAt: aws.Time(last)}, nil
-}
-
-func (a *apigw) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.deleted = append(a.deleted, *in.ConnectionId)
-	if _, ok := a.active[*in.ConnectionId]; !ok {
-		return nil, &types.GoneException{}
-	}
-	delete(a.active, *in.ConnectionId)
-	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
+	sort.Strings(ids)
+	return ids
 }
 
 func TestSweep(t *testing.T) {
@@ -64,7 +39,7 @@ func TestSweep(t *testing.T) {
 	start := clk.Now()
 	add := func(id string, connectedAgo time.Duration, ready bool, seenAgo time.Duration) {
 		at := start.Add(-connectedAgo)
-		c := store.Connection{ID: id, Subprotocol: store.TransportWS, State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(2*time.Hour + 10*time.Minute)}
+		c := store.Connection{ID: id, Subprotocol: "graphql-transport-ws", State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(2*time.Hour + 10*time.Minute)}
 		if err := s.CreateConnection(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +54,7 @@ func TestSweep(t *testing.T) {
 			}
 		}
 		if err := s.PutSubscription(ctx, store.Subscription{ConnectionID: id, ID: "1", Topic: "messageAdded?roomId=r",
-			Subprotocol: store.TransportWS, Query: "subscription { messageAdded(roomId: \"r\") { id } }", CreatedAt: at, ExpiresAt: c.ExpiresAt}, false); err != nil {
+			Subprotocol: "graphql-transport-ws", Query: "subscription { messageAdded(roomId: \"r\") { id } }", CreatedAt: at, ExpiresAt: c.ExpiresAt}, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,11 +65,15 @@ func TestSweep(t *testing.T) {
 	add("idle", 30*time.Minute, true, 20*time.Minute)       // idle here and at API Gateway: removed
 	add("idle-but-active", time.Hour, true, 15*time.Minute) // idle here, active at API Gateway: kept, refreshed
 	add("gone", time.Hour, true, 15*time.Minute)            // API Gateway no longer knows it: removed
-	api := &apigw{active: map[string]time.Time{
+	api := mgmttest.New()
+	for id, last := range map[string]time.Time{
 		"fresh": start, "pending-new": start, "pending-old": start, "old": start,
 		"idle": start.Add(-20 * time.Minute), "idle-but-active": start.Add(-2 * time.Minute),
-	}}
-	sw := sweep.New(sweep.Config{Registry: s, Connections: api, Now: clk.Now})
+	} {
+		api.SetLastActive(id, last)
+	}
+	api.Drop("gone")
+	sw := sweep.New(sweep.Config{Registry: s, Gateway: api, Now: clk.Now})
 	st, err := sw.Sweep(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -126,22 +105,20 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("subscriptions left: %v", subs)
 	}
 	// Only connections that looked idle were looked up; removed ones were closed.
-	sort.Strings(api.getCalls)
-	if fmtList(api.getCalls) != "[gone idle idle-but-active]" {
-		t.Fatalf("GetConnection calls: %v", api.getCalls)
+	if got := calls(api, mgmttest.Get); fmtList(got) != "[gone idle idle-but-active]" {
+		t.Fatalf("GetConnection calls: %v", got)
 	}
-	sort.Strings(api.deleted)
-	if fmtList(api.deleted) != "[gone idle old pending-old]" {
-		t.Fatalf("DeleteConnection calls: %v", api.deleted)
+	if got := calls(api, mgmttest.Delete); fmtList(got) != "[gone idle old pending-old]" {
+		t.Fatalf("DeleteConnection calls: %v", got)
 	}
 	// The refreshed connection carries API Gateway's activity, so the next run leaves it alone.
 	c, _ := s.Connection(ctx, "idle-but-active")
 	if !c.LastSeenAt.Equal(start.Add(-2 * time.Minute)) {
 		t.Fatalf("refreshed LastSeenAt = %v", c.LastSeenAt)
 	}
-	api.getCalls = nil
-	if st, err := sw.Sweep(ctx); err != nil || st.Removed() != 0 || len(api.getCalls) != 0 {
-		t.Fatalf("second run: %+v %v, lookups %v", st, err, api.getCalls)
+	api.TakeCalls()
+	if st, err := sw.Sweep(ctx); err != nil || st.Removed() != 0 || len(api.Calls()) != 0 {
+		t.Fatalf("second run: %+v %v, calls %v", st, err, api.Calls())
 	}
 }
 
@@ -155,8 +132,10 @@ func TestSweepKeepsConnectionsItCannotCheck(t *testing.T) {
 	defer s.Close()
 	at := clk.Now().Add(-time.Hour)
 	s.CreateConnection(ctx, store.Connection{ID: "c", State: store.StateReady, ConnectedAt: at, ExpiresAt: at.Add(3 * time.Hour)})
-	api := &apigw{failGet: true, active: map[string]time.Time{"c": at}}
-	st, err := sweep.New(sweep.Config{Registry: s, Connections: api, Now: clk.Now}).Sweep(ctx)
+	api := mgmttest.New()
+	api.SetLastActive("c", at)
+	api.Inject(mgmttest.Fail(http.StatusTooManyRequests, mgmttest.Get))
+	st, err := sweep.New(sweep.Config{Registry: s, Gateway: api, Now: clk.Now}).Sweep(ctx)
 	if err != nil || st.Removed() != 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
@@ -204,12 +183,13 @@ func TestSweepRereadsBeforeAnInitTimeout(t *testing.T) {
 	c := store.Connection{ID: "c", State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(time.Hour)}
 	s.CreateConnection(ctx, c)
 	s.AcknowledgeConnection(ctx, "c", nil, clk.Now()) // acknowledged after the listing was read
-	api := &apigw{active: map[string]time.Time{"c": clk.Now()}}
-	st, err := sweep.New(sweep.Config{Registry: staleListing{s, map[string]store.Connection{"c": c}}, Connections: api, Now: clk.Now}).Sweep(ctx)
+	api := mgmttest.New()
+	api.SetLastActive("c", clk.Now())
+	st, err := sweep.New(sweep.Config{Registry: staleListing{s, map[string]store.Connection{"c": c}}, Gateway: api, Now: clk.Now}).Sweep(ctx)
 	if err != nil || st.Removed() != 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
-	if _, err := s.Connection(ctx, "c"); err != nil || len(api.deleted) != 0 {
-		t.Fatalf("an acknowledged connection was swept: %v %v", err, api.deleted)
+	if _, err := s.Connection(ctx, "c"); err != nil || len(calls(api, mgmttest.Delete)) != 0 {
+		t.Fatalf("an acknowledged connection was swept: %v %v", err, calls(api, mgmttest.Delete))
 	}
 }

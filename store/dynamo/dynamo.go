@@ -87,6 +87,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/guregu/dynamo/v2"
 	"github.com/guregu/dynamo/v2/dynamodbiface"
 	"github.com/realtime-gql/lambdaws/store"
@@ -198,13 +199,6 @@ func ttlOf(expiresAt time.Time) int64 {
 // none, or its ttl has passed (a row without ttl never expires). Arguments: pk, ttl, now.
 const absentOrExpired = "attribute_not_exists($) OR $ <= ?"
 
-// apiError is what the SDK's service errors implement (smithy.APIError).
-type apiError interface {
-	error
-	ErrorCode() string
-	ErrorMessage() string
-}
-
 // tableKey is the key schema both tables share.
 type tableKey struct {
 	PK string `dynamo:"pk,hash"`
@@ -223,7 +217,7 @@ func (s *Store) CreateTables(ctx context.Context) error {
 		return err
 	}
 	err := s.registry.UpdateTTL(attrTTL, true).Run(ctx)
-	var ae apiError
+	var ae smithy.APIError
 	switch {
 	case err == nil:
 	case errors.As(err, &ae) && ae.ErrorCode() == "UnknownOperationException":

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -86,15 +87,9 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id, text string, at tim
 		Set("editedAt", at).
 		If("attribute_exists($)", attrPK).
 		OldValue(ctx, &item)
-	switch {
-	case dynamo.IsCondCheckFailed(err):
-		return store.Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, store.ErrNotFound)
-	case err != nil:
-		return store.Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, err)
-	}
-	old, err := store.MessageFromItem(item)
+	old, err := oldMessage(item, err, "edit message", roomID, id)
 	if err != nil {
-		return store.Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, err)
+		return store.Message{}, err
 	}
 	m := old
 	m.Text, m.EditedAt = text, &at
@@ -107,23 +102,57 @@ func (s *Store) DeleteMessage(ctx context.Context, roomID, id string) (store.Mes
 	pk, sk := store.MessageKey(roomID, id)
 	var item dynamo.Item
 	err := s.data.Delete(attrPK, pk).Range(attrSK, sk).If("attribute_exists($)", attrPK).OldValue(ctx, &item)
-	switch {
-	case dynamo.IsCondCheckFailed(err):
-		return store.Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, store.ErrNotFound)
-	case err != nil:
-		return store.Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, err)
-	}
-	old, err := store.MessageFromItem(item)
+	old, err := oldMessage(item, err, "delete message", roomID, id)
 	if err != nil {
-		return store.Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, err)
+		return store.Message{}, err
 	}
 	s.changed(store.Remove, &old, nil)
 	return old, nil
+}
+
+// oldMessage decodes the old item a conditional write on an existing message returned, or
+// translates the write's error: ErrNotFound when the condition failed (no such message). Errors
+// start with what.
+func oldMessage(item dynamo.Item, err error, what, roomID, id string) (store.Message, error) {
+	if dynamo.IsCondCheckFailed(err) {
+		err = store.ErrNotFound
+	}
+	var m store.Message
+	if err == nil {
+		m, err = store.MessageFromItem(item)
+	}
+	if err != nil {
+		return store.Message{}, fmt.Errorf("%s %s/%s: %w", what, roomID, id, err)
+	}
+	return m, nil
 }
 
 // changed reports a successful write to OnChange.
 func (s *Store) changed(kind store.ChangeKind, old, new *store.Message) {
 	if s.onChange != nil {
 		s.onChange(kind, old, new)
+	}
+}
+
+// A ChangeLog takes stream records in order, numbering them itself: build makes the record for
+// the sequence number the log assigns. The local runtime's in-memory log is one.
+type ChangeLog interface {
+	Append(build func(seq uint64) (json.RawMessage, error)) error
+}
+
+// StreamTo returns an OnChange that appends to log, for each write to app data, the stream record
+// DynamoDB would emit for it (NEW_AND_OLD_IMAGES, under a local stream ARN of the data table
+// table), for a DynamoDB endpoint without a stream API. A record that cannot be built (a message
+// that cannot be encoded, which the write itself would have refused) is dropped.
+func StreamTo(log ChangeLog, table string) func(kind store.ChangeKind, old, new *store.Message) {
+	arn := "arn:aws:dynamodb:us-east-1:000000000000:table/" + table + "/stream/local"
+	return func(kind store.ChangeKind, old, new *store.Message) {
+		log.Append(func(seq uint64) (json.RawMessage, error) {
+			rec, err := store.ChangeRecord(kind, old, new, seq, arn, time.Now())
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(rec)
+		})
 	}
 }

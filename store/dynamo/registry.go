@@ -161,9 +161,10 @@ func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal 
 	return fmt.Errorf("acknowledge connection %s: not pending: %w", id, store.ErrConflict)
 }
 
-// DeleteConnection implements store.Registry: topic rows first, then operation rows, then the
-// connection row, so that an interrupted delete leaves nothing the fan-out reads and a repeated
-// one finishes the job.
+// DeleteConnection implements store.Registry: the connection row first, then the topic rows,
+// then the operation rows, so that a subscribe racing the delete cannot leave a subscription
+// behind (see below), an interrupted delete leaves no live topic row without its operation row,
+// and a repeated one finishes the job.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	// The connection row goes first. A subscribe that overlaps this delete stores its rows and
 	// then re-reads the connection: either it finds the row gone and takes its subscription back,
@@ -384,24 +385,6 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 		}
 	}
 	return live(removed.TTL, s.now()), nil
-}
-
-// ConnectionSubscriptions implements store.Registry.
-func (s *Store) ConnectionSubscriptions(ctx context.Context, connectionID string) ([]store.Subscription, error) {
-	var rows []subItem
-	err := s.registry.Get(attrPK, opPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).
-		Consistent(true).All(ctx, &rows)
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions of connection %s: %w", connectionID, err)
-	}
-	now := s.now()
-	var out []store.Subscription
-	for _, r := range rows {
-		if live(r.TTL, now) {
-			out = append(out, r.subscription())
-		}
-	}
-	return out, nil
 }
 
 // Subscriptions implements store.Registry: one strongly consistent Query of the topic's

@@ -160,30 +160,34 @@ func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error 
 // Connection implements store.Registry.
 func (s *Store) Connection(ctx context.Context, id string) (store.Connection, error) {
 	var c store.Connection
-	err := s.db.View(func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketConns), connKey(id), &c)
-		if err != nil {
-			return err
-		}
-		if !found || !store.Live(c.ExpiresAt, s.now()) {
-			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
-		}
-		return nil
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		c, err = s.liveConnection(tx.Bucket(bucketConns), id, "connection")
+		return err
 	})
 	return c, err
+}
+
+// liveConnection reads a connection that exists and is live; ErrNotFound otherwise, its message
+// starting with what.
+func (s *Store) liveConnection(b *bolt.Bucket, id, what string) (store.Connection, error) {
+	var c store.Connection
+	found, err := getJSON(b, connKey(id), &c)
+	if err != nil {
+		return c, err
+	}
+	if !found || !store.Live(c.ExpiresAt, s.now()) {
+		return c, fmt.Errorf("%s %s: %w", what, id, store.ErrNotFound)
+	}
+	return c, nil
 }
 
 // AcknowledgeConnection implements store.Registry.
 func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConns)
-		var c store.Connection
-		found, err := getJSON(b, connKey(id), &c)
+		c, err := s.liveConnection(b, id, "acknowledge connection")
 		if err != nil {
 			return err
-		}
-		if !found || !store.Live(c.ExpiresAt, s.now()) {
-			return fmt.Errorf("acknowledge connection %s: %w", id, store.ErrNotFound)
 		}
 		if c.State != store.StatePending {
 			return fmt.Errorf("acknowledge connection %s: %w", id, store.ErrConflict)
@@ -225,13 +229,9 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 func (s *Store) TouchConnection(ctx context.Context, id string, at time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConns)
-		var c store.Connection
-		found, err := getJSON(b, connKey(id), &c)
+		c, err := s.liveConnection(b, id, "touch connection")
 		if err != nil {
 			return err
-		}
-		if !found || !store.Live(c.ExpiresAt, s.now()) {
-			return fmt.Errorf("touch connection %s: %w", id, store.ErrNotFound)
 		}
 		if !at.After(c.LastSeenAt) {
 			return nil
@@ -338,27 +338,6 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 		return ops.Delete(key)
 	})
 	return active, err
-}
-
-// ConnectionSubscriptions implements store.Registry.
-func (s *Store) ConnectionSubscriptions(ctx context.Context, connectionID string) ([]store.Subscription, error) {
-	var out []store.Subscription
-	now := s.now()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := connKey(connectionID)
-		c := tx.Bucket(bucketOps).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var sub store.Subscription
-			if err := json.Unmarshal(v, &sub); err != nil {
-				return fmt.Errorf("corrupt record %q: %w", k, err)
-			}
-			if store.Live(sub.ExpiresAt, now) {
-				out = append(out, sub)
-			}
-		}
-		return nil
-	})
-	return out, err
 }
 
 // Subscriptions implements store.Registry. Each page is read in its own read transaction, so a

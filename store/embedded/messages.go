@@ -30,17 +30,23 @@ func (s *Store) PutMessage(ctx context.Context, m store.Message) error {
 // Message implements store.Messages.
 func (s *Store) Message(ctx context.Context, roomID, id string) (store.Message, error) {
 	var m store.Message
-	err := s.db.View(func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketMessages), msgKey(roomID, id), &m)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("message %s/%s: %w", roomID, id, store.ErrNotFound)
-		}
-		return nil
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		_, m, err = existingMessage(tx.Bucket(bucketMessages), roomID, id, "message")
+		return err
 	})
 	return m, err
+}
+
+// existingMessage reads a message and its key; ErrNotFound if it is absent, the message
+// starting with what.
+func existingMessage(b *bolt.Bucket, roomID, id, what string) ([]byte, store.Message, error) {
+	var m store.Message
+	key := msgKey(roomID, id)
+	found, err := getJSON(b, key, &m)
+	if err == nil && !found {
+		err = fmt.Errorf("%s %s/%s: %w", what, roomID, id, store.ErrNotFound)
+	}
+	return key, m, err
 }
 
 // Messages implements store.Messages.
@@ -77,14 +83,11 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id, text string, at tim
 	var m store.Message
 	err := s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMessages)
-		key := msgKey(roomID, id)
-		found, err := getJSON(b, key, &m)
+		key, cur, err := existingMessage(b, roomID, id, "edit message")
 		if err != nil {
 			return err
 		}
-		if !found {
-			return fmt.Errorf("edit message %s/%s: %w", roomID, id, store.ErrNotFound)
-		}
+		m = cur
 		old := m
 		at := at.UTC()
 		m.Text, m.EditedAt = text, &at
@@ -101,14 +104,11 @@ func (s *Store) DeleteMessage(ctx context.Context, roomID, id string) (store.Mes
 	var m store.Message
 	err := s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMessages)
-		key := msgKey(roomID, id)
-		found, err := getJSON(b, key, &m)
+		key, cur, err := existingMessage(b, roomID, id, "delete message")
 		if err != nil {
 			return err
 		}
-		if !found {
-			return fmt.Errorf("delete message %s/%s: %w", roomID, id, store.ErrNotFound)
-		}
+		m = cur
 		if err := b.Delete(key); err != nil {
 			return err
 		}

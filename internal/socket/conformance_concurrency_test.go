@@ -1,4 +1,4 @@
-package main
+package socket_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/store"
 )
@@ -61,7 +63,7 @@ func (l *routerLevel) tryDeliver(body []byte) (events.APIGatewayProxyResponse, e
 	if resp.StatusCode != http.StatusOK {
 		return resp, fmt.Errorf("status %d (%s)", resp.StatusCode, resp.Body)
 	}
-	l.api.routeResponse(l.conn, resp.Body)
+	l.gw.RouteResponse(l.conn, []byte(resp.Body))
 	return resp, nil
 }
 
@@ -84,7 +86,7 @@ func bodies(resps []events.APIGatewayProxyResponse) map[string]int {
 // countSent counts the frames equal to frame that the server tried to send (posted, delivered or
 // not, or in a route response) since the last call.
 func (l *routerLevel) countSent(frame string) (n int, all []string) {
-	all = l.api.takeSent(l.conn)
+	all = l.takeSent()
 	for _, s := range all {
 		if sameJSON([]byte(s), frame) {
 			n++
@@ -203,7 +205,7 @@ func TestConformanceConcurrency(t *testing.T) {
 				}
 			}
 			// After the close, nothing of the connection is left.
-			if subs, _ := l.st.ConnectionSubscriptions(context.Background(), l.conn); len(subs) > 0 {
+			if subs := l.st.active(l.conn); len(subs) > 0 {
 				l.fatalf("closed connection has operations %s (registry writes %v)", describeOps(subs), log)
 			}
 			if c := l.topicCount("messageAdded?roomId=r1"); c != 0 {
@@ -417,7 +419,7 @@ func TestConformanceNegotiation(t *testing.T) {
 		}
 		t.Run(c.name+"/socket", func(t *testing.T) {
 			t.Parallel()
-			d := startTestDevWith(t, devOptions{host: "127.0.0.1", port: 0, data: t.TempDir()}, nil)
+			d := apptest.Start(t, app.Config{})
 			conn, resp, err := wstest.TryDial("ws://"+d.Addr+"/graphql", c.offered...)
 			if c.want == "" {
 				if err == nil {

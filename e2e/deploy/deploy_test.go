@@ -1,3 +1,5 @@
+// Package deploy tests the deployment: serverless.yml at the repository root, through osls (the
+// Serverless Framework the Makefile runs), offline. It has only tests.
 package deploy
 
 import (
@@ -5,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
 )
 
@@ -58,44 +60,13 @@ func TestServerlessTemplate(t *testing.T) {
 }
 
 // packageTemplate packages the service with a stand-in artifact and returns the update-stack
-// template. Nothing here talks to AWS: the credentials are dummies, the SDK's endpoint is a
-// closed local port and the instance metadata service is off.
+// template. Nothing here talks to AWS (see serverless).
 func packageTemplate(t *testing.T) []byte {
 	t.Helper()
 	root := devproc.Root(t)
-	node, modules := testenv.Node(t, root, "osls")
-
-	tmp := t.TempDir()
-	artifact := filepath.Join(tmp, standInArtifact)
-	writeStandInArtifact(t, artifact)
-	pkg := filepath.Join(tmp, "package")
-	home := filepath.Join(tmp, "home")
-	if err := os.Mkdir(home, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	pkg := filepath.Join(t.TempDir(), "package")
+	cmd, cancel := serverless(t, root, "http://127.0.0.1:9", "package", "--stage", stage, "--package", pkg)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(modules, "osls", "bin", "serverless.js"),
-		"package", "--stage", stage, "--package", pkg)
-	cmd.Dir = root
-	cmd.Stdin = nil // /dev/null: never wait for a prompt
-	// A clean environment, so that no developer's AWS profile or credentials are picked up.
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + home,
-		"TMPDIR=" + tmp,
-		"ARTIFACT=" + artifact,
-		"SLS_TELEMETRY_DISABLED=1",
-		"SLS_NOTIFICATIONS_MODE=off",
-		"SLS_INTERACTIVE_SETUP_DISABLE=1",
-		"AWS_ACCESS_KEY_ID=AKIDSTANDIN",
-		"AWS_SECRET_ACCESS_KEY=stand-in",
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "no-aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL=http://127.0.0.1:9",
-	}
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	elapsed := time.Since(start)
@@ -124,6 +95,49 @@ func packageTemplate(t *testing.T) []byte {
 	}
 	return raw
 }
+
+// serverless returns the osls command `npx serverless args...` runs, in dir (the service's
+// directory), with a stand-in artifact as ARTIFACT, and an environment in which nothing can reach
+// AWS: a fresh HOME, dummy credentials and no AWS configuration files, the instance metadata
+// service off, and every AWS endpoint at awsEndpoint (AWS_ENDPOINT_URL, which osls's AWS SDK
+// honours for every service). Its stdin is /dev/null: it never waits for a prompt. cancel ends it
+// after 3 minutes at the latest.
+func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exec.Cmd, cancel func()) {
+	t.Helper()
+	root := devproc.Root(t)
+	node, modules := testenv.Node(t, root, "osls")
+	tmp := t.TempDir()
+	artifact := filepath.Join(tmp, standInArtifact)
+	writeStandInArtifact(t, artifact)
+	home := filepath.Join(tmp, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join(modules, "osls", "bin", "serverless.js")}, args...)...)
+	cmd.Dir = dir
+	cmd.Stdin = nil // /dev/null
+	// A clean environment, so that no developer's AWS profile or credentials are picked up.
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"TMPDIR=" + tmp,
+		"ARTIFACT=" + artifact,
+		"SLS_TELEMETRY_DISABLED=1",
+		"SLS_NOTIFICATIONS_MODE=off",
+		"SLS_INTERACTIVE_SETUP_DISABLE=1",
+		"AWS_ACCESS_KEY_ID=" + standInKey,
+		"AWS_SECRET_ACCESS_KEY=stand-in",
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "no-aws-credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL=" + awsEndpoint,
+	}
+	return cmd, cancel
+}
+
+// standInKey is the access key id of the dummy credentials.
+const standInKey = "AKIDSTANDIN"
 
 // writeStandInArtifact writes a zip holding an executable `bootstrap`. The template does not
 // depend on the artifact's content, and cross-compiling the real one would only cost time.

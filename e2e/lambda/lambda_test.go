@@ -1,4 +1,6 @@
-package runtimetest
+// Package lambda runs the built bootstrap under the AWS Lambda runtime interface emulator, on
+// dynalite, posting to a local management API: the binary as Lambda runs it. It has only tests.
+package lambda
 
 import (
 	"bufio"
@@ -16,7 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 )
@@ -34,30 +36,10 @@ import (
 // rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
 const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 
-// mgmt is a local management API endpoint that records what the function posts.
-type mgmt struct {
-	mu    sync.Mutex
-	posts map[string][]string
-}
-
-func (m *mgmt) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.EscapedPath()
-	i := strings.Index(path, "/@connections/")
-	if i < 0 || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		w.WriteHeader(http.StatusForbidden)
-		return
-	}
-	id := path[i+len("/@connections/"):]
-	body, _ := io.ReadAll(r.Body)
-	m.mu.Lock()
-	m.posts[r.Method+" "+id] = append(m.posts[r.Method+" "+id], string(body))
-	m.mu.Unlock()
-}
-
-func (m *mgmt) get(key string) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]string(nil), m.posts[key]...)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dynalite.StopShared()
+	os.Exit(code)
 }
 
 func build(t *testing.T, dir, out string, args ...string) {
@@ -93,7 +75,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 	if err := s.CreateTables(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	m := &mgmt{posts: map[string][]string{}}
+	m := mgmttest.New()
 	mgmtSrv := httptest.NewServer(m)
 	defer mgmtSrv.Close()
 
@@ -230,8 +212,8 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		t.Fatalf("stream batch: %+v %v", batchResp, err)
 	}
 	want := fmt.Sprintf(`{"id":"s1","type":"next","payload":{"data":{"messageAdded":{"id":%q,"text":"hello from rie"}}}}`, id)
-	if got := m.get("POST " + strings.ReplaceAll(connID, "=", "%3D")); len(got) != 1 || got[0] != want {
-		t.Fatalf("management endpoint received %v\nwant [%s]", m.posts, want)
+	if got := m.Posts()[connID]; len(got) != 1 || got[0] != want {
+		t.Fatalf("management endpoint received %v\nwant [%s]", m.Calls(), want)
 	}
 
 	// A malformed payload is refused with an error, and the runtime goes on serving.

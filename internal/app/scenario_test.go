@@ -1,110 +1,28 @@
-package main
+package app_test
+
+// Scenario tests: the whole handler, wired as the binary wires it, behind the local runtime in
+// this process, driven by real WebSocket clients and HTTP requests. (e2e/ runs the built binary as
+// a child process instead.)
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
-	"github.com/rs/zerolog"
 )
-
-// testLogger writes warnings and errors to the test log.
-func testLogger(t testing.TB) zerolog.Logger {
-	if os.Getenv("TEST_LOG") != "" {
-		return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	}
-	return zerolog.New(zerolog.ConsoleWriter{Out: zerolog.TestWriter{T: t}, NoColor: true}).Level(zerolog.WarnLevel)
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	dynalite.StopShared()
 	os.Exit(code)
-}
-
-// startTestDev starts the local runtime in-process on a free port with a fresh embedded store.
-func startTestDev(t testing.TB) *devServer {
-	t.Helper()
-	return startTestDevWith(t, devOptions{host: "127.0.0.1", port: 0, data: t.TempDir()}, nil)
-}
-
-// startTestDevOnDynamoDB starts the local runtime on dynalite, with fresh tables.
-func startTestDevOnDynamoDB(t testing.TB) *devServer {
-	t.Helper()
-	db := dynalite.Shared(t)
-	env := map[string]string{"REGISTRY_TABLE": dynalite.TableName("dev-registry"), "DATA_TABLE": dynalite.TableName("dev-data")}
-	return startTestDevWith(t, devOptions{host: "127.0.0.1", port: 0, dynamodb: db.Endpoint}, env)
-}
-
-func startTestDevWith(t testing.TB, o devOptions, env map[string]string) *devServer {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg, err := readSettings(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := startDev(ctx, cfg, o, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := d.Wait(); err != nil {
-			t.Errorf("runtime shutdown: %v", err)
-		}
-	})
-	return d
-}
-
-// gql posts a GraphQL request over HTTP and decodes the result.
-func gql(t testing.TB, addr, query string, vars map[string]any) map[string]any {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post("http://"+addr+"/graphql", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("response %s: %v", raw, err)
-	}
-	if out["errors"] != nil {
-		t.Fatalf("%s: errors %s", query, raw)
-	}
-	return out["data"].(map[string]any)
-}
-
-// waitSubscribers waits until a topic has n stored subscriptions.
-func waitSubscribers(t testing.TB, d *devServer, topic string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := 0
-		for _, err := range d.store.Subscriptions(context.Background(), topic) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			got++
-		}
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topic %s has %d subscriptions, want %d", topic, got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func subscribe(id, query string) map[string]any {
@@ -125,21 +43,21 @@ func payload(t testing.TB, m wstest.Msg) string {
 	return buf.String()
 }
 
-// TestEndToEnd runs the chat scenario through the local runtime with clients of both
+// TestScenarioChat runs the chat scenario through the local runtime with clients of both
 // subprotocols: two rooms, different selection sets, sends, edits and deletes over HTTP, and
 // checks that each subscriber receives exactly its events, with exactly its selection, in order,
 // and nothing after it completes.
-func TestEndToEnd(t *testing.T) {
-	chatScenario(t, startTestDev(t))
+func TestScenarioChat(t *testing.T) {
+	chatScenario(t, apptest.Start(t, app.Config{}))
 }
 
-// TestEndToEndOnDynamoDB runs the same scenario with `dev --dynamodb` on dynalite: the DynamoDB
-// store, its tables created at start, and the stream fed from the runtime's own writes.
-func TestEndToEndOnDynamoDB(t *testing.T) {
-	chatScenario(t, startTestDevOnDynamoDB(t))
+// TestScenarioChatOnDynamoDB runs the same scenario with `dev --dynamodb` on dynalite: the
+// DynamoDB store, its tables created at start, and the stream fed from the runtime's own writes.
+func TestScenarioChatOnDynamoDB(t *testing.T) {
+	chatScenario(t, apptest.StartOnDynamoDB(t, app.Config{}))
 }
 
-func chatScenario(t *testing.T, d *devServer) {
+func chatScenario(t *testing.T, d *app.Dev) {
 	url := "ws://" + d.Addr + "/graphql"
 
 	// A speaks graphql-transport-ws and watches room r1.
@@ -177,20 +95,20 @@ func chatScenario(t *testing.T, d *devServer) {
 
 	for topic, n := range map[string]int{"messageAdded?roomId=r1": 1, "messageEdited?roomId=r1": 1, "messageDeleted?roomId=r1": 1,
 		"messageAdded?roomId=r2": 1, "messageEdited?roomId=r2": 1, "messageDeleted?roomId=r2": 1} {
-		waitSubscribers(t, d, topic, n)
+		apptest.WaitSubscribers(t, d.Store, topic, n)
 	}
 
 	send := func(room, author, text string) string {
-		data := gql(t, d.Addr, `mutation($r: ID!, $a: String!, $t: String!) { sendMessage(roomId: $r, author: $a, text: $t) { id } }`,
+		data := apptest.GraphQL(t, d.Addr, `mutation($r: ID!, $a: String!, $t: String!) { sendMessage(roomId: $r, author: $a, text: $t) { id } }`,
 			map[string]any{"r": room, "a": author, "t": text})
 		return data["sendMessage"].(map[string]any)["id"].(string)
 	}
 	edit := func(room, id, text string) {
-		gql(t, d.Addr, `mutation($r: ID!, $id: ID!, $t: String!) { editMessage(roomId: $r, id: $id, text: $t) { id } }`,
+		apptest.GraphQL(t, d.Addr, `mutation($r: ID!, $id: ID!, $t: String!) { editMessage(roomId: $r, id: $id, text: $t) { id } }`,
 			map[string]any{"r": room, "id": id, "t": text})
 	}
 	del := func(room, id string) {
-		gql(t, d.Addr, `mutation($r: ID!, $id: ID!) { deleteMessage(roomId: $r, id: $id) { id } }`, map[string]any{"r": room, "id": id})
+		apptest.GraphQL(t, d.Addr, `mutation($r: ID!, $id: ID!) { deleteMessage(roomId: $r, id: $id) { id } }`, map[string]any{"r": room, "id": id})
 	}
 
 	x1 := send("r1", "ann", "hello r1")
@@ -252,8 +170,8 @@ func chatScenario(t *testing.T, d *devServer) {
 	a.Send(map[string]any{"id": "a1", "type": "complete"})
 	b.Send(map[string]any{"id": "b1", "type": "stop"})
 	b.Expect("complete", "b1")
-	waitSubscribers(t, d, "messageAdded?roomId=r1", 0)
-	waitSubscribers(t, d, "messageAdded?roomId=r2", 0)
+	apptest.WaitSubscribers(t, d.Store, "messageAdded?roomId=r1", 0)
+	apptest.WaitSubscribers(t, d.Store, "messageAdded?roomId=r2", 0)
 	x3 := send("r1", "ann", "after complete")
 	edit("r1", x3, "after complete (edited)")
 	y3 := send("r2", "bob", "after stop")
@@ -269,6 +187,6 @@ func chatScenario(t *testing.T, d *devServer) {
 
 	// Disconnecting removes the connection's subscriptions.
 	a.C.CloseNow()
-	waitSubscribers(t, d, "messageEdited?roomId=r1", 0)
-	waitSubscribers(t, d, "messageDeleted?roomId=r1", 0)
+	apptest.WaitSubscribers(t, d.Store, "messageEdited?roomId=r1", 0)
+	apptest.WaitSubscribers(t, d.Store, "messageDeleted?roomId=r1", 0)
 }

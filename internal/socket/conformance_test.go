@@ -1,8 +1,9 @@
-package main
+package socket_test
 
 // The GraphQL over WebSocket conformance suite: one case table per subprotocol
 // (conformance_cases_test.go), each case run twice, through the router alone and through the
-// local runtime over a real socket, in the default and in the strict close mode.
+// local runtime over a real socket, in the default and in the strict close mode. Both levels run
+// the handler as the binary wires it (internal/app).
 //
 // A case is a script: the client sends frames (text or binary), waits, and states exactly what it
 // sees: a sequence of messages (compared as JSON values, ids, types and payloads exact), nothing
@@ -14,7 +15,8 @@ package main
 //   - router: the posts made to the connection during an invocation, then the route response body
 //     (API Gateway sends it after the invocation returns), then the posts of the stream batches
 //     the invocation's writes caused; DeleteConnection is the close, after which nothing arrives
-//     (posts answer GoneException, a route response is dropped). Invocations run one at a time.
+//     (posts answer GoneException, a route response is dropped): mgmttest.Gateway keeps that
+//     record. Invocations run one at a time.
 //   - socket: the frames and the close a real WebSocket client receives from the local runtime,
 //     each frame as wstest records it (id, type, payload; the router level compares whole frames).
 //
@@ -25,6 +27,10 @@ package main
 //     have been handled before it sends the next (a subscribe, which answers nothing) says so with
 //     an `active` step: the router level checks the registry at once, the socket level polls it;
 //   - "nothing arrives" is exact at router level and a 150 ms silence at socket level.
+//
+// A connection's active operations are the ones the registry accepted (PutSubscription succeeded)
+// and has not released (DeleteSubscription reported one active, or DeleteConnection), as the
+// registry answered each call: probeStore keeps that record at both levels.
 
 import (
 	"bytes"
@@ -44,10 +50,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/coder/websocket"
+	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store"
@@ -282,13 +288,9 @@ type level interface {
 	finish()
 }
 
-// caseEnv is the environment a case runs with.
-func caseEnv(c confCase, strict bool) map[string]string {
-	env := map[string]string{"GRAPHQL_WS_STRICT": strconv.FormatBool(strict)}
-	if c.initTimeout > 0 {
-		env["INIT_TIMEOUT"] = c.initTimeout.String()
-	}
-	return env
+// caseConfig is the configuration a case runs with (GRAPHQL_WS_STRICT and INIT_TIMEOUT).
+func caseConfig(c confCase, strict bool) app.Config {
+	return app.Config{Strict: strict, InitTimeout: c.initTimeout}
 }
 
 // runCase runs one case's script at one level.
@@ -402,99 +404,20 @@ func (s seen) String() string {
 	return string(s.data)
 }
 
-// fakeAPI is the management API as API Gateway behaves: it records, per connection, what the
-// client would see. Posts to a deleted connection answer GoneException.
-type fakeAPI struct {
-	mu     sync.Mutex
-	seen   map[string][]seen
-	closed map[string]bool
-	// sent is every frame the server tried to send, per connection: posts (delivered or not) and
-	// route response bodies.
-	sent map[string][]string
-}
-
-func newFakeAPI() *fakeAPI {
-	return &fakeAPI{seen: map[string][]seen{}, closed: map[string]bool{}, sent: map[string][]string{}}
-}
-
-func (f *fakeAPI) PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	id := aws.ToString(in.ConnectionId)
-	f.sent[id] = append(f.sent[id], string(in.Data))
-	if f.closed[id] {
-		return nil, &types.GoneException{Message: aws.String("gone")}
-	}
-	f.seen[id] = append(f.seen[id], seen{data: bytes.Clone(in.Data)})
-	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
-}
-
-func (f *fakeAPI) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	id := aws.ToString(in.ConnectionId)
-	if f.closed[id] {
-		return nil, &types.GoneException{Message: aws.String("gone")}
-	}
-	f.closed[id] = true
-	f.seen[id] = append(f.seen[id], seen{close: true})
-	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
-}
-
-func (f *fakeAPI) GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed[aws.ToString(in.ConnectionId)] {
-		return nil, &types.GoneException{Message: aws.String("gone")}
-	}
-	return &apigatewaymanagementapi.GetConnectionOutput{}, nil
-}
-
-// routeResponse is API Gateway sending a route response body after the invocation returned.
-func (f *fakeAPI) routeResponse(id string, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if body == "" {
-		return
-	}
-	f.sent[id] = append(f.sent[id], body)
-	if f.closed[id] {
-		return
-	}
-	f.seen[id] = append(f.seen[id], seen{data: []byte(body)})
-}
-
-func (f *fakeAPI) take(id string) []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := f.seen[id]
-	f.seen[id] = nil
-	return out
-}
-
-// takeSent returns the frames the server tried to send since the last call.
-func (f *fakeAPI) takeSent(id string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := f.sent[id]
-	f.sent[id] = nil
-	return out
-}
-
-func (f *fakeAPI) isClosed(id string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closed[id]
-}
-
-// probeStore wraps the embedded store: it can fail the registry on demand, and it logs the
-// outcome of every PutSubscription and DeleteConnection, in commit order.
+// probeStore wraps a store: it can fail the registry on demand; it logs the outcome of every
+// PutSubscription and DeleteConnection, in commit order; and it keeps each connection's active
+// operations as the registry's answers tell them.
 type probeStore struct {
-	*embedded.Store
+	store.Store
 	mu       sync.Mutex
 	failAck  bool
 	failPut  bool
 	timeline []string
+	ops      map[string]map[string]store.Subscription // connection id → operation id → operation
+}
+
+func newProbeStore(s store.Store) *probeStore {
+	return &probeStore{Store: s, ops: map[string]map[string]store.Subscription{}}
 }
 
 var errInjected = errors.New("injected: registry unreachable")
@@ -534,6 +457,10 @@ func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, 
 	switch {
 	case err == nil:
 		p.timeline = append(p.timeline, "put "+s.ID)
+		if p.ops[s.ConnectionID] == nil {
+			p.ops[s.ConnectionID] = map[string]store.Subscription{}
+		}
+		p.ops[s.ConnectionID][s.ID] = s
 	case errors.Is(err, store.ErrConflict):
 		p.timeline = append(p.timeline, "conflict "+s.ID)
 	default:
@@ -542,11 +469,27 @@ func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, 
 	return err
 }
 
+func (p *probeStore) DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	active, err := p.Store.DeleteSubscription(ctx, connectionID, id)
+	if err == nil {
+		if _, known := p.ops[connectionID][id]; known != active {
+			p.timeline = append(p.timeline, fmt.Sprintf("release %s: the registry says active=%v", id, active))
+		}
+		delete(p.ops[connectionID], id)
+	}
+	return active, err
+}
+
 func (p *probeStore) DeleteConnection(ctx context.Context, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	err := p.Store.DeleteConnection(ctx, id)
 	p.timeline = append(p.timeline, "delete connection")
+	if err == nil {
+		delete(p.ops, id)
+	}
 	return err
 }
 
@@ -556,15 +499,30 @@ func (p *probeStore) log() []string {
 	return slices.Clone(p.timeline)
 }
 
-// routerLevel drives the real handlers (main.handler) over an embedded store with events shaped
+// active returns a connection's active operations.
+func (p *probeStore) active(connectionID string) []store.Subscription {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []store.Subscription
+	for _, s := range p.ops[connectionID] {
+		out = append(out, s)
+	}
+	return out
+}
+
+// routerLevel drives the real handlers (app.Handler) over an embedded store with events shaped
 // as API Gateway sends them.
 type routerLevel struct {
 	t       *testing.T
 	at      string
 	proto   string
 	r       *router.Router
+	emb     *embedded.Store // the stream's source
 	st      *probeStore
-	api     *fakeAPI
+	gw      *mgmttest.Gateway
+	calls   []mgmttest.Call // what the gateway answered, in order
+	seenAt  int             // calls before this index have been taken as seen
+	sentAt  int             // calls before this index have been taken as sent
 	conn    string
 	connect int64 // connectedAt, epoch ms
 	now     int64 // the clock, epoch ms
@@ -580,15 +538,10 @@ func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emb.Close() })
-	env := caseEnv(c, strict)
-	cfg, err := readSettings(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &probeStore{Store: emb}
-	api := newFakeAPI()
+	st := newProbeStore(emb)
+	gw := mgmttest.New()
 	now := time.Now().UnixMilli()
-	l := &routerLevel{t: t, proto: c.proto, r: handler(cfg, st, api, testLogger(t)), st: st, api: api,
+	l := &routerLevel{t: t, proto: c.proto, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)), emb: emb, st: st, gw: gw,
 		conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
 	resp := l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": c.proto}, nil)
 	if resp.StatusCode != http.StatusOK || resp.Headers["Sec-WebSocket-Protocol"] != c.proto {
@@ -651,7 +604,7 @@ func (l *routerLevel) deliver(body []byte, binary bool) events.APIGatewayProxyRe
 	if resp.StatusCode != http.StatusOK {
 		l.fatalf("$default answered %d (%s)", resp.StatusCode, resp.Body)
 	}
-	l.api.routeResponse(l.conn, resp.Body)
+	l.gw.RouteResponse(l.conn, []byte(resp.Body))
 	return resp
 }
 
@@ -660,27 +613,25 @@ func (l *routerLevel) deliver(body []byte, binary bool) events.APIGatewayProxyRe
 func (l *routerLevel) pump() {
 	l.t.Helper()
 	for {
-		changes, err := l.st.ReadChanges(context.Background(), l.seq, 100)
+		changes, err := l.emb.ReadChanges(context.Background(), l.seq, 100)
 		if err != nil {
 			l.fatalf("read changes: %v", err)
 		}
 		if len(changes) == 0 {
 			return
 		}
-		var buf bytes.Buffer
-		buf.WriteString(`{"Records":[`)
-		for i, c := range changes {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			buf.Write(c.Record)
+		var batch struct {
+			Records []json.RawMessage `json:"Records"`
 		}
-		buf.WriteString(`]}`)
+		for _, c := range changes {
+			batch.Records = append(batch.Records, c.Record)
+		}
+		payload, _ := json.Marshal(batch)
 		var ev events.DynamoDBEvent
-		if err := json.Unmarshal(buf.Bytes(), &ev); err != nil {
+		if err := json.Unmarshal(payload, &ev); err != nil {
 			l.fatalf("stream batch is not a DynamoDBEvent: %v", err)
 		}
-		out, err := l.r.Invoke(context.Background(), buf.Bytes())
+		out, err := l.r.Invoke(context.Background(), payload)
 		if err != nil {
 			l.fatalf("stream batch: %v", err)
 		}
@@ -692,8 +643,42 @@ func (l *routerLevel) pump() {
 	}
 }
 
+// take returns what the client has seen since the last take: the messages delivered to it (posts
+// and route responses) and the close.
+func (l *routerLevel) take() []seen {
+	l.calls = append(l.calls, l.gw.TakeCalls()...)
+	var out []seen
+	for _, c := range l.calls[l.seenAt:] {
+		if c.ConnectionID != l.conn || !c.OK() {
+			continue
+		}
+		switch c.Op {
+		case mgmttest.Post, mgmttest.RouteResponse:
+			out = append(out, seen{data: c.Data})
+		case mgmttest.Delete:
+			out = append(out, seen{close: true})
+		}
+	}
+	l.seenAt = len(l.calls)
+	return out
+}
+
+// takeSent returns the frames the server tried to send since the last takeSent: posts, delivered
+// or not, and route response bodies.
+func (l *routerLevel) takeSent() []string {
+	l.calls = append(l.calls, l.gw.TakeCalls()...)
+	var out []string
+	for _, c := range l.calls[l.sentAt:] {
+		if c.ConnectionID == l.conn && (c.Op == mgmttest.Post || c.Op == mgmttest.RouteResponse) {
+			out = append(out, string(c.Data))
+		}
+	}
+	l.sentAt = len(l.calls)
+	return out
+}
+
 func (l *routerLevel) collect() {
-	l.pending = append(l.pending, l.api.take(l.conn)...)
+	l.pending = append(l.pending, l.take()...)
 }
 
 func (l *routerLevel) unexpected() {
@@ -732,7 +717,7 @@ func (l *routerLevel) expect(msgs []string) {
 func (l *routerLevel) nothing() {
 	l.t.Helper()
 	l.unexpected()
-	if l.api.isClosed(l.conn) {
+	if l.gw.Closed(l.conn) {
 		l.fatalf("connection closed")
 	}
 }
@@ -782,12 +767,8 @@ func httpEvent(body string) []byte {
 
 func (l *routerLevel) active(ops []wantOp) {
 	l.t.Helper()
-	subs, err := l.st.ConnectionSubscriptions(context.Background(), l.conn)
-	if err != nil {
-		l.fatalf("%v", err)
-	}
-	if !sameOps(subs, ops) {
-		l.fatalf("active operations %s, want %v", describeOps(subs), ops)
+	if subs := l.st.active(l.conn); !sameOps(subs, ops) {
+		l.fatalf("active operations %s, want %v (registry writes %v)", describeOps(subs), ops, l.st.log())
 	}
 }
 
@@ -806,19 +787,26 @@ func (l *routerLevel) finish() {
 type socketLevel struct {
 	t        *testing.T
 	at       string
-	d        *devServer
+	d        *app.Dev
+	st       *probeStore
 	c        *wstest.Client
 	isClosed bool
 }
 
 func newSocketLevel(t *testing.T, c confCase, strict bool) *socketLevel {
 	t.Helper()
-	d := startTestDevWith(t, devOptions{host: "127.0.0.1", port: 0, data: t.TempDir()}, caseEnv(c, strict))
+	cfg, dc := caseConfig(c, strict), app.DevConfig{Host: "127.0.0.1", Data: t.TempDir()}
+	s, feed, err := app.OpenDevStore(context.Background(), cfg, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newProbeStore(s)
+	d := apptest.Serve(t, cfg, dc, st, feed)
 	cl := wstest.Dial(t, "ws://"+d.Addr+"/graphql", c.proto)
 	if cl.Subprotocol() != c.proto {
 		t.Fatalf("offered %s, negotiated %q", c.proto, cl.Subprotocol())
 	}
-	return &socketLevel{t: t, d: d, c: cl}
+	return &socketLevel{t: t, d: d, st: st, c: cl}
 }
 
 func (l *socketLevel) fatalf(format string, args ...any) {
@@ -912,14 +900,14 @@ func (l *socketLevel) closed(frames []string) {
 
 func (l *socketLevel) mutate(query string) {
 	l.t.Helper()
-	gql(l.t, l.d.Addr, query, nil)
+	apptest.GraphQL(l.t, l.d.Addr, query, nil)
 }
 
 // connectionID finds the one connection of this case's runtime.
 func (l *socketLevel) connectionID() string {
 	l.t.Helper()
 	var ids []string
-	for c, err := range l.d.store.Connections(context.Background()) {
+	for c, err := range l.d.Store.Connections(context.Background()) {
 		if err != nil {
 			l.fatalf("%v", err)
 		}
@@ -936,10 +924,7 @@ func (l *socketLevel) active(ops []wantOp) {
 	id := l.connectionID()
 	deadline := time.Now().Add(socketTimeout)
 	for {
-		subs, err := l.d.store.ConnectionSubscriptions(context.Background(), id)
-		if err != nil {
-			l.fatalf("%v", err)
-		}
+		subs := l.st.active(id)
 		if sameOps(subs, ops) {
 			return
 		}

@@ -1,0 +1,47 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+)
+
+// TestGatewayRetriesThrottling: the management client the handlers share retries a throttled
+// call (429) with backoff, and does not retry a gone connection (410).
+func TestGatewayRetriesThrottling(t *testing.T) {
+	gw := mgmttest.New()
+	gw.Inject(func(c mgmttest.Call) mgmttest.Fault {
+		if c.ConnectionID == "busy=" && c.Seq <= 2 {
+			return mgmttest.Fault{Status: http.StatusTooManyRequests}
+		}
+		return mgmttest.Fault{}
+	})
+	gw.Drop("gone=")
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	client := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 4)
+	ctx := context.Background()
+	if _, err := client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String("busy="), Data: []byte("x")}); err != nil {
+		t.Fatalf("a post throttled twice: %v, want it delivered on the third attempt", err)
+	}
+	_, err := client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String("gone="), Data: []byte("x")})
+	if gone := (*types.GoneException)(nil); !errors.As(err, &gone) {
+		t.Fatalf("a post to a gone connection: %v, want GoneException", err)
+	}
+	var attempts = map[string]int{}
+	for _, c := range gw.Calls() {
+		attempts[c.ConnectionID]++
+	}
+	if attempts["busy="] != 3 || attempts["gone="] != 1 {
+		t.Fatalf("attempts %v, want busy= 3 (two throttled) and gone= 1", attempts)
+	}
+}

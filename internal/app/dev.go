@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/realtime-gql/lambdaws/internal/local"
+	"github.com/realtime-gql/lambdaws/store"
+	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/rs/zerolog"
+)
+
+// DevConfig configures the local runtime: the flags of `bootstrap dev`. API Gateway's limits
+// that the handler applies too (the message limit, the idle timeout, the maximum duration) are in
+// Config, so that one setting reaches the emulator and the handler alike.
+type DevConfig struct {
+	// Host and Port are where the runtime listens; Port 0 picks a free port.
+	Host string
+	Port int
+	// Data is the directory of the embedded store (store.db), used when DynamoDB is empty.
+	Data string
+	// DynamoDB is a DynamoDB endpoint URL to run on instead of the embedded store (dynalite,
+	// DynamoDB Local): the tables are created if missing, and since such an endpoint may have no
+	// stream API, the stream is fed from this process's own writes.
+	DynamoDB string
+	// MaxFrame is API Gateway's inbound frame limit; default facts.MaxFrame.
+	MaxFrame int64
+	// SweepInterval is how often the sweeper runs; default facts.ScheduleRate.
+	SweepInterval time.Duration
+}
+
+// Dev is a running local runtime.
+type Dev struct {
+	// Addr is the address it listens on.
+	Addr string
+	// Store is the store it runs on, for tests that look at the registry; the runtime closes it
+	// when it shuts down.
+	Store store.Store
+	done  chan error
+}
+
+// Wait returns when the runtime has shut down and its store is closed.
+func (d *Dev) Wait() error { return <-d.done }
+
+// StartDev opens the store dc names and serves it with ServeDev. Cancelling ctx shuts the runtime
+// down.
+func StartDev(ctx context.Context, cfg Config, dc DevConfig, log zerolog.Logger) (*Dev, error) {
+	s, feed, err := OpenDevStore(ctx, cfg, dc)
+	if err != nil {
+		return nil, err
+	}
+	return ServeDev(ctx, cfg, dc, s, feed, log)
+}
+
+// OpenDevStore opens the embedded store in dc.Data with its durable change log, or, given
+// dc.DynamoDB, the DynamoDB store on the tables cfg names (creating them if missing) with an
+// in-memory change log fed by the store's own writes.
+func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, local.ChangeLog, error) {
+	cfg = cfg.WithDefaults()
+	if dc.DynamoDB == "" {
+		if err := os.MkdirAll(dc.Data, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("data directory: %w", err)
+		}
+		s, err := embedded.Open(filepath.Join(dc.Data, "store.db"), embedded.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, changeFeed{s}, nil
+	}
+	client := dynamodb.NewFromConfig(localAWSConfig(), func(opts *dynamodb.Options) { opts.BaseEndpoint = aws.String(dc.DynamoDB) })
+	feed := local.NewMemoryLog()
+	s := dynamostore.New(client, dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable,
+		OnChange: dynamostore.StreamTo(feed, cfg.DataTable)})
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.CreateTables(tctx); err != nil {
+		return nil, nil, fmt.Errorf("DynamoDB at %s: %w", dc.DynamoDB, err)
+	}
+	return s, feed, nil
+}
+
+// ServeDev starts the local runtime on dc's address, driving the handler Handler builds over s,
+// with the real management API client pointed at the runtime's own @connections endpoint, and
+// feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
+// and the runtime has shut down (every invocation ended), it closes s.
+func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(dc.Host, strconv.Itoa(dc.Port)))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	gw := NewGateway(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
+	rt := local.New(local.Config{Handler: Handler(cfg, s, gw, log), Stream: feed, Log: log,
+		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
+		ScheduleInterval: dc.SweepInterval})
+	d := &Dev{Addr: addr, Store: s, done: make(chan error, 1)}
+	go func() {
+		err := rt.Serve(ctx, ln)
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		d.done <- err
+	}()
+	return d, nil
+}
+
+// localAWSConfig is the SDK configuration for local endpoints: requests are signed with dummy
+// credentials and never leave the machine.
+func localAWSConfig() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
+}
+
+// changeFeed adapts the embedded store's change log to the local runtime's.
+type changeFeed struct{ *embedded.Store }
+
+func (f changeFeed) ReadChanges(ctx context.Context, after uint64, limit int) ([]local.Record, error) {
+	changes, err := f.Store.ReadChanges(ctx, after, limit)
+	recs := make([]local.Record, len(changes))
+	for i, c := range changes {
+		recs[i] = local.Record{Seq: c.Seq, JSON: c.Record}
+	}
+	return recs, err
+}

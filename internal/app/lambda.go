@@ -1,0 +1,26 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/realtime-gql/lambdaws/router"
+	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/rs/zerolog"
+)
+
+// Lambda builds the handler the function runs on AWS: the DynamoDB store on the tables cfg names,
+// and the management API at endpoint (https://{api-id}.execute-api.{region}.amazonaws.com/{stage};
+// the stream path has no request context to derive it from), both with the SDK's default
+// configuration (the Region and credentials Lambda provides).
+func Lambda(ctx context.Context, cfg Config, endpoint string, log zerolog.Logger) (*router.Router, error) {
+	cfg = cfg.WithDefaults()
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	s := dynamostore.New(dynamodb.NewFromConfig(awsCfg), dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable})
+	return Handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log), nil
+}

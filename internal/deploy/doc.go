@@ -1,2 +1,0 @@
-// Package deploy holds the tests of the deployment template (serverless.yml at the repository root).
-package deploy

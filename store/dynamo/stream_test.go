@@ -1,0 +1,57 @@
+package dynamo_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/realtime-gql/lambdaws/internal/local"
+	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/dynamo"
+)
+
+// TestStreamTo: the records StreamTo appends are the stream records of the writes, numbered by the
+// log, under the data table's stream, and they decode back to the same changes.
+func TestStreamTo(t *testing.T) {
+	log := local.NewMemoryLog()
+	onChange := dynamo.StreamTo(log, "lambdaws-dev-data")
+	m := store.Message{ID: "01J0000000000000000000000A", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	edited := m
+	edited.Text = "hi!"
+	onChange(store.Insert, nil, &m)
+	onChange(store.Modify, &m, &edited)
+	onChange(store.Remove, &edited, nil)
+
+	recs, err := log.ReadChanges(context.Background(), 0, 10)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("ReadChanges = %d records, %v; want 3", len(recs), err)
+	}
+	want := []struct {
+		kind     store.ChangeKind
+		old, new *store.Message
+	}{{store.Insert, nil, &m}, {store.Modify, &m, &edited}, {store.Remove, &edited, nil}}
+	for i, r := range recs {
+		var rec events.DynamoDBEventRecord
+		if err := json.Unmarshal(r.JSON, &rec); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if rec.Change.SequenceNumber != strconv.FormatUint(r.Seq, 10) || !strings.Contains(rec.EventSourceArn, "table/lambdaws-dev-data/stream/") {
+			t.Errorf("record %d: sequence %s (log seq %d), ARN %s", i, rec.Change.SequenceNumber, r.Seq, rec.EventSourceArn)
+		}
+		ch, ok, err := store.DecodeChange(rec)
+		if err != nil || !ok || ch.Kind != want[i].kind || !sameOptional(ch.Old, want[i].old) || !sameOptional(ch.New, want[i].new) {
+			t.Errorf("record %d decodes to %+v, %v, %v; want %s", i, ch, ok, err, want[i].kind)
+		}
+	}
+}
+
+func sameOptional(a, b *store.Message) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return sameMessage(*a, *b)
+}
