@@ -144,7 +144,7 @@ type managementAPI interface {
 
 // handler builds the one Lambda handler over a store and a management API client.
 func handler(cfg settings, s store.Store, conns managementAPI, log zerolog.Logger) *router.Router {
-	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Connections: conns, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxLifetime: cfg.MaxDuration + 10*time.Minute}),
@@ -307,7 +307,7 @@ func openDevStore(ctx context.Context, cfg settings, o devOptions) (store.Store,
 	feed := local.NewMemoryLog()
 	arn := "arn:aws:dynamodb:us-east-1:000000000000:table/" + cfg.DataTable + "/stream/local"
 	s := dynamostore.New(client, dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable,
-		OnChange: func(kind store.ChangeKind, old, new *store.Message) {
+		OnChange: func(kind store.ChangeKind, old, new store.Item) {
 			feed.Append(func(seq uint64) (json.RawMessage, error) {
 				rec, err := store.ChangeRecord(kind, old, new, seq, arn, time.Now())
 				if err != nil {

@@ -27,7 +27,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{}), store: s}
+	return &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{}), store: s}
 }
 
 type result struct {

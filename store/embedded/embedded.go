@@ -11,9 +11,14 @@
 //	conns     lp(connectionID)                  → Connection JSON
 //	ops       lp(connectionID) opID             → Subscription JSON (every active operation)
 //	topics    lp(topic) lp(connectionID) opID   → Subscription JSON (subscriptions only)
-//	messages  lp(roomID) messageID              → Message JSON (ULIDs sort by time)
+//	items     lp(pk) sk                         → the item in DynamoDB JSON ({"attr":{"S":"…"}})
 //	changes   seq (8 bytes, big endian)         → stream record JSON
 //	meta      "checkpoint/" name                → seq (8 bytes, big endian)
+//
+// Within a partition, items sort by the bytes of their sort keys, as DynamoDB sorts them.
+// Files written before items were generic hold messages in a bucket "messages" (lp(roomID)
+// messageID → Message JSON); Open moves them into items, as store.MessageItem encodes them.
+
 package embedded
 
 import (
@@ -32,12 +37,15 @@ import (
 )
 
 var (
-	bucketConns    = []byte("conns")
-	bucketOps      = []byte("ops")
-	bucketTopics   = []byte("topics")
-	bucketMessages = []byte("messages")
-	bucketChanges  = []byte("changes")
-	bucketMeta     = []byte("meta")
+	bucketConns   = []byte("conns")
+	bucketOps     = []byte("ops")
+	bucketTopics  = []byte("topics")
+	bucketItems   = []byte("items")
+	bucketChanges = []byte("changes")
+	bucketMeta    = []byte("meta")
+
+	// bucketLegacyMessages held messages before items were generic; Open migrates it.
+	bucketLegacyMessages = []byte("messages")
 )
 
 // DefaultStreamARN is the event source ARN of the embedded change stream.
@@ -90,12 +98,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketConns, bucketOps, bucketTopics, bucketMessages, bucketChanges, bucketMeta} {
+		for _, b := range [][]byte{bucketConns, bucketOps, bucketTopics, bucketItems, bucketChanges, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		return migrateMessages(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -116,8 +124,7 @@ func lp(b []byte, x string) []byte {
 func connKey(id string) []byte         { return lp(nil, id) }
 func opKey(connID, opID string) []byte { return append(lp(nil, connID), opID...) }
 func topicPrefix(topic string) []byte  { return lp(nil, topic) }
-func roomPrefix(roomID string) []byte  { return lp(nil, roomID) }
-func msgKey(roomID, id string) []byte  { return append(lp(nil, roomID), id...) }
+func itemKey(pk, sk string) []byte     { return append(lp(nil, pk), sk...) }
 func topicKey(s store.Subscription) []byte {
 	return append(lp(lp(nil, s.Topic), s.ConnectionID), s.ID...)
 }
