@@ -166,9 +166,15 @@ func itemJSON(it Item, payload bool) ([]byte, error) {
 		}
 		obj[k] = x
 	}
-	// encoding/json sorts map keys; json.Number is written as its text once checked to be a
-	// valid JSON number.
-	return json.Marshal(obj)
+	// encoding/json sorts map keys, and writes a json.Number as its text once checked to be a
+	// valid JSON number; strings are written as they are ('<', '>' and '&' unescaped).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // toJSON converts an attribute value to a value encoding/json writes.

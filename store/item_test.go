@@ -148,7 +148,7 @@ func TestItemPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"a":"\u003c\u0026\u003e","b":"AP8=","bs":["AQ=="],"m":{"pk":"kept"},"n":null,"ns":[2,0.5],"ss":["x","y"],"z":1.50}`
+	const want = `{"a":"<&>","b":"AP8=","bs":["AQ=="],"m":{"pk":"kept"},"n":null,"ns":[2,0.5],"ss":["x","y"],"z":1.50}`
 	if string(got) != want {
 		t.Fatalf("ItemPayload =\n%s\nwant\n%s", got, want)
 	}

@@ -222,7 +222,7 @@ func TestStreamFixtures(t *testing.T) {
 }
 
 // readEvent decodes a stream event as Lambda hands it to a handler.
-func readEvent(t *testing.T, name string) events.DynamoDBEvent {
+func readEvent(t testing.TB, name string) events.DynamoDBEvent {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "stream", name))
 	if err != nil {
