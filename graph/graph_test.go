@@ -27,7 +27,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{}), store: s}
+	return &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{}), store: s}
 }
 
 type result struct {
@@ -213,7 +213,7 @@ func TestIntrospection(t *testing.T) {
 	if r := on.do(t, q, ""); len(r.Errors) != 0 || string(r.Data) != `{"__schema":{"queryType":{"name":"Query"}},"__type":{"name":"Message"}}` {
 		t.Fatalf("introspection by default: %+v (data %s)", r, r.Data)
 	}
-	off := &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: on.store}, graph.Options{DisableIntrospection: true}), store: on.store}
+	off := &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(on.store)}, graph.Options{DisableIntrospection: true}), store: on.store}
 	r := off.do(t, q, "")
 	if len(r.Errors) == 0 || strings.Contains(string(r.Data), "Query") {
 		t.Fatalf("introspection disabled, yet answered: %+v (data %s)", r, r.Data)

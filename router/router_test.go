@@ -20,6 +20,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
+	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/rs/zerolog"
 )
@@ -59,7 +60,7 @@ func TestGolden(t *testing.T) {
 	// The events were captured at 2026-11-26T14:10:58Z; the handlers' clock is pinned there.
 	now := func() time.Time { return time.UnixMilli(1795702259000) }
 	m := mgmttest.New()
-	exec := graph.NewExecutor(&graph.Resolver{Messages: s, Now: now}, graph.Options{})
+	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s), Now: now}, graph.Options{})
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	var logs bytes.Buffer
@@ -157,7 +158,7 @@ func FuzzInvoke(f *testing.F) {
 	}
 	defer s.Close()
 	m := mgmttest.New()
-	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{})
+	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,27 +21,38 @@ const (
 	Remove ChangeKind = "REMOVE"
 )
 
-// A Change is one write to a message, decoded from a stream record.
-type Change struct {
-	Kind ChangeKind
-	// Old is the message before the write (Modify, Remove); New after it (Insert, Modify).
-	Old, New *Message
-	// ByService reports a removal made by DynamoDB's TTL process rather than by the app.
-	ByService bool
-}
-
 // ErrBadRecord reports a stream record that cannot be decoded.
 var ErrBadRecord = errors.New("store: malformed stream record")
 
-// DecodeChange decodes a stream record of the data table. ok is false, cheaply and without an
-// error, for records of items that are not messages: only the keys are looked at for those.
-func DecodeChange(rec events.DynamoDBEventRecord) (ch Change, ok bool, err error) {
-	if sk, found := rec.Change.Keys["sk"]; !found || sk.DataType() != events.DataTypeString ||
-		!strings.HasPrefix(sk.String(), messagePrefix) {
-		return Change{}, false, nil
+// An ItemChange is one write to an item of the data table, decoded from a stream record.
+type ItemChange struct {
+	// Kind is what the write did.
+	Kind ChangeKind
+	// Type is the item's type, its __typename.
+	Type string
+	// Old is the item before the write (Modify, Remove) and New after it (Insert, Modify), each
+	// as ItemPayload gives it (a JSON object of the item's fields, without pk, sk, __typename and
+	// ttl); nil when the kind has no such image.
+	Old, New json.RawMessage
+	// ByService reports a removal made by DynamoDB's TTL process rather than by the app.
+	ByService bool
+	// EventID and Seq are the record's eventID and sequence number: its identity, for logs and
+	// for recognising a redelivered record.
+	EventID, Seq string
+}
+
+// DecodeItemChange decodes a stream record of the data table. ok is false, cheaply and without
+// an error, for a record of an item without __typename (not written through an ItemType): only
+// that attribute is looked at. Any other record that cannot be decoded is an error wrapping
+// ErrBadRecord that names the record: an eventName other than INSERT, MODIFY and REMOVE, a
+// missing image the kind requires (the stream view must be NEW_AND_OLD_IMAGES), a __typename that
+// is not a non-empty string or differs between the two images, an image that does not convert
+// to JSON. A record never panics the decoder, whatever its attribute values claim.
+func DecodeItemChange(rec events.DynamoDBEventRecord) (ch ItemChange, ok bool, err error) {
+	bad := func(format string, args ...any) (ItemChange, bool, error) {
+		return ItemChange{}, false, fmt.Errorf("%w: event %s: %s", ErrBadRecord, rec.EventID, fmt.Sprintf(format, args...))
 	}
 	ch.Kind = ChangeKind(rec.EventName)
-	ch.ByService = rec.UserIdentity != nil && rec.UserIdentity.Type == "Service"
 	var needOld, needNew bool
 	switch ch.Kind {
 	case Insert:
@@ -50,41 +62,101 @@ func DecodeChange(rec events.DynamoDBEventRecord) (ch Change, ok bool, err error
 	case Remove:
 		needOld = true
 	default:
-		return Change{}, false, fmt.Errorf("%w: event %s: eventName %q", ErrBadRecord, rec.EventID, rec.EventName)
+		return bad("eventName %q", rec.EventName)
 	}
+	var oldType, newType string
 	if needOld {
-		if ch.Old, err = decodeImage(rec.Change.OldImage); err != nil {
-			return Change{}, false, fmt.Errorf("%w: event %s: old image: %v", ErrBadRecord, rec.EventID, err)
+		if len(rec.Change.OldImage) == 0 {
+			return bad("old image: missing (is the stream view NEW_AND_OLD_IMAGES?)")
+		}
+		if oldType, err = typenameOf(rec.Change.OldImage); err != nil {
+			return bad("old image: %v", err)
 		}
 	}
 	if needNew {
-		if ch.New, err = decodeImage(rec.Change.NewImage); err != nil {
-			return Change{}, false, fmt.Errorf("%w: event %s: new image: %v", ErrBadRecord, rec.EventID, err)
+		if len(rec.Change.NewImage) == 0 {
+			return bad("new image: missing (is the stream view NEW_AND_OLD_IMAGES?)")
+		}
+		if newType, err = typenameOf(rec.Change.NewImage); err != nil {
+			return bad("new image: %v", err)
 		}
 	}
+	switch {
+	case oldType == "" && newType == "":
+		return ItemChange{}, false, nil // not written through an ItemType: not ours
+	case oldType != "" && newType != "" && oldType != newType:
+		return bad("the old image is a %s, the new image a %s", oldType, newType)
+	case newType != "":
+		ch.Type = newType
+	default:
+		ch.Type = oldType
+	}
+	if needOld {
+		if ch.Old, err = imagePayload(rec.Change.OldImage); err != nil {
+			return bad("old image: %v", err)
+		}
+	}
+	if needNew {
+		if ch.New, err = imagePayload(rec.Change.NewImage); err != nil {
+			return bad("new image: %v", err)
+		}
+	}
+	ch.ByService = rec.UserIdentity != nil && rec.UserIdentity.Type == "Service"
+	ch.EventID, ch.Seq = rec.EventID, rec.Change.SequenceNumber
 	return ch, true, nil
 }
 
-func decodeImage(img map[string]events.DynamoDBAttributeValue) (*Message, error) {
-	if len(img) == 0 {
-		return nil, errors.New("missing (is the stream view NEW_AND_OLD_IMAGES?)")
+// typenameOf returns an image's __typename, "" if it has none.
+func typenameOf(img map[string]events.DynamoDBAttributeValue) (string, error) {
+	v, found := img[AttrTypename]
+	if !found {
+		return "", nil
 	}
+	av, err := fromStreamValue(v)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", AttrTypename, err)
+	}
+	s, isS := av.(*types.AttributeValueMemberS)
+	if !isS || s.Value == "" {
+		return "", fmt.Errorf("%s is not a non-empty string", AttrTypename)
+	}
+	return s.Value, nil
+}
+
+func imagePayload(img map[string]events.DynamoDBAttributeValue) (json.RawMessage, error) {
 	item, err := FromStreamImage(img)
 	if err != nil {
 		return nil, err
 	}
-	m, err := MessageFromItem(item)
-	if err != nil {
-		return nil, err
-	}
-	return &m, nil
+	return ItemPayload(item)
 }
 
-// ChangeRecord builds the stream record DynamoDB would emit for a write to a message: old and new
-// are the item before and after (nil for none). seq is the record's sequence number; arn names the
-// table's stream.
-func ChangeRecord(kind ChangeKind, old, new *Message, seq uint64, arn string, at time.Time) (events.DynamoDBEventRecord, error) {
-	rec := events.DynamoDBEventRecord{
+// ChangeRecord builds the stream record DynamoDB would emit for a write to an item: old and new
+// are the item before and after (nil for none), as kind requires. seq is the record's sequence
+// number; arn names the table's stream; at is when the write happened.
+func ChangeRecord(kind ChangeKind, old, new Item, seq uint64, arn string, at time.Time) (events.DynamoDBEventRecord, error) {
+	var rec events.DynamoDBEventRecord
+	switch {
+	case kind == Insert && old == nil && new != nil,
+		kind == Modify && old != nil && new != nil,
+		kind == Remove && old != nil && new == nil:
+	default:
+		return rec, fmt.Errorf("change record: %s with old %v and new %v images", kind, old != nil, new != nil)
+	}
+	keyOf := new
+	if keyOf == nil {
+		keyOf = old
+	}
+	pk, err := keyAttr(keyOf, AttrPK)
+	if err != nil {
+		return rec, fmt.Errorf("change record: %w", err)
+	}
+	sk, err := keyAttr(keyOf, AttrSK)
+	if err != nil {
+		return rec, fmt.Errorf("change record: %w", err)
+	}
+	keys := Item{AttrPK: &types.AttributeValueMemberS{Value: pk}, AttrSK: &types.AttributeValueMemberS{Value: sk}}
+	rec = events.DynamoDBEventRecord{
 		AWSRegion:      regionOf(arn),
 		EventID:        fmt.Sprintf("%032x", seq),
 		EventName:      string(kind),
@@ -93,36 +165,18 @@ func ChangeRecord(kind ChangeKind, old, new *Message, seq uint64, arn string, at
 		EventSourceArn: arn,
 		Change: events.DynamoDBStreamRecord{
 			ApproximateCreationDateTime: events.SecondsEpochTime{Time: at.Truncate(time.Second)},
+			Keys:                        ToStreamImage(keys),
 			SequenceNumber:              fmt.Sprint(seq),
+			SizeBytes:                   int64(ItemSize(keys) + ItemSize(old) + ItemSize(new)),
 			StreamViewType:              string(events.DynamoDBStreamViewTypeNewAndOldImages),
 		},
 	}
-	var size int64
-	image := func(m *Message) (map[string]events.DynamoDBAttributeValue, error) {
-		if m == nil {
-			return nil, nil
-		}
-		item, err := MessageItem(*m)
-		if err != nil {
-			return nil, err
-		}
-		img := ToStreamImage(item)
-		for k, v := range img {
-			size += int64(len(k)) + attrSize(v)
-		}
-		if rec.Change.Keys == nil {
-			rec.Change.Keys = map[string]events.DynamoDBAttributeValue{"pk": img["pk"], "sk": img["sk"]}
-		}
-		return img, nil
+	if old != nil {
+		rec.Change.OldImage = ToStreamImage(old)
 	}
-	var err error
-	if rec.Change.OldImage, err = image(old); err != nil {
-		return rec, err
+	if new != nil {
+		rec.Change.NewImage = ToStreamImage(new)
 	}
-	if rec.Change.NewImage, err = image(new); err != nil {
-		return rec, err
-	}
-	rec.Change.SizeBytes = size
 	return rec, nil
 }
 
@@ -132,19 +186,6 @@ func regionOf(arn string) string {
 		return parts[3]
 	}
 	return "local"
-}
-
-func attrSize(v events.DynamoDBAttributeValue) int64 {
-	switch v.DataType() {
-	case events.DataTypeString:
-		return int64(len(v.String()))
-	case events.DataTypeNumber:
-		return int64(len(v.Number()))
-	case events.DataTypeBinary:
-		return int64(len(v.Binary()))
-	default:
-		return 1
-	}
 }
 
 // FromStreamImage converts a stream image (aws-lambda-go's attribute values) to the SDK's

@@ -1,14 +1,15 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/guregu/dynamo/v2"
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/oklog/ulid/v2"
 )
 
@@ -23,6 +24,10 @@ type Message struct {
 	EditedAt  *time.Time `json:"editedAt,omitempty"`
 }
 
+// MessageType is the item type of messages: a room's messages share its partition, sorted by
+// their ids (ULIDs, so by time).
+var MessageType = MustItemType("Message", "room#{roomId}", "msg#{id}")
+
 var (
 	idMu      sync.Mutex
 	idEntropy = ulid.Monotonic(rand.Reader, 0)
@@ -36,60 +41,147 @@ func NewID(t time.Time) string {
 	return ulid.MustNew(ulid.Timestamp(t), idEntropy).String()
 }
 
-// Key prefixes of the data table. Its items are keyed generically (pk, sk) so that one table can
-// hold several kinds of app data; the fan-out recognises messages by their sort key alone.
-const (
-	roomPrefix    = "room#"
-	messagePrefix = "msg#"
-)
-
-// MessageKey returns the data table key of a message.
+// MessageKey returns the data table key of a message (room and id non-empty).
 func MessageKey(roomID, id string) (pk, sk string) {
-	return roomPrefix + roomID, messagePrefix + id
+	values := messageKey(roomID, id)
+	pk, _ = MessageType.PK.Format(values)
+	sk, _ = MessageType.SK.Format(values)
+	return pk, sk
 }
 
-// messageItem is a message as the data table holds it.
-type messageItem struct {
-	PK        string     `dynamo:"pk,hash"`
-	SK        string     `dynamo:"sk,range"`
-	ID        string     `dynamo:"id"`
-	RoomID    string     `dynamo:"roomId"`
-	Author    string     `dynamo:"author"`
-	Text      string     `dynamo:"text"`
-	CreatedAt time.Time  `dynamo:"createdAt"`
-	EditedAt  *time.Time `dynamo:"editedAt,omitempty"`
+// MessageItem encodes a message as the data table item MessageType makes of it, with its times
+// in UTC.
+func MessageItem(m Message) (Item, error) {
+	return MessageType.Encode(inUTC(m))
 }
 
-// MessageItem encodes a message as a data table item. Both backends use it, so the images on the
-// embedded change stream are byte for byte those DynamoDB would stream.
-func MessageItem(m Message) (map[string]types.AttributeValue, error) {
-	pk, sk := MessageKey(m.RoomID, m.ID)
-	it := messageItem{PK: pk, SK: sk, ID: m.ID, RoomID: m.RoomID, Author: m.Author, Text: m.Text,
-		CreatedAt: m.CreatedAt.UTC(), EditedAt: utcPtr(m.EditedAt)}
-	item, err := dynamo.MarshalItem(it)
+func inUTC(m Message) Message {
+	m.CreatedAt = m.CreatedAt.UTC()
+	if m.EditedAt != nil {
+		t := m.EditedAt.UTC()
+		m.EditedAt = &t
+	}
+	return m
+}
+
+// Messages stores the example app's data. Every successful write is reported on the change stream.
+type Messages interface {
+	// PutMessage stores a new message; ErrConflict if its id exists.
+	PutMessage(ctx context.Context, m Message) error
+	// Message reads one message; ErrNotFound if absent.
+	Message(ctx context.Context, roomID, id string) (Message, error)
+	// Messages returns the last `last` (at most MaxQueryItems) messages of a room, oldest first.
+	Messages(ctx context.Context, roomID string, last int) ([]Message, error)
+	// EditMessage replaces a message's text and sets EditedAt; ErrNotFound if absent.
+	EditMessage(ctx context.Context, roomID, id, text string, at time.Time) (Message, error)
+	// DeleteMessage removes a message and returns it as it was; ErrNotFound if absent.
+	DeleteMessage(ctx context.Context, roomID, id string) (Message, error)
+}
+
+// MessageStore is Messages over the data table: Items of MessageType.
+type MessageStore struct {
+	items *Items[Message]
+}
+
+var _ Messages = (*MessageStore)(nil)
+
+// NewMessages returns the messages kept in d.
+func NewMessages(d Data) *MessageStore {
+	return &MessageStore{items: NewItems[Message](d, MessageType)}
+}
+
+func messageKey(roomID, id string) map[string]any { return map[string]any{"roomId": roomID, "id": id} }
+
+// PutMessage implements Messages. Times are stored in UTC.
+func (s *MessageStore) PutMessage(ctx context.Context, m Message) error {
+	m = inUTC(m)
+	if err := s.items.Create(ctx, &m); err != nil {
+		return fmt.Errorf("put message %s/%s: %w", m.RoomID, m.ID, err)
+	}
+	return nil
+}
+
+// Message implements Messages.
+func (s *MessageStore) Message(ctx context.Context, roomID, id string) (Message, error) {
+	m, err := s.items.Get(ctx, messageKey(roomID, id))
 	if err != nil {
-		return nil, fmt.Errorf("encode message %s/%s: %w", m.RoomID, m.ID, err)
+		return Message{}, fmt.Errorf("message %s/%s: %w", roomID, id, err)
 	}
-	return item, nil
+	return m, nil
 }
 
-// MessageFromItem decodes a data table item written by MessageItem.
-func MessageFromItem(item map[string]types.AttributeValue) (Message, error) {
-	var it messageItem
-	if err := dynamo.UnmarshalItem(item, &it); err != nil {
-		return Message{}, fmt.Errorf("decode message: %w", err)
+// Messages implements Messages.
+func (s *MessageStore) Messages(ctx context.Context, roomID string, last int) ([]Message, error) {
+	ms, err := s.items.Query(ctx, map[string]any{"roomId": roomID}, last)
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %s: %w", roomID, err)
 	}
-	if !strings.HasPrefix(it.SK, messagePrefix) || it.ID == "" || it.RoomID == "" {
-		return Message{}, fmt.Errorf("decode message: item %q/%q is not a message", it.PK, it.SK)
-	}
-	return Message{ID: it.ID, RoomID: it.RoomID, Author: it.Author, Text: it.Text,
-		CreatedAt: it.CreatedAt, EditedAt: it.EditedAt}, nil
+	return ms, nil
 }
 
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
+// EditMessage implements Messages: it reads the message and replaces it with the new text. Of
+// concurrent edits the last one wins; an edit racing a delete either lands first or finds
+// nothing (ErrNotFound), never resurrects the message.
+func (s *MessageStore) EditMessage(ctx context.Context, roomID, id, text string, at time.Time) (Message, error) {
+	m, err := s.items.Get(ctx, messageKey(roomID, id))
+	if err != nil {
+		return Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, err)
 	}
-	u := t.UTC()
-	return &u
+	at = at.UTC()
+	m.Text, m.EditedAt = text, &at
+	m = inUTC(m)
+	if _, err := s.items.Replace(ctx, &m); err != nil {
+		return Message{}, fmt.Errorf("edit message %s/%s: %w", roomID, id, err)
+	}
+	return m, nil
+}
+
+// DeleteMessage implements Messages.
+func (s *MessageStore) DeleteMessage(ctx context.Context, roomID, id string) (Message, error) {
+	m, err := s.items.Delete(ctx, messageKey(roomID, id))
+	if err != nil {
+		return Message{}, fmt.Errorf("delete message %s/%s: %w", roomID, id, err)
+	}
+	return m, nil
+}
+
+// A Change is one write to a message, decoded from a stream record.
+type Change struct {
+	Kind ChangeKind
+	// Old is the message before the write (Modify, Remove); New after it (Insert, Modify).
+	Old, New *Message
+	// ByService reports a removal made by DynamoDB's TTL process rather than by the app.
+	ByService bool
+}
+
+// DecodeChange decodes a stream record of a message (see DecodeItemChange). ok is false, without
+// an error, for records of items of other types or of none.
+func DecodeChange(rec events.DynamoDBEventRecord) (ch Change, ok bool, err error) {
+	ic, ok, err := DecodeItemChange(rec)
+	if err != nil || !ok || ic.Type != MessageType.Name {
+		return Change{}, false, err
+	}
+	ch = Change{Kind: ic.Kind, ByService: ic.ByService}
+	if ic.Old != nil {
+		if ch.Old, err = decodeMessage(ic.Old); err != nil {
+			return Change{}, false, fmt.Errorf("%w: event %s: old image: %v", ErrBadRecord, rec.EventID, err)
+		}
+	}
+	if ic.New != nil {
+		if ch.New, err = decodeMessage(ic.New); err != nil {
+			return Change{}, false, fmt.Errorf("%w: event %s: new image: %v", ErrBadRecord, rec.EventID, err)
+		}
+	}
+	return ch, true, nil
+}
+
+func decodeMessage(payload json.RawMessage) (*Message, error) {
+	var m Message
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, err
+	}
+	if m.ID == "" || m.RoomID == "" {
+		return nil, errors.New("not a message: no id or roomId")
+	}
+	return &m, nil
 }

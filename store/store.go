@@ -1,8 +1,10 @@
-// Package store defines the records the service keeps (connections, subscriptions, messages) and the contract its backends meet.
+// Package store defines the records the service keeps (connections, subscriptions, app data items) and the contract its backends meet.
 //
 // There are two kinds of data. The registry (connections and their subscriptions) is the service's
-// own bookkeeping and never reaches the change stream. App data (messages) is what users write; every
-// change to it is reported as a DynamoDB stream record, and that stream is what the fan-out reads.
+// own bookkeeping and never reaches the change stream. App data is what users write: items of the
+// data table (Data), of types the app declares (ItemType: a name and key templates; Items[T] is
+// the typed view, Messages the example app's). Every change to app data is reported as a DynamoDB
+// stream record, and that stream is what the fan-out reads (DecodeItemChange).
 //
 // The contract is shaped for DynamoDB without transactions: every state transition that can race
 // is one conditional write on one item (create a connection, acknowledge it once, claim an operation
@@ -122,24 +124,10 @@ type Registry interface {
 	Subscriptions(ctx context.Context, topic string) iter.Seq2[Subscription, error]
 }
 
-// Messages stores the example app's data. Every successful write is reported on the change stream.
-type Messages interface {
-	// PutMessage stores a new message; ErrConflict if its id exists.
-	PutMessage(ctx context.Context, m Message) error
-	// Message reads one message; ErrNotFound if absent.
-	Message(ctx context.Context, roomID, id string) (Message, error)
-	// Messages returns the last `last` messages of a room, oldest first.
-	Messages(ctx context.Context, roomID string, last int) ([]Message, error)
-	// EditMessage replaces a message's text and sets EditedAt; ErrNotFound if absent.
-	EditMessage(ctx context.Context, roomID, id, text string, at time.Time) (Message, error)
-	// DeleteMessage removes a message and returns it as it was; ErrNotFound if absent.
-	DeleteMessage(ctx context.Context, roomID, id string) (Message, error)
-}
-
 // Store is everything a backend provides.
 type Store interface {
 	Registry
-	Messages
+	Data
 	Close() error
 }
 

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -13,8 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
 )
+
+var update = flag.Bool("update", false, "rewrite the stream fixtures in testdata/stream")
 
 // The messages of the golden stream events in testdata/stream.
 var (
@@ -27,8 +32,197 @@ var (
 		CreatedAt: goldenCreated.Add(3 * time.Second)}
 )
 
+// goldenARN is the stream of the fixtures' table.
+const goldenARN = "arn:aws:dynamodb:us-east-1:123456789012:table/lambdaws-prod-data/stream/2026-11-01T09:14:27.113"
+
+// meta is what a fixture record has that ChangeRecord does not choose: its identity and time, and
+// for TTL removals the service's identity.
+type meta struct {
+	eventID, seq string
+	at           int64
+	byService    bool
+}
+
+func msgItem(t testing.TB, m store.Message, extra ...any) store.Item {
+	t.Helper()
+	it, err := store.MessageItem(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		it[extra[i].(string)] = extra[i+1].(types.AttributeValue)
+	}
+	return it
+}
+
+// fixtureRecord is a record shaped as DynamoDB Streams delivers it to Lambda: what ChangeRecord
+// makes of the write, with the fixture's identity, time and source.
+func fixtureRecord(t testing.TB, kind store.ChangeKind, old, new store.Item, m meta) events.DynamoDBEventRecord {
+	t.Helper()
+	rec, err := store.ChangeRecord(kind, old, new, 1, goldenARN, time.Unix(m.at, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.EventID, rec.Change.SequenceNumber = m.eventID, m.seq
+	if m.byService {
+		rec.UserIdentity = &events.DynamoDBUserIdentity{Type: "Service", PrincipalID: "dynamodb.amazonaws.com"}
+	}
+	return rec
+}
+
+// A malformedCase is one record of malformed.json: a valid record spoiled one way, and what each
+// decoder must say of it ("" for DecodeItemChange: the record is well formed as an item change,
+// only not as a message).
+type malformedCase struct {
+	name        string
+	spoil       func(t testing.TB) events.DynamoDBEventRecord
+	wantGeneric string
+	wantMessage string
+}
+
+func malformedCases() []malformedCase {
+	n := 0
+	rec := func(t testing.TB, kind store.ChangeKind, old, new store.Item) events.DynamoDBEventRecord {
+		n++
+		return fixtureRecord(t, kind, old, new, meta{eventID: fmt.Sprintf("%032x", 0xbad0000+n-1),
+			seq: fmt.Sprintf("442159000000000001745047%04d", n-1), at: 1795694400})
+	}
+	orig := func(t testing.TB, extra ...any) store.Item { return msgItem(t, goldenOriginal, extra...) }
+	edited := func(t testing.TB) store.Item { return msgItem(t, goldenEditedM) }
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	return []malformedCase{
+		{"INSERT without NewImage", func(t testing.TB) events.DynamoDBEventRecord {
+			r := rec(t, store.Insert, nil, orig(t))
+			r.Change.NewImage, r.Change.StreamViewType = nil, "KEYS_ONLY"
+			return r
+		}, "new image: missing", "new image: missing"},
+		{"MODIFY without OldImage", func(t testing.TB) events.DynamoDBEventRecord {
+			r := rec(t, store.Modify, orig(t), edited(t))
+			r.Change.OldImage, r.Change.StreamViewType = nil, "NEW_IMAGE"
+			return r
+		}, "old image: missing", "old image: missing"},
+		{"MODIFY without NewImage", func(t testing.TB) events.DynamoDBEventRecord {
+			r := rec(t, store.Modify, orig(t), edited(t))
+			r.Change.NewImage, r.Change.StreamViewType = nil, "OLD_IMAGE"
+			return r
+		}, "new image: missing", "new image: missing"},
+		{"REMOVE without OldImage", func(t testing.TB) events.DynamoDBEventRecord {
+			r := rec(t, store.Remove, edited(t), nil)
+			r.Change.OldImage, r.Change.StreamViewType = nil, "KEYS_ONLY"
+			return r
+		}, "old image: missing", "old image: missing"},
+		{"unknown eventName", func(t testing.TB) events.DynamoDBEventRecord {
+			r := rec(t, store.Insert, nil, orig(t))
+			r.EventName = "UPSERT"
+			return r
+		}, `eventName "UPSERT"`, `eventName "UPSERT"`},
+		{"old and new image of different types", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Modify, orig(t, "__typename", s("Profile")), edited(t))
+		}, "the old image is a Profile, the new image a Message", "the old image is a Profile"},
+		{"__typename is a number", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Insert, nil, orig(t, "__typename", &types.AttributeValueMemberN{Value: "1"}))
+		}, "__typename is not a non-empty string", "__typename is not a non-empty string"},
+		{"__typename is empty", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Remove, orig(t, "__typename", s("")), nil)
+		}, "old image: __typename is not a non-empty string", "old image: __typename"},
+		{"a number that is not one", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Insert, nil, orig(t, "score", &types.AttributeValueMemberN{Value: "12a"}))
+		}, `new image: item payload: attribute "score"`, `new image: item payload: attribute "score"`},
+		{"text is a number", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Insert, nil, orig(t, "text", &types.AttributeValueMemberN{Value: "42"}))
+		}, "", "new image: json: cannot unmarshal number"},
+		{"id is a boolean", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Insert, nil, orig(t, "id", &types.AttributeValueMemberBOOL{Value: true}))
+		}, "", "new image: json: cannot unmarshal bool"},
+		{"roomId missing", func(t testing.TB) events.DynamoDBEventRecord {
+			it := orig(t)
+			delete(it, "roomId")
+			return rec(t, store.Insert, nil, it)
+		}, "", "new image: not a message"},
+		{"editedAt is not a time", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Modify, orig(t), msgItem(t, goldenEditedM, "editedAt", s("yesterday")))
+		}, "", `new image: parsing time "yesterday"`},
+		{"author is a string set", func(t testing.TB) events.DynamoDBEventRecord {
+			return rec(t, store.Insert, nil, orig(t, "author", &types.AttributeValueMemberSS{Value: []string{"ann", "bob"}}))
+		}, "", "new image: json: cannot unmarshal array"},
+		{"old image of a removal is not a message", func(t testing.TB) events.DynamoDBEventRecord {
+			it := orig(t)
+			delete(it, "id")
+			return rec(t, store.Remove, it, nil)
+		}, "", "old image: not a message"},
+	}
+}
+
+// fixtures returns every fixture file's records, as the generator makes them.
+func fixtures(t testing.TB) map[string][]events.DynamoDBEventRecord {
+	expiringItem := msgItem(t, goldenExpiring, "ttl", &types.AttributeValueMemberN{Value: "1795780804"})
+	profile := store.Item{"pk": &types.AttributeValueMemberS{Value: "user#x"}, "sk": &types.AttributeValueMemberS{Value: "profile#x"},
+		"displayName": &types.AttributeValueMemberS{Value: "X"}, "rooms": &types.AttributeValueMemberSS{Value: []string{"r1", "r2"}}}
+	typedProfile := maps.Clone(profile)
+	typedProfile["__typename"] = &types.AttributeValueMemberS{Value: "Profile"}
+	out := map[string][]events.DynamoDBEventRecord{
+		"insert.json": {fixtureRecord(t, store.Insert, nil, msgItem(t, goldenOriginal),
+			meta{"7de3041dd709b024af6f29e4fa13d34c", "4421584500000000017450439091", 1795694400, false})},
+		"modify.json": {fixtureRecord(t, store.Modify, msgItem(t, goldenOriginal), msgItem(t, goldenEditedM),
+			meta{"a5c2b1e0f3d44c1f9a7e0d2b6c8f1e3a", "4421584600000000017450439155", 1795694700, false})},
+		"remove.json": {fixtureRecord(t, store.Remove, msgItem(t, goldenEditedM), nil,
+			meta{"3f9d6e2a8b1c4d7e9f0a1b2c3d4e5f60", "4421584700000000017450439227", 1795695000, false})},
+		"ttl_remove.json": {fixtureRecord(t, store.Remove, expiringItem, nil,
+			meta{"e1b7c0d94f2a4b6c8d3e5f7a9b1c2d3e", "4421589900000000017450468312", 1795867260, true})},
+		"other_item.json": {
+			fixtureRecord(t, store.Insert, nil, profile, meta{"0b6e3c1d2a9f4e8b7c6d5e4f3a2b1c0d", "4421584550000000017450439120", 1795694460, false}),
+			fixtureRecord(t, store.Modify, typedProfile, typedProfile, meta{"1c7f4d2e3b0a5f9c8d7e6f5a4b3c2d1e", "4421584560000000017450439121", 1795694470, false}),
+		},
+	}
+	for _, c := range malformedCases() {
+		out["malformed.json"] = append(out["malformed.json"], c.spoil(t))
+	}
+	return out
+}
+
+// TestStreamFixtures checks that the fixture files are what the generator makes of the golden
+// messages (they change only deliberately: go test ./store -run TestStreamFixtures -update).
+func TestStreamFixtures(t *testing.T) {
+	for name, recs := range fixtures(t) {
+		// In the order of AWS's own JSON, which aws-lambda-go's types do not keep.
+		type awsRecord struct {
+			EventID        string                       `json:"eventID"`
+			EventName      string                       `json:"eventName"`
+			EventVersion   string                       `json:"eventVersion"`
+			EventSource    string                       `json:"eventSource"`
+			AWSRegion      string                       `json:"awsRegion"`
+			UserIdentity   *events.DynamoDBUserIdentity `json:"userIdentity,omitempty"`
+			Change         events.DynamoDBStreamRecord  `json:"dynamodb"`
+			EventSourceArn string                       `json:"eventSourceARN"`
+		}
+		var ordered struct {
+			Records []awsRecord `json:"Records"`
+		}
+		for _, r := range recs {
+			ordered.Records = append(ordered.Records, awsRecord{r.EventID, r.EventName, r.EventVersion, r.EventSource,
+				r.AWSRegion, r.UserIdentity, r.Change, r.EventSourceArn})
+		}
+		want, err := json.MarshalIndent(ordered, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		file := filepath.Join("testdata", "stream", name)
+		if *update {
+			if err := os.WriteFile(file, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(file)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s differs from what the generator makes (%v); run go test ./store -run TestStreamFixtures -update", name, err)
+		}
+	}
+}
+
 // readEvent decodes a stream event as Lambda hands it to a handler.
-func readEvent(t *testing.T, name string) events.DynamoDBEvent {
+func readEvent(t testing.TB, name string) events.DynamoDBEvent {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "stream", name))
 	if err != nil {
@@ -61,18 +255,26 @@ func show(m *store.Message) string {
 	return fmt.Sprintf("%+v", *m)
 }
 
-// TestDecodeGolden decodes records shaped exactly as DynamoDB streams deliver them to Lambda.
+// TestDecodeGolden decodes records shaped exactly as DynamoDB streams deliver them to Lambda, as
+// item changes (type and payloads, byte for byte) and as message changes.
 func TestDecodeGolden(t *testing.T) {
+	const (
+		origJSON    = `{"author":"ann","createdAt":"2026-11-26T12:00:00.123Z","id":"01M8BVM4KV704CW2E46FW3XR1V","roomId":"r1","text":"hello, room"}`
+		editedJSON  = `{"author":"ann","createdAt":"2026-11-26T12:00:00.123Z","editedAt":"2026-11-26T12:05:00.5Z","id":"01M8BVM4KV704CW2E46FW3XR1V","roomId":"r1","text":"hello, everyone"}`
+		expiresJSON = `{"author":"bob","createdAt":"2026-11-26T12:00:03.123Z","id":"01M8BVM7HKVFWQTE1JPKJ8T31J","roomId":"r1","text":"this one expires"}`
+	)
 	for _, tc := range []struct {
-		file      string
-		kind      store.ChangeKind
-		old, new  *store.Message
-		byService bool
+		file               string
+		kind               store.ChangeKind
+		oldJSON, newJSON   string
+		oldMsg, newMsg     *store.Message
+		byService          bool
+		eventID, seqNumber string
 	}{
-		{"insert.json", store.Insert, nil, &goldenOriginal, false},
-		{"modify.json", store.Modify, &goldenOriginal, &goldenEditedM, false},
-		{"remove.json", store.Remove, &goldenEditedM, nil, false},
-		{"ttl_remove.json", store.Remove, &goldenExpiring, nil, true},
+		{"insert.json", store.Insert, "", origJSON, nil, &goldenOriginal, false, "7de3041dd709b024af6f29e4fa13d34c", "4421584500000000017450439091"},
+		{"modify.json", store.Modify, origJSON, editedJSON, &goldenOriginal, &goldenEditedM, false, "a5c2b1e0f3d44c1f9a7e0d2b6c8f1e3a", "4421584600000000017450439155"},
+		{"remove.json", store.Remove, editedJSON, "", &goldenEditedM, nil, false, "3f9d6e2a8b1c4d7e9f0a1b2c3d4e5f60", "4421584700000000017450439227"},
+		{"ttl_remove.json", store.Remove, expiresJSON, "", &goldenExpiring, nil, true, "e1b7c0d94f2a4b6c8d3e5f7a9b1c2d3e", "4421589900000000017450468312"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			ev := readEvent(t, tc.file)
@@ -84,6 +286,16 @@ func TestDecodeGolden(t *testing.T) {
 				rec.Change.StreamViewType != string(events.DynamoDBStreamViewTypeNewAndOldImages) {
 				t.Fatalf("fixture is not a NEW_AND_OLD_IMAGES stream record: %+v", rec)
 			}
+			ic, ok, err := store.DecodeItemChange(rec)
+			if err != nil || !ok {
+				t.Fatalf("DecodeItemChange = %v, %v", ok, err)
+			}
+			if ic.Kind != tc.kind || ic.Type != "Message" || ic.ByService != tc.byService || ic.EventID != tc.eventID || ic.Seq != tc.seqNumber {
+				t.Fatalf("item change %+v", ic)
+			}
+			if string(ic.Old) != tc.oldJSON || string(ic.New) != tc.newJSON || (tc.oldJSON == "") != (ic.Old == nil) || (tc.newJSON == "") != (ic.New == nil) {
+				t.Fatalf("payloads old %s new %s\nwant old %s new %s", ic.Old, ic.New, tc.oldJSON, tc.newJSON)
+			}
 			ch, ok, err := store.DecodeChange(rec)
 			if err != nil || !ok {
 				t.Fatalf("DecodeChange = %v, %v", ok, err)
@@ -91,16 +303,16 @@ func TestDecodeGolden(t *testing.T) {
 			if ch.Kind != tc.kind || ch.ByService != tc.byService {
 				t.Fatalf("kind %s byService %v, want %s %v", ch.Kind, ch.ByService, tc.kind, tc.byService)
 			}
-			if !sameMessage(ch.Old, tc.old) || !sameMessage(ch.New, tc.new) {
-				t.Fatalf("old %s new %s\nwant old %s new %s", show(ch.Old), show(ch.New), show(tc.old), show(tc.new))
+			if !sameMessage(ch.Old, tc.oldMsg) || !sameMessage(ch.New, tc.newMsg) {
+				t.Fatalf("old %s new %s\nwant old %s new %s", show(ch.Old), show(ch.New), show(tc.oldMsg), show(tc.newMsg))
 			}
 		})
 	}
 }
 
-// TestGoldenMatchesChangeRecord checks that ChangeRecord (what the embedded backend streams) builds
-// records of the same shape as the golden ones: the same fields, and the same keys and images,
-// attribute for attribute.
+// TestGoldenMatchesChangeRecord checks that ChangeRecord (what the embedded backend streams)
+// builds records of the same shape as the golden ones: the same fields, and the same keys and
+// images, attribute for attribute.
 func TestGoldenMatchesChangeRecord(t *testing.T) {
 	for _, tc := range []struct {
 		file     string
@@ -113,7 +325,13 @@ func TestGoldenMatchesChangeRecord(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			golden := readEvent(t, tc.file).Records[0]
-			built, err := store.ChangeRecord(tc.kind, tc.old, tc.new, 7, golden.EventSourceArn, golden.Change.ApproximateCreationDateTime.Time)
+			item := func(m *store.Message) store.Item {
+				if m == nil {
+					return nil
+				}
+				return msgItem(t, *m)
+			}
+			built, err := store.ChangeRecord(tc.kind, item(tc.old), item(tc.new), 7, golden.EventSourceArn, golden.Change.ApproximateCreationDateTime.Time)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +343,7 @@ func TestGoldenMatchesChangeRecord(t *testing.T) {
 			if gk, bk := slices.Sorted(maps.Keys(gd)), slices.Sorted(maps.Keys(bd)); !slices.Equal(gk, bk) {
 				t.Fatalf("dynamodb fields %v, golden %v", bk, gk)
 			}
-			for _, f := range []string{"Keys", "NewImage", "OldImage", "StreamViewType", "ApproximateCreationDateTime"} {
+			for _, f := range []string{"Keys", "NewImage", "OldImage", "StreamViewType", "ApproximateCreationDateTime", "SizeBytes"} {
 				gj, _ := json.Marshal(gd[f])
 				bj, _ := json.Marshal(bd[f])
 				if string(gj) != string(bj) {
@@ -154,53 +372,54 @@ func asJSONMap(t *testing.T, v any) map[string]any {
 	return m
 }
 
-// TestDecodeSkipsOtherItems checks that records of app data other than messages are skipped
-// without an error, whatever their images hold.
-func TestDecodeSkipsOtherItems(t *testing.T) {
-	rec := readEvent(t, "other_item.json").Records[0]
-	if ch, ok, err := store.DecodeChange(rec); ok || err != nil || ch != (store.Change{}) {
-		t.Fatalf("DecodeChange(profile item) = %+v, %v, %v; want skipped", ch, ok, err)
+// TestDecodeOtherItems checks that a record of an item without __typename is skipped, cheaply:
+// whatever its images hold beyond that; and that an item of another type decodes generically
+// but is no message.
+func TestDecodeOtherItems(t *testing.T) {
+	ev := readEvent(t, "other_item.json")
+	untyped, typed := ev.Records[0], ev.Records[1]
+	if ch, ok, err := store.DecodeItemChange(untyped); ok || err != nil || ch.Type != "" {
+		t.Fatalf("DecodeItemChange(untyped item) = %+v, %v, %v; want skipped", ch, ok, err)
 	}
-	// Skipping looks at the keys only: an unknown eventName or missing images do not matter.
-	rec.EventName = "UPSERT"
-	rec.Change.NewImage = nil
-	if _, ok, err := store.DecodeChange(rec); ok || err != nil {
-		t.Fatalf("DecodeChange(odd profile record) = %v, %v; want skipped", ok, err)
+	// Skipping looks at __typename only: attributes that would not decode do not matter.
+	untyped.Change.NewImage["bad"] = events.DynamoDBAttributeValue{}
+	if _, ok, err := store.DecodeItemChange(untyped); ok || err != nil {
+		t.Fatalf("DecodeItemChange(untyped item with a bad attribute) = %v, %v; want skipped", ok, err)
 	}
-	// A record without a string sort key is not a message's either.
-	rec.Change.Keys = map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("x")}
-	if _, ok, err := store.DecodeChange(rec); ok || err != nil {
-		t.Fatalf("DecodeChange(no sk) = %v, %v; want skipped", ok, err)
+	if ch, ok, err := store.DecodeChange(untyped); ok || err != nil || ch != (store.Change{}) {
+		t.Fatalf("DecodeChange(untyped item) = %+v, %v, %v; want skipped", ch, ok, err)
 	}
-	rec.Change.Keys["sk"] = events.NewNumberAttribute("1")
-	if _, ok, err := store.DecodeChange(rec); ok || err != nil {
-		t.Fatalf("DecodeChange(numeric sk) = %v, %v; want skipped", ok, err)
+	ch, ok, err := store.DecodeItemChange(typed)
+	if err != nil || !ok || ch.Type != "Profile" || ch.Kind != store.Modify ||
+		string(ch.New) != `{"displayName":"X","rooms":["r1","r2"]}` || string(ch.Old) != string(ch.New) {
+		t.Fatalf("DecodeItemChange(Profile) = %+v (old %s new %s), %v, %v", ch, ch.Old, ch.New, ok, err)
+	}
+	if ch, ok, err := store.DecodeChange(typed); ok || err != nil || ch != (store.Change{}) {
+		t.Fatalf("DecodeChange(Profile) = %+v, %v, %v; want skipped", ch, ok, err)
 	}
 }
 
-// TestDecodeMalformed checks that records of messages that cannot be decoded are reported as
-// ErrBadRecord, naming the record, and never decoded halfway.
+// TestDecodeMalformed checks that malformed records are reported as ErrBadRecord, naming the
+// record and what is wrong, and never decoded halfway; records that are well formed as item
+// changes but not as messages are errors of DecodeChange only.
 func TestDecodeMalformed(t *testing.T) {
 	ev := readEvent(t, "malformed.json")
-	cases := []struct{ name, want string }{
-		{"INSERT without NewImage", "new image: missing"},
-		{"MODIFY without OldImage", "old image: missing"},
-		{"MODIFY without NewImage", "new image: missing"},
-		{"REMOVE without OldImage", "old image: missing"},
-		{"text is a number", "new image"},
-		{"id is a boolean", "new image"},
-		{"roomId missing", "not a message"},
-		{"unknown eventName", `eventName "UPSERT"`},
-		{"editedAt is not a time", "new image"},
-		{"author is a string set", "new image"},
-		{"old image is not a message", "not a message"},
-	}
+	cases := malformedCases()
 	if len(ev.Records) != len(cases) {
 		t.Fatalf("malformed.json has %d records, the test knows %d", len(ev.Records), len(cases))
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := ev.Records[i]
+			ic, ok, err := store.DecodeItemChange(rec)
+			switch {
+			case tc.wantGeneric == "" && (err != nil || !ok):
+				t.Fatalf("DecodeItemChange = %v, %v; want decoded", ok, err)
+			case tc.wantGeneric != "" && (!errors.Is(err, store.ErrBadRecord) || ok || ic.Old != nil || ic.New != nil):
+				t.Fatalf("DecodeItemChange = %+v, %v, %v; want ErrBadRecord", ic, ok, err)
+			case tc.wantGeneric != "" && (!strings.Contains(err.Error(), tc.wantGeneric) || !strings.Contains(err.Error(), rec.EventID)):
+				t.Fatalf("DecodeItemChange error %q does not say %q and name event %s", err, tc.wantGeneric, rec.EventID)
+			}
 			ch, ok, err := store.DecodeChange(rec)
 			if !errors.Is(err, store.ErrBadRecord) {
 				t.Fatalf("DecodeChange = %+v, %v, %v; want ErrBadRecord", ch, ok, err)
@@ -208,8 +427,8 @@ func TestDecodeMalformed(t *testing.T) {
 			if ok || ch.Old != nil || ch.New != nil {
 				t.Fatalf("failed decode returned ok=%v, %+v", ok, ch)
 			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), rec.EventID) {
-				t.Fatalf("error %q does not say %q and name event %s", err, tc.want, rec.EventID)
+			if !strings.Contains(err.Error(), tc.wantMessage) || !strings.Contains(err.Error(), rec.EventID) {
+				t.Fatalf("DecodeChange error %q does not say %q and name event %s", err, tc.wantMessage, rec.EventID)
 			}
 		})
 	}
@@ -217,12 +436,14 @@ func TestDecodeMalformed(t *testing.T) {
 
 // TestDecodeWrongTypes replaces each attribute of each golden image with a value of every other
 // type, and a value whose accessors panic (the zero DynamoDBAttributeValue claims to be binary but
-// holds nothing): DecodeChange must return ErrBadRecord or decode, never panic. Attributes the
-// message does not read (pk) may take any type; for the others a wrong type is an error, with two
-// exceptions of the codec (guregu/dynamo): a NULL reads as absent, and a number in a time
-// attribute reads as epoch seconds.
+// holds nothing): neither decoder may panic, and their errors wrap ErrBadRecord. DecodeItemChange
+// decodes every attribute type except that inconsistent value and a __typename that is not a
+// string. DecodeChange reads the payload as a Message through JSON: pk and sk are not part of it;
+// a NULL reads as absent (an error only for id and roomId, which a message needs); a binary is
+// its base64 string, so it decodes into string fields; every other mismatch is an error.
 func TestDecodeWrongTypes(t *testing.T) {
 	values := map[string]events.DynamoDBAttributeValue{
+		"S":    events.NewStringAttribute("x"),
 		"N":    events.NewNumberAttribute("42"),
 		"B":    events.NewBinaryAttribute([]byte{1, 2}),
 		"BOOL": events.NewBooleanAttribute(true),
@@ -233,6 +454,7 @@ func TestDecodeWrongTypes(t *testing.T) {
 		"M":    events.NewMapAttribute(map[string]events.DynamoDBAttributeValue{"a": events.NewStringAttribute("a")}),
 		"zero": {},
 	}
+	stringFields := map[string]bool{"id": true, "roomId": true, "author": true, "text": true}
 	for _, file := range []string{"insert.json", "modify.json", "remove.json"} {
 		golden := readEvent(t, file).Records[0]
 		for _, image := range []string{"OldImage", "NewImage"} {
@@ -251,25 +473,31 @@ func TestDecodeWrongTypes(t *testing.T) {
 						rec.Change.OldImage = bad
 					}
 					name := fmt.Sprintf("%s %s.%s=%s", file, image, attr, typ)
-					ch, ok, err := decodeNoPanic(t, name, rec)
+					ic, iok, ierr := decodeNoPanic(t, name, rec)
+					otherType := attr == "__typename" && typ == "S"
+					typeClash := otherType && golden.EventName == "MODIFY" // one image a Message, the other an x
+					wantGenericErr := typ == "zero" || attr == "__typename" && typ != "S" || typeClash
 					switch {
+					case ierr != nil && !errors.Is(ierr, store.ErrBadRecord):
+						t.Errorf("%s: DecodeItemChange error %v does not wrap ErrBadRecord", name, ierr)
+					case wantGenericErr && ierr == nil:
+						t.Errorf("%s: DecodeItemChange = %+v; want ErrBadRecord", name, ic)
+					case !wantGenericErr && (ierr != nil || !iok):
+						t.Errorf("%s: DecodeItemChange = %v, %v; want decoded", name, iok, ierr)
+					}
+					ch, ok, err := decodeMessageNoPanic(t, name, rec)
+					wantOK := !wantGenericErr && (attr == "pk" || attr == "sk" || typ == "S" && stringFields[attr] ||
+						typ == "NULL" && attr != "id" && attr != "roomId" && attr != "__typename" || typ == "B" && stringFields[attr])
+					switch {
+					case otherType && !typeClash: // another type: skipped
+						if ok || err != nil {
+							t.Errorf("%s: DecodeChange = %v, %v; want skipped", name, ok, err)
+						}
 					case err != nil && !errors.Is(err, store.ErrBadRecord):
 						t.Errorf("%s: error %v does not wrap ErrBadRecord", name, err)
-					case err == nil && !ok:
-						t.Errorf("%s: skipped", name)
-					case err == nil && (attr == "createdAt" || attr == "editedAt") && typ == "N":
-						m := ch.New
-						if image == "OldImage" {
-							m = ch.Old
-						}
-						got := m.CreatedAt
-						if attr == "editedAt" {
-							got = *m.EditedAt
-						}
-						if !got.Equal(time.Unix(42, 0)) {
-							t.Errorf("%s: %s read as %v, want epoch second 42", name, attr, got)
-						}
-					case err == nil && attr != "pk" && typ != "NULL":
+					case wantOK && (err != nil || !ok):
+						t.Errorf("%s: DecodeChange = %v, %v; want decoded", name, ok, err)
+					case !wantOK && err == nil:
 						t.Errorf("%s: decoded as %s / %s; want ErrBadRecord", name, show(ch.Old), show(ch.New))
 					}
 				}
@@ -278,7 +506,17 @@ func TestDecodeWrongTypes(t *testing.T) {
 	}
 }
 
-func decodeNoPanic(t *testing.T, name string, rec events.DynamoDBEventRecord) (ch store.Change, ok bool, err error) {
+func decodeNoPanic(t *testing.T, name string, rec events.DynamoDBEventRecord) (ch store.ItemChange, ok bool, err error) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s: DecodeItemChange panicked: %v", name, r)
+		}
+	}()
+	return store.DecodeItemChange(rec)
+}
+
+func decodeMessageNoPanic(t *testing.T, name string, rec events.DynamoDBEventRecord) (ch store.Change, ok bool, err error) {
 	t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
@@ -296,6 +534,12 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 	orig := store.Message{ID: store.NewID(at), RoomID: "room with spaces#and#hashes", Author: "ünïcødé", Text: "", CreatedAt: at}
 	ed := orig
 	ed.Text, ed.EditedAt = "now with text\nand a newline", &edited
+	item := func(m *store.Message) store.Item {
+		if m == nil {
+			return nil
+		}
+		return msgItem(t, *m)
+	}
 	for _, tc := range []struct {
 		kind     store.ChangeKind
 		old, new *store.Message
@@ -304,7 +548,7 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 		{store.Modify, &orig, &ed},
 		{store.Remove, &ed, nil},
 	} {
-		rec, err := store.ChangeRecord(tc.kind, tc.old, tc.new, 42, "arn:aws:dynamodb:eu-west-1:123456789012:table/data/stream/x", at)
+		rec, err := store.ChangeRecord(tc.kind, item(tc.old), item(tc.new), 42, "arn:aws:dynamodb:eu-west-1:123456789012:table/data/stream/x", at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,10 +574,22 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 			t.Fatalf("%s: ApproximateCreationDateTime %v", tc.kind, ev.Records[0].Change.ApproximateCreationDateTime)
 		}
 	}
+	// The kind decides which images there are.
+	for _, bad := range []struct {
+		kind     store.ChangeKind
+		old, new store.Item
+	}{{store.Insert, item(&orig), item(&orig)}, {store.Modify, nil, item(&orig)}, {store.Remove, nil, nil}, {"UPSERT", nil, item(&orig)}} {
+		if _, err := store.ChangeRecord(bad.kind, bad.old, bad.new, 1, "arn", at); err == nil {
+			t.Errorf("ChangeRecord(%s, old %v, new %v) succeeded", bad.kind, bad.old != nil, bad.new != nil)
+		}
+	}
+	if _, err := store.ChangeRecord(store.Insert, nil, store.Item{"x": &types.AttributeValueMemberS{Value: "no key"}}, 1, "arn", at); err == nil {
+		t.Error("ChangeRecord of an item without a key succeeded")
+	}
 }
 
-// FuzzDecodeChange feeds arbitrary records: DecodeChange never panics, and its errors wrap
-// ErrBadRecord.
+// FuzzDecodeChange feeds arbitrary records: neither decoder panics, their errors wrap
+// ErrBadRecord, and a message change is an item change of type Message.
 func FuzzDecodeChange(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "stream", "*.json"))
 	for _, file := range files {
@@ -354,8 +610,23 @@ func FuzzDecodeChange(f *testing.F) {
 		if json.Unmarshal(data, &rec) != nil {
 			return
 		}
-		if _, _, err := store.DecodeChange(rec); err != nil && !errors.Is(err, store.ErrBadRecord) {
-			t.Fatalf("error %v does not wrap ErrBadRecord", err)
+		ic, iok, ierr := store.DecodeItemChange(rec)
+		if ierr != nil && !errors.Is(ierr, store.ErrBadRecord) {
+			t.Fatalf("DecodeItemChange error %v does not wrap ErrBadRecord", ierr)
+		}
+		_, ok, err := store.DecodeChange(rec)
+		if err != nil && !errors.Is(err, store.ErrBadRecord) {
+			t.Fatalf("DecodeChange error %v does not wrap ErrBadRecord", err)
+		}
+		if ok && (!iok || ic.Type != "Message") {
+			t.Fatalf("DecodeChange decoded a record DecodeItemChange gives as %+v, %v, %v", ic, iok, ierr)
+		}
+		if iok {
+			for _, p := range []json.RawMessage{ic.Old, ic.New} {
+				if p != nil && !json.Valid(p) {
+					t.Fatalf("payload %q is not JSON", p)
+				}
+			}
 		}
 	})
 }

@@ -70,7 +70,7 @@ type Gateway interface {
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
 // routes, GraphQL over HTTP, the stream fan-out and the sweeper, behind the router.
 func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
-	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 )
 
@@ -278,7 +279,7 @@ func newHandler(t *testing.T) func(maxBody int64) *gqlhttp.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	exec := graph.NewExecutor(&graph.Resolver{Messages: s}, graph.Options{})
+	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
 	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, maxBody) }
 }
 

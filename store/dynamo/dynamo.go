@@ -36,10 +36,11 @@
 // TouchConnection.
 //
 // The data table (Options.DataTable) holds app data, keyed the same way (pk, sk), with a stream of
-// NEW_AND_OLD_IMAGES that feeds the fan-out. Messages are items exactly as [store.MessageItem]
-// encodes them (pk "room#<roomId>", sk "msg#<id>"); a room's last messages are a Query of its
-// partition in descending key order (ULIDs sort by time), reversed. Message reads are strongly
-// consistent too, so a client reads its own writes.
+// NEW_AND_OLD_IMAGES that feeds the fan-out. Items are stored as the caller gives them (an
+// [store.ItemType] adds __typename and makes pk and sk from the item's fields, e.g. messages at
+// pk "room#<roomId>", sk "msg#<id>"), after [store.NormalizeItem] has checked them; its ttl
+// attribute (TTL is enabled on ttl) expires them. Reads are strongly consistent, so a client reads
+// its own writes; a partition's items are a Query with begins_with(sk, prefix), in either order.
 //
 // # Expiry
 //
@@ -60,8 +61,9 @@
 //     expired) from a touch that is not later than the stored one, which is a no-op.
 //   - PutSubscription claims the operation id by putting the operation row with the condition of
 //     CreateConnection, so exactly one of several racing subscribes wins.
-//   - PutMessage puts if attribute_not_exists(pk); EditMessage and DeleteMessage require
-//     attribute_exists(pk) and return the old item (ALL_OLD), which OnChange needs.
+//   - CreateItem puts if no live item has the key (the condition of CreateConnection);
+//     ReplaceItem and DeleteItem require a live item (attribute_exists(pk) AND (no ttl OR ttl >
+//     now)). All three return the old item (ALL_OLD), which OnChange needs.
 //
 // Changes to several rows are ordered so that a crash between writes leaves only rows that reads
 // ignore or that TTL removes, never a live topic row without its operation: PutSubscription claims
@@ -97,7 +99,7 @@ import (
 type Options struct {
 	// RegistryTable names the table of connections and subscriptions (no stream).
 	RegistryTable string
-	// DataTable names the table of app data (messages), whose stream feeds the fan-out.
+	// DataTable names the table of app data items, whose stream feeds the fan-out.
 	DataTable string
 	// Now is the clock that decides expiry; default time.Now.
 	Now func() time.Time
@@ -105,11 +107,12 @@ type Options struct {
 	// default 100.
 	PageSize int
 	// OnChange, when set, is called after each successful write to app data with what the stream
-	// would report: the kind and the message before and after (nil for none). A development aid
-	// for DynamoDB endpoints without a stream API; nil on AWS. It runs in the writing goroutine
-	// once the write has returned, so unlike a stream it may report racing writes to one item
-	// out of order, and a process that dies between the write and the call loses the report.
-	OnChange func(kind store.ChangeKind, old, new *store.Message)
+	// would report: the kind and the item before and after (nil for none), as the table holds
+	// them, so store.ChangeRecord makes the record DynamoDB would stream. A development aid for
+	// DynamoDB endpoints without a stream API; nil on AWS. It runs in the writing goroutine once
+	// the write has returned, so unlike a stream it may report racing writes to one item out of
+	// order, and a process that dies between the write and the call loses the report.
+	OnChange func(kind store.ChangeKind, old, new store.Item)
 }
 
 // Store is the DynamoDB backend. It is safe for concurrent use.
@@ -119,7 +122,7 @@ type Store struct {
 	data     dynamo.Table
 	now      func() time.Time
 	pageSize int
-	onChange func(kind store.ChangeKind, old, new *store.Message)
+	onChange func(kind store.ChangeKind, old, new store.Item)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -206,9 +209,9 @@ type tableKey struct {
 }
 
 // CreateTables creates both tables if they are missing (on demand capacity; the data table with a
-// NEW_AND_OLD_IMAGES stream), waits until they are active, and enables TTL on the registry table
-// where the endpoint supports it. For development and tests; production tables come from the
-// deployment template.
+// NEW_AND_OLD_IMAGES stream), waits until they are active, and enables TTL on the ttl attribute of
+// both where the endpoint supports it. For development and tests; production tables come from
+// the deployment template.
 func (s *Store) CreateTables(ctx context.Context) error {
 	if err := s.createTable(ctx, s.registry.Name(), false); err != nil {
 		return err
@@ -216,16 +219,18 @@ func (s *Store) CreateTables(ctx context.Context) error {
 	if err := s.createTable(ctx, s.data.Name(), true); err != nil {
 		return err
 	}
-	err := s.registry.UpdateTTL(attrTTL, true).Run(ctx)
-	var ae smithy.APIError
-	switch {
-	case err == nil:
-	case errors.As(err, &ae) && ae.ErrorCode() == "UnknownOperationException":
-		// dynalite has no TTL; reads filter expired rows anyway.
-	case errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" &&
-		strings.Contains(strings.ToLower(ae.ErrorMessage()), "already enabled"):
-	default:
-		return fmt.Errorf("enable TTL on %s: %w", s.registry.Name(), err)
+	for _, table := range []dynamo.Table{s.registry, s.data} {
+		err := table.UpdateTTL(attrTTL, true).Run(ctx)
+		var ae smithy.APIError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae) && ae.ErrorCode() == "UnknownOperationException":
+			// dynalite has no TTL; reads filter expired rows anyway.
+		case errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" &&
+			strings.Contains(strings.ToLower(ae.ErrorMessage()), "already enabled"):
+		default:
+			return fmt.Errorf("enable TTL on %s: %w", table.Name(), err)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -83,8 +84,27 @@ func newEnv(t *testing.T, opts dynamo.Options) *env {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-		return newEnv(t, dynamo.Options{Now: now, PageSize: 7}).s
+	storetest.Run(t, func(t *testing.T, now func() time.Time) storetest.Backend {
+		var mu sync.Mutex
+		var recs []events.DynamoDBEventRecord
+		var seq uint64
+		e := newEnv(t, dynamo.Options{Now: now, PageSize: 7, OnChange: func(kind store.ChangeKind, old, new store.Item) {
+			mu.Lock()
+			defer mu.Unlock()
+			seq++
+			rec, err := store.ChangeRecord(kind, old, new, seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", now())
+			if err != nil {
+				t.Errorf("OnChange(%s): %v", kind, err)
+			}
+			recs = append(recs, rec)
+		}})
+		return storetest.Backend{Store: e.s, Changes: func(*testing.T) []events.DynamoDBEventRecord {
+			mu.Lock()
+			defer mu.Unlock()
+			out := recs
+			recs = nil
+			return out
+		}}
 	})
 }
 
@@ -273,7 +293,7 @@ func sameItem(a, b map[string]types.AttributeValue) bool {
 }
 
 // TestCreateTables checks the requests that create the tables (keys, on-demand billing, the data
-// table's stream, TTL on the registry's ttl attribute), that a second call creates nothing, and
+// table's stream, TTL on the ttl attribute of both), that a second call creates nothing, and
 // which answers to UpdateTimeToLive are tolerated.
 func TestCreateTables(t *testing.T) {
 	srv := dynalite.Shared(t)
@@ -295,25 +315,25 @@ func TestCreateTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := map[string]map[string]any{}
-	ttl := 0
+	var ttl []string
 	for _, c := range sp.recorded() {
 		switch c.Op {
 		case "CreateTable":
 			created[c.Body["TableName"].(string)] = c.Body
 		case "UpdateTimeToLive":
-			ttl++
 			spec, _ := json.Marshal(c.Body)
-			want := fmt.Sprintf(`{"TableName":%q,"TimeToLiveSpecification":{"AttributeName":"ttl","Enabled":true}}`, opts.RegistryTable)
-			if string(spec) != want {
-				t.Errorf("UpdateTimeToLive %s, want %s", spec, want)
-			}
+			ttl = append(ttl, string(spec))
 		case "DescribeTable":
 		default:
 			t.Errorf("CreateTables called %s", c.Op)
 		}
 	}
-	if ttl != 1 {
-		t.Errorf("UpdateTimeToLive called %d times, want 1", ttl)
+	var wantTTL []string
+	for _, table := range []string{opts.RegistryTable, opts.DataTable} {
+		wantTTL = append(wantTTL, fmt.Sprintf(`{"TableName":%q,"TimeToLiveSpecification":{"AttributeName":"ttl","Enabled":true}}`, table))
+	}
+	if !slices.Equal(ttl, wantTTL) {
+		t.Errorf("UpdateTimeToLive requests %v, want %v", ttl, wantTTL)
 	}
 	for name, wantStream := range map[string]bool{opts.RegistryTable: false, opts.DataTable: true} {
 		body := created[name]
@@ -425,7 +445,7 @@ func TestTableLayout(t *testing.T) {
 	}
 
 	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := e.s.PutMessage(ctx, m); err != nil {
+	if err := store.NewMessages(e.s).PutMessage(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	want, err := store.MessageItem(m)
@@ -446,18 +466,18 @@ func TestTableLayout(t *testing.T) {
 
 type change struct {
 	kind     store.ChangeKind
-	old, new *store.Message
+	old, new store.Item
 }
 
 // TestOnChange checks that OnChange reports each successful app-data write exactly once, with the
-// kind and the images the stream would carry (the item before and after, as the table holds
-// it), and never a failed write or a registry write.
+// kind and the items before and after exactly as the table holds them, and never a failed write
+// or a registry write.
 func TestOnChange(t *testing.T) {
 	ctx := t.Context()
 	clk := storetest.NewClock()
 	var mu sync.Mutex
 	var changes []change
-	e := newEnv(t, dynamo.Options{Now: clk.Now, OnChange: func(kind store.ChangeKind, old, new *store.Message) {
+	e := newEnv(t, dynamo.Options{Now: clk.Now, OnChange: func(kind store.ChangeKind, old, new store.Item) {
 		mu.Lock()
 		defer mu.Unlock()
 		changes = append(changes, change{kind, old, new})
@@ -469,61 +489,61 @@ func TestOnChange(t *testing.T) {
 		changes = nil
 		return out
 	}
-	// tableHolds checks that m is exactly the item the data table holds (nil: no item).
-	tableHolds := func(m *store.Message, roomID, id string) {
+	// tableHolds checks that it is exactly the item the data table holds (nil: no item).
+	tableHolds := func(it store.Item, pk, sk string) {
 		t.Helper()
-		row := e.getRow(t, e.names.DataTable, "room#"+roomID, "msg#"+id)
-		if m == nil {
+		row := e.getRow(t, e.names.DataTable, pk, sk)
+		if it == nil {
 			if row != nil {
 				t.Fatalf("table holds %v, want no item", row)
 			}
 			return
 		}
-		want, err := store.MessageItem(*m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !sameItem(row, want) {
-			t.Fatalf("table holds %v, reported %v", store.ToStreamImage(row), store.ToStreamImage(want))
+		if !sameItem(row, it) {
+			t.Fatalf("table holds %v, reported %v", store.ToStreamImage(row), store.ToStreamImage(it))
 		}
 	}
+	item := func(text string) store.Item {
+		return store.Item{"pk": &types.AttributeValueMemberS{Value: "p"}, "sk": &types.AttributeValueMemberS{Value: "s"},
+			"__typename": &types.AttributeValueMemberS{Value: "Thing"}, "text": &types.AttributeValueMemberS{Value: text},
+			"n": &types.AttributeValueMemberN{Value: "1.50e1"}}
+	}
 
-	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := e.s.PutMessage(ctx, m); err != nil {
+	if err := e.s.CreateItem(ctx, item("hi")); err != nil {
 		t.Fatal(err)
 	}
-	if ch := took(); len(ch) != 1 || ch[0].kind != store.Insert || ch[0].old != nil || ch[0].new == nil || !sameMessage(*ch[0].new, m) {
-		t.Fatalf("after PutMessage: %+v, want one INSERT", ch)
-	} else {
-		tableHolds(ch[0].new, "r1", m.ID)
+	ch := took()
+	if len(ch) != 1 || ch[0].kind != store.Insert || ch[0].old != nil || attrN(ch[0].new, "n") != "15" {
+		t.Fatalf("after CreateItem: %+v, want one INSERT of the item as DynamoDB stores it", ch)
 	}
+	tableHolds(ch[0].new, "p", "s")
 
 	// Failed writes report nothing.
-	if err := e.s.PutMessage(ctx, m); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("PutMessage twice = %v", err)
+	if err := e.s.CreateItem(ctx, item("again")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateItem twice = %v", err)
 	}
-	if _, err := e.s.EditMessage(ctx, "r1", "nope", "x", clk.Now()); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("EditMessage(absent) = %v", err)
+	if _, err := e.s.ReplaceItem(ctx, store.Item{"pk": &types.AttributeValueMemberS{Value: "p"}, "sk": &types.AttributeValueMemberS{Value: "nope"}}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReplaceItem(absent) = %v", err)
 	}
-	if _, err := e.s.DeleteMessage(ctx, "r1", "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("DeleteMessage(absent) = %v", err)
+	if _, err := e.s.DeleteItem(ctx, "p", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteItem(absent) = %v", err)
 	}
 	e.spy.setIntercept(func(c call) *http.Response {
-		if c.Op == "UpdateItem" || c.Op == "PutItem" || c.Op == "DeleteItem" {
+		if c.Op == "PutItem" || c.Op == "DeleteItem" {
 			return apiError("ValidationException", "injected")
 		}
 		return nil
 	})
-	m2 := m
-	m2.ID = store.NewID(clk.Now())
-	if err := e.s.PutMessage(ctx, m2); err == nil {
-		t.Fatal("PutMessage with the write refused succeeded")
+	other := item("x")
+	other["sk"] = &types.AttributeValueMemberS{Value: "s2"}
+	if err := e.s.CreateItem(ctx, other); err == nil {
+		t.Fatal("CreateItem with the write refused succeeded")
 	}
-	if _, err := e.s.EditMessage(ctx, "r1", m.ID, "x", clk.Now()); err == nil {
-		t.Fatal("EditMessage with the write refused succeeded")
+	if _, err := e.s.ReplaceItem(ctx, item("x")); err == nil {
+		t.Fatal("ReplaceItem with the write refused succeeded")
 	}
-	if _, err := e.s.DeleteMessage(ctx, "r1", m.ID); err == nil {
-		t.Fatal("DeleteMessage with the write refused succeeded")
+	if _, err := e.s.DeleteItem(ctx, "p", "s"); err == nil {
+		t.Fatal("DeleteItem with the write refused succeeded")
 	}
 	e.spy.setIntercept(nil)
 
@@ -547,44 +567,32 @@ func TestOnChange(t *testing.T) {
 		t.Fatalf("failed and registry writes reported %+v", ch)
 	}
 
-	edAt := clk.Now().Add(time.Minute)
-	ed, err := e.s.EditMessage(ctx, "r1", m.ID, "hello", edAt)
-	if err != nil {
-		t.Fatal(err)
+	before := e.getRow(t, e.names.DataTable, "p", "s")
+	old, err := e.s.ReplaceItem(ctx, item("hello"))
+	if err != nil || !sameItem(old, before) {
+		t.Fatalf("ReplaceItem = %v, %v; want the old item", old, err)
 	}
-	ch := took()
-	if len(ch) != 1 || ch[0].kind != store.Modify || ch[0].old == nil || ch[0].new == nil {
-		t.Fatalf("after EditMessage: %+v, want one MODIFY", ch)
+	ch = took()
+	if len(ch) != 1 || ch[0].kind != store.Modify || !sameItem(ch[0].old, before) || attrS(ch[0].new, "text") != "hello" {
+		t.Fatalf("after ReplaceItem: %+v, want one MODIFY", ch)
 	}
-	if ch[0].old.Text != "hi" || ch[0].old.EditedAt != nil || ch[0].new.Text != "hello" ||
-		ch[0].new.EditedAt == nil || !ch[0].new.EditedAt.Equal(edAt) || !sameMessage(*ch[0].new, ed) {
-		t.Fatalf("MODIFY old %+v new %+v (returned %+v)", ch[0].old, ch[0].new, ed)
-	}
-	tableHolds(ch[0].new, "r1", m.ID)
+	tableHolds(ch[0].new, "p", "s")
 
-	del, err := e.s.DeleteMessage(ctx, "r1", m.ID)
-	if err != nil {
+	before = e.getRow(t, e.names.DataTable, "p", "s")
+	if _, err := e.s.DeleteItem(ctx, "p", "s"); err != nil {
 		t.Fatal(err)
 	}
 	ch = took()
-	if len(ch) != 1 || ch[0].kind != store.Remove || ch[0].new != nil || ch[0].old == nil ||
-		ch[0].old.Text != "hello" || ch[0].old.EditedAt == nil || del.Text != "hello" {
-		t.Fatalf("after DeleteMessage: %+v, want one REMOVE of the edited message", ch)
+	if len(ch) != 1 || ch[0].kind != store.Remove || ch[0].new != nil || !sameItem(ch[0].old, before) {
+		t.Fatalf("after DeleteItem: %+v, want one REMOVE of the item", ch)
 	}
-	tableHolds(nil, "r1", m.ID)
-	if _, err := e.s.DeleteMessage(ctx, "r1", m.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("DeleteMessage twice = %v", err)
+	tableHolds(nil, "p", "s")
+	if _, err := e.s.DeleteItem(ctx, "p", "s"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteItem twice = %v", err)
 	}
 	if ch := took(); len(ch) != 0 {
 		t.Fatalf("failed delete reported %+v", ch)
 	}
-}
-
-func sameMessage(a, b store.Message) bool {
-	if (a.EditedAt == nil) != (b.EditedAt == nil) || (a.EditedAt != nil && !a.EditedAt.Equal(*b.EditedAt)) {
-		return false
-	}
-	return a.ID == b.ID && a.RoomID == b.RoomID && a.Author == b.Author && a.Text == b.Text && a.CreatedAt.Equal(b.CreatedAt)
 }
 
 // TestTopicPages checks that a topic lookup reads exactly its topic, page by page: strongly

@@ -22,9 +22,16 @@ func TestStreamTo(t *testing.T) {
 	m := store.Message{ID: "01J0000000000000000000000A", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	edited := m
 	edited.Text = "hi!"
-	onChange(store.Insert, nil, &m)
-	onChange(store.Modify, &m, &edited)
-	onChange(store.Remove, &edited, nil)
+	item := func(m store.Message) store.Item {
+		it, err := store.MessageItem(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	onChange(store.Insert, nil, item(m))
+	onChange(store.Modify, item(m), item(edited))
+	onChange(store.Remove, item(edited), nil)
 
 	recs, err := log.ReadChanges(context.Background(), 0, 10)
 	if err != nil || len(recs) != 3 {
@@ -54,4 +61,11 @@ func sameOptional(a, b *store.Message) bool {
 		return a == b
 	}
 	return sameMessage(*a, *b)
+}
+
+func sameMessage(a, b store.Message) bool {
+	if (a.EditedAt == nil) != (b.EditedAt == nil) || (a.EditedAt != nil && !a.EditedAt.Equal(*b.EditedAt)) {
+		return false
+	}
+	return a.ID == b.ID && a.RoomID == b.RoomID && a.Author == b.Author && a.Text == b.Text && a.CreatedAt.Equal(b.CreatedAt)
 }

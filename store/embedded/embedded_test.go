@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -9,19 +10,36 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/realtime-gql/lambdaws/store/storetest"
+	bolt "go.etcd.io/bbolt"
 )
 
-func open(t *testing.T, now func() time.Time) store.Store {
+func open(t *testing.T, now func() time.Time) storetest.Backend {
 	t.Helper()
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "data.db"), embedded.Options{Now: now, PageSize: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	var after uint64
+	return storetest.Backend{Store: s, Changes: func(t *testing.T) []events.DynamoDBEventRecord {
+		t.Helper()
+		changes, err := s.ReadChanges(t.Context(), after, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := make([]events.DynamoDBEventRecord, len(changes))
+		for i, c := range changes {
+			if err := json.Unmarshal(c.Record, &recs[i]); err != nil {
+				t.Fatalf("change %d: %v", c.Seq, err)
+			}
+			after = c.Seq
+		}
+		return recs
+	}}
 }
 
 func TestConformance(t *testing.T) {
@@ -39,9 +57,10 @@ func TestChangeLog(t *testing.T) {
 	}
 	defer s.Close()
 
+	msgs := store.NewMessages(s)
 	woke := s.Changed()
 	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := s.PutMessage(ctx, m); err != nil {
+	if err := msgs.PutMessage(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -52,13 +71,13 @@ func TestChangeLog(t *testing.T) {
 	if err := s.CreateConnection(ctx, store.Connection{ID: "c", ExpiresAt: clk.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EditMessage(ctx, "r1", m.ID, "hello", clk.Now()); err != nil {
+	if _, err := msgs.EditMessage(ctx, "r1", m.ID, "hello", clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DeleteMessage(ctx, "r1", m.ID); err != nil {
+	if _, err := msgs.DeleteMessage(ctx, "r1", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EditMessage(ctx, "r1", m.ID, "x", clk.Now()); err == nil {
+	if _, err := msgs.EditMessage(ctx, "r1", m.ID, "x", clk.Now()); err == nil {
 		t.Fatal("edit of a deleted message succeeded")
 	}
 
@@ -128,7 +147,7 @@ func TestSurvivesReopen(t *testing.T) {
 	}
 	for i := range 5 {
 		m := store.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: string(rune('a' + i)), CreatedAt: time.Now()}
-		if err := s.PutMessage(ctx, m); err != nil {
+		if err := store.NewMessages(s).PutMessage(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -145,7 +164,7 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	msgs, _ := s.Messages(ctx, "r", 10)
+	msgs, _ := store.NewMessages(s).Messages(ctx, "r", 10)
 	if len(msgs) != 5 {
 		t.Fatalf("%d messages after reopen, want 5", len(msgs))
 	}
@@ -156,11 +175,82 @@ func TestSurvivesReopen(t *testing.T) {
 	}
 	// Sequence numbers keep increasing across restarts.
 	m := store.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: "z", CreatedAt: time.Now()}
-	if err := s.PutMessage(ctx, m); err != nil {
+	if err := store.NewMessages(s).PutMessage(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	changes, _ = s.ReadChanges(ctx, cp, 100)
 	if changes[len(changes)-1].Seq != 6 {
 		t.Fatalf("new record seq %d, want 6", changes[len(changes)-1].Seq)
+	}
+}
+
+// TestMigratesLegacyMessages opens a file written before items were generic (messages in a
+// bucket of their own, keyed by room and id) and checks that its messages are items now, read
+// as before, and that the move wrote no change records.
+func TestMigratesLegacyMessages(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	edited := at.Add(time.Minute)
+	var want []store.Message
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("messages"))
+		if err != nil {
+			return err
+		}
+		for i, room := range []string{"r1", "r1", "r1", "r10"} {
+			m := store.Message{ID: store.NewID(at.Add(time.Duration(i) * time.Second)), RoomID: room, Author: "ann",
+				Text: fmt.Sprint("m", i), CreatedAt: at.Add(time.Duration(i) * time.Second)}
+			if i == 1 {
+				m.EditedAt = &edited
+			}
+			raw, _ := json.Marshal(m)
+			key := append(binary.AppendUvarint(nil, uint64(len(room))), room...)
+			if err := b.Put(append(key, m.ID...), raw); err != nil {
+				return err
+			}
+			want = append(want, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := embedded.Open(path, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.NewMessages(s).Messages(ctx, "r1", 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("Messages(r1) = %d, %v; want 3", len(got), err)
+	}
+	for i, m := range got {
+		w := want[i]
+		if m.ID != w.ID || m.Text != w.Text || !m.CreatedAt.Equal(w.CreatedAt) || (m.EditedAt != nil) != (w.EditedAt != nil) {
+			t.Fatalf("message %d = %+v, want %+v", i, m, w)
+		}
+	}
+	item, err := s.GetItem(ctx, "room#r10", "msg#"+want[3].ID)
+	if err != nil || item["__typename"].(*types.AttributeValueMemberS).Value != "Message" {
+		t.Fatalf("migrated item = %v, %v; want a Message item", item, err)
+	}
+	if changes, err := s.ReadChanges(ctx, 0, 10); err != nil || len(changes) != 0 {
+		t.Fatalf("the migration wrote %d change records (%v), want none", len(changes), err)
+	}
+	s.Close()
+	// Reopening finds nothing left to move and the same messages.
+	s, err = embedded.Open(path, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := store.NewMessages(s).Messages(ctx, "r1", 10); err != nil || len(got) != 3 {
+		t.Fatalf("after reopening: %d messages, %v", len(got), err)
 	}
 }

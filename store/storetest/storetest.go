@@ -11,12 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
+// A Backend is a store under test and its change stream.
+type Backend struct {
+	store.Store
+	// Changes returns the stream records of the app-data writes made since its previous call, in
+	// order, each as Lambda receives it: the embedded change log's records, or for DynamoDB
+	// (whose stream the tests cannot read) the records store.ChangeRecord makes of what OnChange
+	// reports.
+	Changes func(t *testing.T) []events.DynamoDBEventRecord
+}
+
 // Factory opens an empty store whose clock is now. The store must be closed by the factory's
 // cleanup, not by the suite.
-type Factory func(t *testing.T, now func() time.Time) store.Store
+type Factory func(t *testing.T, now func() time.Time) Backend
 
 // Clock is a settable clock for TTL tests.
 type Clock struct {
@@ -45,6 +56,15 @@ func Run(t *testing.T, open Factory) {
 	t.Run("DeleteConnectionCascades", func(t *testing.T) { testDeleteCascades(t, open) })
 	t.Run("TouchConnection", func(t *testing.T) { testTouch(t, open) })
 	t.Run("ListConnections", func(t *testing.T) { testListConnections(t, open) })
+	t.Run("ItemCreateGet", func(t *testing.T) { testItemCreateGet(t, open) })
+	t.Run("ItemInvalid", func(t *testing.T) { testItemInvalid(t, open) })
+	t.Run("ItemSizeBound", func(t *testing.T) { testItemSizeBound(t, open) })
+	t.Run("ItemReplace", func(t *testing.T) { testItemReplace(t, open) })
+	t.Run("ItemDelete", func(t *testing.T) { testItemDelete(t, open) })
+	t.Run("ItemQuery", func(t *testing.T) { testItemQuery(t, open) })
+	t.Run("ItemTTL", func(t *testing.T) { testItemTTL(t, open) })
+	t.Run("ItemCreateOnce", func(t *testing.T) { testItemCreateOnce(t, open) })
+	t.Run("TypedItems", func(t *testing.T) { testTypedItems(t, open) })
 	t.Run("Messages", func(t *testing.T) { testMessages(t, open) })
 	t.Run("MessageRoomsIsolated", func(t *testing.T) { testRoomsIsolated(t, open) })
 }
@@ -376,103 +396,6 @@ func testDeleteCascades(t *testing.T, open Factory) {
 	}
 }
 
-func testMessages(t *testing.T, open Factory) {
-	ctx := context.Background()
-	clk := NewClock()
-	s := open(t, clk.Now)
-	var sent []store.Message
-	for i := range 120 {
-		at := clk.Now().Add(time.Duration(i) * time.Millisecond)
-		m := store.Message{ID: store.NewID(at), RoomID: "r1", Author: "ann", Text: fmt.Sprintf("m%d", i), CreatedAt: at}
-		if err := s.PutMessage(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		sent = append(sent, m)
-	}
-	if err := s.PutMessage(ctx, sent[0]); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("PutMessage of an existing id = %v, want ErrConflict", err)
-	}
-	last, err := s.Messages(ctx, "r1", 50)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(last) != 50 {
-		t.Fatalf("Messages(last 50) = %d", len(last))
-	}
-	for i, m := range last {
-		want := sent[70+i]
-		if m.ID != want.ID || m.Text != want.Text || !m.CreatedAt.Equal(want.CreatedAt) || m.EditedAt != nil {
-			t.Fatalf("Messages[%d] = %+v, want %+v", i, m, want)
-		}
-	}
-	all, err := s.Messages(ctx, "r1", 500)
-	if err != nil || len(all) != 120 || all[0].ID != sent[0].ID {
-		t.Fatalf("Messages(last 500) = %d, %v", len(all), err)
-	}
-	got, err := s.Message(ctx, "r1", sent[3].ID)
-	if err != nil || got.Text != "m3" {
-		t.Fatalf("Message = %+v, %v", got, err)
-	}
-	if _, err := s.Message(ctx, "r1", "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Message(absent) = %v, want ErrNotFound", err)
-	}
-	edAt := clk.Now().Add(time.Hour)
-	ed, err := s.EditMessage(ctx, "r1", sent[3].ID, "edited", edAt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ed.Text != "edited" || ed.EditedAt == nil || !ed.EditedAt.Equal(edAt) || ed.Author != "ann" || !ed.CreatedAt.Equal(sent[3].CreatedAt) {
-		t.Fatalf("EditMessage = %+v", ed)
-	}
-	if got, _ := s.Message(ctx, "r1", sent[3].ID); got.Text != "edited" || got.EditedAt == nil {
-		t.Fatalf("after edit, Message = %+v", got)
-	}
-	if _, err := s.EditMessage(ctx, "r1", "nope", "x", edAt); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("EditMessage(absent) = %v, want ErrNotFound", err)
-	}
-	del, err := s.DeleteMessage(ctx, "r1", sent[3].ID)
-	if err != nil || del.Text != "edited" || del.ID != sent[3].ID {
-		t.Fatalf("DeleteMessage = %+v, %v", del, err)
-	}
-	if _, err := s.DeleteMessage(ctx, "r1", sent[3].ID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("DeleteMessage twice = %v, want ErrNotFound", err)
-	}
-	if all, _ := s.Messages(ctx, "r1", 500); len(all) != 119 {
-		t.Fatalf("after delete, %d messages, want 119", len(all))
-	}
-}
-
-func testRoomsIsolated(t *testing.T, open Factory) {
-	ctx := context.Background()
-	clk := NewClock()
-	s := open(t, clk.Now)
-	for _, room := range []string{"a", "ab", "b"} {
-		for i := range 3 {
-			m := store.Message{ID: store.NewID(clk.Now()), RoomID: room, Author: "x", Text: room + fmt.Sprint(i), CreatedAt: clk.Now()}
-			if err := s.PutMessage(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for _, room := range []string{"a", "ab", "b"} {
-		got, err := s.Messages(ctx, room, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 3 {
-			t.Fatalf("room %s has %d messages, want 3", room, len(got))
-		}
-		for _, m := range got {
-			if m.RoomID != room {
-				t.Fatalf("room %s returned a message of room %s", room, m.RoomID)
-			}
-		}
-	}
-	if got, err := s.Messages(ctx, "zzz", 10); err != nil || len(got) != 0 {
-		t.Fatalf("empty room = %d, %v", len(got), err)
-	}
-}
-
 func testTouch(t *testing.T, open Factory) {
 	ctx := context.Background()
 	clk := NewClock()
@@ -582,7 +505,7 @@ func testListConnections(t *testing.T, open Factory) {
 	}
 }
 
-func collect(t *testing.T, s store.Store, topic string) []store.Subscription {
+func collect(t *testing.T, s store.Registry, topic string) []store.Subscription {
 	t.Helper()
 	var out []store.Subscription
 	for sub, err := range s.Subscriptions(context.Background(), topic) {

@@ -1,0 +1,29 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/realtime-gql/lambdaws/store"
+)
+
+// BenchmarkDecodeChange decodes a MODIFY record of a message, as the fan-out does once per
+// record, and BenchmarkDecodeItemChange the same record generically.
+func BenchmarkDecodeChange(b *testing.B) {
+	rec := readEvent(b, "modify.json").Records[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := store.DecodeChange(rec); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func BenchmarkDecodeItemChange(b *testing.B) {
+	rec := readEvent(b, "modify.json").Records[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := store.DecodeItemChange(rec); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
