@@ -15,7 +15,7 @@ import (
 
 // load reads a schema from testdata with the engine's declarations, as gqlgen loads the app's;
 // a file whose first lines say "# load: alone" is loaded without them.
-func load(t *testing.T, path string) *ast.Schema {
+func load(t testing.TB, path string) *ast.Schema {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -32,7 +32,7 @@ func load(t *testing.T, path string) *ast.Schema {
 	return schema
 }
 
-func analyze(t *testing.T, path string, opts ...engine.Option) *engine.Sources {
+func analyze(t testing.TB, path string, opts ...engine.Option) *engine.Sources {
 	t.Helper()
 	src, err := engine.Analyze(load(t, path), opts...)
 	if err != nil {
