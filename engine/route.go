@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/realtime-gql/lambdaws/internal/envelope"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 )
 
 // Events addresses a change to the subscription fields it feeds: a change to an item, to the fields
@@ -18,8 +19,8 @@ import (
 // A payload that is not a JSON object is an error. So is a payload that lacks a field a @topic
 // argument needs, or holds an object or a list there: the error names the change and each field it
 // could not be addressed to, and the events of the other fields are returned beside it (the caller
-// delivers those and logs the error once). An event whose topic would exceed MaxTopicLength is left
-// out: no subscription can have such a topic.
+// delivers those and logs the error once). An event whose topic would exceed facts.MaxTopic is left
+// out: no subscription can have such a topic (facts.MaxTopic; subscribing with one is refused).
 func (s *Sources) Events(ch Change) ([]Event, error) {
 	var fields []*Field
 	switch {
@@ -50,7 +51,7 @@ func (s *Sources) Events(ch Change) ([]Event, error) {
 			errs = append(errs, fmt.Errorf("%s: cannot be addressed to Subscription.%s: %w", ch.describe(), f.Name, err))
 			continue
 		}
-		if len(topic) > MaxTopicLength {
+		if len(topic) > facts.MaxTopic {
 			continue
 		}
 		evs = append(evs, Event{ID: ch.ID, Seq: ch.Seq, Field: f.Name, Topic: topic, Payload: ch.Value})

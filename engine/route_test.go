@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 )
 
 func TestEventsOfItemChanges(t *testing.T) {
@@ -135,10 +136,10 @@ func TestEventsPartiallyAddressed(t *testing.T) {
 	}
 }
 
-// A topic over MaxTopicLength can have no subscriber (subscribing to one is refused): no event.
+// A topic over facts.MaxTopic can have no subscriber (subscribing to one is refused): no event.
 func TestEventsOverLongTopic(t *testing.T) {
 	src := analyze(t, "testdata/valid/chat.graphqls")
-	long := strings.Repeat("r", engine.MaxTopicLength)
+	long := strings.Repeat("r", facts.MaxTopic)
 	payload, _ := json.Marshal(map[string]any{"roomId": long, "priority": 1})
 	evs, err := src.Events(engine.Change{ID: "e", Type: "chat.announcement", Value: payload})
 	if err != nil {
@@ -150,14 +151,14 @@ func TestEventsOverLongTopic(t *testing.T) {
 		}
 	}
 	// Just under the bound: delivered.
-	fits := strings.Repeat("r", engine.MaxTopicLength-len("announcement?roomId="))
+	fits := strings.Repeat("r", facts.MaxTopic-len("announcement?roomId="))
 	payload, _ = json.Marshal(map[string]any{"roomId": fits, "priority": 1})
 	evs, _ = src.Events(engine.Change{ID: "e", Type: "chat.announcement", Value: payload})
 	found := false
 	for _, ev := range evs {
-		found = found || ev.Field == "announcement" && len(ev.Topic) == engine.MaxTopicLength
+		found = found || ev.Field == "announcement" && len(ev.Topic) == facts.MaxTopic
 	}
 	if !found {
-		t.Errorf("a topic of exactly MaxTopicLength bytes was left out: %+v", evs)
+		t.Errorf("a topic of exactly facts.MaxTopic bytes was left out: %+v", evs)
 	}
 }

@@ -10,11 +10,6 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
-// MaxTopicLength bounds a topic, in bytes: topics are database keys (DynamoDB allows 2,048 bytes of
-// partition key). A subscription with a longer topic is refused, so an event addressed to one has
-// no subscriber.
-const MaxTopicLength = 1024
-
 // Topic returns the canonical topic of a subscription field and the values of its @topic arguments:
 // the field name, then the arguments as a sorted, escaped query string, e.g. "messageAdded?roomId=r1".
 // A null (nil) value is left out.

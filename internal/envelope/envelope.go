@@ -10,11 +10,14 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/realtime-gql/lambdaws/internal/facts"
 )
 
-// MaxData bounds an event's payload (EventBridge detail, CloudEvents data), in bytes: 128 KiB, API
-// Gateway's WebSocket message limit, since a subscriber receives the payload in one message.
-const MaxData = 128 * 1024
+// MaxData bounds an event's payload (EventBridge detail, CloudEvents data), in bytes: API Gateway's
+// WebSocket message limit (facts.MaxMessage, 128 KiB), since a subscriber receives the payload in
+// one message.
+const MaxData = facts.MaxMessage
 
 // MaxBody bounds a whole message body (an SQS body, an SNS message) before it is decoded: 256 KiB,
 // the most SQS, SNS and EventBridge accept.
