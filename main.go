@@ -38,6 +38,7 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/web"
 	"github.com/rs/zerolog"
 )
 
@@ -242,6 +243,8 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 	} else {
 		fmt.Fprintf(stdout, "local runtime ready (data in %s)\n", o.data)
 	}
+	fmt.Fprintf(stdout, "  GraphiQL                http://%s/\n", d.Addr)
+	fmt.Fprintf(stdout, "  chat demo               http://%s/demo\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over WebSocket  ws://%s/graphql  (graphql-transport-ws, graphql-ws)\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over HTTP       http://%s/graphql\n", d.Addr)
 	fmt.Fprintf(stdout, "  management API          http://%s/@connections/{id}\n", d.Addr)
@@ -257,6 +260,10 @@ func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logge
 	if o.maxDuration > 0 {
 		cfg.MaxDuration = o.maxDuration
 	}
+	pages, err := web.New(web.Options{}) // GraphiQL and the demo, on this host
+	if err != nil {
+		return nil, err
+	}
 	s, feed, err := openDevStore(ctx, cfg, o)
 	if err != nil {
 		return nil, err
@@ -269,7 +276,7 @@ func startDev(ctx context.Context, cfg settings, o devOptions, log zerolog.Logge
 	addr := ln.Addr().String()
 	// The real management API client, pointed at the runtime's own @connections endpoint.
 	conns := publish.NewClient(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: handler(cfg, s, conns, log), Stream: feed, Log: log,
+	rt := local.New(local.Config{Handler: handler(cfg, s, conns, log), Stream: feed, Log: log, Pages: pages,
 		MaxFrame: o.maxFrame, MaxMessage: o.maxMessage, IdleTimeout: o.idleTimeout, MaxDuration: o.maxDuration,
 		ScheduleInterval: o.sweepInterval})
 	d := &devServer{Addr: addr, store: s, done: make(chan error, 1)}
