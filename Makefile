@@ -19,9 +19,9 @@ check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@$(MAKE) --no-print-directory generate
-	@git diff --exit-code --stat -- graph/ || (echo "generated code is stale: run go generate ./... and commit"; exit 1)
+	@git diff --exit-code --stat -- graph/ web/dist/ || (echo "generated code is stale: run go generate ./... and commit"; exit 1)
 
-## generate: regenerate gqlgen code
+## generate: regenerate gqlgen code and the browser pages (web/dist; skipped without node)
 generate:
 	$(GO) generate ./...
 

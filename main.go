@@ -175,6 +175,8 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 	} else {
 		fmt.Fprintf(stdout, "local runtime ready (data in %s)\n", dc.Data)
 	}
+	fmt.Fprintf(stdout, "  GraphiQL                http://%s/\n", d.Addr)
+	fmt.Fprintf(stdout, "  chat demo               http://%s/demo\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over WebSocket  ws://%s/graphql  (graphql-transport-ws, graphql-ws)\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over HTTP       http://%s/graphql\n", d.Addr)
 	fmt.Fprintf(stdout, "  management API          http://%s/@connections/{id}\n", d.Addr)

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -210,7 +211,8 @@ func (r *Router) httpV2(ctx context.Context, log zerolog.Logger, payload []byte)
 	}
 	u := url.URL{Scheme: "https", Host: ev.RequestContext.DomainName, Path: ev.RawPath, RawQuery: ev.RawQueryString}
 	rec := r.serveHTTP(ctx, log, ev.RequestContext.HTTP.Method, u, header, ev.Body, ev.IsBase64Encoded)
-	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
+	body, b64 := rec.eventBody()
+	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: body, IsBase64Encoded: b64}
 	for k, vs := range rec.header {
 		if k == "Set-Cookie" {
 			resp.Cookies = vs
@@ -268,4 +270,13 @@ func (w *recorder) WriteHeader(status int) {
 func (w *recorder) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.body.Write(b)
+}
+
+// eventBody is the body as an API Gateway response carries it: text as is, anything else (a
+// gzip-encoded page, say) base64-encoded, which API Gateway decodes before sending.
+func (w *recorder) eventBody() (string, bool) {
+	if w.header.Get("Content-Encoding") == "" && utf8.Valid(w.body.Bytes()) {
+		return w.body.String(), false
+	}
+	return base64.StdEncoding.EncodeToString(w.body.Bytes()), true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/web"
 	"github.com/rs/zerolog"
 )
 
@@ -99,8 +100,14 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		return nil, err
 	}
 	addr := ln.Addr().String()
+	pages, err := web.New(web.Options{}) // GraphiQL and the demo, on this host
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
 	gw := NewGateway(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: Handler(cfg, s, gw, log), Stream: feed, Log: log,
+	rt := local.New(local.Config{Handler: Handler(cfg, s, gw, log), Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
 		ScheduleInterval: dc.SweepInterval})
 	d := &Dev{Addr: addr, Store: s, done: make(chan error, 1)}

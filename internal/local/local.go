@@ -8,6 +8,8 @@
 //	                             its Sec-WebSocket-Protocol header the subprotocol; a route response body
 //	                             is sent back as a message
 //	GET|POST http://ADDR/graphql an HTTP API payload 2.0 event
+//	GET / and /demo, GET /graphql from a browser
+//	                             the pages (Config.Pages: GraphiQL and the demo), when set
 //	POST|GET|DELETE /@connections/{id}
 //	                             the management API, with API Gateway's status codes and error shapes,
 //	                             so the real SDK client can be pointed at it
@@ -64,11 +66,21 @@ type ChangeLog interface {
 	SetCheckpoint(ctx context.Context, name string, seq uint64) error
 }
 
+// Pages are what the runtime serves browsers besides the API (package web: GraphiQL, the demo).
+type Pages interface {
+	http.Handler
+	// Serves reports whether r is for a page rather than for the API.
+	Serves(r *http.Request) bool
+}
+
 // Config configures a Runtime. Zero values take the documented defaults.
 type Config struct {
 	Handler Handler
 	// Stream is the change log to poll; nil runs no poller.
 	Stream ChangeLog
+	// Pages, when set, serves every request it Serves that is neither a WebSocket upgrade nor the
+	// management API, ahead of the HTTP API; nil serves no pages (a browser's GET / is 404).
+	Pages Pages
 	// Log is the runtime's logger.
 	Log zerolog.Logger
 
@@ -253,6 +265,8 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.serveConnections(w, r, path[strings.Index(path, "/@connections/")+len("/@connections/"):])
 	case path == "/graphql" && isUpgrade(r):
 		rt.serveWebSocket(w, r)
+	case rt.cfg.Pages != nil && !isUpgrade(r) && rt.cfg.Pages.Serves(r):
+		rt.cfg.Pages.ServeHTTP(w, r)
 	case path == "/graphql":
 		rt.serveHTTPAPI(w, r)
 	default:

@@ -36,3 +36,20 @@ func Node(t testing.TB, root string, packages ...string) (node, modules string) 
 	}
 	return node, modules
 }
+
+// Chromium returns the Chromium binary: $CHROMIUM, else Debian's /usr/bin/chromium. Without it
+// the test skips, or in CI fails.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	path := os.Getenv("CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		if InCI() {
+			t.Fatalf("Chromium (%s) is missing, and CI must run this test (.ci/run installs it)", path)
+		}
+		t.Skipf("skipped: Chromium (%s) is missing (apt-get install -y chromium, or set CHROMIUM; CI runs this test)", path)
+	}
+	return path
+}
