@@ -150,7 +150,8 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Retry() Retry { return c.retry }
 
 // Post sends data as one message to the connection (PostToConnection), under the client's
-// retry policy. data may be reused as soon as Post returns. Errors are *Error.
+// retry policy. Post does not keep data: the caller may reuse it as soon as Post returns.
+// Errors are *Error.
 func (c *Client) Post(ctx context.Context, connID string, data []byte) error {
 	_, err := c.do(ctx, &c.retry, c.attemptHd, call{ts: c.post, op: "post", connID: connID, data: data})
 	return err
@@ -243,6 +244,12 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 		if e.kind == ErrThrottled {
 			res.Throttled++
 		}
+		if e.kind == ErrUnavailable && last != nil && !time.Now().Before(stop) {
+			// Cut short by the margin itself: the last answer (a 429, a 5xx) says more about
+			// why the call failed than our own timeout does.
+			last.Deadline = true
+			return fail(last)
+		}
 		last = e
 		if !e.retryable() || e.final {
 			return fail(e)
@@ -286,14 +293,14 @@ func (c *Client) attempt(ctx context.Context, stop time.Time, timeout time.Durat
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
-	t := k.ts.get(k.path, k.data)
+	t, tctx := k.ts.get(actx, k.path, k.data)
 	answered := false
 	defer func() { k.ts.put(t, answered) }()
 
 	h := t.req.Header
 	h[hdrInvocationID][0] = k.id
 	h[hdrSDKRequest][0] = attemptHd
-	req := t.req.WithContext(actx)
+	req := t.req.WithContext(tctx)
 	if c.anonymous {
 		delete(h, hdrAuth)
 		delete(h, hdrAmzDate)
@@ -325,8 +332,11 @@ func (c *Client) attempt(ctx context.Context, stop time.Time, timeout time.Durat
 				return &Error{kind: ErrServer, Status: resp.StatusCode, Message: "unreadable connection info", Err: err, final: true}
 			}
 		}
-		// Drain so the connection goes back to the pool (answers here are empty or tiny).
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		// Drain so the connection goes back to the pool. API Gateway's answer to a post is empty
+		// (Content-Length: 0), and then there is nothing to read.
+		if resp.ContentLength != 0 {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		}
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

@@ -1,14 +1,16 @@
 package mgmt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
@@ -32,78 +34,70 @@ const (
 	emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
 
-// template is a reusable request: the http.Request, its URL and header map and the body reader
-// are allocated once and refilled for each attempt. It goes back to its pool only when net/http
-// is provably done with it (the answer's body closed, the request body closed, no rewound copy
-// handed out); otherwise it is dropped for the garbage collector.
+// template is a reusable request: the http.Request, its URL, header map, body buffer and reader
+// and its trace hooks are allocated once and refilled for each attempt.
+//
+// The payload is copied into the template's own buffer and sent as an io.NopCloser over a
+// *bytes.Reader: net/http recognises that as in memory and writes headers and body in one write
+// (one TLS record, one system call) instead of flushing the headers first, and whatever net/http
+// does after the call returns (it may go on writing a body the server answered early) it never
+// touches the caller's buffer. The template goes back to its pool only when net/http provably
+// finished with it: every connection it obtained for the request (GotConn) was followed by a
+// completed write (WroteRequest), and the answer's body was closed. Otherwise it is left to the
+// garbage collector.
+//
+// Either side may finish last (a body larger than the write buffer reaches the server, which
+// answers, before net/http's writer has returned from its last write), so the template is
+// reference counted: the caller holds one reference, each connection obtained adds one, each
+// completed write drops one, and whoever drops the last puts the template back.
 type template struct {
-	req http.Request
-	url url.URL
+	req   http.Request
+	url   url.URL
+	buf   []byte
+	br    bytes.Reader
+	body  io.ReadCloser // io.NopCloser(&br), made once
+	trace httptrace.ClientTrace
 
-	mu       sync.Mutex // guards data, detached, primary.off/closed and views
-	data     []byte     // the caller's payload; nil once detached
-	detached bool       // the attempt is over: readers must not touch the caller's buffer
-	views    bool       // GetBody handed out a second reader
-	primary  reader
+	refs      atomic.Int32 // the caller's reference plus writes under way
+	spoiled   atomic.Bool  // the call ended without an answer: never reuse
+	ts        *templates
+	onGotConn func(httptrace.GotConnInfo)
+	onWrote   func(httptrace.WroteRequestInfo)
 }
 
-// reader reads a template's payload. Reads after the attempt is over fail, so net/http can never
-// read the caller's buffer after Post has returned, whatever it does asynchronously.
-type reader struct {
-	t      *template
-	off    int
-	closed bool
-}
-
-var errDetached = errors.New("mgmt: request body read after its attempt ended")
-
-// Read implements io.Reader.
-func (r *reader) Read(p []byte) (int, error) {
-	r.t.mu.Lock()
-	defer r.t.mu.Unlock()
-	if r.t.detached {
-		return 0, errDetached
+// release drops a reference; the last one pools the template unless it is spoiled.
+func (t *template) release() {
+	if t.refs.Add(-1) != 0 || t.spoiled.Load() {
+		return
 	}
-	if r.off >= len(r.t.data) {
-		return 0, io.EOF
+	if cap(t.buf) > maxPooledBody {
+		t.buf = nil
 	}
-	n := copy(p, r.t.data[r.off:])
-	r.off += n
-	return n, nil
+	t.ts.pool.Put(t)
 }
 
-// Close implements io.Closer.
-func (r *reader) Close() error {
-	r.t.mu.Lock()
-	r.closed = true
-	r.t.mu.Unlock()
-	return nil
-}
+// maxPooledBody: a template keeps a body buffer up to this size for its next use.
+const maxPooledBody = 32 << 10
 
 // getBody lets net/http replay the body on a fresh connection when a reused one died before
 // anything was written (a keep-alive connection the server had closed).
 func (t *template) getBody() (io.ReadCloser, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.detached {
-		return nil, errDetached
-	}
-	t.views = true
-	return &reader{t: t}, nil
+	return io.NopCloser(bytes.NewReader(t.buf)), nil
 }
 
 // templates pools templates of one method.
 type templates struct {
 	pool    sync.Pool
 	method  string
-	header  func() http.Header
 	hasBody bool
+	created atomic.Int64 // templates made; tests check that they are reused
 }
 
 func newTemplates(c *Client, method string, hasBody bool) *templates {
 	ts := &templates{method: method, hasBody: hasBody}
 	ts.pool.New = func() any {
-		t := &template{}
+		ts.created.Add(1)
+		t := &template{ts: ts}
 		t.url = url.URL{Scheme: c.scheme, Host: c.host}
 		h := make(http.Header, 8)
 		h[hdrInvocationID] = []string{""}
@@ -120,7 +114,9 @@ func newTemplates(c *Client, method string, hasBody bool) *templates {
 			ProtoMinor: 1,
 			Header:     h,
 		}
-		t.primary.t = t
+		t.body = io.NopCloser(&t.br)
+		t.onGotConn = func(httptrace.GotConnInfo) { t.refs.Add(1) }
+		t.onWrote = func(httptrace.WroteRequestInfo) { t.release() }
 		if hasBody {
 			t.req.GetBody = t.getBody
 		}
@@ -129,36 +125,38 @@ func newTemplates(c *Client, method string, hasBody bool) *templates {
 	return ts
 }
 
-// get returns a template filled for one attempt at path (already escaped) with data.
-func (ts *templates) get(path string, data []byte) *template {
+// get returns a template filled for one attempt at path (already escaped) with a copy of data,
+// and ctx with the template's trace hooks.
+func (ts *templates) get(ctx context.Context, path string, data []byte) (*template, context.Context) {
 	t := ts.pool.Get().(*template)
 	t.url.Opaque = path
 	t.req.Host = ""
-	t.mu.Lock()
-	t.data, t.detached, t.views = data, false, false
-	t.primary.off, t.primary.closed = 0, false
-	t.mu.Unlock()
+	t.refs.Store(1)
+	t.spoiled.Store(false)
 	if ts.hasBody && len(data) > 0 {
-		t.req.Body = &t.primary
+		t.buf = append(t.buf[:0], data...)
+		t.br.Reset(t.buf)
+		t.req.Body = t.body
 		t.req.ContentLength = int64(len(data))
 	} else {
 		// An empty POST goes out with "Content-Length: 0" and no body, as the SDK's does.
 		t.req.Body = nil
 		t.req.ContentLength = 0
 	}
-	return t
+	// Reset before each use: WithClientTrace composes with a trace already in ctx by wrapping
+	// the hooks it is given.
+	t.trace = httptrace.ClientTrace{GotConn: t.onGotConn, WroteRequest: t.onWrote}
+	return t, httptrace.WithClientTrace(ctx, &t.trace)
 }
 
-// put ends the attempt: it detaches the caller's buffer and pools the template if net/http is
-// done with it. answered is true when the answer's body has been closed.
+// put ends the caller's use of the template; answered is true when the answer's body has been
+// closed. Without an answer net/http may still hold the request for a while: the template is
+// then never reused.
 func (ts *templates) put(t *template, answered bool) {
-	t.mu.Lock()
-	t.data, t.detached = nil, true
-	reusable := answered && !t.views && (t.req.Body == nil || t.primary.closed)
-	t.mu.Unlock()
-	if reusable {
-		ts.pool.Put(t)
+	if !answered {
+		t.spoiled.Store(true)
 	}
+	t.release()
 }
 
 // appendEscapedPath appends s escaped as a URI path segment in Amazon style, exactly as smithy's
