@@ -31,9 +31,9 @@ const (
 // each keep their own connection instead of dialing and handshaking anew, bounded dial, TLS and
 // answer timeouts, and TLS session resumption for the reconnects.
 //
-// Why HTTP/1.1 and not HTTP/2, although on loopback HTTP/2 is the cheaper of the two
-// (BenchmarkPost's mgmt-h2 case: about 10-20 % less CPU and 8 fewer allocations per post, its
-// frames for many streams sharing writes): over HTTP/2 the posts in flight would all ride one TCP
+// Why HTTP/1.1 and not HTTP/2, although on loopback HTTP/2 costs no more (BenchmarkPost's
+// mgmt-h2 case: the same CPU per post to about 20 % less across runs, and 8 fewer allocations,
+// its frames for many streams sharing writes): over HTTP/2 the posts in flight would all ride one TCP
 // connection, to one API Gateway front-end host. One lost packet then stalls every post in flight
 // (TCP head-of-line blocking); one stalled connection, the case Retry.AttemptTimeout exists for,
 // times out all of them at once and they retry together; the server's stream limit caps the
