@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -212,8 +213,20 @@ func (e *Engine) Continue(ctx context.Context, c Continuation) (Outcome, Stats) 
 	row, ok := rows[key]
 	n := inv.newNode(&c.Event, key, c.Part, row, ok)
 	n.after, n.until, n.keys, n.created = c.After, c.Until, c.Keys, c.Created
-	out := n.run()
-	n.flush()
 	inv.stats.events.Add(1)
+	var out Outcome
+	var mu sync.Mutex
+	finished := inv.await(func() {
+		o := n.run()
+		mu.Lock()
+		out = o
+		mu.Unlock()
+	})
+	n.flush()
+	mu.Lock()
+	defer mu.Unlock()
+	if !finished {
+		return failed(ReasonDeadline, errStuck), stats()
+	}
 	return out, stats()
 }

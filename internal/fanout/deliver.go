@@ -2,9 +2,14 @@ package fanout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
+
+// errStuck is why a record still running at D−M/2 fails: something it waited on ignored its
+// context.
+var errStuck = errors.New("deadline: still running at D−M/2 (the registry, renderer or poster ignored its context)")
 
 // Deliver delivers a batch of records and returns one outcome per record, in order, and what the
 // batch did. Records that share no topic run concurrently; a record runs only after every
@@ -51,8 +56,30 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 		}
 	}
 
-	nodes := make([][]*node, len(recs))
-	nodeOuts := make([][]Outcome, len(recs))
+	// Each record's result, taken under a lock: if a dependency ignores its context and a
+	// record is still running at D−M/2, Deliver answers without it.
+	type result struct {
+		out      Outcome
+		nodes    []*node
+		nodeOuts []Outcome
+		ok       bool
+	}
+	res := make([]result, len(recs))
+	var rmu sync.Mutex
+	closed := false
+	set := func(i int, r result) {
+		rmu.Lock()
+		if !closed {
+			r.ok = true
+			res[i] = r
+		}
+		rmu.Unlock()
+	}
+	status := func(i int) Status {
+		rmu.Lock()
+		defer rmu.Unlock()
+		return res[i].out.Status
+	}
 	done := make([]chan struct{}, len(recs))
 	for i := range done {
 		done[i] = make(chan struct{})
@@ -63,19 +90,31 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 			defer close(done[i])
 			for _, d := range deps[i] {
 				<-done[d.rec]
-				if outs[d.rec].Status != Done {
-					outs[i] = failed(ReasonBlocked, fmt.Errorf("not started: the earlier record %s of topic %s was not done", recs[d.rec].Seq, d.topic))
+				if status(d.rec) != Done {
+					set(i, result{out: failed(ReasonBlocked, fmt.Errorf("not started: the earlier record %s of topic %s was not done", recs[d.rec].Seq, d.topic))})
 					return
 				}
 			}
 			if inv.stopped() {
-				outs[i] = failed(ReasonDeadline, fmt.Errorf("deadline: not started"))
+				set(i, result{out: failed(ReasonDeadline, fmt.Errorf("deadline: not started"))})
 				return
 			}
-			outs[i], nodes[i], nodeOuts[i] = inv.record(&recs[i], evKeys[i], rows)
+			out, nodes, nodeOuts := inv.record(&recs[i], evKeys[i], rows)
+			set(i, result{out: out, nodes: nodes, nodeOuts: nodeOuts})
 		})
 	}
-	wg.Wait()
+	inv.await(wg.Wait)
+	rmu.Lock()
+	closed = true
+	nodes := make([][]*node, len(recs))
+	nodeOuts := make([][]Outcome, len(recs))
+	for i, r := range res {
+		outs[i], nodes[i], nodeOuts[i] = r.out, r.nodes, r.nodeOuts
+		if !r.ok {
+			outs[i] = failed(ReasonDeadline, errStuck)
+		}
+	}
+	rmu.Unlock()
 	inv.markDone(outs, nodes, nodeOuts)
 	return outs, stats()
 }

@@ -30,6 +30,7 @@ type fakeRegistry struct {
 	// Faults: failPage(topic, index of the page about to be read) returning an error fails
 	// that read; failProgress fails progress reads; failSave fails progress writes.
 	failPage     func(topic string, page int) error
+	stuckPage    func(topic string, page int) time.Duration // a read that ignores its context
 	failProgress error
 	failSave     error
 
@@ -84,6 +85,9 @@ func (r *fakeRegistry) Pages(ctx context.Context, topic, after, until string) it
 					yield(fanout.Page{}, err)
 					return
 				}
+			}
+			if r.stuckPage != nil {
+				time.Sleep(r.stuckPage(topic, i))
 			}
 			r.pageReads.Add(1)
 			n := min(r.pageSize, len(subs))
@@ -204,6 +208,8 @@ type post struct {
 // how it ends; a post honours its context like the real client (a cut post is not delivered).
 type fakePoster struct {
 	behave func(conn string, data []byte) (time.Duration, error)
+	// stubborn connections' posts take their time whatever the context says.
+	stubborn func(conn string) bool
 
 	mu          sync.Mutex
 	posts       []post
@@ -222,10 +228,15 @@ func (p *fakePoster) Post(ctx context.Context, conn string, data []byte) error {
 	p.starts = append(p.starts, start)
 	p.mu.Unlock()
 	var err error
-	if p.behave != nil {
+	p.mu.Lock()
+	behave := p.behave
+	p.mu.Unlock()
+	if behave != nil {
 		var d time.Duration
-		d, err = p.behave(conn, data)
-		if d > 0 {
+		d, err = behave(conn, data)
+		if d > 0 && p.stubborn != nil && p.stubborn(conn) {
+			time.Sleep(d)
+		} else if d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -247,6 +258,13 @@ func (p *fakePoster) Post(ctx context.Context, conn string, data []byte) error {
 	p.posts = append(p.posts, post{conn: conn, data: string(data), start: start, end: time.Now()})
 	p.mu.Unlock()
 	return nil
+}
+
+// setBehave changes the behaviour while posts may be running.
+func (p *fakePoster) setBehave(b func(conn string, data []byte) (time.Duration, error)) {
+	p.mu.Lock()
+	p.behave = b
+	p.mu.Unlock()
 }
 
 func (p *fakePoster) all() []post {

@@ -384,7 +384,7 @@ func TestDeadlineGovernsEverything(t *testing.T) {
 				}
 				// The retry resumes after the last fully delivered page: the first 500
 				// subscribers (5 pages) are not delivered twice.
-				s.poster.behave = nil
+				s.poster.setBehave(nil)
 				if outs, _ = e.Deliver(context.Background(), []fanout.Record{record("e1", "1", "t")}); outs[0].Status != fanout.Done {
 					t.Fatalf("retry: %+v", outs[0])
 				}
@@ -407,7 +407,7 @@ func TestDeadlineGovernsEverything(t *testing.T) {
 				t.Fatalf("stats %+v: nothing carried", st)
 			}
 			t.Logf("delivered %d of 3000 inline, %d continuations", st.Delivered, st.Carried)
-			s.poster.behave = nil // the slow connections recovered
+			s.poster.setBehave(nil) // the slow connections recovered
 			drain(t, e, s.queue, 5*time.Second)
 			exactlyOnce(t, s.poster, all, "e1")
 			// The retry of the carried record (a stream reports it) delivers nothing again and
@@ -825,9 +825,137 @@ func TestEMF(t *testing.T) {
 	}
 	// No dimensions: an empty dimension set, as the specification allows.
 	var bare struct {
-		AWS struct{ CloudWatchMetrics []struct{ Dimensions [][]string } } `json:"_aws"`
+		AWS struct {
+			CloudWatchMetrics []struct{ Dimensions [][]string }
+		} `json:"_aws"`
 	}
 	if err := json.Unmarshal(fanout.EMF("ns", nil, st), &bare); err != nil || fmt.Sprint(bare.AWS.CloudWatchMetrics[0].Dimensions) != "[[]]" {
 		t.Fatalf("%+v %v", bare, err)
+	}
+}
+
+// A poster or registry that ignores its context cannot hold the answer past D−M/2.
+func TestDependenciesThatIgnoreTheirContext(t *testing.T) {
+	const budget, margin = 1000 * time.Millisecond, 400 * time.Millisecond
+	t.Run("poster", func(t *testing.T) {
+		s := newSetup(50)
+		s.cfg.Margin = margin
+		all := subs(200, "c")
+		s.reg.add("t", all...)
+		s.poster.behave = func(conn string, _ []byte) (time.Duration, error) {
+			if conn >= "c00100" {
+				return 2 * time.Second, nil
+			}
+			return 0, nil
+		}
+		s.poster.stubborn = func(string) bool { return true }
+		e := s.engine(t)
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		defer cancel()
+		dl, _ := ctx.Deadline()
+		outs, st := e.Deliver(ctx, []fanout.Record{record("e1", "1", "t")})
+		checkTimes(t, s.poster, dl, margin, time.Now())
+		if outs[0].Status != fanout.Carried || st.Delivered != 100 {
+			t.Fatalf("%+v %+v", outs[0], st)
+		}
+		// The posts in flight when the engine gave up on them are carried: they may arrive
+		// twice, never not at all.
+		time.Sleep(2 * time.Second)
+		s.poster.setBehave(nil)
+		drain(t, e, s.queue, 5*time.Second)
+		exactlyOnce(t, s.poster, all[:100], "e1")
+		got := eventIDs(t, s.poster)
+		for _, sub := range all[100:] {
+			if n := len(got[sub.ConnectionID]); n < 1 || n > 2 {
+				t.Fatalf("%s received e1 %d times", sub.ConnectionID, n)
+			}
+		}
+	})
+	t.Run("registry", func(t *testing.T) {
+		s := newSetup(50)
+		s.cfg.Margin = margin
+		s.reg.add("t", subs(200, "c")...)
+		s.reg.stuckPage = func(topic string, page int) time.Duration {
+			if page == 2 {
+				return 2 * time.Second
+			}
+			return 0
+		}
+		e := s.engine(t)
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		defer cancel()
+		dl, _ := ctx.Deadline()
+		outs, _ := e.Deliver(ctx, []fanout.Record{record("e1", "1", "t"), record("e2", "2", "u")})
+		checkTimes(t, s.poster, dl, margin, time.Now())
+		if outs[0].Status != fanout.Failed || outs[0].Reason != fanout.ReasonDeadline || outs[1].Status != fanout.Done {
+			t.Fatalf("%+v", outs)
+		}
+	})
+}
+
+// Continuations that run out of time carry again; the record's retry waits for the whole tree.
+func TestContinuationsCarryAgainAndTheRecordWaitsForAllOfThem(t *testing.T) {
+	s := newSetup(20)
+	s.cfg.Margin = 100 * time.Millisecond
+	s.cfg.ChunkSize = -1
+	s.cfg.Concurrency = 8
+	all := subs(400, "c")
+	s.reg.add("t", all...)
+	s.poster.behave = func(string, []byte) (time.Duration, error) { return 10 * time.Millisecond, nil }
+	e := s.engine(t)
+	batch := []fanout.Record{record("e1", "1", "t")}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if outs, _ := e.Deliver(ctx, batch); outs[0].Status != fanout.Carried {
+		t.Fatalf("%+v", outs[0])
+	}
+	// Each consumer gets 300 ms: about 160 posts, so the rest is carried on, several levels deep.
+	var deepest string
+	for range 20 {
+		msgs := s.queue.take()
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			c, err := fanout.ParseContinuation(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Part) > len(deepest) {
+				deepest = c.Part
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			out, _ := e.Continue(ctx, c)
+			cancel()
+			if out.Status == fanout.Failed {
+				t.Fatalf("continuation %s: %+v", c.Part, out)
+			}
+		}
+	}
+	if !strings.Contains(deepest, "/") {
+		t.Fatalf("deepest part %q: nothing was carried twice", deepest)
+	}
+	exactlyOnce(t, s.poster, all, "e1")
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	before := len(s.poster.all())
+	if outs, _ := e.Deliver(ctx, batch); outs[0].Status != fanout.Done || len(s.poster.all()) != before {
+		t.Fatalf("retry %+v, %d posts", outs[0], len(s.poster.all())-before)
+	}
+}
+
+func TestAPartWhoseDoneMarkerIsNotSavedFails(t *testing.T) {
+	s := newSetup(10)
+	s.reg.add("t", subs(5, "c")...)
+	s.reg.failSave = errors.New("dynamodb: throttled")
+	e := s.engine(t)
+	c := fanout.Continuation{Event: event("e1", "1", "t"), Part: "1"}
+	out, _ := e.Continue(context.Background(), c)
+	if out.Status != fanout.Failed || out.Reason != fanout.ReasonRegistry {
+		t.Fatalf("%+v: the waiting record could never see this part done", out)
+	}
+	s.reg.failSave = nil
+	if out, _ := e.Continue(context.Background(), c); out.Status != fanout.Done || !s.reg.progress[c.Key()].Done {
+		t.Fatalf("%+v", out)
 	}
 }

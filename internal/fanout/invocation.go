@@ -68,6 +68,28 @@ func (inv *invocation) end() {
 	inv.mu.Unlock()
 }
 
+// await runs wait in a goroutine and returns when it returns, or at D−M/2 if that comes first;
+// false then.
+func (inv *invocation) await(wait func()) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	if inv.finish.IsZero() {
+		<-done
+		return true
+	}
+	t := time.NewTimer(time.Until(inv.finish))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 func (inv *invocation) stop() {
 	inv.stopOnce.Do(func() {
 		close(inv.stopCh)

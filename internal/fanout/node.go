@@ -239,14 +239,18 @@ func (n *node) dispatch(pg Page) bool {
 			complete = false
 			break
 		}
-		r := n.renderFor(&p.subs[i])
+		j := job{n: n, p: p, r: n.renderFor(&p.subs[i]), i: int32(i)}
 		p.left.Add(1)
 		select {
-		case e.jobs <- job{n: n, p: p, r: r, i: int32(i)}:
-		case <-inv.stopCh:
-			p.left.Add(-1)
-			n.release()
-			complete = false
+		case e.jobs <- j: // the usual case: a free slot, without locking the stop channel too
+		default:
+			select {
+			case e.jobs <- j:
+			case <-inv.stopCh:
+				p.left.Add(-1)
+				n.release()
+				complete = false
+			}
 		}
 		if !complete {
 			break
@@ -272,9 +276,9 @@ func (n *node) acquire() bool {
 			n.inflight.Add(1)
 			return true
 		}
-		// Wait until a quarter of the share has drained, so that workers do not wake the
-		// reader for every job.
-		low := share - max(1, share/4)
+		// Refill as soon as one job ends: waking the reader per job costs far less than
+		// leaving workers idle while posts wait on the service.
+		low := share - 1
 		n.mu.Lock()
 		n.wakeAt.Store(low)
 		n.waiting.Store(true)
