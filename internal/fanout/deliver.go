@@ -35,8 +35,12 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 	if len(keys) > 0 {
 		var err error
 		if rows, err = e.cfg.Registry.Progress(inv.work, keys); err != nil {
+			reason := ReasonRegistry
+			if inv.work.Err() != nil {
+				reason = ReasonDeadline
+			}
 			for i := range outs {
-				outs[i] = failed(ReasonRegistry, fmt.Errorf("read fan-out progress: %w", err))
+				outs[i] = failed(reason, fmt.Errorf("read fan-out progress: %w", err))
 			}
 			return outs, stats()
 		}

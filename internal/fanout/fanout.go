@@ -31,6 +31,18 @@
 // delivered inline, the rest is enqueued as chunk continuations that other invocations deliver
 // (Engine.Continue), and the record waits for their done markers before the next record of its
 // topic starts.
+//
+// Registry traffic is kept small, and the trade-off is this. Reads: one Progress read per
+// Deliver (every event of the batch in one call; needed to skip what a retry already did) and
+// one per Continue; waiting for parts polls their rows with backoff. Writes: none for an event
+// whose topic fits one page and completes (the common case: a retry of it delivers it again,
+// which extensions.event lets clients recognise); for a multi-page topic, at most one per page
+// (the cursor after the last fully delivered page, written when it moves) and one done marker;
+// one per part, always (the waiting record reads it); and, when a batch has a failed or carried
+// record, one done marker for each event delivered after it, because the stream resumes from
+// the lowest reported record and would deliver them again. A page with an undelivered
+// subscriber stops the cursor, so a retry can deliver a page's subscribers twice but never
+// skips one.
 package fanout
 
 import (

@@ -297,6 +297,9 @@ func TestServiceFailureIsToldFromSubscribersFailures(t *testing.T) {
 	}{
 		{"every post 403", 200, 0, func(string) (time.Duration, error) { return 0, errForbidden }, fanout.Failed, fanout.ReasonService, "403 ForbiddenException"},
 		{"every post 500", 200, 0, func(string) (time.Duration, error) { return 0, errServer }, fanout.Failed, fanout.ReasonService, "5xx"},
+		{"every attempt times out (the poster's own timeout)", 200, 0, func(string) (time.Duration, error) {
+			return 0, fmt.Errorf("post: %w", context.DeadlineExceeded)
+		}, fanout.Failed, fanout.ReasonService, "unreachable"},
 		{"two posts, both 403", 2, 0, func(string) (time.Duration, error) { return 0, errForbidden }, fanout.Failed, fanout.ReasonService, "403"},
 		{"throttled past the deadline", 200, 500 * time.Millisecond, func(string) (time.Duration, error) { return time.Hour, errThrottled }, fanout.Failed, fanout.ReasonService, "429"},
 		{"one post, a stale id's 403", 1, 0, func(string) (time.Duration, error) { return 0, errForbidden }, fanout.Done, fanout.NoReason, ""},

@@ -30,7 +30,7 @@ type invocation struct {
 	mu    sync.Mutex
 	nodes []*node
 
-	fmu       sync.Mutex
+	fmu       sync.RWMutex
 	forgotten map[string]struct{} // connections forgotten (gone or expired) in this invocation
 	nForgot   atomic.Int32
 
@@ -163,9 +163,9 @@ func (inv *invocation) isForgotten(connID string) bool {
 	if inv.nForgot.Load() == 0 {
 		return false
 	}
-	inv.fmu.Lock()
+	inv.fmu.RLock()
 	_, ok := inv.forgotten[connID]
-	inv.fmu.Unlock()
+	inv.fmu.RUnlock()
 	return ok
 }
 

@@ -418,14 +418,14 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		}
 		return sOK
 	}
-	class := e.cfg.Classify(err)
+	class := e.classify(inv, err)
 	if class == ClassTooLarge && !r.tooBig {
 		// The service measured the message over its limit: send the error result instead.
 		if err = n.post(s, r.tooLargeResult(n, len(payload))); err == nil {
 			n.c.tooLarge.Add(1)
 			return sOK
 		}
-		class = e.cfg.Classify(err)
+		class = e.classify(inv, err)
 		if class == ClassTooLarge {
 			class = ClassOther
 		}
@@ -463,6 +463,16 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		n.logFailure(s, class, err)
 		return sFailed
 	}
+}
+
+// classify sorts a post's error. A deadline that is not the invocation's own (the poster's
+// attempt timeout) is the service being unavailable, not a reason to carry.
+func (e *Engine) classify(inv *invocation, err error) Class {
+	c := e.cfg.Classify(err)
+	if c == ClassDeadline && inv.work.Err() == nil && !inv.over() {
+		c = ClassUnavailable
+	}
+	return c
 }
 
 // post frames the payload for the subscriber in a pooled buffer and posts it.
