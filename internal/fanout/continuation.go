@@ -208,7 +208,11 @@ func (e *Engine) Continue(ctx context.Context, c Continuation) (Outcome, Stats) 
 	key := c.Key()
 	rows, err := e.cfg.Registry.Progress(inv.work, []string{key})
 	if err != nil {
-		return failed(ReasonRegistry, fmt.Errorf("read fan-out progress: %w", err)), stats()
+		reason := ReasonRegistry
+		if inv.work.Err() != nil {
+			reason = ReasonDeadline
+		}
+		return failed(reason, fmt.Errorf("read fan-out progress: %w", err)), stats()
 	}
 	row, ok := rows[key]
 	n := inv.newNode(&c.Event, key, c.Part, row, ok)

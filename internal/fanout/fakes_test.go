@@ -31,6 +31,7 @@ type fakeRegistry struct {
 	// that read; failProgress fails progress reads; failSave fails progress writes.
 	failPage     func(topic string, page int) error
 	stuckPage    func(topic string, page int) time.Duration // a read that ignores its context
+	getDelay     time.Duration                              // how long Get takes
 	failProgress error
 	failSave     error
 
@@ -104,6 +105,14 @@ func (r *fakeRegistry) Pages(ctx context.Context, topic, after, until string) it
 }
 
 func (r *fakeRegistry) Get(ctx context.Context, topic string, keys []fanout.SubKey) ([]store.Subscription, error) {
+	r.mu.Lock()
+	delay := r.getDelay
+	r.mu.Unlock()
+	select {
+	case <-time.After(delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	want := map[string]bool{}
 	for _, k := range keys {
 		want[k.ConnectionID+"\x00"+k.ID] = true

