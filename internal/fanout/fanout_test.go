@@ -410,6 +410,22 @@ func TestDeadlineGovernsEverything(t *testing.T) {
 				t.Fatalf("stats %+v: nothing carried", st)
 			}
 			t.Logf("delivered %d of 3000 inline, %d continuations", st.Delivered, st.Carried)
+			// The posts cut by the deadline are listed; the pages never read are a range.
+			var lists, ranges int
+			for _, m := range s.queue.msgs {
+				c, err := fanout.ParseContinuation(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Keys != nil {
+					lists++
+				} else if c.After != "" {
+					ranges++
+				}
+			}
+			if lists == 0 || ranges != 1 {
+				t.Fatalf("%d list and %d range continuations, want some and one", lists, ranges)
+			}
 			s.poster.setBehave(nil) // the slow connections recovered
 			drain(t, e, s.queue, 5*time.Second)
 			exactlyOnce(t, s.poster, all, "e1")
