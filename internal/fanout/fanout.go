@@ -120,7 +120,9 @@ type Progress struct {
 	ExpiresAt time.Time
 }
 
-// Registry is what the engine reads and writes in the store.
+// Registry is what the engine reads and writes in the store. Every method should return soon
+// after its context ends; the engine answers by D−M/2 regardless, failing a record whose read
+// is still running.
 type Registry interface {
 	// Pages yields the topic's subscriptions in key order, page by page, from just after the
 	// cursor after ("" = the first) up to and including the subscription at cursor until ("" =
@@ -158,9 +160,10 @@ type Poster interface {
 
 // Queue takes continuations: work the invocation hands to the chunk queue.
 type Queue interface {
-	// Enqueue sends the continuations (one message each; each encodes to at most
-	// MaxContinuationBytes). It fails as a whole or not at all, as far as the engine is
-	// concerned: on an error none is counted as handed off.
+	// Enqueue sends the continuations (one message each, json.Marshal'd; each encodes to at
+	// most MaxContinuationBytes). On an error the engine counts none as handed off and fails
+	// the record, so retry partial failures inside; a message that did go out only makes a
+	// harmless duplicate of work the retry does again.
 	Enqueue(ctx context.Context, cs []Continuation) error
 }
 
@@ -308,7 +311,7 @@ func New(cfg Config) *Engine {
 	return e
 }
 
-// Close stops the workers once no call is running.
+// Close stops the workers. Call it only once every Deliver and Continue has returned.
 func (e *Engine) Close() {
 	e.close.Do(func() { close(e.jobs) })
 	e.wg.Wait()
