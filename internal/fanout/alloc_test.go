@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
@@ -56,9 +57,9 @@ func TestDeliveryAllocatesNothing(t *testing.T) {
 	n := inv.newNode(ev, EventKey(ev), "", Progress{}, false)
 	subs := make([]store.Subscription, 64)
 	for i := range subs {
-		proto := store.TransportWS
+		proto := gqlws.TransportWS
 		if i%2 == 1 {
-			proto = store.LegacyWS
+			proto = gqlws.LegacyWS
 		}
 		subs[i] = store.Subscription{ConnectionID: fmt.Sprintf("conn%04d=", i), ID: "1", Subprotocol: proto, Query: "q"}
 	}

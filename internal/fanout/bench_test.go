@@ -12,12 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
-	"github.com/realtime-gql/lambdaws/publish"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
@@ -35,7 +32,7 @@ const benchResult = `{"data":{"messageAdded":{"id":"m1","roomId":"r1","author":"
 func benchSubs(n int) []store.Subscription {
 	out := make([]store.Subscription, n)
 	for i := range out {
-		out[i] = store.Subscription{ConnectionID: fmt.Sprintf("Ab%07dcd=", i), ID: "1", Subprotocol: store.TransportWS,
+		out[i] = store.Subscription{ConnectionID: fmt.Sprintf("Ab%07dcd=", i), ID: "1", Subprotocol: gqlws.TransportWS,
 			Query:     `subscription($r: ID!) { messageAdded(roomId: $r) { id roomId author text createdAt } }`,
 			Variables: json.RawMessage(`{"r":"r1"}`)}
 	}
@@ -92,16 +89,6 @@ type benchRenderer struct{}
 
 func (benchRenderer) Render(context.Context, *store.Subscription, *fanout.Event) json.RawMessage {
 	return json.RawMessage(benchResult)
-}
-
-func (benchRenderer) RenderOld(context.Context, graph.Request, *graph.Event) *graphql.Response {
-	return &graphql.Response{Data: json.RawMessage(benchResult)}
-}
-
-type oldRenderer struct{}
-
-func (oldRenderer) Render(ctx context.Context, req graph.Request, ev *graph.Event) *graphql.Response {
-	return benchRenderer{}.RenderOld(ctx, req, ev)
 }
 
 // benchPoster accepts every post after its service time, and notes the first.
@@ -188,22 +175,6 @@ func BenchmarkFanout(b *testing.B) {
 			measure(b, v.n, poster, func() {
 				if outs, _ := e.Deliver(context.Background(), recs); outs[0].Status != fanout.Done {
 					b.Fatalf("%+v", outs[0])
-				}
-			})
-		})
-		if v.concurrency != 64 {
-			continue
-		}
-		b.Run(name+"/publish", func(b *testing.B) {
-			poster := &benchPoster{delay: v.delay}
-			f := publish.New(publish.Config{Registry: &benchRegistry{subs}, Renderer: oldRenderer{}, Poster: poster, Concurrency: v.concurrency,
-				Events: func(events.DynamoDBEventRecord) ([]graph.Event, error) {
-					return []graph.Event{{Topic: "t", Field: "messageAdded", Message: &store.Message{ID: "m1"}}}, nil
-				}})
-			batch := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{EventID: "e1"}}}
-			measure(b, v.n, poster, func() {
-				if _, st := f.Publish(context.Background(), batch); st.Delivered != int64(v.n) {
-					b.Fatalf("%+v", st)
 				}
 			})
 		})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/internal/fanout"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
@@ -412,7 +413,7 @@ func drain(t *testing.T, e *fanout.Engine, q *fakeQueue, budget time.Duration) f
 func subs(n int, prefix string) []store.Subscription {
 	out := make([]store.Subscription, n)
 	for i := range out {
-		out[i] = store.Subscription{ConnectionID: fmt.Sprintf("%s%05d", prefix, i), ID: "1", Subprotocol: store.TransportWS,
+		out[i] = store.Subscription{ConnectionID: fmt.Sprintf("%s%05d", prefix, i), ID: "1", Subprotocol: gqlws.TransportWS,
 			Query: `subscription { changed { id } }`}
 	}
 	return out

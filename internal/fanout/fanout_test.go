@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/internal/fanout"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
 func TestFramesCarryTheEventIdentityInBothSubprotocols(t *testing.T) {
 	s := newSetup(10)
-	s.reg.add("t", store.Subscription{ConnectionID: "a", ID: "1", Subprotocol: store.TransportWS, Query: "q1"},
-		store.Subscription{ConnectionID: "b", ID: "op\"7", Subprotocol: store.LegacyWS, Query: "q1"})
+	s.reg.add("t", store.Subscription{ConnectionID: "a", ID: "1", Subprotocol: gqlws.TransportWS, Query: "q1"},
+		store.Subscription{ConnectionID: "b", ID: "op\"7", Subprotocol: gqlws.LegacyWS, Query: "q1"})
 	e := s.engine(t)
 	ev := event("e1", "0042", "t")
 	noSeq := event("e2", "", "t")
@@ -78,7 +79,7 @@ func TestRendersOncePerDistinctOperationAndEvent(t *testing.T) {
 	s := newSetup(7)
 	var all []store.Subscription
 	for i := range 300 {
-		sub := store.Subscription{ConnectionID: fmt.Sprintf("c%03d", i), ID: "1", Subprotocol: store.TransportWS, Query: "q"}
+		sub := store.Subscription{ConnectionID: fmt.Sprintf("c%03d", i), ID: "1", Subprotocol: gqlws.TransportWS, Query: "q"}
 		switch i % 5 {
 		case 1:
 			sub.Query = "q2"
@@ -209,7 +210,7 @@ func TestGoneConnectionsAreForgottenOncePerInvocation(t *testing.T) {
 	var all []store.Subscription
 	for _, c := range []string{"gone", "ok1", "ok2"} {
 		for _, id := range []string{"1", "2", "3"} {
-			all = append(all, store.Subscription{ConnectionID: c, ID: id, Subprotocol: store.TransportWS, Query: "q" + id})
+			all = append(all, store.Subscription{ConnectionID: c, ID: id, Subprotocol: gqlws.TransportWS, Query: "q" + id})
 		}
 	}
 	s.reg.add("A", all...)
@@ -244,10 +245,10 @@ func TestTooLargeResultBecomesAnErrorOncePerOperation(t *testing.T) {
 		return json.RawMessage(`{"data":{"text":"small"}}`)
 	}
 	s.reg.add("t",
-		store.Subscription{ConnectionID: "a", ID: "1", Subprotocol: store.TransportWS, Query: "big"},
-		store.Subscription{ConnectionID: "b", ID: "1", Subprotocol: store.LegacyWS, Query: "big"},
-		store.Subscription{ConnectionID: "c", ID: "1", Subprotocol: store.TransportWS, Query: "small"},
-		store.Subscription{ConnectionID: "d", ID: "1", Subprotocol: store.TransportWS, Query: "small413"},
+		store.Subscription{ConnectionID: "a", ID: "1", Subprotocol: gqlws.TransportWS, Query: "big"},
+		store.Subscription{ConnectionID: "b", ID: "1", Subprotocol: gqlws.LegacyWS, Query: "big"},
+		store.Subscription{ConnectionID: "c", ID: "1", Subprotocol: gqlws.TransportWS, Query: "small"},
+		store.Subscription{ConnectionID: "d", ID: "1", Subprotocol: gqlws.TransportWS, Query: "small413"},
 	)
 	// The service refuses d's message as too large although it is under our limit.
 	s.poster.behave = func(conn string, data []byte) (time.Duration, error) {
@@ -765,7 +766,7 @@ func TestFilterAndExpiredPrincipals(t *testing.T) {
 		}
 	}
 	// Two subscriptions on one expired connection: closed once.
-	all = append(all, store.Subscription{ConnectionID: "c00000", ID: "2", Subprotocol: store.TransportWS, Query: "other", Principal: json.RawMessage(`{"exp":1}`)})
+	all = append(all, store.Subscription{ConnectionID: "c00000", ID: "2", Subprotocol: gqlws.TransportWS, Query: "other", Principal: json.RawMessage(`{"exp":1}`)})
 	s.reg.add("t", all...)
 	var matched atomic.Int64
 	s.cfg.Match = func(sub *store.Subscription, ev *fanout.Event) bool {

@@ -9,13 +9,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
 // frameReserve is room left in a message for the frame around a result: the envelope, the type
 // and the longest operation id gqlws accepts.
-const frameReserve = 64 + gqlws.MaxIDLength
+const frameReserve = 64 + facts.MaxOperationID
 
 // rendered is one distinct operation's result for the event a node delivers.
 type rendered struct {
