@@ -156,12 +156,9 @@ func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.D
 }
 
 func (f *Fanout) logStats(log *zerolog.Logger, st Stats) {
-	e := log.Debug()
-	switch {
-	case st.Failed > 0 || st.Skipped > 0 || st.TooLarge > 0:
+	e := log.Debug() // one line per batch; at warn when a record was skipped or a delivery failed
+	if st.Failed > 0 || st.Skipped > 0 || st.TooLarge > 0 {
 		e = log.Warn()
-	case st.Delivered > 0 || st.Gone > 0:
-		e = log.Info()
 	}
 	e.Int("records", st.Records).Int("skipped", st.Skipped).Int("subscribers", st.Subscribers).
 		Int64("renders", st.Renders).Int64("delivered", st.Delivered).Int64("filtered", st.Filtered).

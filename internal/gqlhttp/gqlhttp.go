@@ -233,7 +233,7 @@ func (h *Handler) requestErrors(ctx context.Context, w http.ResponseWriter, medi
 // executor.
 func (h *Handler) writeErrors(ctx context.Context, w http.ResponseWriter, media string, status int, errs gqlerror.List) {
 	resp := h.exec.ErrorResponse(ctx, errs)
-	zerolog.Ctx(ctx).Info().Int("status", status).Str("error", resp.Errors.Error()).Msg("request rejected")
+	zerolog.Ctx(ctx).Info().Int("status", status).Str("error", strings.ReplaceAll(strings.TrimSuffix(resp.Errors.Error(), "\n"), "\n", "; ")).Msg("request rejected")
 	body, _ := json.Marshal(struct {
 		Errors     gqlerror.List  `json:"errors"`
 		Extensions map[string]any `json:"extensions,omitempty"`

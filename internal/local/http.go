@@ -3,6 +3,8 @@ package local
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -78,7 +80,10 @@ func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(out, &resp)
 	}
 	if err != nil || resp.StatusCode == 0 {
-		rt.log.Error().Err(err).Msg("HTTP API invocation failed")
+		if err == nil {
+			err = errors.New("the handler answered no statusCode")
+		}
+		failed(w, fmt.Errorf("HTTP API invocation: %w", err))
 		writeAPIError(w, http.StatusInternalServerError, "", "Internal Server Error")
 		return
 	}

@@ -257,14 +257,25 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// ServeHTTP routes the runtime's endpoints.
+// ServeHTTP routes the runtime's endpoints, logging one line per request (see access.go).
 func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
+	if path == "/graphql" && isUpgrade(r) {
+		rt.serveWebSocket(w, r) // one line per route invocation instead
+		return
+	}
+	aw := &accessWriter{ResponseWriter: w}
+	start := time.Now()
+	rt.route(aw, r)
+	rt.logRequest(r, aw, start)
+}
+
+// route serves a request other than a WebSocket upgrade.
+func (rt *Runtime) route(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
 	switch {
-	case strings.Contains(path, "/@connections/"):
+	case isManagement(path):
 		rt.serveConnections(w, r, path[strings.Index(path, "/@connections/")+len("/@connections/"):])
-	case path == "/graphql" && isUpgrade(r):
-		rt.serveWebSocket(w, r)
 	case rt.cfg.Pages != nil && !isUpgrade(r) && rt.cfg.Pages.Serves(r):
 		rt.cfg.Pages.ServeHTTP(w, r)
 	case path == "/graphql":
@@ -318,6 +329,9 @@ func newID() string {
 }
 
 func requestTime(t time.Time) string { return t.UTC().Format("02/Jan/2006:15:04:05 -0700") }
+
+// isManagement reports whether an escaped path is the management API's: /@connections/{id}.
+func isManagement(path string) bool { return strings.Contains(path, "/@connections/") }
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

@@ -108,18 +108,14 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	log := rt.log.With().Str("conn", conn.id).Logger()
 
 	payload, _ := json.Marshal(rt.wsEvent(conn, "$connect", "CONNECT", r))
-	out, err := rt.invoke(payload)
-	var resp events.APIGatewayProxyResponse
-	if err == nil {
-		err = json.Unmarshal(out, &resp)
-	}
-	if err != nil {
-		log.Error().Err(err).Msg("$connect invocation failed: handshake refused with 502")
+	start := time.Now()
+	resp, err := rt.invokeRoute(payload)
+	rt.logRoute("$connect", conn.id, start, resp.StatusCode, err)
+	if err != nil { // the handshake is refused with 502
 		http.Error(w, "Internal server error", http.StatusBadGateway)
 		return
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		log.Info().Int("status", resp.StatusCode).Msg("$connect refused the handshake")
+	if resp.StatusCode < 200 || resp.StatusCode > 299 { // $connect refused the handshake
 		http.Error(w, resp.Body, resp.StatusCode)
 		return
 	}
@@ -204,16 +200,23 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 	}
 }
 
-func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyRequest) {
-	payload, _ := json.Marshal(ev)
-	out, err := rt.invoke(payload)
+// invokeRoute invokes the handler with a WebSocket route event and decodes its response.
+func (rt *Runtime) invokeRoute(payload []byte) (events.APIGatewayProxyResponse, error) {
 	var resp events.APIGatewayProxyResponse
+	out, err := rt.invoke(payload)
 	if err == nil {
 		err = json.Unmarshal(out, &resp)
 	}
+	return resp, err
+}
+
+func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyRequest) {
+	payload, _ := json.Marshal(ev)
+	start := time.Now()
+	resp, err := rt.invokeRoute(payload)
+	rt.logRoute("$default", conn.id, start, resp.StatusCode, err)
 	if err != nil {
 		// What API Gateway sends when the integration fails.
-		rt.log.Error().Err(err).Str("conn", conn.id).Msg("$default invocation failed")
 		msg, _ := json.Marshal(map[string]string{"message": "Internal server error", "connectionId": conn.id, "requestId": ev.RequestContext.RequestID})
 		rt.send(conn, msg)
 		return
@@ -253,9 +256,9 @@ func (rt *Runtime) disconnect(conn *wsConn, status websocket.StatusCode, reason 
 		ev.RequestContext.DisconnectStatusCode = int64(status)
 		ev.RequestContext.DisconnectReason = &reason
 		payload, _ := json.Marshal(ev)
-		if _, err := rt.invoke(payload); err != nil {
-			rt.log.Error().Err(err).Str("conn", conn.id).Msg("$disconnect invocation failed")
-		}
+		start := time.Now()
+		resp, err := rt.invokeRoute(payload)
+		rt.logRoute("$disconnect", conn.id, start, resp.StatusCode, err)
 	})
 }
 

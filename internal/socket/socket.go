@@ -250,9 +250,11 @@ func (inv *invocation) transport(ctx context.Context, msg gqlws.Message) (events
 		}
 		return inv.subscribe(ctx, msg, false)
 	case gqlws.Complete:
-		if _, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID); err != nil {
+		active, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
+		if err != nil {
 			return serverError(), fmt.Errorf("complete %s: %w", msg.ID, err)
 		}
+		inv.log.Debug().Str("op", msg.ID).Bool("active", active).Msg("complete")
 		return ok(nil), nil
 	}
 	return inv.close(ctx, CloseBadRequest, "Unexpected message type "+msg.Type)
@@ -281,6 +283,7 @@ func (inv *invocation) legacy(ctx context.Context, msg gqlws.Message) (events.AP
 		if err != nil {
 			return serverError(), fmt.Errorf("stop %s: %w", msg.ID, err)
 		}
+		inv.log.Debug().Str("op", msg.ID).Bool("active", active).Msg("stop")
 		if !active {
 			return ok(nil), nil
 		}
@@ -385,7 +388,7 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 	op, errs := inv.h.cfg.Executor.Prepare(ctx, greq)
 	if errs != nil {
 		resp := inv.h.cfg.Executor.ErrorResponse(ctx, errs)
-		inv.log.Info().Str("op", msg.ID).Str("error", resp.Errors.Error()).Msg("operation rejected")
+		inv.log.Info().Str("op", msg.ID).Str("error", oneLine(resp.Errors)).Msg("operation rejected")
 		return inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: inv.errorsPayload(resp.Errors)})
 	}
 	now := inv.h.cfg.Now()
@@ -416,7 +419,9 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 			if _, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID); err != nil {
 				return serverError(), fmt.Errorf("remove subscription %s of a closed connection: %w", msg.ID, err)
 			}
+			return ok(nil), nil
 		}
+		inv.log.Debug().Str("op", msg.ID).Str("topic", op.Topic).Msg("subscribed")
 		return ok(nil), nil
 	}
 
@@ -448,6 +453,12 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 		}
 	}
 	return ok(nil), nil
+}
+
+// oneLine is a list of GraphQL errors as one line of a log, "; " between them (its Error() ends
+// each error with a newline).
+func oneLine(errs gqlerror.List) string {
+	return strings.ReplaceAll(strings.TrimSuffix(errs.Error(), "\n"), "\n", "; ")
 }
 
 // errorsPayload is the payload of an error message: an array in graphql-transport-ws, the first

@@ -99,8 +99,8 @@ func TestRun(t *testing.T) {
 		}
 		for _, want := range []string{
 			"b_test.go:7: boom\n        second line\n--- FAIL: TestFail", // the failure, as go test shows it
-			"before",                                  // a failed test's log is shown
-			"broken/broken.go:3:23: cannot use",       // the build error
+			"before",                            // a failed test's log is shown
+			"broken/broken.go:3:23: cannot use", // the build error
 			"FAIL\texample.com/sum/broken [build failed]",
 			"FAIL\texample.com/sum\t",
 			"failed: TestFail (.)\n",

@@ -1,0 +1,77 @@
+package local
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The runtime's access log: one line per HTTP request, and one per WebSocket route invocation
+// ($connect, each $default, $disconnect), each with its status and duration. Requests to the
+// management API (@connections, the handler's own posts) are logged at debug level, everything
+// else at info, or at error when the invocation behind it failed.
+
+// accessWriter records the status a request was answered with, and why its invocation failed.
+type accessWriter struct {
+	http.ResponseWriter
+	status int
+	err    error
+}
+
+func (w *accessWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *accessWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *accessWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// failed records why the invocation behind a request failed, for its access line.
+func failed(w http.ResponseWriter, err error) {
+	if aw, ok := w.(*accessWriter); ok {
+		aw.err = err
+	}
+}
+
+// logRequest writes a request's line: "POST /graphql status=200 ms=1.9".
+func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time) {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	var e *zerolog.Event
+	switch {
+	case w.err != nil:
+		e = rt.log.Error().Err(w.err)
+	case isManagement(r.URL.EscapedPath()):
+		e = rt.log.Debug()
+	default:
+		e = rt.log.Info()
+	}
+	e.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Float64("ms", millis(time.Since(start))).
+		Msg(r.Method + " " + r.URL.Path)
+}
+
+// logRoute writes a WebSocket route invocation's line: "$default status=200 ms=0.8 conn=…". The
+// status is the handler's, or 502 when the invocation failed (err).
+func (rt *Runtime) logRoute(route, connID string, start time.Time, status int, err error) {
+	e := rt.log.Info()
+	if err != nil {
+		e = rt.log.Error().Err(err)
+		status = http.StatusBadGateway
+	}
+	e.Str("route", route).Int("status", status).Float64("ms", millis(time.Since(start))).Str("conn", connID).Msg(route)
+}
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
