@@ -22,6 +22,7 @@ import (
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/web"
 	"github.com/rs/zerolog"
 )
 
@@ -49,6 +50,14 @@ type Config struct {
 	// RegistryTable and DataTable name the DynamoDB tables; defaults lambdaws-dev-registry and
 	// lambdaws-dev-data.
 	RegistryTable, DataTable string
+	// Playground serves GraphiQL on a deployed stage (PLAYGROUND): to a browser's GET /graphql,
+	// ahead of the API (package web's Pages.Wrap). Off by default, since the page is public. The
+	// local runtime always serves it.
+	Playground bool
+	// WebSocketURL is the WebSocket endpoint GraphiQL subscribes through on a deployed stage
+	// (WEBSOCKET_URL); default the management endpoint with wss: (web.WebSocketURLFor), right
+	// unless the API has a custom domain.
+	WebSocketURL string
 }
 
 // WithDefaults returns c with the table names filled in. (The other settings are passed on as
@@ -70,11 +79,20 @@ type Gateway interface {
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
 // routes, GraphQL over HTTP, the stream fan-out and the sweeper, behind the router.
 func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
+	return handler(cfg, s, gw, log, nil)
+}
+
+// handler is Handler with pages (nil: none) served ahead of GraphQL over HTTP.
+func handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger, pages *web.Pages) *router.Router {
 	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+	var api http.Handler = gqlhttp.New(exec, 0)
+	if pages != nil {
+		api = pages.Wrap(api)
+	}
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
-		HTTP: gqlhttp.New(exec, 0),
+		HTTP: api,
 		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
 			MaxMessage: cfg.MaxMessage}),
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,

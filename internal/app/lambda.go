@@ -8,19 +8,45 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/realtime-gql/lambdaws/router"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/web"
 	"github.com/rs/zerolog"
 )
 
 // Lambda builds the handler the function runs on AWS: the DynamoDB store on the tables cfg names,
 // and the management API at endpoint (https://{api-id}.execute-api.{region}.amazonaws.com/{stage};
 // the stream path has no request context to derive it from), both with the SDK's default
-// configuration (the Region and credentials Lambda provides).
+// configuration (the Region and credentials Lambda provides). With cfg.Playground, GraphiQL is
+// served to browsers on GET /graphql, subscribing through cfg.WebSocketURL.
 func Lambda(ctx context.Context, cfg Config, endpoint string, log zerolog.Logger) (*router.Router, error) {
 	cfg = cfg.WithDefaults()
+	pages, err := playground(cfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	s := dynamostore.New(dynamodb.NewFromConfig(awsCfg), dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable})
-	return Handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log), nil
+	return handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log, pages), nil
+}
+
+// playground returns a deployed stage's pages: nil unless cfg.Playground.
+func playground(cfg Config, endpoint string) (*web.Pages, error) {
+	if !cfg.Playground {
+		return nil, nil
+	}
+	wsURL := cfg.WebSocketURL
+	if wsURL == "" {
+		u, err := web.WebSocketURLFor(endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("PLAYGROUND: set WEBSOCKET_URL, or WEBSOCKET_ENDPOINT to derive it from: %w", err)
+		}
+		wsURL = u
+	}
+	pages, err := web.New(web.Options{WebSocketURL: wsURL})
+	if err != nil {
+		return nil, fmt.Errorf("PLAYGROUND: WEBSOCKET_URL: %w", err)
+	}
+	return pages, nil
 }
