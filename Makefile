@@ -3,12 +3,21 @@ SHELL := /bin/bash
 GO ?= go
 PORT ?= 4000
 DATA ?= ./.data
+# where make dev builds bootstrap for this machine
+BIN ?= bin/bootstrap
 
-.PHONY: dev test check generate build bench deploy package clean
+.PHONY: dev watch test check generate build bench deploy package clean
 
-## dev: run the local runtime on 127.0.0.1:$(PORT) with data in $(DATA)
+## dev: build bootstrap, then run the local runtime on 127.0.0.1:$(PORT) with data in $(DATA);
+## Ctrl-C stops it cleanly (the recipe execs the binary, which exits 0 on SIGINT and SIGTERM)
 dev:
-	$(GO) run . dev --port $(PORT) --data $(DATA)
+	@echo "building $(BIN) (the first build takes a minute; later ones a few seconds)…"
+	@$(GO) build -o $(BIN) .
+	@exec $(BIN) dev --port $(PORT) --data $(DATA) $(DEV_FLAGS)
+
+## watch: make dev, rebuilt and restarted whenever Go files or the schema change (dev --watch)
+watch: DEV_FLAGS += --watch
+watch: dev
 
 # node, when installed: the npm packages are then installed before anything needs them.
 NODE := $(shell command -v node 2>/dev/null)

@@ -43,7 +43,8 @@ func failed(w http.ResponseWriter, err error) {
 	}
 }
 
-// logRequest writes a request's line: "POST /graphql status=200 ms=1.9".
+// logRequest writes a request's line: "POST /graphql status=200 ms=1.9" (the message is the
+// method and the path).
 func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time) {
 	status := w.status
 	if status == 0 {
@@ -58,19 +59,18 @@ func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time)
 	default:
 		e = rt.log.Info()
 	}
-	e.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Float64("ms", millis(time.Since(start))).
-		Msg(r.Method + " " + r.URL.Path)
+	e.Int("status", status).Float64("ms", millis(time.Since(start))).Msg(r.Method + " " + r.URL.Path)
 }
 
-// logRoute writes a WebSocket route invocation's line: "$default status=200 ms=0.8 conn=…". The
-// status is the handler's, or 502 when the invocation failed (err).
+// logRoute writes a WebSocket route invocation's line: "$default status=200 ms=0.8 conn=…" (the
+// message is the route). The status is the handler's, or 502 when the invocation failed (err).
 func (rt *Runtime) logRoute(route, connID string, start time.Time, status int, err error) {
 	e := rt.log.Info()
 	if err != nil {
 		e = rt.log.Error().Err(err)
 		status = http.StatusBadGateway
 	}
-	e.Str("route", route).Int("status", status).Float64("ms", millis(time.Since(start))).Str("conn", connID).Msg(route)
+	e.Int("status", status).Float64("ms", millis(time.Since(start))).Str("conn", connID).Msg(route)
 }
 
 // millis is d in milliseconds, to the microsecond.

@@ -54,7 +54,7 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 const ConsoleTimeFormat = "15:04:05.000"
 
 // fieldsOrder puts the fields a reader looks for first on console lines; the rest follow sorted.
-var fieldsOrder = []string{zerolog.ErrorFieldName, "status", "ms", "route", "conn", "op", "topic", "request", "apiRequest"}
+var fieldsOrder = []string{zerolog.ErrorFieldName, "status", "ms", "conn", "op", "topic", "route", "request", "apiRequest"}
 
 // New returns a logger writing to w as o says. It sets no zerolog globals: the time field is
 // written by the logger itself, so that JSON lines carry milliseconds whatever

@@ -60,7 +60,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("color %v: colour codes present: %v in %q", color, has, line)
 		}
 		plain := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(line, "")
-		want := at.Local().Format("15:04:05.000") + " INF $default status=200 ms=1.5 route=$default conn=c1\n"
+		want := at.Local().Format("15:04:05.000") + " INF $default status=200 ms=1.5 conn=c1 route=$default\n"
 		if plain != want {
 			t.Errorf("color %v: console line\n %q\nwant %q", color, plain, want)
 		}

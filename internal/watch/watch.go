@@ -261,7 +261,7 @@ func (w *watcher) rebuild(ctx context.Context, generate bool, paths []string) {
 	if restart {
 		msg = "rebuilt; restarted"
 	}
-	w.log.Info().Dur("took", time.Since(start).Round(time.Millisecond)).Int("pid", c.cmd.Process.Pid).Msg(msg)
+	w.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Int("pid", c.cmd.Process.Pid).Msg(msg)
 	// Earlier builds are no longer running.
 	for i := 1; i < w.builds; i++ {
 		os.Remove(filepath.Join(w.bins, fmt.Sprintf("bootstrap-%d", i)))
