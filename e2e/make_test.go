@@ -155,3 +155,17 @@ func TestMakeDev(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeWatch: `make watch` is `make dev` with --watch, on make dev's port and data.
+func TestMakeWatch(t *testing.T) {
+	mk := needMake(t)
+	cmd := exec.Command(mk, "-n", "watch", "PORT=4100", "DATA=/tmp/d")
+	cmd.Dir = devproc.Root(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n watch: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^exec bin/bootstrap dev --port 4100 --data /tmp/d +--watch$`).Match(out) {
+		t.Errorf("make watch does not run bin/bootstrap dev --watch on make dev's port and data:\n%s", out)
+	}
+}

@@ -41,6 +41,14 @@ func TestServerlessTemplate(t *testing.T) {
 		}
 	})
 
+	// GraphiQL is public: it is served only when the deployment turns it on.
+	t.Run("playground parameter", func(t *testing.T) {
+		on := decode(t, packageTemplate(t, "--param=playground=true"))
+		for _, problem := range checkTemplateWith(on, "true") {
+			t.Error(problem)
+		}
+	})
+
 	t.Run("checks catch mistakes", func(t *testing.T) {
 		for _, m := range mutations {
 			t.Run(m.name, func(t *testing.T) {
@@ -61,11 +69,11 @@ func TestServerlessTemplate(t *testing.T) {
 
 // packageTemplate packages the service with a stand-in artifact and returns the update-stack
 // template. Nothing here talks to AWS (see serverless).
-func packageTemplate(t *testing.T) []byte {
+func packageTemplate(t *testing.T, extra ...string) []byte {
 	t.Helper()
 	root := devproc.Root(t)
 	pkg := filepath.Join(t.TempDir(), "package")
-	cmd, cancel := serverless(t, root, "http://127.0.0.1:9", "package", "--stage", stage, "--package", pkg)
+	cmd, cancel := serverless(t, root, "http://127.0.0.1:9", append([]string{"package", "--stage", stage, "--package", pkg}, extra...)...)
 	defer cancel()
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -179,8 +187,9 @@ func decode(t *testing.T, raw []byte) map[string]any {
 
 // checker walks a template and collects problems.
 type checker struct {
-	res      map[string]any // Resources
-	problems []string
+	res        map[string]any // Resources
+	playground string         // the PLAYGROUND the function must have: "false" unless enabled
+	problems   []string
 }
 
 func (c *checker) errorf(format string, args ...any) {
@@ -216,8 +225,11 @@ type stackIDs struct {
 	websocketAPI, httpAPI string
 }
 
-func checkTemplate(tpl map[string]any) []string {
-	c := &checker{res: obj(tpl["Resources"])}
+func checkTemplate(tpl map[string]any) []string { return checkTemplateWith(tpl, "false") }
+
+// checkTemplateWith is checkTemplate for a deployment whose PLAYGROUND is playground.
+func checkTemplateWith(tpl map[string]any, playground string) []string {
+	c := &checker{res: obj(tpl["Resources"]), playground: playground}
 	if c.res == nil {
 		return []string{"the template has no Resources"}
 	}
@@ -345,6 +357,7 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	c.want("WEBSOCKET_ENDPOINT", canon(render(env["WEBSOCKET_ENDPOINT"])),
 		"https://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/"+stage)
 	c.want("LOG_LEVEL", env["LOG_LEVEL"], "info")
+	c.want("PLAYGROUND", env["PLAYGROUND"], c.playground)
 
 	role := list(obj(p["Role"])["Fn::GetAtt"])
 	if len(role) != 2 || str(role[1]) != "Arn" || str(obj(c.res[str(role[0])])["Type"]) != "AWS::IAM::Role" {
@@ -867,6 +880,9 @@ var mutations = []mutation{
 	}},
 	{"the runtime is x86_64", "Architectures", func(t *testing.T, tpl map[string]any) {
 		resourceProps(t, tpl, "AWS::Lambda::Function", "")["Architectures"] = []any{"x86_64"}
+	}},
+	{"GraphiQL is public by default", "PLAYGROUND", func(t *testing.T, tpl map[string]any) {
+		obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"])["PLAYGROUND"] = "true"
 	}},
 	{"WEBSOCKET_ENDPOINT is missing", "WEBSOCKET_ENDPOINT", func(t *testing.T, tpl map[string]any) {
 		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "WEBSOCKET_ENDPOINT")
