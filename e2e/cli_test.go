@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,6 +182,53 @@ func TestSignalsStopCleanly(t *testing.T) {
 		s.waitOutput("Ctrl-C stops it.", 1, 30*time.Second)
 		if err := s.signal(sig, 15*time.Second); err != nil {
 			t.Errorf("%v: %v, want exit status 0\n%s", sig, err, s.out.String())
+		}
+	}
+}
+
+// TestDevLogs: the built binary's logs on stderr: console lines with millisecond timestamps and no
+// colour when stderr is not a terminal, JSON lines with LOG_FORMAT=json; one line per request.
+func TestDevLogs(t *testing.T) {
+	for _, format := range []string{"", "json"} {
+		s := startSession(t, t.TempDir(), []string{"LOG_FORMAT=" + format, "LOG_LEVEL=info", "NO_COLOR="},
+			devproc.Build(t), "dev", "--port", "0", "--data", t.TempDir())
+		out := s.waitOutput("Ctrl-C stops it.", 1, 30*time.Second)
+		m := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/graphql\n`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no address:\n%s", out)
+		}
+		if _, err := post(http.DefaultClient, m[1], `{ messages(roomId: "r") { id } }`, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.signal(syscall.SIGINT, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var requests []string
+		for _, line := range strings.Split(s.out.String(), "\n") {
+			if strings.Contains(line, "POST /graphql") {
+				requests = append(requests, line)
+			}
+		}
+		if len(requests) != 1 {
+			t.Fatalf("LOG_FORMAT=%q: %d lines for one request, want 1:\n%s", format, len(requests), s.out.String())
+		}
+		line := requests[0]
+		switch format {
+		case "json":
+			var v map[string]any
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				t.Fatalf("LOG_FORMAT=json: not a JSON line: %q", line)
+			}
+			if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(fmt.Sprint(v["time"])) || v["status"] != 200.0 || v["ms"] == nil {
+				t.Errorf("LOG_FORMAT=json: the request line %q", line)
+			}
+		default:
+			if strings.Contains(s.out.String(), "\x1b[") {
+				t.Errorf("colour codes on a stderr that is not a terminal:\n%q", s.out.String())
+			}
+			if !regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3} INF POST /graphql status=200 ms=[0-9.]+$`).MatchString(line) {
+				t.Errorf("console request line %q", line)
+			}
 		}
 	}
 }
