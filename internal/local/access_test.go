@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -48,13 +49,11 @@ func (l *logLines) requests(level zerolog.Level) []string {
 			if _, ok := m["ms"].(float64); !ok {
 				continue
 			}
-			out = append(out, m["message"].(string)+" "+strings.TrimSuffix(strings.TrimSuffix(jsonString(m["status"]), ".0"), "\n"))
+			out = append(out, fmt.Sprint(m["message"], " ", m["status"]))
 		}
 	}
 	return out
 }
-
-func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 // serveLogged is serve with the runtime's log (JSON, debug) going to lines.
 func serveLogged(t *testing.T, cfg local.Config, lines *logLines) string {
