@@ -21,6 +21,9 @@ type Message struct {
 	Text      string     `json:"text"`
 	CreatedAt time.Time  `json:"createdAt"`
 	EditedAt  *time.Time `json:"editedAt,omitempty"`
+	// AuthorSub is the subject of the principal who sent it (authentication on); empty when
+	// sent anonymously. Only that principal may edit or delete the message.
+	AuthorSub string `json:"authorSub,omitempty"`
 }
 
 var (
@@ -58,6 +61,7 @@ type messageItem struct {
 	Text      string     `dynamo:"text"`
 	CreatedAt time.Time  `dynamo:"createdAt"`
 	EditedAt  *time.Time `dynamo:"editedAt,omitempty"`
+	AuthorSub string     `dynamo:"authorSub,omitempty"`
 }
 
 // MessageItem encodes a message as a data table item. Both backends use it, so the images on the
@@ -65,7 +69,7 @@ type messageItem struct {
 func MessageItem(m Message) (map[string]types.AttributeValue, error) {
 	pk, sk := MessageKey(m.RoomID, m.ID)
 	it := messageItem{PK: pk, SK: sk, ID: m.ID, RoomID: m.RoomID, Author: m.Author, Text: m.Text,
-		CreatedAt: m.CreatedAt.UTC(), EditedAt: utcPtr(m.EditedAt)}
+		CreatedAt: m.CreatedAt.UTC(), EditedAt: utcPtr(m.EditedAt), AuthorSub: m.AuthorSub}
 	item, err := dynamo.MarshalItem(it)
 	if err != nil {
 		return nil, fmt.Errorf("encode message %s/%s: %w", m.RoomID, m.ID, err)
@@ -83,7 +87,7 @@ func MessageFromItem(item map[string]types.AttributeValue) (Message, error) {
 		return Message{}, fmt.Errorf("decode message: item %q/%q is not a message", it.PK, it.SK)
 	}
 	return Message{ID: it.ID, RoomID: it.RoomID, Author: it.Author, Text: it.Text,
-		CreatedAt: it.CreatedAt, EditedAt: it.EditedAt}, nil
+		CreatedAt: it.CreatedAt, EditedAt: it.EditedAt, AuthorSub: it.AuthorSub}, nil
 }
 
 func utcPtr(t *time.Time) *time.Time {
