@@ -437,14 +437,14 @@ func (p *probeStore) setFault(what string) {
 	}
 }
 
-func (p *probeStore) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
+func (p *probeStore) AcknowledgeConnection(ctx context.Context, id string, ack store.Ack) error {
 	p.mu.Lock()
 	fail := p.failAck
 	p.mu.Unlock()
 	if fail {
 		return errInjected
 	}
-	return p.Store.AcknowledgeConnection(ctx, id, principal, at)
+	return p.Store.AcknowledgeConnection(ctx, id, ack)
 }
 
 func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, replace bool) error {

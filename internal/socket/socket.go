@@ -311,7 +311,7 @@ func (inv *invocation) init(ctx context.Context) (events.APIGatewayProxyResponse
 			return ok(nil), nil
 		}
 	}
-	err := inv.h.cfg.Registry.AcknowledgeConnection(ctx, inv.conn.ID, nil, inv.at)
+	err := inv.h.cfg.Registry.AcknowledgeConnection(ctx, inv.conn.ID, store.Ack{At: inv.at, ExpiresAt: inv.conn.ExpiresAt})
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		if legacy {

@@ -44,7 +44,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ready {
-			if err := s.AcknowledgeConnection(ctx, id, nil, at.Add(time.Second)); err != nil {
+			if err := s.AcknowledgeConnection(ctx, id, store.Ack{At: at.Add(time.Second)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -182,7 +182,7 @@ func TestSweepRereadsBeforeAnInitTimeout(t *testing.T) {
 	at := clk.Now().Add(-10 * time.Second)
 	c := store.Connection{ID: "c", State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(time.Hour)}
 	s.CreateConnection(ctx, c)
-	s.AcknowledgeConnection(ctx, "c", nil, clk.Now()) // acknowledged after the listing was read
+	s.AcknowledgeConnection(ctx, "c", store.Ack{At: clk.Now()}) // acknowledged after the listing was read
 	api := mgmttest.New()
 	api.SetLastActive("c", clk.Now())
 	st, err := sweep.New(sweep.Config{Registry: staleListing{s, map[string]store.Connection{"c": c}}, Gateway: api, Now: clk.Now}).Sweep(ctx)
