@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +22,10 @@ func TestReadSettings(t *testing.T) {
 	want := settings{Config: app.Config{DeliveryConcurrency: 8, InitTimeout: 5 * time.Second, DisableIntrospection: true, Strict: true,
 		RegistryTable: "reg", DataTable: "data"}, LogLevel: zerolog.DebugLevel,
 		WebSocketEndpoint: env["WEBSOCKET_ENDPOINT"], DynamoDBEndpoint: env["AWS_ENDPOINT_URL_DYNAMODB"]}
-	if err != nil || s != want {
+	if err != nil || !reflect.DeepEqual(s, want) {
 		t.Fatalf("readSettings = %+v, %v\nwant %+v", s, err, want)
 	}
-	if s, err := readSettings(func(string) string { return "" }); err != nil || s != (settings{LogLevel: zerolog.InfoLevel}) {
+	if s, err := readSettings(func(string) string { return "" }); err != nil || !reflect.DeepEqual(s, settings{LogLevel: zerolog.InfoLevel}) {
 		t.Fatalf("readSettings of an empty environment = %+v, %v", s, err)
 	}
 	bad := map[string]string{"LOG_LEVEL": "loud", "DELIVERY_CONCURRENCY": "0", "INIT_TIMEOUT": "soon", "GRAPHQL_WS_STRICT": "yes please", "GRAPHQL_INTROSPECTION": "maybe"}

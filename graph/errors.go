@@ -32,6 +32,8 @@ const (
 	CodeUnauthenticated = "UNAUTHENTICATED"
 	// CodeForbidden: the caller is authenticated but may not do this.
 	CodeForbidden = "FORBIDDEN"
+	// CodeTooManySubscriptions: the connection has as many subscriptions as it may.
+	CodeTooManySubscriptions = "SUBSCRIPTION_LIMIT_EXCEEDED"
 )
 
 // Input limits.
@@ -128,6 +130,13 @@ func ResultTooLarge(size, limit int) *gqlerror.Error {
 func Unauthenticated(msg string) *gqlerror.Error {
 	e := &gqlerror.Error{Message: msg}
 	errcode.Set(e, CodeUnauthenticated)
+	return e
+}
+
+// TooManySubscriptions is the error of a subscribe past a connection's bound of max.
+func TooManySubscriptions(max int) *gqlerror.Error {
+	e := gqlerror.Errorf("the connection has %d subscriptions, the most it may have: complete one first", max)
+	errcode.Set(e, CodeTooManySubscriptions)
 	return e
 }
 

@@ -93,6 +93,11 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 // feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
 func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
+	cfg, err := cfg.verifier(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(dc.Host, strconv.Itoa(dc.Port)))
 	if err != nil {
 		s.Close()
