@@ -64,7 +64,7 @@ func TestGolden(t *testing.T) {
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.New(&logs))
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Schedule: sw}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
 	sort.Strings(files)
@@ -161,7 +161,7 @@ func FuzzInvoke(f *testing.F) {
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.Nop())
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
 		if errors.Is(err, router.ErrPanic) {

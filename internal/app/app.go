@@ -66,6 +66,11 @@ type Config struct {
 	// MaxConnectionsPerSubject bounds the connections one principal may have at once
 	// (CONNECTIONS_PER_SUBJECT); zero is unbounded.
 	MaxConnectionsPerSubject int
+	// MaxHTTPBody bounds an HTTP request body (HTTP_MAX_BODY); default gqlhttp.DefaultMaxBody.
+	// The local runtime refuses larger bodies before invoking the handler, by Content-Length.
+	MaxHTTPBody int64
+	// CORSOrigins are the origins allowed to call the HTTP API from a browser (CORS_ORIGINS).
+	CORSOrigins []string
 }
 
 // WithDefaults returns c with the table names filled in. (The other settings are passed on as
@@ -97,7 +102,7 @@ func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, Verifier: verifier, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin,
 			MaxSubscriptions: cfg.MaxSubscriptions, MaxConnectionsPerSubject: cfg.MaxConnectionsPerSubject}),
-		HTTP: gqlhttp.New(exec, 0),
+		HTTP: gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins}),
 		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Closer: gw, Concurrency: cfg.DeliveryConcurrency,
 			MaxMessage: cfg.MaxMessage}),
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,

@@ -39,7 +39,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -53,6 +55,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/router"
@@ -71,7 +74,17 @@ type confCase struct {
 	proto string // set by the table
 	// initTimeout is INIT_TIMEOUT; zero keeps the default (3s).
 	initTimeout time.Duration
-	steps       []step
+	// verifier authenticates (AUTH_MODE=jwt); nil runs without authentication.
+	verifier *auth.Verifier
+	// connectHeader and connectQuery are added to the $connect request (a token there).
+	connectHeader map[string]string
+	connectQuery  url.Values
+	// maxSubs is SUBSCRIPTIONS_PER_CONNECTION; zero keeps the default.
+	maxSubs int
+	// realTime makes the router level's waits real too (for token expiry, which the fan-out
+	// reckons on the real clock).
+	realTime bool
+	steps    []step
 }
 
 type stepKind int
@@ -90,6 +103,7 @@ const (
 type step struct {
 	kind   stepKind
 	frame  []byte
+	gen    func() string // builds the frame when it is sent (a token that expires)
 	binary bool
 	d      time.Duration
 	msgs   []string
@@ -131,6 +145,7 @@ func (s step) String() string {
 // Steps.
 
 func send(frame string) step              { return step{kind: stepSend, frame: []byte(frame)} }
+func sendGen(gen func() string) step      { return step{kind: stepSend, gen: gen, frame: []byte("<generated>")} }
 func sendBinary(frame []byte) step        { return step{kind: stepSend, frame: frame, binary: true} }
 func wait(d time.Duration) step           { return step{kind: stepWait, d: d} }
 func expect(msgs ...string) step          { return step{kind: stepExpect, msgs: msgs} }
@@ -290,7 +305,7 @@ type level interface {
 
 // caseConfig is the configuration a case runs with (GRAPHQL_WS_STRICT and INIT_TIMEOUT).
 func caseConfig(c confCase, strict bool) app.Config {
-	return app.Config{Strict: strict, InitTimeout: c.initTimeout}
+	return app.Config{Strict: strict, InitTimeout: c.initTimeout, Verifier: c.verifier, MaxSubscriptions: c.maxSubs}
 }
 
 // runCase runs one case's script at one level.
@@ -300,6 +315,9 @@ func runCase(t *testing.T, c confCase, strict bool, lv level, at *string) {
 		*at = fmt.Sprintf("step %d (%s)", i+1, s)
 		switch s.kind {
 		case stepSend:
+			if s.gen != nil {
+				s.frame = []byte(s.gen())
+			}
 			if sl, ok := lv.(*socketLevel); ok && s.binary {
 				// API Gateway (and so the local runtime) refuses binary frames itself, closing
 				// with 1003: the handler never sees them. Its defensive handling of a binary
@@ -412,6 +430,7 @@ type probeStore struct {
 	mu       sync.Mutex
 	failAck  bool
 	failPut  bool
+	down     bool // every registry call fails
 	timeline []string
 	ops      map[string]map[string]store.Subscription // connection id → operation id → operation
 }
@@ -430,16 +449,39 @@ func (p *probeStore) setFault(what string) {
 		p.failAck = true
 	case "put":
 		p.failPut = true
+	case "outage":
+		p.down = true
 	case "none":
-		p.failAck, p.failPut = false, false
+		p.failAck, p.failPut, p.down = false, false, false
 	default:
 		panic("unknown fault " + what)
 	}
 }
 
+// isDown reports whether the registry is out.
+func (p *probeStore) isDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down
+}
+
+func (p *probeStore) Connection(ctx context.Context, id string) (store.Connection, error) {
+	if p.isDown() {
+		return store.Connection{}, errInjected
+	}
+	return p.Store.Connection(ctx, id)
+}
+
+func (p *probeStore) TouchConnection(ctx context.Context, id string, at time.Time) error {
+	if p.isDown() {
+		return errInjected
+	}
+	return p.Store.TouchConnection(ctx, id, at)
+}
+
 func (p *probeStore) AcknowledgeConnection(ctx context.Context, id string, ack store.Ack) error {
 	p.mu.Lock()
-	fail := p.failAck
+	fail := p.failAck || p.down
 	p.mu.Unlock()
 	if fail {
 		return errInjected
@@ -450,7 +492,7 @@ func (p *probeStore) AcknowledgeConnection(ctx context.Context, id string, ack s
 func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, replace bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failPut {
+	if p.failPut || p.down {
 		return errInjected
 	}
 	err := p.Store.PutSubscription(ctx, s, replace)
@@ -472,6 +514,9 @@ func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, 
 func (p *probeStore) DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		return false, errInjected
+	}
 	active, err := p.Store.DeleteSubscription(ctx, connectionID, id)
 	if err == nil {
 		if _, known := p.ops[connectionID][id]; known != active {
@@ -485,6 +530,10 @@ func (p *probeStore) DeleteSubscription(ctx context.Context, connectionID, id st
 func (p *probeStore) DeleteConnection(ctx context.Context, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		p.timeline = append(p.timeline, "delete connection failed")
+		return errInjected
+	}
 	err := p.Store.DeleteConnection(ctx, id)
 	p.timeline = append(p.timeline, "delete connection")
 	if err == nil {
@@ -513,10 +562,11 @@ func (p *probeStore) active(connectionID string) []store.Subscription {
 // routerLevel drives the real handlers (app.Handler) over an embedded store with events shaped
 // as API Gateway sends them.
 type routerLevel struct {
-	t       *testing.T
-	at      string
-	proto   string
-	r       *router.Router
+	t        *testing.T
+	at       string
+	proto    string
+	realTime bool
+	r        *router.Router
 	emb     *embedded.Store // the stream's source
 	st      *probeStore
 	gw      *mgmttest.Gateway
@@ -541,9 +591,11 @@ func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
 	st := newProbeStore(emb)
 	gw := mgmttest.New()
 	now := time.Now().UnixMilli()
-	l := &routerLevel{t: t, proto: c.proto, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)), emb: emb, st: st, gw: gw,
-		conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
-	resp := l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": c.proto}, nil)
+	l := &routerLevel{t: t, proto: c.proto, realTime: c.realTime, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)),
+		emb: emb, st: st, gw: gw, conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
+	headers := map[string]string{"Sec-WebSocket-Protocol": c.proto}
+	maps.Copy(headers, c.connectHeader)
+	resp := l.connectQueryEvent(headers, c.connectQuery)
 	if resp.StatusCode != http.StatusOK || resp.Headers["Sec-WebSocket-Protocol"] != c.proto {
 		t.Fatalf("$connect offering %s: %+v", c.proto, resp)
 	}
@@ -589,6 +641,19 @@ func (l *routerLevel) connectEvent(headers map[string]string, multi map[string][
 		Headers: headers, MultiValueHeaders: multi,
 		RequestContext: l.requestContext("$connect", "CONNECT"),
 	})
+}
+
+// connectQueryEvent is a $connect with a query string, as API Gateway decodes it.
+func (l *routerLevel) connectQueryEvent(headers map[string]string, query url.Values) events.APIGatewayProxyResponse {
+	l.t.Helper()
+	ev := events.APIGatewayWebsocketProxyRequest{Headers: headers, RequestContext: l.requestContext("$connect", "CONNECT")}
+	if len(query) > 0 {
+		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = map[string]string{}, map[string][]string(query)
+		for k, vs := range query {
+			ev.QueryStringParameters[k] = vs[len(vs)-1]
+		}
+	}
+	return l.invoke(ev)
 }
 
 // deliver is one $default invocation: what it posts, then its route response. Safe for
@@ -698,7 +763,12 @@ func (l *routerLevel) send(s step) {
 	l.pump()
 }
 
-func (l *routerLevel) wait(d time.Duration) { l.now += d.Milliseconds() }
+func (l *routerLevel) wait(d time.Duration) {
+	l.now += d.Milliseconds()
+	if l.realTime {
+		time.Sleep(d)
+	}
+}
 
 func (l *routerLevel) expect(msgs []string) {
 	l.t.Helper()
@@ -802,7 +872,15 @@ func newSocketLevel(t *testing.T, c confCase, strict bool) *socketLevel {
 	}
 	st := newProbeStore(s)
 	d := apptest.Serve(t, cfg, dc, st, feed)
-	cl := wstest.Dial(t, "ws://"+d.Addr+"/graphql", c.proto)
+	u := "ws://" + d.Addr + "/graphql"
+	if len(c.connectQuery) > 0 {
+		u += "?" + c.connectQuery.Encode()
+	}
+	header := http.Header{}
+	for k, v := range c.connectHeader {
+		header.Set(k, v)
+	}
+	cl := wstest.DialHeader(t, u, header, c.proto)
 	if cl.Subprotocol() != c.proto {
 		t.Fatalf("offered %s, negotiated %q", c.proto, cl.Subprotocol())
 	}
@@ -935,10 +1013,7 @@ func (l *socketLevel) active(ops []wantOp) {
 	}
 }
 
-func (l *socketLevel) fault(what string) {
-	l.t.Helper()
-	l.fatalf("faults are injected at router level only")
-}
+func (l *socketLevel) fault(what string) { l.st.setFault(what) }
 
 // refusedByGateway expects the runtime to close the connection with 1003, sending nothing.
 func (l *socketLevel) refusedByGateway() {
