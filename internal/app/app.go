@@ -116,7 +116,11 @@ func (c Config) verifier(ctx context.Context) (Config, error) {
 	if c.Verifier != nil {
 		return c, nil
 	}
-	v, err := auth.New(ctx, c.Auth)
+	ac := c.Auth
+	if ac.Mode == "" { // the zero Config: no authentication, as `dev` defaults
+		ac.Mode = auth.ModeNone
+	}
+	v, err := auth.New(ctx, ac)
 	if err != nil {
 		return c, err
 	}

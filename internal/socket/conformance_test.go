@@ -109,7 +109,9 @@ type step struct {
 	msgs   []string
 	code   int // stepClosed: the close code the specification gives (0: none)
 	reason string
+	outage bool // stepClosed: the registry is down, so the connection's record stays
 	query  string
+	token  string // stepMutate: the bearer token of the request
 	ops    []wantOp
 	fault  string
 }
@@ -144,14 +146,18 @@ func (s step) String() string {
 
 // Steps.
 
-func send(frame string) step              { return step{kind: stepSend, frame: []byte(frame)} }
-func sendGen(gen func() string) step      { return step{kind: stepSend, gen: gen, frame: []byte("<generated>")} }
+func send(frame string) step { return step{kind: stepSend, frame: []byte(frame)} }
+func sendGen(gen func() string) step {
+	return step{kind: stepSend, gen: gen, frame: []byte("<generated>")}
+}
 func sendBinary(frame []byte) step        { return step{kind: stepSend, frame: frame, binary: true} }
 func wait(d time.Duration) step           { return step{kind: stepWait, d: d} }
 func expect(msgs ...string) step          { return step{kind: stepExpect, msgs: msgs} }
 func nothing() step                       { return step{kind: stepNothing} }
 func closed(code int, reason string) step { return step{kind: stepClosed, code: code, reason: reason} }
 func mutate(query string) step            { return step{kind: stepMutate, query: query} }
+func mutateAs(token, query string) step   { return step{kind: stepMutate, query: query, token: token} }
+func closedInOutage() step                { return step{kind: stepClosed, outage: true} }
 func fault(what string) step              { return step{kind: stepFault, fault: what} }
 
 // active expects exactly these operation ids active on the connection.
@@ -297,7 +303,7 @@ type level interface {
 	expect(msgs []string)
 	nothing()
 	closed(frames []string)
-	mutate(query string)
+	mutate(query, token string)
 	active(ops []wantOp)
 	fault(what string)
 	finish()
@@ -335,9 +341,12 @@ func runCase(t *testing.T, c confCase, strict bool, lv level, at *string) {
 		case stepNothing:
 			lv.nothing()
 		case stepClosed:
+			if rl, ok := lv.(*routerLevel); ok && s.outage {
+				rl.keepRecord = true
+			}
 			lv.closed(closeFrames(c.proto, strict, s))
 		case stepMutate:
-			lv.mutate(s.query)
+			lv.mutate(s.query, s.token)
 		case stepActive:
 			lv.active(s.ops)
 		case stepFault:
@@ -567,18 +576,20 @@ type routerLevel struct {
 	proto    string
 	realTime bool
 	r        *router.Router
-	emb     *embedded.Store // the stream's source
-	st      *probeStore
-	gw      *mgmttest.Gateway
-	calls   []mgmttest.Call // what the gateway answered, in order
-	seenAt  int             // calls before this index have been taken as seen
-	sentAt  int             // calls before this index have been taken as sent
-	conn    string
-	connect int64 // connectedAt, epoch ms
-	now     int64 // the clock, epoch ms
-	seq     uint64
-	pending []seen
-	gone    bool // the client has seen the close
+	emb      *embedded.Store // the stream's source
+	st       *probeStore
+	gw       *mgmttest.Gateway
+	calls    []mgmttest.Call // what the gateway answered, in order
+	seenAt   int             // calls before this index have been taken as seen
+	sentAt   int             // calls before this index have been taken as sent
+	conn     string
+	connect  int64 // connectedAt, epoch ms
+	now      int64 // the clock, epoch ms
+	seq      uint64
+	pending  []seen
+	gone     bool // the client has seen the close
+	// keepRecord: the close happened with the registry down, so the record is still there.
+	keepRecord bool
 }
 
 func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
@@ -801,15 +812,18 @@ func (l *routerLevel) closed(frames []string) {
 	}
 	l.pending = l.pending[1:]
 	l.gone = true
+	if l.keepRecord {
+		return
+	}
 	if _, err := l.st.Connection(context.Background(), l.conn); !errors.Is(err, store.ErrNotFound) {
 		l.fatalf("closed connection still registered (%v)", err)
 	}
 }
 
-func (l *routerLevel) mutate(query string) {
+func (l *routerLevel) mutate(query, token string) {
 	l.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query})
-	out, err := l.r.Invoke(context.Background(), httpEvent(string(body)))
+	out, err := l.r.Invoke(context.Background(), httpEventAs(string(body), token))
 	if err != nil {
 		l.fatalf("mutation: %v", err)
 	}
@@ -821,10 +835,17 @@ func (l *routerLevel) mutate(query string) {
 }
 
 // httpEvent is an HTTP API (payload 2.0) POST /graphql event.
-func httpEvent(body string) []byte {
+func httpEvent(body string) []byte { return httpEventAs(body, "") }
+
+// httpEventAs is httpEvent with a bearer token.
+func httpEventAs(body, token string) []byte {
+	headers := map[string]string{"content-type": "application/json", "accept": "application/json"}
+	if token != "" {
+		headers["authorization"] = "Bearer " + token
+	}
 	b, _ := json.Marshal(events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "POST /graphql", RawPath: "/graphql",
-		Headers: map[string]string{"content-type": "application/json", "accept": "application/json"},
+		Headers: headers,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			APIID: "h1j2k3l4m5", DomainName: "h1j2k3l4m5.execute-api.us-east-1.amazonaws.com", Stage: "$default",
 			RequestID: "conformance", RouteKey: "POST /graphql", TimeEpoch: time.Now().UnixMilli(),
@@ -976,9 +997,9 @@ func (l *socketLevel) closed(frames []string) {
 	l.isClosed = true
 }
 
-func (l *socketLevel) mutate(query string) {
+func (l *socketLevel) mutate(query, token string) {
 	l.t.Helper()
-	apptest.GraphQL(l.t, l.d.Addr, query, nil)
+	apptest.GraphQLAs(l.t, l.d.Addr, token, query, nil)
 }
 
 // connectionID finds the one connection of this case's runtime.
