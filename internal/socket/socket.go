@@ -551,7 +551,11 @@ func (inv *invocation) awaitAck(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("await ack: %w", err)
 		}
 		if c.State == store.StateReady {
-			inv.conn = c
+			p, err := graph.PrincipalFromJSON(c.Principal)
+			if err != nil {
+				return false, fmt.Errorf("await ack: %w", err)
+			}
+			inv.conn, inv.principal = c, p
 			return true, nil
 		}
 		select {
