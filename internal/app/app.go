@@ -19,6 +19,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/invalidate"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
@@ -87,6 +88,7 @@ type Gateway interface {
 	socket.Gateway
 	publish.Poster
 	sweep.Gateway
+	invalidate.Gateway
 }
 
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
@@ -105,6 +107,7 @@ func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.
 		HTTP: gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins}),
 		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Closer: gw, Concurrency: cfg.DeliveryConcurrency,
 			MaxMessage: cfg.MaxMessage}),
+		Invalidate: invalidate.New(invalidate.Config{Registry: s, Gateway: gw}),
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
 	}, log)
