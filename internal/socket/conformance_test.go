@@ -90,14 +90,15 @@ type confCase struct {
 type stepKind int
 
 const (
-	stepSend    stepKind = iota // the client sends a frame
-	stepWait                    // time passes
-	stepExpect                  // exactly these messages arrive next, in order
-	stepNothing                 // nothing arrives, the connection stays open
-	stepClosed                  // the connection is closed (1000)
-	stepMutate                  // a mutation is made over HTTP (its change reaches the stream)
-	stepActive                  // the connection's active operation ids are exactly these
-	stepFault                   // router level only: the registry starts failing
+	stepSend       stepKind = iota // the client sends a frame
+	stepWait                       // time passes
+	stepExpect                     // exactly these messages arrive next, in order
+	stepNothing                    // nothing arrives, the connection stays open
+	stepClosed                     // the connection is closed (1000)
+	stepMutate                     // a mutation is made over HTTP (its change reaches the stream)
+	stepActive                     // the connection's active operation ids are exactly these
+	stepFault                      // the registry starts failing
+	stepInvalidate                 // an EventBridge lambdaws.invalidate event with this detail arrives
 )
 
 type step struct {
@@ -159,6 +160,7 @@ func mutate(query string) step            { return step{kind: stepMutate, query:
 func mutateAs(token, query string) step   { return step{kind: stepMutate, query: query, token: token} }
 func closedInOutage() step                { return step{kind: stepClosed, outage: true} }
 func fault(what string) step              { return step{kind: stepFault, fault: what} }
+func invalidateEvent(detail string) step  { return step{kind: stepInvalidate, query: detail} }
 
 // active expects exactly these operation ids active on the connection.
 func active(ids ...string) step {
@@ -306,6 +308,7 @@ type level interface {
 	mutate(query, token string)
 	active(ops []wantOp)
 	fault(what string)
+	invalidate(payload []byte)
 	finish()
 }
 
@@ -351,6 +354,8 @@ func runCase(t *testing.T, c confCase, strict bool, lv level, at *string) {
 			lv.active(s.ops)
 		case stepFault:
 			lv.fault(s.fault)
+		case stepInvalidate:
+			lv.invalidate(eventBridge(s.query))
 		}
 	}
 	*at = "end of script"
@@ -865,6 +870,19 @@ func (l *routerLevel) active(ops []wantOp) {
 
 func (l *routerLevel) fault(what string) { l.st.setFault(what) }
 
+// eventBridge is an EventBridge event of detail-type lambdaws.invalidate.
+func eventBridge(detail string) []byte {
+	return []byte(`{"version":"0","id":"` + strconv.FormatInt(time.Now().UnixNano(), 36) + `","detail-type":"lambdaws.invalidate",` +
+		`"source":"com.example.admin","account":"123456789012","time":"2026-11-26T14:13:30Z","region":"us-east-1","resources":[],"detail":` + detail + `}`)
+}
+
+func (l *routerLevel) invalidate(payload []byte) {
+	l.t.Helper()
+	if out, err := l.r.Invoke(context.Background(), payload); err != nil || string(out) != "{}" {
+		l.fatalf("invalidation answered %s, %v", out, err)
+	}
+}
+
 func (l *routerLevel) finish() {
 	l.t.Helper()
 	l.unexpected()
@@ -1035,6 +1053,13 @@ func (l *socketLevel) active(ops []wantOp) {
 }
 
 func (l *socketLevel) fault(what string) { l.st.setFault(what) }
+
+func (l *socketLevel) invalidate(payload []byte) {
+	l.t.Helper()
+	if out, err := l.d.Invoke(context.Background(), payload); err != nil || string(out) != "{}" {
+		l.fatalf("invalidation answered %s, %v", out, err)
+	}
+}
 
 // refusedByGateway expects the runtime to close the connection with 1003, sending nothing.
 func (l *socketLevel) refusedByGateway() {
