@@ -30,7 +30,7 @@ func TestReadSettings(t *testing.T) {
 	s, err := readSettings(func(k string) string { return env[k] })
 	want := settings{Config: app.Config{DeliveryConcurrency: 8, InitTimeout: 5 * time.Second, DisableIntrospection: true, Strict: true,
 		RegistryTable: "reg", DataTable: "data",
-		Auth: auth.Config{Mode: auth.ModeJWT, JWKSURL: "https://idp.example/jwks.json", Issuer: "https://idp.example/", Audience: "app", Leeway: 10 * time.Second},
+		Auth:             auth.Config{Mode: auth.ModeJWT, JWKSURL: "https://idp.example/jwks.json", Issuer: "https://idp.example/", Audience: "app", Leeway: 10 * time.Second},
 		Limits:           graph.Limits{MaxTokens: 2000, MaxSelections: 100, MaxDepth: 5, MaxComplexity: 900},
 		MaxSubscriptions: 20, MaxConnectionsPerSubject: 3, MaxHTTPBody: 65536, CORSOrigins: []string{"https://a.example", "https://b.example"}},
 		LogLevel: zerolog.DebugLevel, WebSocketEndpoint: env["WEBSOCKET_ENDPOINT"], DynamoDBEndpoint: env["AWS_ENDPOINT_URL_DYNAMODB"], AuthModeSet: true}
