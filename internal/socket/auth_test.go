@@ -25,6 +25,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
+	"github.com/realtime-gql/lambdaws/store"
 )
 
 // newVerifier trusts iss, with no clock skew allowed (so that expiry is exact) and refreshes on
@@ -145,6 +146,26 @@ func authCases(t *testing.T, proto string, v *auth.Verifier, iss *authtest.Issue
 		{name: "a connection_init payload over the bound", steps: script(send(initPadded(ann, auth.MaxInitPayloadBytes+1)),
 			overBound(proto, fmt.Sprintf("connection_init payload of %d bytes, over the limit of %d", auth.MaxInitPayloadBytes+1, auth.MaxInitPayloadBytes)))},
 	}
+	// CONNECTIONS_PER_SUBJECT=1, and the subject has a live connection already.
+	otherConnection := func(t *testing.T, reg store.Registry) {
+		now := time.Now()
+		c := store.Connection{ID: "other=", Subprotocol: proto, State: store.StatePending, ConnectedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := reg.CreateConnection(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.AcknowledgeConnection(context.Background(), c.ID, store.Ack{Subject: authtest.Sub, At: now, ExpiresAt: c.ExpiresAt, MaxPerSubject: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusedSecond := rejected(proto, 4403, "Forbidden: too many connections", "too many connections")
+	if proto == protoLegacy {
+		// The legacy ack is posted before it is recorded (see init); the refusal follows it.
+		refusedSecond = append([]step{expect(frAck)}, refusedSecond...)
+	}
+	cases = append(cases,
+		confCase{name: "one connection per subject: the first", maxPerSubject: 1, steps: script(send(frInitToken(ann)), expect(frAck))},
+		confCase{name: "one connection per subject: a second is refused", maxPerSubject: 1, setup: otherConnection,
+			steps: script(send(frInitToken(ann)), refusedSecond)})
 	for _, bad := range badTokens(t, iss) {
 		cases = append(cases, confCase{name: "refused: " + bad.name, steps: script(send(frInitToken(bad.token)),
 			rejected(proto, 4403, "Forbidden: "+bad.msg, bad.msg))})

@@ -81,6 +81,10 @@ type confCase struct {
 	connectQuery  url.Values
 	// maxSubs is SUBSCRIPTIONS_PER_CONNECTION; zero keeps the default.
 	maxSubs int
+	// maxPerSubject is CONNECTIONS_PER_SUBJECT; zero is unbounded.
+	maxPerSubject int
+	// setup prepares the registry before the client connects.
+	setup func(t *testing.T, reg store.Registry)
 	// realTime makes the router level's waits real too (for token expiry, which the fan-out
 	// reckons on the real clock).
 	realTime bool
@@ -314,7 +318,8 @@ type level interface {
 
 // caseConfig is the configuration a case runs with (GRAPHQL_WS_STRICT and INIT_TIMEOUT).
 func caseConfig(c confCase, strict bool) app.Config {
-	return app.Config{Strict: strict, InitTimeout: c.initTimeout, Verifier: c.verifier, MaxSubscriptions: c.maxSubs}
+	return app.Config{Strict: strict, InitTimeout: c.initTimeout, Verifier: c.verifier, MaxSubscriptions: c.maxSubs,
+		MaxConnectionsPerSubject: c.maxPerSubject}
 }
 
 // runCase runs one case's script at one level.
@@ -605,6 +610,9 @@ func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
 	}
 	t.Cleanup(func() { emb.Close() })
 	st := newProbeStore(emb)
+	if c.setup != nil {
+		c.setup(t, st)
+	}
 	gw := mgmttest.New()
 	now := time.Now().UnixMilli()
 	l := &routerLevel{t: t, proto: c.proto, realTime: c.realTime, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)),
@@ -910,6 +918,9 @@ func newSocketLevel(t *testing.T, c confCase, strict bool) *socketLevel {
 		t.Fatal(err)
 	}
 	st := newProbeStore(s)
+	if c.setup != nil {
+		c.setup(t, st)
+	}
 	d := apptest.Serve(t, cfg, dc, st, feed)
 	u := "ws://" + d.Addr + "/graphql"
 	if len(c.connectQuery) > 0 {
