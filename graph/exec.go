@@ -23,12 +23,25 @@ type Options struct {
 	QueryCacheSize int
 	// DisableIntrospection turns off __schema and __type queries; introspection is on by default.
 	DisableIntrospection bool
+	// Limits bound what one document may cost; zero fields take the defaults.
+	Limits Limits
+	// Authenticated refuses, with UNAUTHENTICATED, every operation whose context carries no
+	// principal or the anonymous one (AUTH_MODE=jwt). A path that forgot to set the principal
+	// is then refused rather than run as anonymous.
+	Authenticated bool
+	// SubscribeRules authorize subscriptions, per Subscription field name; nil takes the
+	// resolvers' own (Resolver.SubscribeRules). A field without a rule is open to every caller.
+	SubscribeRules map[string]SubscribeRule
 }
 
 // Executor runs single GraphQL operations against the schema, with no transport of its own.
 // It is safe for concurrent use.
 type Executor struct {
-	exec *executor.Executor
+	exec           *executor.Executor
+	cache          *lru.LRU[*ast.QueryDocument]
+	limits         Limits
+	authenticated  bool
+	subscribeRules map[string]SubscribeRule
 }
 
 // NewExecutor returns an Executor over the resolvers r.
@@ -36,16 +49,28 @@ func NewExecutor(r *Resolver, opts Options) *Executor {
 	if opts.QueryCacheSize <= 0 {
 		opts.QueryCacheSize = 1000
 	}
-	exec := executor.New(NewExecutableSchema(Config{Resolvers: r}))
-	exec.SetQueryCache(lru.New[*ast.QueryDocument](opts.QueryCacheSize))
+	if opts.SubscribeRules == nil {
+		opts.SubscribeRules = r.SubscribeRules()
+	}
+	limits := opts.Limits.WithDefaults()
+	exec := executor.New(NewExecutableSchema(r.config()))
+	cache := lru.New[*ast.QueryDocument](opts.QueryCacheSize)
+	exec.SetQueryCache(cache)
+	exec.SetParserTokenLimit(limits.MaxTokens)
+	exec.SetDefaultRulesFn(validationRules)
 	exec.SetErrorPresenter(presentError)
 	exec.SetRecoverFunc(recoverPanic)
+	exec.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
 	if !opts.DisableIntrospection {
 		// gqlgen's executor disables introspection unless this extension enables it.
 		exec.Use(extension.Introspection{})
 	}
-	return &Executor{exec: exec}
+	return &Executor{exec: exec, cache: cache, limits: limits, authenticated: opts.Authenticated,
+		subscribeRules: opts.SubscribeRules}
 }
+
+// Limits returns the limits the executor applies, defaults filled in.
+func (e *Executor) Limits() Limits { return e.limits }
 
 // A Request is one GraphQL request.
 type Request struct {
@@ -67,12 +92,26 @@ type Operation struct {
 // ErrNoTopic reports a subscription whose field cannot be turned into a topic.
 var ErrNoTopic = errors.New("graph: subscription has no topic")
 
-// Prepare parses, validates and coerces a request, and for a subscription derives its topic. The
-// errors it returns are GraphQL errors fit for the client (pass them to ErrorResponse).
+// Prepare parses, validates and coerces a request, and for a subscription derives its topic and
+// runs the field's SubscribeRule. A document is first measured against the limits, before the
+// validator sees it (a document the cache holds has passed them already). The errors it returns
+// are GraphQL errors fit for the client (pass them to ErrorResponse).
+//
+// ctx carries the caller's principal (WithPrincipal); Execute must be given a context with the
+// same principal.
 func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerror.List) {
+	ctx, perr := e.checkPrincipal(ctx)
+	if perr != nil {
+		return nil, gqlerror.List{perr}
+	}
 	vars, err := decodeVariables(req.Variables)
 	if err != nil {
 		return nil, gqlerror.List{gqlerror.Errorf("variables: %v", err)}
+	}
+	if _, cached := e.cache.Get(ctx, req.Query); !cached {
+		if lerr := e.limits.checkDocument(req.Query); lerr != nil {
+			return nil, gqlerror.List{lerr}
+		}
 	}
 	ctx = graphql.StartOperationTrace(ctx)
 	opCtx, errs := e.exec.CreateOperationContext(ctx, &graphql.RawParams{
@@ -83,10 +122,14 @@ func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerr
 	}
 	op := &Operation{Kind: opCtx.Operation.Operation, opCtx: opCtx}
 	if op.Kind == ast.Subscription {
-		topic, err := subscriptionTopic(opCtx)
+		f, args, err := subscriptionField(opCtx)
 		if err != nil {
 			return nil, gqlerror.List{gqlerror.Errorf("%v", err)}
 		}
+		if aerr := e.authorizeSubscription(ctx, f, args); aerr != nil {
+			return nil, gqlerror.List{aerr}
+		}
+		topic := subscriptionTopic(f, args)
 		if len(topic) > facts.MaxTopic {
 			e := gqlerror.Errorf("the subscription's arguments are too long (topic of %d bytes, at most %d)", len(topic), facts.MaxTopic)
 			errcode.Set(e, CodeBadUserInput)
@@ -97,26 +140,35 @@ func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerr
 	return op, nil
 }
 
-// subscriptionTopic derives the topic from the subscription's single root field and the values
-// of its @topic arguments, with variables and defaults applied.
-func subscriptionTopic(opCtx *graphql.OperationContext) (string, error) {
+// subscriptionField returns the subscription's single root field and its arguments, with
+// variables and defaults applied.
+func subscriptionField(opCtx *graphql.OperationContext) (graphql.CollectedField, map[string]any, error) {
 	fields := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Subscription"})
 	if len(fields) != 1 || fields[0].Definition == nil {
-		return "", fmt.Errorf("%w: a subscription must select exactly one field", ErrNoTopic)
+		return graphql.CollectedField{}, nil, fmt.Errorf("%w: a subscription must select exactly one field", ErrNoTopic)
 	}
-	f := fields[0]
-	values := f.ArgumentMap(opCtx.Variables)
+	return fields[0], fields[0].ArgumentMap(opCtx.Variables), nil
+}
+
+// subscriptionTopic derives the topic from the subscription's field and the values of its
+// @topic arguments.
+func subscriptionTopic(f graphql.CollectedField, values map[string]any) string {
 	args := map[string]any{}
 	for _, def := range f.Definition.Arguments {
 		if def.Directives.ForName("topic") != nil {
 			args[def.Name] = values[def.Name]
 		}
 	}
-	return Topic(f.Name, args), nil
+	return Topic(f.Name, args)
 }
 
-// Execute runs a query or mutation and returns its result.
+// Execute runs a query or mutation and returns its result. ctx carries the caller's principal,
+// as Prepare's did; cancelling it reaches the resolvers.
 func (e *Executor) Execute(ctx context.Context, op *Operation) *graphql.Response {
+	ctx, perr := e.checkPrincipal(ctx)
+	if perr != nil {
+		return e.ErrorResponse(ctx, gqlerror.List{perr})
+	}
 	if op.Kind == ast.Subscription {
 		return e.ErrorResponse(ctx, gqlerror.List{gqlerror.Errorf("a subscription cannot be executed here")})
 	}
@@ -125,8 +177,9 @@ func (e *Executor) Execute(ctx context.Context, op *Operation) *graphql.Response
 }
 
 // Render executes a stored subscription against one event and returns the result the subscriber
-// receives, or nil when the event does not concern it. A stored request that no longer validates
-// renders as an error result.
+// receives, or nil when the event does not concern it. ctx carries the subscriber's stored
+// principal (WithPrincipal). A stored request that no longer validates, passes the limits or its
+// SubscribeRule renders as an error result.
 func (e *Executor) Render(ctx context.Context, req Request, ev *Event) *graphql.Response {
 	op, errs := e.Prepare(ctx, req)
 	if errs != nil {

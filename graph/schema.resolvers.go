@@ -12,12 +12,22 @@ import (
 )
 
 // SendMessage is the resolver for the sendMessage field.
-func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, author string, text string) (*store.Message, error) {
-	if err := check(roomArg(roomID), authorArg(author), textArg(text)); err != nil {
+func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, author *string, text string) (*store.Message, error) {
+	name, sub := "", ""
+	if author != nil {
+		name = *author
+	}
+	if p, on := caller(ctx); on {
+		if author != nil && *author != authorName(p) {
+			return nil, Forbidden("author %q is not you: with authentication the author is taken from your token", *author)
+		}
+		name, sub = authorName(p), p.Subject
+	}
+	if err := check(roomArg(roomID), authorArg(name), textArg(text), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	now := r.now()
-	m := store.Message{ID: store.NewID(now), RoomID: roomID, Author: author, Text: text, CreatedAt: now}
+	m := store.Message{ID: store.NewID(now), RoomID: roomID, Author: name, AuthorSub: sub, Text: text, CreatedAt: now}
 	if err := r.Messages.PutMessage(ctx, m); err != nil {
 		return nil, err
 	}
@@ -26,7 +36,10 @@ func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, autho
 
 // EditMessage is the resolver for the editMessage field.
 func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id string, text string) (*store.Message, error) {
-	if err := check(roomArg(roomID), idArg(id), textArg(text)); err != nil {
+	if err := check(roomArg(roomID), idArg(id), textArg(text), checkRoom(ctx, roomID)); err != nil {
+		return nil, err
+	}
+	if err := r.authorOnly(ctx, roomID, id, "edit"); err != nil {
 		return nil, err
 	}
 	m, err := r.Messages.EditMessage(ctx, roomID, id, text, r.now())
@@ -38,7 +51,10 @@ func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id st
 
 // DeleteMessage is the resolver for the deleteMessage field.
 func (r *mutationResolver) DeleteMessage(ctx context.Context, roomID string, id string) (*store.Message, error) {
-	if err := check(roomArg(roomID), idArg(id)); err != nil {
+	if err := check(roomArg(roomID), idArg(id), checkRoom(ctx, roomID)); err != nil {
+		return nil, err
+	}
+	if err := r.authorOnly(ctx, roomID, id, "delete"); err != nil {
 		return nil, err
 	}
 	m, err := r.Messages.DeleteMessage(ctx, roomID, id)
@@ -54,7 +70,7 @@ func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) 
 	if last != nil {
 		n = *last
 	}
-	if err := check(roomArg(roomID), lastArg(n)); err != nil {
+	if err := check(roomArg(roomID), lastArg(n), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	msgs, err := r.Resolver.Messages.Messages(ctx, roomID, n)
@@ -70,7 +86,7 @@ func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) 
 
 // Message is the resolver for the message field.
 func (r *queryResolver) Message(ctx context.Context, roomID string, id string) (*store.Message, error) {
-	if err := check(roomArg(roomID), idArg(id)); err != nil {
+	if err := check(roomArg(roomID), idArg(id), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	m, err := r.Resolver.Messages.Message(ctx, roomID, id)

@@ -3,7 +3,8 @@
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
 // and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a DynamoDB stream
 // batch has Records[0].eventSource "aws:dynamodb"; the sweeper's schedule is an EventBridge event
-// with source "aws.events" and detail-type "Scheduled Event". (No REST API is deployed: its
+// with source "aws.events" and detail-type "Scheduled Event"; an invalidation is an EventBridge
+// event with detail-type "lambdaws.invalidate" (InvalidationType), from any source. (No REST API is deployed: its
 // events, like any other shape, are refused.)
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
 // router logs once per failed invocation, with the request's ids; a panic anywhere below becomes
@@ -43,12 +44,21 @@ type Schedule interface {
 	HandleSchedule(ctx context.Context, ev events.EventBridgeEvent) error
 }
 
+// Invalidate handles invalidation events; *invalidate.Invalidator satisfies it.
+type Invalidate interface {
+	HandleEventBridge(ctx context.Context, ev events.EventBridgeEvent) error
+}
+
+// InvalidationType is the EventBridge detail-type of an invalidation (invalidate.EventType).
+const InvalidationType = "lambdaws.invalidate"
+
 // Handlers are the typed handlers the router dispatches to.
 type Handlers struct {
-	WebSocket WebSocket
-	HTTP      http.Handler
-	Stream    Stream
-	Schedule  Schedule
+	WebSocket  WebSocket
+	HTTP       http.Handler
+	Stream     Stream
+	Schedule   Schedule
+	Invalidate Invalidate
 }
 
 // Errors Invoke returns.
@@ -91,11 +101,12 @@ type Kind string
 
 // Payload shapes.
 const (
-	KindWebSocket Kind = "websocket"
-	KindHTTPv2    Kind = "http-v2"
-	KindDynamoDB  Kind = "dynamodb"
-	KindSchedule  Kind = "schedule"
-	KindUnknown   Kind = "unknown"
+	KindWebSocket  Kind = "websocket"
+	KindHTTPv2     Kind = "http-v2"
+	KindDynamoDB   Kind = "dynamodb"
+	KindSchedule   Kind = "schedule"
+	KindInvalidate Kind = "invalidate"
+	KindUnknown    Kind = "unknown"
 )
 
 // Classify tells which shape a payload has.
@@ -113,6 +124,8 @@ func Classify(payload []byte) (Kind, error) {
 		return KindDynamoDB, nil
 	case p.Source == "aws.events" && p.DetailType == "Scheduled Event":
 		return KindSchedule, nil
+	case p.Source != "" && p.DetailType == InvalidationType:
+		return KindInvalidate, nil
 	}
 	return KindUnknown, ErrUnknownPayload
 }
@@ -142,6 +155,8 @@ func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err er
 		return r.httpV2(ctx, log, payload)
 	case KindSchedule:
 		return r.schedule(ctx, log, payload)
+	case KindInvalidate:
+		return r.invalidate(ctx, log, payload)
 	default: // KindDynamoDB
 		return r.dynamodb(ctx, log, payload)
 	}
@@ -191,6 +206,24 @@ func (r *Router) schedule(ctx context.Context, log zerolog.Logger, payload []byt
 	}
 	if err := r.h.Schedule.HandleSchedule(log.WithContext(ctx), ev); err != nil {
 		log.Error().Err(err).Str("event", ev.ID).Msg("scheduled run failed")
+		return nil, err
+	}
+	return []byte("{}"), nil
+}
+
+func (r *Router) invalidate(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.EventBridgeEvent](log, KindInvalidate, payload)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With().Str("event", ev.ID).Logger()
+	if r.h.Invalidate == nil {
+		err := fmt.Errorf("%w: no invalidation handler", ErrUnknownPayload)
+		log.Error().Err(err).Msg("invocation refused")
+		return nil, err
+	}
+	if err := r.h.Invalidate.HandleEventBridge(log.WithContext(ctx), ev); err != nil {
+		log.Error().Err(err).Msg("invalidation failed")
 		return nil, err
 	}
 	return []byte("{}"), nil

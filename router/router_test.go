@@ -15,6 +15,7 @@ import (
 
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/invalidate"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
@@ -65,7 +66,8 @@ func TestGolden(t *testing.T) {
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.New(&logs))
+	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Schedule: sw, Invalidate: iv}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
 	sort.Strings(files)
@@ -83,8 +85,8 @@ func TestGolden(t *testing.T) {
 		var g golden
 		if err != nil {
 			g.Error = err.Error()
-			if !errors.Is(err, router.ErrMalformed) && !errors.Is(err, router.ErrUnknownPayload) {
-				t.Errorf("%s: error %v is neither ErrMalformed nor ErrUnknownPayload", name, err)
+			if !errors.Is(err, router.ErrMalformed) && !errors.Is(err, router.ErrUnknownPayload) && !errors.Is(err, invalidate.ErrInvalid) {
+				t.Errorf("%s: error %v is neither ErrMalformed, ErrUnknownPayload nor an invalid invalidation", name, err)
 			}
 			if n := strings.Count(logs.String(), "\n"); n != 1 {
 				t.Errorf("%s: refused with %d log lines, want exactly one:\n%s", name, n, logs.String())
@@ -133,6 +135,8 @@ func TestClassify(t *testing.T) {
 		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindUnknown},
 		{`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, router.KindSchedule},
 		{`{"source":"com.example","detail-type":"Scheduled Event"}`, router.KindUnknown},
+		{`{"source":"com.example.admin","detail-type":"lambdaws.invalidate","detail":{"subject":"u"}}`, router.KindInvalidate},
+		{`{"detail-type":"lambdaws.invalidate"}`, router.KindUnknown}, // no source: not EventBridge's
 		{`{"Records":[]}`, router.KindUnknown},
 		{`{"requestContext":{"eventType":"CONNECT"}}`, router.KindUnknown},
 		{`{"requestContext":{"http":null}}`, router.KindUnknown},
@@ -162,7 +166,7 @@ func FuzzInvoke(f *testing.F) {
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
 	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.Nop())
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
 		if errors.Is(err, router.ErrPanic) {

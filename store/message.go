@@ -22,6 +22,9 @@ type Message struct {
 	Text      string     `json:"text"`
 	CreatedAt time.Time  `json:"createdAt"`
 	EditedAt  *time.Time `json:"editedAt,omitempty"`
+	// AuthorSub is the subject of the principal who sent it (authentication on); empty when
+	// sent anonymously. Only that principal may edit or delete the message.
+	AuthorSub string `json:"authorSub,omitempty"`
 }
 
 // MessageType is the item type of messages: a room's messages share its partition, sorted by

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
 )
@@ -103,6 +104,18 @@ func packageTemplate(t *testing.T) []byte {
 // honours for every service). Its stdin is /dev/null: it never waits for a prompt. cancel ends it
 // after 3 minutes at the latest.
 func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exec.Cmd, cancel func()) {
+	return serverlessEnv(t, dir, awsEndpoint, deployEnv, args...)
+}
+
+// deployEnv is the deploy's own configuration, as a user gives it to `make deploy`: the issuer it
+// trusts, and the origins allowed to call the HTTP API.
+var deployEnv = []string{
+	"AUTH_MODE=jwt", "AUTH_JWKS_URL=https://idp.example/.well-known/jwks.json", "AUTH_ISSUER=https://idp.example/",
+	"AUTH_AUDIENCE=lambdaws", "CORS_ORIGINS=https://app.example, https://admin.example",
+}
+
+// serverlessEnv is serverless with the deploy configuration given as extra (NAME=value items).
+func serverlessEnv(t *testing.T, dir, awsEndpoint string, extra []string, args ...string) (cmd *exec.Cmd, cancel func()) {
 	t.Helper()
 	root := devproc.Root(t)
 	node, modules := testenv.Node(t, root, "osls")
@@ -133,6 +146,7 @@ func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exe
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL=" + awsEndpoint,
 	}
+	cmd.Env = append(cmd.Env, extra...)
 	return cmd, cancel
 }
 
@@ -229,6 +243,7 @@ func checkTemplate(tpl map[string]any) []string {
 	c.checkHTTPAPI(&ids)
 	c.checkStream(&ids)
 	c.checkSchedule(&ids)
+	c.checkSecurity(&ids)
 	c.checkPermissions(&ids)
 	c.checkIAM(&ids)
 	c.checkOutputs(obj(tpl["Outputs"]))
@@ -345,6 +360,9 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	c.want("WEBSOCKET_ENDPOINT", canon(render(env["WEBSOCKET_ENDPOINT"])),
 		"https://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/"+stage)
 	c.want("LOG_LEVEL", env["LOG_LEVEL"], "info")
+	c.want("AUTH_MODE", env["AUTH_MODE"], "jwt")
+	c.want("AUTH_JWKS_URL", env["AUTH_JWKS_URL"], "https://idp.example/.well-known/jwks.json")
+	c.want("CORS_ORIGINS", env["CORS_ORIGINS"], "https://app.example, https://admin.example")
 
 	role := list(obj(p["Role"])["Fn::GetAtt"])
 	if len(role) != 2 || str(role[1]) != "Arn" || str(obj(c.res[str(role[0])])["Type"]) != "AWS::IAM::Role" {
@@ -495,35 +513,98 @@ func (c *checker) checkStream(ids *stackIDs) {
 	}
 }
 
-// checkSchedule: the sweeper's rule invokes the function every minute, and only that rule may.
+// checkSchedule: the sweeper's rule invokes the function every minute, the invalidation rule on
+// events of detail-type lambdaws.invalidate, and only these rules may.
 func (c *checker) checkSchedule(ids *stackIDs) {
 	rules := c.ofType("AWS::Events::Rule")
-	if len(rules) != 1 {
-		c.errorf("want exactly one AWS::Events::Rule (the sweeper's schedule), got %v", rules)
+	var schedule, invalidation string
+	for _, id := range rules {
+		p := c.props(id)
+		switch {
+		case p["ScheduleExpression"] != nil:
+			schedule = id
+		case fmt.Sprint(obj(p["EventPattern"])["detail-type"]) == "[lambdaws.invalidate]":
+			invalidation = id
+		}
+	}
+	if len(rules) != 2 || schedule == "" || invalidation == "" {
+		c.errorf("want exactly two AWS::Events::Rule (the sweeper's schedule, the invalidation rule), got %v", rules)
 		return
 	}
-	p := c.props(rules[0])
+	p := c.props(schedule)
 	c.want("schedule ScheduleExpression", p["ScheduleExpression"], "rate(1 minute)")
-	if st, ok := p["State"]; ok && st != "ENABLED" {
-		c.errorf("the schedule's State = %v, want ENABLED", st)
+	for _, id := range []string{schedule, invalidation} {
+		p := c.props(id)
+		if st, ok := p["State"]; ok && st != "ENABLED" {
+			c.errorf("rule %s State = %v, want ENABLED", id, st)
+		}
+		targets := list(p["Targets"])
+		if len(targets) != 1 || ids.function == "" || render(obj(targets[0])["Arn"]) != "${"+ids.function+".Arn}" {
+			c.errorf("rule %s Targets = %s, want the function %s", id, show(p["Targets"]), ids.function)
+		}
 	}
-	targets := list(p["Targets"])
-	if len(targets) != 1 || ids.function == "" || render(obj(targets[0])["Arn"]) != "${"+ids.function+".Arn}" {
-		c.errorf("the schedule's Targets = %s, want the function %s", show(p["Targets"]), ids.function)
+	// A rule's ARN, as a permission names it: ${Rule.Arn}, or built from its Name.
+	arns := map[string]string{}
+	for _, id := range []string{schedule, invalidation} {
+		arns["${"+id+".Arn}"] = id
+		if name := str(c.props(id)["Name"]); name != "" {
+			arns["arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/"+name] = id
+		}
 	}
-	var allowed bool
+	allowed := map[string]bool{}
 	for _, id := range c.ofType("AWS::Lambda::Permission") {
 		pp := c.props(id)
 		if pp["Principal"] == "events.amazonaws.com" {
-			if render(pp["SourceArn"]) != "${"+rules[0]+".Arn}" {
-				c.errorf("Lambda permission %s lets EventBridge invoke from %s, want only the schedule %s", id, render(pp["SourceArn"]), rules[0])
+			src := canon(render(pp["SourceArn"]))
+			rule, ok := arns[src]
+			if !ok {
+				c.errorf("Lambda permission %s lets EventBridge invoke from %s, want only the rules %s and %s", id, src, schedule, invalidation)
 			}
-			allowed = true
+			allowed[rule] = true
 		}
 	}
-	if !allowed {
-		c.errorf("no Lambda permission lets the schedule invoke the function")
+	for _, id := range []string{schedule, invalidation} {
+		if !allowed[id] {
+			c.errorf("no Lambda permission lets the rule %s invoke the function", id)
+		}
 	}
+}
+
+// checkSecurity: the HTTP API's CORS configuration is the one internal/cors answers, for the
+// origins of CORS_ORIGINS; both stages are throttled.
+func (c *checker) checkSecurity(ids *stackIDs) {
+	corsCfg := obj(c.props("HttpApi")["CorsConfiguration"])
+	if corsCfg == nil {
+		c.errorf("the HTTP API has no CorsConfiguration (CORS_ORIGINS is set)")
+	} else {
+		c.want("CorsConfiguration.AllowOrigins", corsCfg["AllowOrigins"], "[https://app.example https://admin.example]")
+		c.want("CorsConfiguration.AllowMethods", sortedStrs(corsCfg["AllowMethods"]), sortedStrs(toAny(cors.AllowedMethods)))
+		c.want("CorsConfiguration.AllowHeaders", sortedStrs(corsCfg["AllowHeaders"]), sortedStrs(toAny(cors.AllowedHeaders)))
+		c.want("CorsConfiguration.MaxAge", corsCfg["MaxAge"], cors.MaxAge)
+	}
+	for _, stage := range []string{"HttpApiStage", "WebsocketsDeploymentStage"} {
+		rs := obj(c.props(stage)["DefaultRouteSettings"])
+		rate, okRate := num(rs["ThrottlingRateLimit"])
+		burst, okBurst := num(rs["ThrottlingBurstLimit"])
+		// API Gateway's account quota: 10,000 requests a second, burst 5,000.
+		if !okRate || !okBurst || rate < 1 || rate > 10000 || burst < 1 || burst > 5000 {
+			c.errorf("%s DefaultRouteSettings = %s: want ThrottlingRateLimit 1..10000 and ThrottlingBurstLimit 1..5000", stage, show(rs))
+		}
+	}
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func sortedStrs(v any) []string {
+	out := strs(v)
+	sort.Strings(out)
+	return out
 }
 
 // checkPermissions: API Gateway may invoke the function only from this stack's two APIs.
@@ -836,7 +917,7 @@ var mutations = []mutation{
 	{"the sweeper's schedule is gone", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
 		res := obj(tpl["Resources"])
 		for id, r := range res {
-			if obj(r)["Type"] == "AWS::Events::Rule" {
+			if obj(r)["Type"] == "AWS::Events::Rule" && obj(obj(r)["Properties"])["ScheduleExpression"] != nil {
 				delete(res, id)
 			}
 		}
@@ -924,5 +1005,25 @@ var mutations = []mutation{
 	}},
 	{"the WebSocket URL output is missing", "GraphqlWebSocketUrl", func(t *testing.T, tpl map[string]any) {
 		delete(obj(tpl["Outputs"]), "GraphqlWebSocketUrl")
+	}},
+	{"the WebSocket stage is not throttled", "WebsocketsDeploymentStage", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(obj(tpl["Resources"])["WebsocketsDeploymentStage"])["Properties"]), "DefaultRouteSettings")
+	}},
+	{"the HTTP stage's burst is over the account's", "HttpApiStage", func(t *testing.T, tpl map[string]any) {
+		obj(obj(obj(obj(tpl["Resources"])["HttpApiStage"])["Properties"])["DefaultRouteSettings"])["ThrottlingBurstLimit"] = 20000.0
+	}},
+	{"CORS allows any origin", "AllowOrigins", func(t *testing.T, tpl map[string]any) {
+		obj(obj(obj(obj(tpl["Resources"])["HttpApi"])["Properties"])["CorsConfiguration"])["AllowOrigins"] = []any{"*"}
+	}},
+	{"AUTH_MODE is missing", "AUTH_MODE", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "AUTH_MODE")
+	}},
+	{"the invalidation rule is gone", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if p := obj(obj(r)["Properties"]); obj(r)["Type"] == "AWS::Events::Rule" && p["EventPattern"] != nil {
+				delete(res, id)
+			}
+		}
 	}},
 }

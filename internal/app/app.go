@@ -7,6 +7,7 @@ package app
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/invalidate"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
@@ -49,6 +52,26 @@ type Config struct {
 	// RegistryTable and DataTable name the DynamoDB tables; defaults lambdaws-dev-registry and
 	// lambdaws-dev-data.
 	RegistryTable, DataTable string
+
+	// Auth configures authentication (the AUTH_* variables, read by auth.ConfigFromEnv).
+	Auth auth.Config
+	// Verifier authenticates callers. Lambda and StartDev build it from Auth when it is nil;
+	// Handler takes it as it is (nil: every caller is anonymous).
+	Verifier *auth.Verifier
+	// Limits bound what one GraphQL document may cost (GRAPHQL_MAX_TOKENS, _SELECTIONS, _DEPTH,
+	// _COMPLEXITY); zero fields take graph's defaults.
+	Limits graph.Limits
+	// MaxSubscriptions bounds a connection's subscriptions (SUBSCRIPTIONS_PER_CONNECTION);
+	// default socket.DefaultMaxSubscriptions.
+	MaxSubscriptions int
+	// MaxConnectionsPerSubject bounds the connections one principal may have at once
+	// (CONNECTIONS_PER_SUBJECT); zero is unbounded.
+	MaxConnectionsPerSubject int
+	// MaxHTTPBody bounds an HTTP request body (HTTP_MAX_BODY); default gqlhttp.DefaultMaxBody.
+	// The local runtime refuses larger bodies before invoking the handler, by Content-Length.
+	MaxHTTPBody int64
+	// CORSOrigins are the origins allowed to call the HTTP API from a browser (CORS_ORIGINS).
+	CORSOrigins []string
 }
 
 // WithDefaults returns c with the table names filled in. (The other settings are passed on as
@@ -65,21 +88,47 @@ type Gateway interface {
 	socket.Gateway
 	publish.Poster
 	sweep.Gateway
+	invalidate.Gateway
 }
 
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
 // routes, GraphQL over HTTP, the stream fan-out and the sweeper, behind the router.
 func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+	var verifier socket.Verifier
+	if cfg.Verifier != nil {
+		verifier = cfg.Verifier
+	}
+	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection,
+		Limits: cfg.Limits, Authenticated: verifier != nil && verifier.Mode() == auth.ModeJWT})
 	return router.New(router.Handlers{
-		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
-			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
-		HTTP: gqlhttp.New(exec, 0),
-		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
+		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, Verifier: verifier, InitTimeout: cfg.InitTimeout,
+			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin,
+			MaxSubscriptions: cfg.MaxSubscriptions, MaxConnectionsPerSubject: cfg.MaxConnectionsPerSubject}),
+		HTTP: gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins}),
+		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Closer: gw, Concurrency: cfg.DeliveryConcurrency,
 			MaxMessage: cfg.MaxMessage}),
+		Invalidate: invalidate.New(invalidate.Config{Registry: s, Gateway: gw}),
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
 	}, log)
+}
+
+// verifier returns cfg with its Verifier built from Auth, when it has none; the background JWKS
+// refresh runs until ctx ends.
+func (c Config) verifier(ctx context.Context) (Config, error) {
+	if c.Verifier != nil {
+		return c, nil
+	}
+	ac := c.Auth
+	if ac.Mode == "" { // the zero Config: no authentication, as `dev` defaults
+		ac.Mode = auth.ModeNone
+	}
+	v, err := auth.New(ctx, ac)
+	if err != nil {
+		return c, err
+	}
+	c.Verifier = v
+	return c, nil
 }
 
 // NewGateway builds the management API client the handlers share: one client for the life of

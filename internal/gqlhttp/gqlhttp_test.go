@@ -280,7 +280,7 @@ func newHandler(t *testing.T) func(maxBody int64) *gqlhttp.Handler {
 	}
 	t.Cleanup(func() { s.Close() })
 	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
-	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, maxBody) }
+	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, gqlhttp.Config{MaxBody: maxBody}) }
 }
 
 func serve(t *testing.T, h http.Handler, r request) *httptest.ResponseRecorder {
