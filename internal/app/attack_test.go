@@ -371,13 +371,14 @@ func TestAttackLargeBody(t *testing.T) {
 	by.finish(t)
 }
 
-// slowStore makes the messages query wait for its context, reporting when it ends.
+// slowStore makes every query of the data table (the messages query) wait for its context,
+// reporting when it ends.
 type slowStore struct {
 	store.Store
 	cancelled chan error
 }
 
-func (s *slowStore) Messages(ctx context.Context, roomID string, last int) ([]store.Message, error) {
+func (s *slowStore) QueryItems(ctx context.Context, pk, skPrefix string, limit int, descending bool) ([]store.Item, error) {
 	select {
 	case <-ctx.Done():
 		s.cancelled <- ctx.Err()
