@@ -114,7 +114,8 @@ func WithFilterSpec(fs FilterSpec) Option { return func(a *analyzer) { a.filterS
 //
 // The rules: every Subscription field returns an object type and has at least one source
 // (@fromChange or @fromEvent); @fromChange's type is an @item type equal to the field's return
-// type and its `on` lists each kind at most once; an event type is valid (envelope.CheckType) and
+// type and its `on` lists each kind at most once; an event type is valid (envelope.CheckType), is
+// not the service's own (envelope.ReservedTypePrefix), and
 // feeds fields of a single return type; each @topic argument is a non-list scalar or enum and names
 // a non-list field of the return type of a compatible type (the same type, or ID with String or
 // Int); an argument named filter is an input object (and passes the FilterSpec, if any); @item key
@@ -529,6 +530,10 @@ func (a *analyzer) eventSources(where string, fd *ast.FieldDefinition, f *Field,
 		at := fmt.Sprintf("%s: @fromEvent(type: %q)", where, typ)
 		if err := envelope.CheckType(typ); err != nil {
 			a.errorf("%s: %w", at, err)
+			continue
+		}
+		if strings.HasPrefix(typ, envelope.ReservedTypePrefix) {
+			a.errorf("%s: event types starting with %s are the service's own (such as %s), not for subscribers", at, envelope.ReservedTypePrefix, envelope.InvalidateType)
 			continue
 		}
 		if slices.Contains(f.EventTypes, typ) {

@@ -12,7 +12,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/filter"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -23,20 +25,37 @@ type Options struct {
 	QueryCacheSize int
 	// DisableIntrospection turns off __schema and __type queries; introspection is on by default.
 	DisableIntrospection bool
+	// Schema is the schema to execute; default the app's, over the resolvers NewExecutor is given.
+	Schema graphql.ExecutableSchema
 }
 
 // Executor runs single GraphQL operations against the schema, with no transport of its own.
 // It is safe for concurrent use.
 type Executor struct {
-	exec *executor.Executor
+	exec    *executor.Executor
+	src     *engine.Sources
+	filters map[string]*filter.Spec // by subscription field
 }
 
-// NewExecutor returns an Executor over the resolvers r.
-func NewExecutor(r *Resolver, opts Options) *Executor {
+// NewExecutor returns an Executor over the resolvers r. It analyses the schema's declarations of
+// where subscription events come from (Analyze) and fails, naming each field that is wrong, when
+// they are invalid: the service refuses to start rather than fail at the first event.
+func NewExecutor(r *Resolver, opts Options) (*Executor, error) {
 	if opts.QueryCacheSize <= 0 {
 		opts.QueryCacheSize = 1000
 	}
-	exec := executor.New(NewExecutableSchema(Config{Resolvers: r}))
+	if opts.Schema == nil {
+		opts.Schema = NewExecutableSchema(Config{Resolvers: r})
+	}
+	src, err := Analyze(opts.Schema.Schema())
+	if err != nil {
+		return nil, err
+	}
+	filters, err := filterSpecs(opts.Schema.Schema(), src)
+	if err != nil {
+		return nil, err
+	}
+	exec := executor.New(opts.Schema)
 	exec.SetQueryCache(lru.New[*ast.QueryDocument](opts.QueryCacheSize))
 	exec.SetErrorPresenter(presentError)
 	exec.SetRecoverFunc(recoverPanic)
@@ -44,7 +63,7 @@ func NewExecutor(r *Resolver, opts Options) *Executor {
 		// gqlgen's executor disables introspection unless this extension enables it.
 		exec.Use(extension.Introspection{})
 	}
-	return &Executor{exec: exec}
+	return &Executor{exec: exec, src: src, filters: filters}, nil
 }
 
 // A Request is one GraphQL request.
@@ -61,14 +80,19 @@ type Operation struct {
 	Kind ast.Operation
 	// Topic is the subscription's topic; empty for queries and mutations.
 	Topic string
-	opCtx *graphql.OperationContext
+	// Filter is the subscription's compiled filter argument as its canonical key
+	// (filter.Filter.Key); empty when it has none.
+	Filter string
+	opCtx  *graphql.OperationContext
 }
 
 // ErrNoTopic reports a subscription whose field cannot be turned into a topic.
 var ErrNoTopic = errors.New("graph: subscription has no topic")
 
-// Prepare parses, validates and coerces a request, and for a subscription derives its topic. The
-// errors it returns are GraphQL errors fit for the client (pass them to ErrorResponse).
+// Prepare parses, validates and coerces a request, and for a subscription derives its topic
+// (engine.TopicOf) and compiles its filter argument, if it has one: an invalid filter, or one over
+// internal/filter's bounds, is refused here with BAD_USER_INPUT, never at fan-out. The errors it
+// returns are GraphQL errors fit for the client (pass them to ErrorResponse).
 func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerror.List) {
 	vars, err := decodeVariables(req.Variables)
 	if err != nil {
@@ -83,36 +107,37 @@ func (e *Executor) Prepare(ctx context.Context, req Request) (*Operation, gqlerr
 	}
 	op := &Operation{Kind: opCtx.Operation.Operation, opCtx: opCtx}
 	if op.Kind == ast.Subscription {
-		topic, err := subscriptionTopic(opCtx)
+		field, err := subscriptionField(opCtx)
 		if err != nil {
 			return nil, gqlerror.List{gqlerror.Errorf("%v", err)}
 		}
+		topic := engine.TopicOf(field.Field, opCtx.Variables)
 		if len(topic) > facts.MaxTopic {
 			e := gqlerror.Errorf("the subscription's arguments are too long (topic of %d bytes, at most %d)", len(topic), facts.MaxTopic)
 			errcode.Set(e, CodeBadUserInput)
 			return nil, gqlerror.List{e}
 		}
 		op.Topic = topic
+		if spec := e.filters[field.Name]; spec != nil {
+			flt, err := spec.Compile(field.ArgumentMap(opCtx.Variables)["filter"])
+			if err != nil {
+				e := gqlerror.Errorf("%v", err)
+				errcode.Set(e, CodeBadUserInput)
+				return nil, gqlerror.List{e}
+			}
+			op.Filter = flt.Key()
+		}
 	}
 	return op, nil
 }
 
-// subscriptionTopic derives the topic from the subscription's single root field and the values
-// of its @topic arguments, with variables and defaults applied.
-func subscriptionTopic(opCtx *graphql.OperationContext) (string, error) {
+// subscriptionField returns the subscription's single root field.
+func subscriptionField(opCtx *graphql.OperationContext) (graphql.CollectedField, error) {
 	fields := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Subscription"})
 	if len(fields) != 1 || fields[0].Definition == nil {
-		return "", fmt.Errorf("%w: a subscription must select exactly one field", ErrNoTopic)
+		return graphql.CollectedField{}, fmt.Errorf("%w: a subscription must select exactly one field", ErrNoTopic)
 	}
-	f := fields[0]
-	values := f.ArgumentMap(opCtx.Variables)
-	args := map[string]any{}
-	for _, def := range f.Definition.Arguments {
-		if def.Directives.ForName("topic") != nil {
-			args[def.Name] = values[def.Name]
-		}
-	}
-	return Topic(f.Name, args), nil
+	return fields[0], nil
 }
 
 // Execute runs a query or mutation and returns its result.
@@ -124,20 +149,54 @@ func (e *Executor) Execute(ctx context.Context, op *Operation) *graphql.Response
 	return handler(ctx)
 }
 
+// Events addresses a decoded change or external event to the subscription fields and topics it
+// feeds, as the schema declares (engine.Sources.Events).
+func (e *Executor) Events(ch engine.Change) ([]engine.Event, error) { return e.src.Events(ch) }
+
+// Filter compiles a stored subscription's filter, by its canonical key (Operation.Filter), for the
+// field it filters. An empty key is no filter (nil, which matches everything).
+func (e *Executor) Filter(field, key string) (*filter.Filter, error) {
+	if key == "" {
+		return nil, nil
+	}
+	spec := e.filters[field]
+	if spec == nil {
+		return nil, fmt.Errorf("subscription field %q has no filter argument", field)
+	}
+	return spec.CompileJSON([]byte(key))
+}
+
 // Render executes a stored subscription against one event and returns the result the subscriber
 // receives, or nil when the event does not concern it. A stored request that no longer validates
-// renders as an error result.
-func (e *Executor) Render(ctx context.Context, req Request, ev *Event) *graphql.Response {
+// renders as an error result. Every result carries the event's identity in
+// extensions.event: {"id": ..., "seq": ...} (seq only for stream records), so a client can
+// recognise a redelivered event.
+func (e *Executor) Render(ctx context.Context, req Request, ev *engine.Event) *graphql.Response {
 	op, errs := e.Prepare(ctx, req)
-	if errs != nil {
-		return e.ErrorResponse(ctx, errs)
+	var resp *graphql.Response
+	switch {
+	case errs != nil:
+		resp = e.ErrorResponse(ctx, errs)
+	case op.Kind != ast.Subscription:
+		resp = e.ErrorResponse(ctx, gqlerror.List{gqlerror.Errorf("stored operation is not a subscription")})
+	default:
+		ctx = engine.WithEvent(ctx, ev)
+		handler, hctx := e.exec.DispatchOperation(ctx, op.opCtx)
+		resp = handler(hctx)
 	}
-	if op.Kind != ast.Subscription {
-		return e.ErrorResponse(ctx, gqlerror.List{gqlerror.Errorf("stored operation is not a subscription")})
+	if resp != nil {
+		if resp.Extensions == nil {
+			resp.Extensions = map[string]any{}
+		}
+		resp.Extensions["event"] = eventIdentity{ID: ev.ID, Seq: ev.Seq}
 	}
-	ctx = withEvent(ctx, ev)
-	handler, ctx := e.exec.DispatchOperation(ctx, op.opCtx)
-	return handler(ctx)
+	return resp
+}
+
+// eventIdentity is extensions.event of a rendered result.
+type eventIdentity struct {
+	ID  string `json:"id"`
+	Seq string `json:"seq,omitempty"`
 }
 
 // ErrorResponse presents request errors (from Prepare) as a response.

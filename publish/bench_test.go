@@ -37,7 +37,7 @@ func BenchmarkFanout(b *testing.B) {
 					}
 				}
 				reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
-				f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: nopPoster{}})
+				f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: nopPoster{}})
 				rec, err := store.ChangeRecord(store.Insert, nil, item(b, msg("r1", "m1", "hello")), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
 				if err != nil {
 					b.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -46,7 +47,13 @@ type Registry interface {
 
 // Renderer executes a stored subscription against one event; *graph.Executor satisfies it.
 type Renderer interface {
-	Render(ctx context.Context, req graph.Request, ev *graph.Event) *graphql.Response
+	Render(ctx context.Context, req graph.Request, ev *engine.Event) *graphql.Response
+}
+
+// Sources addresses decoded changes to subscription fields and topics, as the schema declares;
+// *graph.Executor satisfies it.
+type Sources interface {
+	Events(ch engine.Change) ([]engine.Event, error)
 }
 
 // Poster is the one management API call the fan-out makes; *apigatewaymanagementapi.Client
@@ -70,6 +77,7 @@ const DefaultConcurrency = 64
 // Config holds the Fanout's dependencies and settings.
 type Config struct {
 	Registry Registry
+	Sources  Sources
 	Renderer Renderer
 	Poster   Poster
 	// Concurrency bounds the posts in flight; default DefaultConcurrency.
@@ -131,13 +139,16 @@ func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.D
 			return resp, st
 		}
 		st.Records++
-		evs, err := graph.Events(rec)
+		evs, err := f.streamEvents(rec)
 		if err != nil {
 			// Undeliverable as it stands: retrying cannot fix it, and blocking the shard would
-			// hold back every later change. Logged, so it is never silent.
+			// hold back every later change. Logged, so it is never silent. (A change that could
+			// be addressed to some of its fields is still delivered to those.)
 			st.Skipped++
 			log.Error().Err(err).Str("event", rec.EventID).Str("seq", rec.Change.SequenceNumber).Msg("stream record skipped")
-			continue
+			if len(evs) == 0 {
+				continue
+			}
 		}
 		for i := range evs {
 			st.Events++
@@ -153,6 +164,20 @@ func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	}
 	f.logStats(log, st)
 	return resp, st
+}
+
+// streamEvents decodes a data-table stream record and addresses it to the subscription fields it
+// feeds. A record of an item not written through an @item type gives no events and no error.
+func (f *Fanout) streamEvents(rec events.DynamoDBEventRecord) ([]engine.Event, error) {
+	ic, ok, err := store.DecodeItemChange(rec)
+	if err != nil || !ok {
+		return nil, err
+	}
+	ch := engine.Change{ID: ic.EventID, Seq: ic.Seq, Item: ic.Type, Kind: engine.ChangeKind(ic.Kind), Value: ic.New}
+	if ic.Kind == store.Remove {
+		ch.Value = ic.Old // a removal yields the item as it was
+	}
+	return f.cfg.Sources.Events(ch)
 }
 
 func (f *Fanout) logStats(log *zerolog.Logger, st Stats) {
@@ -177,7 +202,7 @@ type rendered struct {
 
 // delivery is the shared state of one event's fan-out.
 type delivery struct {
-	ev      *graph.Event
+	ev      *engine.Event
 	mu      sync.Mutex
 	renders map[string]*rendered
 	gone    sync.Map // connection id → struct{}: forgotten once per event
@@ -187,7 +212,7 @@ type delivery struct {
 
 // deliver fans one event out to its topic's subscribers. It returns an error only when the
 // subscribers could not be read.
-func (f *Fanout) deliver(ctx context.Context, ev *graph.Event, st *Stats) error {
+func (f *Fanout) deliver(ctx context.Context, ev *engine.Event, st *Stats) error {
 	d := &delivery{ev: ev, renders: map[string]*rendered{}}
 	var g errgroup.Group
 	g.SetLimit(f.cfg.Concurrency)

@@ -20,7 +20,6 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
-	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/rs/zerolog"
 )
@@ -60,9 +59,17 @@ func TestGolden(t *testing.T) {
 	// The events were captured at 2026-11-26T14:10:58Z; the handlers' clock is pinned there.
 	now := func() time.Time { return time.UnixMilli(1795702259000) }
 	m := mgmttest.New()
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s), Now: now}, graph.Options{})
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Now = now
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: m})
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
 	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.New(&logs))
@@ -158,9 +165,16 @@ func FuzzInvoke(f *testing.F) {
 	}
 	defer s.Close()
 	m := mgmttest.New()
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: m})
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
 	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {

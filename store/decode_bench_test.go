@@ -6,18 +6,8 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 )
 
-// BenchmarkDecodeChange decodes a MODIFY record of a message, as the fan-out does once per
-// record, and BenchmarkDecodeItemChange the same record generically.
-func BenchmarkDecodeChange(b *testing.B) {
-	rec := readEvent(b, "modify.json").Records[0]
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok, err := store.DecodeChange(rec); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-	}
-}
-
+// BenchmarkDecodeItemChange decodes a MODIFY record of a message, as the fan-out does once per
+// record.
 func BenchmarkDecodeItemChange(b *testing.B) {
 	rec := readEvent(b, "modify.json").Records[0]
 	b.ReportAllocs()

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
@@ -190,7 +191,15 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 
 	// The stream batch the mutation caused: the item as DynamoDB now holds it, as an INSERT
 	// record with NEW_AND_OLD_IMAGES, exactly as DynamoDB Streams hands it to Lambda.
-	pk, sk := store.MessageKey("r1", id)
+	src, err := graph.Analyze(graph.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgType, _ := src.Item("Message")
+	pk, sk, err := msgType.Key(map[string]any{"roomId": "r1", "id": id})
+	if err != nil {
+		t.Fatal(err)
+	}
 	item, err := db.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(data), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"pk": str(pk), "sk": str(sk)}})
 	if err != nil || item.Item == nil {
@@ -211,7 +220,8 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 	if err := json.Unmarshal(invoke(batch), &batchResp); err != nil || len(batchResp.BatchItemFailures) != 0 {
 		t.Fatalf("stream batch: %+v %v", batchResp, err)
 	}
-	want := fmt.Sprintf(`{"id":"s1","type":"next","payload":{"data":{"messageAdded":{"id":%q,"text":"hello from rie"}}}}`, id)
+	want := fmt.Sprintf(`{"id":"s1","type":"next","payload":{"data":{"messageAdded":{"id":%q,"text":"hello from rie"}},`+
+		`"extensions":{"event":{"id":"c4ca4238a0b923820dcc509a6f75849b","seq":"4421584500000000017450439091"}}}}`, id)
 	if got := m.Posts()[connID]; len(got) != 1 || got[0] != want {
 		t.Fatalf("management endpoint received %v\nwant [%s]", m.Calls(), want)
 	}

@@ -68,18 +68,27 @@ type Gateway interface {
 }
 
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
-// routes, GraphQL over HTTP, the stream fan-out and the sweeper, behind the router.
-func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+// routes, GraphQL over HTTP, the fan-out of stream records and external events, and the sweeper,
+// behind the router. It fails when the schema's declarations are invalid (the error names each
+// field that is wrong): the service refuses to start rather than fail at the first event.
+func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router.Router, error) {
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		return nil, err
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+	if err != nil {
+		return nil, err
+	}
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
 		HTTP: gqlhttp.New(exec, 0),
-		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
+		Stream: publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
 			MaxMessage: cfg.MaxMessage}),
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
-	}, log)
+	}, log), nil
 }
 
 // NewGateway builds the management API client the handlers share: one client for the life of

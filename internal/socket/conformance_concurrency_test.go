@@ -220,7 +220,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			for i := range n {
 				id := fmt.Sprintf("s%d", i)
 				frames = append(frames, frSubscribe(id, qAddedText))
-				want = append(want, frOp("next", id, pAddedText))
+				want = append(want, frOp("next", id, ev(pAddedText, 1)))
 				ops = append(ops, wantOp{id: id})
 			}
 			if b := bodies(l.concurrently(frames...)); b[""] != n {
@@ -251,7 +251,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			l.nothing()
 			l.active([]wantOp{{id: "s1", query: "roomId"}})
 			l.mutate(mHello)
-			l.expect([]string{frOp("data", "s1", pAddedFull)})
+			l.expect([]string{frOp("data", "s1", ev(pAddedFull, 1))})
 		}},
 		{"concurrent starts of one id: one stored, no error", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
 			l.send(send(frInit))
@@ -265,7 +265,7 @@ func TestConformanceConcurrency(t *testing.T) {
 				l.fatalf("topic has %d subscriptions, want 1", c)
 			}
 			l.mutate(mHello)
-			l.expect([]string{frOp("data", "s1", pAddedText)})
+			l.expect([]string{frOp("data", "s1", ev(pAddedText, 1))})
 		}},
 		{"concurrent stops of one id: one complete", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
 			l.send(send(frInit))

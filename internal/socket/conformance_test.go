@@ -541,7 +541,11 @@ func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
 	st := newProbeStore(emb)
 	gw := mgmttest.New()
 	now := time.Now().UnixMilli()
-	l := &routerLevel{t: t, proto: c.proto, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)), emb: emb, st: st, gw: gw,
+	h, err := app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &routerLevel{t: t, proto: c.proto, r: h, emb: emb, st: st, gw: gw,
 		conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
 	resp := l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": c.proto}, nil)
 	if resp.StatusCode != http.StatusOK || resp.Headers["Sec-WebSocket-Protocol"] != c.proto {

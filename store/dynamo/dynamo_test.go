@@ -391,8 +391,8 @@ func TestCreateTables(t *testing.T) {
 }
 
 // TestTableLayout checks that rows are where the deployment template and the IAM policy expect
-// them: keys, the ttl attribute (epoch seconds, rounded up), and message items exactly as
-// store.MessageItem encodes them.
+// them: keys, the ttl attribute (epoch seconds, rounded up), and items exactly as their
+// ItemType encodes them.
 func TestTableLayout(t *testing.T) {
 	ctx := t.Context()
 	clk := storetest.NewClock()
@@ -444,11 +444,11 @@ func TestTableLayout(t *testing.T) {
 		t.Fatalf("topic lookup = %+v", got)
 	}
 
-	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := store.NewMessages(e.s).PutMessage(ctx, m); err != nil {
+	m := message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := store.NewItems[message](e.s, msgType).Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
-	want, err := store.MessageItem(m)
+	want, err := msgType.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}

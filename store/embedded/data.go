@@ -208,9 +208,13 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
+// legacyMessage is how Open stores the messages of a file written before items were generic: as
+// items of the example app's Message type, whose @item keys are these.
+var legacyMessage = store.MustItemType("Message", "room#{roomId}", "msg#{id}")
+
 // migrateMessages moves the messages of a file written before items were generic into the items
-// bucket, as store.MessageItem encodes them, and drops the old bucket. It writes no change
-// records: nothing changed for the app.
+// bucket, as legacyMessage encodes them (their JSON as it was), and drops the old bucket. It writes
+// no change records: nothing changed for the app.
 func migrateMessages(tx *bolt.Tx) error {
 	old := tx.Bucket(bucketLegacyMessages)
 	if old == nil {
@@ -218,11 +222,7 @@ func migrateMessages(tx *bolt.Tx) error {
 	}
 	items := tx.Bucket(bucketItems)
 	err := old.ForEach(func(k, v []byte) error {
-		var m store.Message
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("migrate message %q: %w", k, err)
-		}
-		it, err := store.MessageItem(m)
+		it, err := legacyMessage.Encode(json.RawMessage(v))
 		if err == nil {
 			it, err = store.NormalizeItem(it)
 		}

@@ -65,8 +65,8 @@ func Run(t *testing.T, open Factory) {
 	t.Run("ItemTTL", func(t *testing.T) { testItemTTL(t, open) })
 	t.Run("ItemCreateOnce", func(t *testing.T) { testItemCreateOnce(t, open) })
 	t.Run("TypedItems", func(t *testing.T) { testTypedItems(t, open) })
-	t.Run("Messages", func(t *testing.T) { testMessages(t, open) })
-	t.Run("MessageRoomsIsolated", func(t *testing.T) { testRoomsIsolated(t, open) })
+	t.Run("Timeline", func(t *testing.T) { testTimeline(t, open) })
+	t.Run("PartitionsIsolated", func(t *testing.T) { testPartitionsIsolated(t, open) })
 }
 
 // proto is the subprotocol the records carry; the store keeps it as it is.
