@@ -10,6 +10,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // nopPoster accepts every post, so the benchmark measures the fan-out itself.
@@ -38,7 +39,7 @@ func BenchmarkFanout(b *testing.B) {
 				}
 				reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
 				f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: nopPoster{}})
-				rec, err := store.ChangeRecord(store.Insert, nil, item(b, msg("r1", "m1", "hello")), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
+				rec, err := stream.ChangeRecord(stream.Insert, nil, item(b, msg("r1", "m1", "hello")), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
 				if err != nil {
 					b.Fatal(err)
 				}

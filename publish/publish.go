@@ -35,6 +35,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
@@ -169,12 +170,12 @@ func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.D
 // streamEvents decodes a data-table stream record and addresses it to the subscription fields it
 // feeds. A record of an item not written through an @item type gives no events and no error.
 func (f *Fanout) streamEvents(rec events.DynamoDBEventRecord) ([]engine.Event, error) {
-	ic, ok, err := store.DecodeItemChange(rec)
+	ic, ok, err := stream.DecodeItemChange(rec)
 	if err != nil || !ok {
 		return nil, err
 	}
 	ch := engine.Change{ID: ic.EventID, Seq: ic.Seq, Item: ic.Type, Kind: engine.ChangeKind(ic.Kind), Value: ic.New}
-	if ic.Kind == store.Remove {
+	if ic.Kind == stream.Remove {
 		ch.Value = ic.Old // a removal yields the item as it was
 	}
 	return f.cfg.Sources.Events(ch)

@@ -26,6 +26,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // fakeRegistry serves subscriptions from memory and records deleted connections.
@@ -96,16 +97,16 @@ var msgType = func() store.ItemType {
 	return it
 }()
 
-// eventID is the eventID store.ChangeRecord gives the record of sequence number seq.
+// eventID is the eventID stream.ChangeRecord gives the record of sequence number seq.
 func eventID(seq uint64) string { return fmt.Sprintf("%032x", seq) }
 
 func sub(conn, id, proto, query string) store.Subscription {
 	return store.Subscription{ConnectionID: conn, ID: id, Subprotocol: proto, Query: query}
 }
 
-func record(t *testing.T, seq uint64, kind store.ChangeKind, old, new *model.Message) events.DynamoDBEventRecord {
+func record(t *testing.T, seq uint64, kind stream.ChangeKind, old, new *model.Message) events.DynamoDBEventRecord {
 	t.Helper()
-	rec, err := store.ChangeRecord(kind, item(t, old), item(t, new), seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
+	rec, err := stream.ChangeRecord(kind, item(t, old), item(t, new), seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestDeliversEachSubscriberItsOwnSelection(t *testing.T) {
 	poster := mgmttest.New()
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "hello")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %+v", resp.BatchItemFailures)
@@ -181,7 +182,7 @@ func TestRendersOncePerDistinctOperation(t *testing.T) {
 	r := newRenderer()
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: r, Poster: poster, Concurrency: 16})
 	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "hello")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})
 	if r.n.Load() != 2 || st.Renders != 2 {
 		t.Fatalf("%d renders for 2 distinct operations (stats %+v)", r.n.Load(), st)
@@ -206,7 +207,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	poster := mgmttest.New()
 	poster.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: time.Millisecond} })
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, Concurrency: 8})
-	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, store.Insert, nil, msg("r1", "m1", "x"))}})
+	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, stream.Insert, nil, msg("r1", "m1", "x"))}})
 	if st.Delivered != 200 {
 		t.Fatalf("delivered %d, want 200", st.Delivered)
 	}
@@ -232,8 +233,8 @@ func TestGoneAndFailingSubscribersNeverFailTheRecord(t *testing.T) {
 	})
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "a")),
-		record(t, 2, store.Insert, nil, msg("r1", "m2", "b")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "a")),
+		record(t, 2, stream.Insert, nil, msg("r1", "m2", "b")),
 	}})
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("a subscriber's failure failed the batch: %+v", resp.BatchItemFailures)
@@ -268,9 +269,9 @@ func TestRegistryFailureReportsTheRecordAndStops(t *testing.T) {
 	edited := *m
 	edited.Text = "b"
 	resp, _ := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 10, store.Insert, nil, m),
-		record(t, 11, store.Modify, m, &edited),
-		record(t, 12, store.Insert, nil, msg("r1", "m2", "later")),
+		record(t, 10, stream.Insert, nil, m),
+		record(t, 11, stream.Modify, m, &edited),
+		record(t, 12, stream.Insert, nil, msg("r1", "m2", "later")),
 	}})
 	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "11" {
 		t.Fatalf("failures = %+v, want only sequence 11", resp.BatchItemFailures)
@@ -289,12 +290,12 @@ func TestMalformedRecordIsSkippedAndTheBatchGoesOn(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {sub("c1", "1", gqlws.TransportWS, selIDText)}}}
 	poster := mgmttest.New()
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
-	bad := record(t, 1, store.Insert, nil, msg("r1", "m0", "x"))
+	bad := record(t, 1, stream.Insert, nil, msg("r1", "m0", "x"))
 	bad.Change.NewImage = nil // INSERT without its image
-	other := record(t, 2, store.Insert, nil, msg("r1", "m1", "x"))
+	other := record(t, 2, stream.Insert, nil, msg("r1", "m1", "x"))
 	delete(other.Change.NewImage, "__typename") // an item of no declared type: skipped cheaply
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		bad, other, record(t, 3, store.Insert, nil, msg("r1", "m2", "fine")),
+		bad, other, record(t, 3, stream.Insert, nil, msg("r1", "m2", "fine")),
 	}})
 	if len(resp.BatchItemFailures) != 0 || st.Skipped != 1 || st.Delivered != 1 {
 		t.Fatalf("resp %+v stats %+v", resp, st)
@@ -309,7 +310,7 @@ func TestOversizedResultBecomesAnError(t *testing.T) {
 	poster := mgmttest.New()
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, MaxMessage: 1024})
 	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", strings.Repeat("x", 2000))),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", strings.Repeat("x", 2000))),
 	}})
 	posts := poster.Posts()
 	if st.TooLarge != 1 || len(posts["c1"]) != 1 {
@@ -346,7 +347,7 @@ func TestRealClient(t *testing.T) {
 	}}}
 	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: client})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "hi")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hi")),
 	}})
 	if len(resp.BatchItemFailures) != 0 || st.Delivered != 1 || st.Gone != 1 {
 		t.Fatalf("resp %+v stats %+v", resp, st)
@@ -368,7 +369,7 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	defer cancel()
 	var recs []events.DynamoDBEventRecord
 	for i := range 5 {
-		recs = append(recs, record(t, uint64(i+1), store.Insert, nil, msg("r1", fmt.Sprint("m", i), "x")))
+		recs = append(recs, record(t, uint64(i+1), stream.Insert, nil, msg("r1", fmt.Sprint("m", i), "x")))
 	}
 	resp, st := f.Publish(ctx, events.DynamoDBEvent{Records: recs})
 	// Some records fit before the margin (60 ms each, 200 ms budget, 100 ms margin; fewer on a

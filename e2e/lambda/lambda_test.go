@@ -30,8 +30,8 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
-	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
@@ -205,7 +205,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 	if err != nil || item.Item == nil {
 		t.Fatalf("the mutation's item is not in the data table: %v", err)
 	}
-	img := store.ToStreamImage(item.Item)
+	img := stream.ToStreamImage(item.Item)
 	batch := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
 		AWSRegion: dynalite.Region, EventID: "c4ca4238a0b923820dcc509a6f75849b", EventName: "INSERT", EventVersion: "1.1",
 		EventSource: "aws:dynamodb", EventSourceArn: "arn:aws:dynamodb:us-east-1:123456789012:table/" + data + "/stream/2026-11-26T00:00:00.000",

@@ -12,6 +12,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // TestStreamTo: the records StreamTo appends are the stream records of the writes, numbered by the
@@ -29,18 +30,18 @@ func TestStreamTo(t *testing.T) {
 		}
 		return it
 	}
-	onChange(store.Insert, nil, item(m))
-	onChange(store.Modify, item(m), item(edited))
-	onChange(store.Remove, item(edited), nil)
+	onChange(stream.Insert, nil, item(m))
+	onChange(stream.Modify, item(m), item(edited))
+	onChange(stream.Remove, item(edited), nil)
 
 	recs, err := log.ReadChanges(context.Background(), 0, 10)
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("ReadChanges = %d records, %v; want 3", len(recs), err)
 	}
 	want := []struct {
-		kind     store.ChangeKind
+		kind     stream.ChangeKind
 		old, new *message
-	}{{store.Insert, nil, &m}, {store.Modify, &m, &edited}, {store.Remove, &edited, nil}}
+	}{{stream.Insert, nil, &m}, {stream.Modify, &m, &edited}, {stream.Remove, &edited, nil}}
 	payload := func(m *message) string {
 		if m == nil {
 			return ""
@@ -59,7 +60,7 @@ func TestStreamTo(t *testing.T) {
 		if rec.Change.SequenceNumber != strconv.FormatUint(r.Seq, 10) || !strings.Contains(rec.EventSourceArn, "table/lambdaws-dev-data/stream/") {
 			t.Errorf("record %d: sequence %s (log seq %d), ARN %s", i, rec.Change.SequenceNumber, r.Seq, rec.EventSourceArn)
 		}
-		ch, ok, err := store.DecodeItemChange(rec)
+		ch, ok, err := stream.DecodeItemChange(rec)
 		if err != nil || !ok || ch.Kind != want[i].kind || ch.Type != "Message" || string(ch.Old) != payload(want[i].old) || string(ch.New) != payload(want[i].new) {
 			t.Errorf("record %d decodes to %+v (old %s new %s), %v, %v; want %s", i, ch, ch.Old, ch.New, ok, err, want[i].kind)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/realtime-gql/lambdaws/store/storetest"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -92,7 +93,7 @@ func TestChangeLog(t *testing.T) {
 	if len(changes) != 3 {
 		t.Fatalf("%d change records, want 3 (registry writes and failed writes append none)", len(changes))
 	}
-	wantKinds := []store.ChangeKind{store.Insert, store.Modify, store.Remove}
+	wantKinds := []stream.ChangeKind{stream.Insert, stream.Modify, stream.Remove}
 	for i, c := range changes {
 		var rec events.DynamoDBEventRecord
 		if err := json.Unmarshal(c.Record, &rec); err != nil {
@@ -104,7 +105,7 @@ func TestChangeLog(t *testing.T) {
 		if rec.EventSource != "aws:dynamodb" || rec.Change.StreamViewType != "NEW_AND_OLD_IMAGES" {
 			t.Fatalf("record %d: source %q view %q", i, rec.EventSource, rec.Change.StreamViewType)
 		}
-		ch, ok, err := store.DecodeItemChange(rec)
+		ch, ok, err := stream.DecodeItemChange(rec)
 		if err != nil || !ok || ch.Type != "Message" {
 			t.Fatalf("DecodeItemChange(record %d) = %+v, %v, %v", i, ch, ok, err)
 		}
@@ -123,15 +124,15 @@ func TestChangeLog(t *testing.T) {
 		}
 		old, new := decode(ch.Old), decode(ch.New)
 		switch ch.Kind {
-		case store.Insert:
+		case stream.Insert:
 			if old != nil || new.Text != "hi" {
 				t.Fatalf("insert: %+v", ch)
 			}
-		case store.Modify:
+		case stream.Modify:
 			if old.Text != "hi" || new.Text != "hello" || new.EditedAt == nil {
 				t.Fatalf("modify: old %+v new %+v", old, new)
 			}
-		case store.Remove:
+		case stream.Remove:
 			if new != nil || old.Text != "hello" {
 				t.Fatalf("remove: %+v", ch)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // Attribute value constructors, to keep items readable.
@@ -47,7 +48,7 @@ func canonical(t *testing.T, it store.Item) string {
 	if it == nil {
 		return "null"
 	}
-	img := store.ToStreamImage(sortSets(it))
+	img := stream.ToStreamImage(sortSets(it))
 	raw, err := json.Marshal(img)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func sameItems(t *testing.T, got, want store.Item) bool {
 
 // A change is one stream record a test expects: the kind and the item before and after.
 type change struct {
-	kind     store.ChangeKind
+	kind     stream.ChangeKind
 	old, new store.Item
 }
 
@@ -137,7 +138,7 @@ func expectChanges(t *testing.T, b Backend, want ...change) {
 		if keyItem == nil {
 			keyItem = w.old
 		}
-		keys, err := store.FromStreamImage(rec.Change.Keys)
+		keys, err := stream.FromStreamImage(rec.Change.Keys)
 		if err != nil || !sameItems(t, keys, store.Item{store.AttrPK: keyItem[store.AttrPK], store.AttrSK: keyItem[store.AttrSK]}) {
 			t.Fatalf("%s: Keys %s, want pk and sk of %s (%v)", where, canonical(t, keys), canonical(t, keyItem), err)
 		}
@@ -152,12 +153,12 @@ func expectChanges(t *testing.T, b Backend, want ...change) {
 				}
 				continue
 			}
-			it, err := store.FromStreamImage(img.got)
+			it, err := stream.FromStreamImage(img.got)
 			if err != nil || !sameItems(t, it, img.want) {
 				t.Fatalf("%s: %s %s\nwant %s (%v)", where, img.name, canonical(t, it), canonical(t, img.want), err)
 			}
 		}
-		ch, ok, err := store.DecodeItemChange(rec)
+		ch, ok, err := stream.DecodeItemChange(rec)
 		if err != nil || !ok {
 			t.Fatalf("%s: DecodeItemChange = %v, %v", where, ok, err)
 		}
@@ -175,7 +176,7 @@ func expectChanges(t *testing.T, b Backend, want ...change) {
 				}
 				continue
 			}
-			it, err := store.FromStreamImage(p.img)
+			it, err := stream.FromStreamImage(p.img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +229,7 @@ func testItemCreateGet(t *testing.T, open Factory) {
 	if !sameItems(t, got, stored) {
 		t.Fatalf("GetItem = %s\nwant %s", canonical(t, got), canonical(t, stored))
 	}
-	expectChanges(t, s, change{store.Insert, nil, stored})
+	expectChanges(t, s, change{stream.Insert, nil, stored})
 	if err := s.CreateItem(ctx, item("thing#1", "v#1", "other", avS("x"))); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("CreateItem over an existing item = %v, want ErrConflict", err)
 	}
@@ -292,7 +293,7 @@ func testItemInvalid(t *testing.T, open Factory) {
 	if err := s.CreateItem(ctx, edge); err != nil {
 		t.Fatalf("CreateItem with keys at their bounds: %v", err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, edge})
+	expectChanges(t, s, change{stream.Insert, nil, edge})
 }
 
 // testItemSizeBound writes an item of exactly MaxItemBytes, then one byte more.
@@ -317,7 +318,7 @@ func testItemSizeBound(t *testing.T, open Factory) {
 	if _, err := s.ReplaceItem(ctx, overReplace); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("replacing with an item of %d bytes = %v, want ErrInvalid", store.ItemSize(overReplace), err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, max})
+	expectChanges(t, s, change{stream.Insert, nil, max})
 }
 
 func testItemReplace(t *testing.T, open Factory) {
@@ -345,7 +346,7 @@ func testItemReplace(t *testing.T, open Factory) {
 	if got, _ := s.GetItem(ctx, "p", "s"); !sameItems(t, got, v2) {
 		t.Fatalf("after replace: %s, want %s (attributes not in the new item are gone)", canonical(t, got), canonical(t, v2))
 	}
-	expectChanges(t, s, change{store.Insert, nil, v1}, change{store.Modify, v1, v2})
+	expectChanges(t, s, change{stream.Insert, nil, v1}, change{stream.Modify, v1, v2})
 }
 
 func testItemDelete(t *testing.T, open Factory) {
@@ -373,7 +374,7 @@ func testItemDelete(t *testing.T, open Factory) {
 	if err := s.CreateItem(ctx, v); err != nil {
 		t.Fatalf("CreateItem after delete: %v", err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, v}, change{store.Remove, v, nil}, change{store.Insert, nil, v})
+	expectChanges(t, s, change{stream.Insert, nil, v}, change{stream.Remove, v, nil}, change{stream.Insert, nil, v})
 }
 
 // testItemQuery fills a partition with items of two prefixes, and neighbouring partitions, and
@@ -481,7 +482,7 @@ func testItemTTL(t *testing.T, open Factory) {
 	if got, err := s.GetItem(ctx, "p", "s1"); err != nil || !sameItems(t, got, fresh) {
 		t.Fatalf("after create over the expired item: %v, %v", got, err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, short}, change{store.Insert, nil, keep}, change{store.Modify, short, fresh})
+	expectChanges(t, s, change{stream.Insert, nil, short}, change{stream.Insert, nil, keep}, change{stream.Modify, short, fresh})
 }
 
 // testItemCreateOnce races creates of one key: exactly one wins, and one record is written.
@@ -600,7 +601,7 @@ func testTypedItems(t *testing.T, open Factory) {
 	if len(recs) != 14 || recs[12].EventName != "MODIFY" || recs[13].EventName != "REMOVE" {
 		t.Fatalf("%d records, want 12 INSERT, MODIFY, REMOVE", len(recs))
 	}
-	ch, ok, err := store.DecodeItemChange(recs[12])
+	ch, ok, err := stream.DecodeItemChange(recs[12])
 	if err != nil || !ok || ch.Type != "Reading" {
 		t.Fatalf("DecodeItemChange = %+v, %v, %v", ch, ok, err)
 	}
@@ -710,7 +711,7 @@ func testTimeline(t *testing.T, open Factory) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectChanges(t, b, change{store.Modify, orig, edited}, change{store.Remove, edited, nil})
+	expectChanges(t, b, change{stream.Modify, orig, edited}, change{stream.Remove, edited, nil})
 	// An id too long to be a key is an item that does not exist.
 	if _, err := s.Get(ctx, noteKey("r1", strings.Repeat("é", 512))); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get(id of 1,024 bytes) = %v, want ErrNotFound", err)

@@ -20,7 +20,7 @@ type Backend struct {
 	store.Store
 	// Changes returns the stream records of the app-data writes made since its previous call, in
 	// order, each as Lambda receives it: the embedded change log's records, or for DynamoDB
-	// (whose stream the tests cannot read) the records store.ChangeRecord makes of what OnChange
+	// (whose stream the tests cannot read) the records stream.ChangeRecord makes of what OnChange
 	// reports.
 	Changes func(t *testing.T) []events.DynamoDBEventRecord
 }

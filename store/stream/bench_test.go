@@ -1,9 +1,9 @@
-package store_test
+package stream_test
 
 import (
 	"testing"
 
-	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // BenchmarkDecodeItemChange decodes a MODIFY record of a message, as the fan-out does once per
@@ -12,7 +12,7 @@ func BenchmarkDecodeItemChange(b *testing.B) {
 	rec := readEvent(b, "modify.json").Records[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok, err := store.DecodeItemChange(rec); !ok || err != nil {
+		if _, ok, err := stream.DecodeItemChange(rec); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}

@@ -1,4 +1,8 @@
-package store
+// Package stream is the codec of the data table's DynamoDB stream records: it decodes a record of an item written through a store.ItemType into its type and JSON payloads, and builds the record DynamoDB would emit for a write (for the embedded backend and the local runtime).
+//
+// It holds the store's dependency on aws-lambda-go's event types, so that package store, which
+// everything imports, has none: publish decodes records here, the engine maps what they hold.
+package stream
 
 import (
 	"encoding/json"
@@ -9,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/realtime-gql/lambdaws/store"
 )
 
 // ChangeKind is what a write did to an item, as the stream names it.
@@ -22,7 +27,7 @@ const (
 )
 
 // ErrBadRecord reports a stream record that cannot be decoded.
-var ErrBadRecord = errors.New("store: malformed stream record")
+var ErrBadRecord = errors.New("stream: malformed record")
 
 // An ItemChange is one write to an item of the data table, decoded from a stream record.
 type ItemChange struct {
@@ -31,7 +36,7 @@ type ItemChange struct {
 	// Type is the item's type, its __typename.
 	Type string
 	// Old is the item before the write (Modify, Remove) and New after it (Insert, Modify), each
-	// as ItemPayload gives it (a JSON object of the item's fields, without pk, sk, __typename and
+	// as store.ItemPayload gives it (a JSON object of the item's fields, without pk, sk, __typename and
 	// ttl); nil when the kind has no such image.
 	Old, New json.RawMessage
 	// ByService reports a removal made by DynamoDB's TTL process rather than by the app.
@@ -108,17 +113,17 @@ func DecodeItemChange(rec events.DynamoDBEventRecord) (ch ItemChange, ok bool, e
 
 // typenameOf returns an image's __typename, "" if it has none.
 func typenameOf(img map[string]events.DynamoDBAttributeValue) (string, error) {
-	v, found := img[AttrTypename]
+	v, found := img[store.AttrTypename]
 	if !found {
 		return "", nil
 	}
 	av, err := fromStreamValue(v)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", AttrTypename, err)
+		return "", fmt.Errorf("%s: %w", store.AttrTypename, err)
 	}
 	s, isS := av.(*types.AttributeValueMemberS)
 	if !isS || s.Value == "" {
-		return "", fmt.Errorf("%s is not a non-empty string", AttrTypename)
+		return "", fmt.Errorf("%s is not a non-empty string", store.AttrTypename)
 	}
 	return s.Value, nil
 }
@@ -128,13 +133,13 @@ func imagePayload(img map[string]events.DynamoDBAttributeValue) (json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	return ItemPayload(item)
+	return store.ItemPayload(item)
 }
 
 // ChangeRecord builds the stream record DynamoDB would emit for a write to an item: old and new
 // are the item before and after (nil for none), as kind requires. seq is the record's sequence
 // number; arn names the table's stream; at is when the write happened.
-func ChangeRecord(kind ChangeKind, old, new Item, seq uint64, arn string, at time.Time) (events.DynamoDBEventRecord, error) {
+func ChangeRecord(kind ChangeKind, old, new store.Item, seq uint64, arn string, at time.Time) (events.DynamoDBEventRecord, error) {
 	var rec events.DynamoDBEventRecord
 	switch {
 	case kind == Insert && old == nil && new != nil,
@@ -147,15 +152,15 @@ func ChangeRecord(kind ChangeKind, old, new Item, seq uint64, arn string, at tim
 	if keyOf == nil {
 		keyOf = old
 	}
-	pk, err := keyAttr(keyOf, AttrPK)
+	pk, err := keyAttr(keyOf, store.AttrPK)
 	if err != nil {
 		return rec, fmt.Errorf("change record: %w", err)
 	}
-	sk, err := keyAttr(keyOf, AttrSK)
+	sk, err := keyAttr(keyOf, store.AttrSK)
 	if err != nil {
 		return rec, fmt.Errorf("change record: %w", err)
 	}
-	keys := Item{AttrPK: &types.AttributeValueMemberS{Value: pk}, AttrSK: &types.AttributeValueMemberS{Value: sk}}
+	keys := store.Item{store.AttrPK: &types.AttributeValueMemberS{Value: pk}, store.AttrSK: &types.AttributeValueMemberS{Value: sk}}
 	rec = events.DynamoDBEventRecord{
 		AWSRegion:      regionOf(arn),
 		EventID:        fmt.Sprintf("%032x", seq),
@@ -167,7 +172,7 @@ func ChangeRecord(kind ChangeKind, old, new Item, seq uint64, arn string, at tim
 			ApproximateCreationDateTime: events.SecondsEpochTime{Time: at.Truncate(time.Second)},
 			Keys:                        ToStreamImage(keys),
 			SequenceNumber:              fmt.Sprint(seq),
-			SizeBytes:                   int64(ItemSize(keys) + ItemSize(old) + ItemSize(new)),
+			SizeBytes:                   int64(store.ItemSize(keys) + store.ItemSize(old) + store.ItemSize(new)),
 			StreamViewType:              string(events.DynamoDBStreamViewTypeNewAndOldImages),
 		},
 	}
@@ -283,4 +288,13 @@ func toStreamValue(v types.AttributeValue) events.DynamoDBAttributeValue {
 	default:
 		return events.NewNullAttribute()
 	}
+}
+
+// keyAttr returns a key attribute of an item, a string.
+func keyAttr(it store.Item, name string) (string, error) {
+	s, ok := it[name].(*types.AttributeValueMemberS)
+	if !ok {
+		return "", fmt.Errorf("%w: item without a string %s attribute", store.ErrInvalid, name)
+	}
+	return s.Value, nil
 }

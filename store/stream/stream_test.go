@@ -1,4 +1,4 @@
-package store_test
+package stream_test
 
 import (
 	"bytes"
@@ -17,11 +17,12 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
-var update = flag.Bool("update", false, "rewrite the stream fixtures in testdata/stream")
+var update = flag.Bool("update", false, "rewrite the stream fixtures in testdata")
 
-// message is the item type of the golden stream events in testdata/stream: a chat message, as an
+// message is the item type of the golden stream events in testdata: a chat message, as an
 // app declares it (type Message @item(pk: "room#{roomId}", sk: "msg#{id}")).
 type message struct {
 	ID        string     `json:"id"`
@@ -34,7 +35,7 @@ type message struct {
 
 var msgType = store.MustItemType("Message", "room#{roomId}", "msg#{id}")
 
-// The messages of the golden stream events in testdata/stream.
+// The messages of the golden stream events in testdata.
 var (
 	goldenID       = "01M8BVM4KV704CW2E46FW3XR1V"
 	goldenCreated  = time.Date(2026, 11, 26, 12, 0, 0, 123_000_000, time.UTC)
@@ -70,9 +71,9 @@ func msgItem(t testing.TB, m message, extra ...any) store.Item {
 
 // fixtureRecord is a record shaped as DynamoDB Streams delivers it to Lambda: what ChangeRecord
 // makes of the write, with the fixture's identity, time and source.
-func fixtureRecord(t testing.TB, kind store.ChangeKind, old, new store.Item, m meta) events.DynamoDBEventRecord {
+func fixtureRecord(t testing.TB, kind stream.ChangeKind, old, new store.Item, m meta) events.DynamoDBEventRecord {
 	t.Helper()
-	rec, err := store.ChangeRecord(kind, old, new, 1, goldenARN, time.Unix(m.at, 0))
+	rec, err := stream.ChangeRecord(kind, old, new, 1, goldenARN, time.Unix(m.at, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ type malformedCase struct {
 
 func malformedCases() []malformedCase {
 	n := 0
-	rec := func(t testing.TB, kind store.ChangeKind, old, new store.Item) events.DynamoDBEventRecord {
+	rec := func(t testing.TB, kind stream.ChangeKind, old, new store.Item) events.DynamoDBEventRecord {
 		n++
 		return fixtureRecord(t, kind, old, new, meta{eventID: fmt.Sprintf("%032x", 0xbad0000+n-1),
 			seq: fmt.Sprintf("442159000000000001745047%04d", n-1), at: 1795694400})
@@ -103,41 +104,41 @@ func malformedCases() []malformedCase {
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 	return []malformedCase{
 		{"INSERT without NewImage", func(t testing.TB) events.DynamoDBEventRecord {
-			r := rec(t, store.Insert, nil, orig(t))
+			r := rec(t, stream.Insert, nil, orig(t))
 			r.Change.NewImage, r.Change.StreamViewType = nil, "KEYS_ONLY"
 			return r
 		}, "new image: missing"},
 		{"MODIFY without OldImage", func(t testing.TB) events.DynamoDBEventRecord {
-			r := rec(t, store.Modify, orig(t), edited(t))
+			r := rec(t, stream.Modify, orig(t), edited(t))
 			r.Change.OldImage, r.Change.StreamViewType = nil, "NEW_IMAGE"
 			return r
 		}, "old image: missing"},
 		{"MODIFY without NewImage", func(t testing.TB) events.DynamoDBEventRecord {
-			r := rec(t, store.Modify, orig(t), edited(t))
+			r := rec(t, stream.Modify, orig(t), edited(t))
 			r.Change.NewImage, r.Change.StreamViewType = nil, "OLD_IMAGE"
 			return r
 		}, "new image: missing"},
 		{"REMOVE without OldImage", func(t testing.TB) events.DynamoDBEventRecord {
-			r := rec(t, store.Remove, edited(t), nil)
+			r := rec(t, stream.Remove, edited(t), nil)
 			r.Change.OldImage, r.Change.StreamViewType = nil, "KEYS_ONLY"
 			return r
 		}, "old image: missing"},
 		{"unknown eventName", func(t testing.TB) events.DynamoDBEventRecord {
-			r := rec(t, store.Insert, nil, orig(t))
+			r := rec(t, stream.Insert, nil, orig(t))
 			r.EventName = "UPSERT"
 			return r
 		}, `eventName "UPSERT"`},
 		{"old and new image of different types", func(t testing.TB) events.DynamoDBEventRecord {
-			return rec(t, store.Modify, orig(t, "__typename", s("Profile")), edited(t))
+			return rec(t, stream.Modify, orig(t, "__typename", s("Profile")), edited(t))
 		}, "the old image is a Profile, the new image a Message"},
 		{"__typename is a number", func(t testing.TB) events.DynamoDBEventRecord {
-			return rec(t, store.Insert, nil, orig(t, "__typename", &types.AttributeValueMemberN{Value: "1"}))
+			return rec(t, stream.Insert, nil, orig(t, "__typename", &types.AttributeValueMemberN{Value: "1"}))
 		}, "__typename is not a non-empty string"},
 		{"__typename is empty", func(t testing.TB) events.DynamoDBEventRecord {
-			return rec(t, store.Remove, orig(t, "__typename", s("")), nil)
+			return rec(t, stream.Remove, orig(t, "__typename", s("")), nil)
 		}, "old image: __typename is not a non-empty string"},
 		{"a number that is not one", func(t testing.TB) events.DynamoDBEventRecord {
-			return rec(t, store.Insert, nil, orig(t, "score", &types.AttributeValueMemberN{Value: "12a"}))
+			return rec(t, stream.Insert, nil, orig(t, "score", &types.AttributeValueMemberN{Value: "12a"}))
 		}, `new image: item payload: attribute "score"`},
 	}
 }
@@ -150,17 +151,17 @@ func fixtures(t testing.TB) map[string][]events.DynamoDBEventRecord {
 	typedProfile := maps.Clone(profile)
 	typedProfile["__typename"] = &types.AttributeValueMemberS{Value: "Profile"}
 	out := map[string][]events.DynamoDBEventRecord{
-		"insert.json": {fixtureRecord(t, store.Insert, nil, msgItem(t, goldenOriginal),
+		"insert.json": {fixtureRecord(t, stream.Insert, nil, msgItem(t, goldenOriginal),
 			meta{"7de3041dd709b024af6f29e4fa13d34c", "4421584500000000017450439091", 1795694400, false})},
-		"modify.json": {fixtureRecord(t, store.Modify, msgItem(t, goldenOriginal), msgItem(t, goldenEditedM),
+		"modify.json": {fixtureRecord(t, stream.Modify, msgItem(t, goldenOriginal), msgItem(t, goldenEditedM),
 			meta{"a5c2b1e0f3d44c1f9a7e0d2b6c8f1e3a", "4421584600000000017450439155", 1795694700, false})},
-		"remove.json": {fixtureRecord(t, store.Remove, msgItem(t, goldenEditedM), nil,
+		"remove.json": {fixtureRecord(t, stream.Remove, msgItem(t, goldenEditedM), nil,
 			meta{"3f9d6e2a8b1c4d7e9f0a1b2c3d4e5f60", "4421584700000000017450439227", 1795695000, false})},
-		"ttl_remove.json": {fixtureRecord(t, store.Remove, expiringItem, nil,
+		"ttl_remove.json": {fixtureRecord(t, stream.Remove, expiringItem, nil,
 			meta{"e1b7c0d94f2a4b6c8d3e5f7a9b1c2d3e", "4421589900000000017450468312", 1795867260, true})},
 		"other_item.json": {
-			fixtureRecord(t, store.Insert, nil, profile, meta{"0b6e3c1d2a9f4e8b7c6d5e4f3a2b1c0d", "4421584550000000017450439120", 1795694460, false}),
-			fixtureRecord(t, store.Modify, typedProfile, typedProfile, meta{"1c7f4d2e3b0a5f9c8d7e6f5a4b3c2d1e", "4421584560000000017450439121", 1795694470, false}),
+			fixtureRecord(t, stream.Insert, nil, profile, meta{"0b6e3c1d2a9f4e8b7c6d5e4f3a2b1c0d", "4421584550000000017450439120", 1795694460, false}),
+			fixtureRecord(t, stream.Modify, typedProfile, typedProfile, meta{"1c7f4d2e3b0a5f9c8d7e6f5a4b3c2d1e", "4421584560000000017450439121", 1795694470, false}),
 		},
 	}
 	for _, c := range malformedCases() {
@@ -170,7 +171,7 @@ func fixtures(t testing.TB) map[string][]events.DynamoDBEventRecord {
 }
 
 // TestStreamFixtures checks that the fixture files are what the generator makes of the golden
-// messages (they change only deliberately: go test ./store -run TestStreamFixtures -update).
+// messages (they change only deliberately: go test ./store/stream -run TestStreamFixtures -update).
 func TestStreamFixtures(t *testing.T) {
 	for name, recs := range fixtures(t) {
 		// In the order of AWS's own JSON, which aws-lambda-go's types do not keep.
@@ -196,7 +197,7 @@ func TestStreamFixtures(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, '\n')
-		file := filepath.Join("testdata", "stream", name)
+		file := filepath.Join("testdata", name)
 		if *update {
 			if err := os.WriteFile(file, want, 0o644); err != nil {
 				t.Fatal(err)
@@ -205,7 +206,7 @@ func TestStreamFixtures(t *testing.T) {
 		}
 		got, err := os.ReadFile(file)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s differs from what the generator makes (%v); run go test ./store -run TestStreamFixtures -update", name, err)
+			t.Errorf("%s differs from what the generator makes (%v); run go test ./store/stream -run TestStreamFixtures -update", name, err)
 		}
 	}
 }
@@ -213,7 +214,7 @@ func TestStreamFixtures(t *testing.T) {
 // readEvent decodes a stream event as Lambda hands it to a handler.
 func readEvent(t testing.TB, name string) events.DynamoDBEvent {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "stream", name))
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,15 +238,15 @@ func TestDecodeGolden(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		file               string
-		kind               store.ChangeKind
+		kind               stream.ChangeKind
 		oldJSON, newJSON   string
 		byService          bool
 		eventID, seqNumber string
 	}{
-		{"insert.json", store.Insert, "", origJSON, false, "7de3041dd709b024af6f29e4fa13d34c", "4421584500000000017450439091"},
-		{"modify.json", store.Modify, origJSON, editedJSON, false, "a5c2b1e0f3d44c1f9a7e0d2b6c8f1e3a", "4421584600000000017450439155"},
-		{"remove.json", store.Remove, editedJSON, "", false, "3f9d6e2a8b1c4d7e9f0a1b2c3d4e5f60", "4421584700000000017450439227"},
-		{"ttl_remove.json", store.Remove, expiresJSON, "", true, "e1b7c0d94f2a4b6c8d3e5f7a9b1c2d3e", "4421589900000000017450468312"},
+		{"insert.json", stream.Insert, "", origJSON, false, "7de3041dd709b024af6f29e4fa13d34c", "4421584500000000017450439091"},
+		{"modify.json", stream.Modify, origJSON, editedJSON, false, "a5c2b1e0f3d44c1f9a7e0d2b6c8f1e3a", "4421584600000000017450439155"},
+		{"remove.json", stream.Remove, editedJSON, "", false, "3f9d6e2a8b1c4d7e9f0a1b2c3d4e5f60", "4421584700000000017450439227"},
+		{"ttl_remove.json", stream.Remove, expiresJSON, "", true, "e1b7c0d94f2a4b6c8d3e5f7a9b1c2d3e", "4421589900000000017450468312"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			ev := readEvent(t, tc.file)
@@ -257,7 +258,7 @@ func TestDecodeGolden(t *testing.T) {
 				rec.Change.StreamViewType != string(events.DynamoDBStreamViewTypeNewAndOldImages) {
 				t.Fatalf("fixture is not a NEW_AND_OLD_IMAGES stream record: %+v", rec)
 			}
-			ic, ok, err := store.DecodeItemChange(rec)
+			ic, ok, err := stream.DecodeItemChange(rec)
 			if err != nil || !ok {
 				t.Fatalf("DecodeItemChange = %v, %v", ok, err)
 			}
@@ -277,12 +278,12 @@ func TestDecodeGolden(t *testing.T) {
 func TestGoldenMatchesChangeRecord(t *testing.T) {
 	for _, tc := range []struct {
 		file     string
-		kind     store.ChangeKind
+		kind     stream.ChangeKind
 		old, new *message
 	}{
-		{"insert.json", store.Insert, nil, &goldenOriginal},
-		{"modify.json", store.Modify, &goldenOriginal, &goldenEditedM},
-		{"remove.json", store.Remove, &goldenEditedM, nil},
+		{"insert.json", stream.Insert, nil, &goldenOriginal},
+		{"modify.json", stream.Modify, &goldenOriginal, &goldenEditedM},
+		{"remove.json", stream.Remove, &goldenEditedM, nil},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			golden := readEvent(t, tc.file).Records[0]
@@ -292,7 +293,7 @@ func TestGoldenMatchesChangeRecord(t *testing.T) {
 				}
 				return msgItem(t, *m)
 			}
-			built, err := store.ChangeRecord(tc.kind, item(tc.old), item(tc.new), 7, golden.EventSourceArn, golden.Change.ApproximateCreationDateTime.Time)
+			built, err := stream.ChangeRecord(tc.kind, item(tc.old), item(tc.new), 7, golden.EventSourceArn, golden.Change.ApproximateCreationDateTime.Time)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -338,16 +339,16 @@ func asJSONMap(t *testing.T, v any) map[string]any {
 func TestDecodeOtherItems(t *testing.T) {
 	ev := readEvent(t, "other_item.json")
 	untyped, typed := ev.Records[0], ev.Records[1]
-	if ch, ok, err := store.DecodeItemChange(untyped); ok || err != nil || ch.Type != "" {
+	if ch, ok, err := stream.DecodeItemChange(untyped); ok || err != nil || ch.Type != "" {
 		t.Fatalf("DecodeItemChange(untyped item) = %+v, %v, %v; want skipped", ch, ok, err)
 	}
 	// Skipping looks at __typename only: attributes that would not decode do not matter.
 	untyped.Change.NewImage["bad"] = events.DynamoDBAttributeValue{}
-	if _, ok, err := store.DecodeItemChange(untyped); ok || err != nil {
+	if _, ok, err := stream.DecodeItemChange(untyped); ok || err != nil {
 		t.Fatalf("DecodeItemChange(untyped item with a bad attribute) = %v, %v; want skipped", ok, err)
 	}
-	ch, ok, err := store.DecodeItemChange(typed)
-	if err != nil || !ok || ch.Type != "Profile" || ch.Kind != store.Modify ||
+	ch, ok, err := stream.DecodeItemChange(typed)
+	if err != nil || !ok || ch.Type != "Profile" || ch.Kind != stream.Modify ||
 		string(ch.New) != `{"displayName":"X","rooms":["r1","r2"]}` || string(ch.Old) != string(ch.New) {
 		t.Fatalf("DecodeItemChange(Profile) = %+v (old %s new %s), %v, %v", ch, ch.Old, ch.New, ok, err)
 	}
@@ -364,9 +365,9 @@ func TestDecodeMalformed(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := ev.Records[i]
-			ic, ok, err := store.DecodeItemChange(rec)
+			ic, ok, err := stream.DecodeItemChange(rec)
 			switch {
-			case !errors.Is(err, store.ErrBadRecord) || ok || ic.Old != nil || ic.New != nil:
+			case !errors.Is(err, stream.ErrBadRecord) || ok || ic.Old != nil || ic.New != nil:
 				t.Fatalf("DecodeItemChange = %+v, %v, %v; want ErrBadRecord", ic, ok, err)
 			case !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), rec.EventID):
 				t.Fatalf("DecodeItemChange error %q does not say %q and name event %s", err, tc.want, rec.EventID)
@@ -416,7 +417,7 @@ func TestDecodeWrongTypes(t *testing.T) {
 					typeClash := otherType && golden.EventName == "MODIFY" // one image a Message, the other an x
 					wantGenericErr := typ == "zero" || attr == "__typename" && typ != "S" || typeClash
 					switch {
-					case ierr != nil && !errors.Is(ierr, store.ErrBadRecord):
+					case ierr != nil && !errors.Is(ierr, stream.ErrBadRecord):
 						t.Errorf("%s: DecodeItemChange error %v does not wrap ErrBadRecord", name, ierr)
 					case wantGenericErr && ierr == nil:
 						t.Errorf("%s: DecodeItemChange = %+v; want ErrBadRecord", name, ic)
@@ -432,14 +433,14 @@ func TestDecodeWrongTypes(t *testing.T) {
 	}
 }
 
-func decodeNoPanic(t *testing.T, name string, rec events.DynamoDBEventRecord) (ch store.ItemChange, ok bool, err error) {
+func decodeNoPanic(t *testing.T, name string, rec events.DynamoDBEventRecord) (ch stream.ItemChange, ok bool, err error) {
 	t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
 			t.Errorf("%s: DecodeItemChange panicked: %v", name, r)
 		}
 	}()
-	return store.DecodeItemChange(rec)
+	return stream.DecodeItemChange(rec)
 }
 
 // TestChangeRecordRoundTrip checks that what ChangeRecord builds survives JSON (as the local
@@ -467,14 +468,14 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 		return string(p)
 	}
 	for _, tc := range []struct {
-		kind     store.ChangeKind
+		kind     stream.ChangeKind
 		old, new *message
 	}{
-		{store.Insert, nil, &orig},
-		{store.Modify, &orig, &ed},
-		{store.Remove, &ed, nil},
+		{stream.Insert, nil, &orig},
+		{stream.Modify, &orig, &ed},
+		{stream.Remove, &ed, nil},
 	} {
-		rec, err := store.ChangeRecord(tc.kind, item(tc.old), item(tc.new), 42, "arn:aws:dynamodb:eu-west-1:123456789012:table/data/stream/x", at)
+		rec, err := stream.ChangeRecord(tc.kind, item(tc.old), item(tc.new), 42, "arn:aws:dynamodb:eu-west-1:123456789012:table/data/stream/x", at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,7 +490,7 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(raw, &ev); err != nil {
 			t.Fatal(err)
 		}
-		ch, ok, err := store.DecodeItemChange(ev.Records[0])
+		ch, ok, err := stream.DecodeItemChange(ev.Records[0])
 		if err != nil || !ok {
 			t.Fatalf("%s: DecodeItemChange = %v, %v", tc.kind, ok, err)
 		}
@@ -506,14 +507,14 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 	}
 	// The kind decides which images there are.
 	for _, bad := range []struct {
-		kind     store.ChangeKind
+		kind     stream.ChangeKind
 		old, new store.Item
-	}{{store.Insert, item(&orig), item(&orig)}, {store.Modify, nil, item(&orig)}, {store.Remove, nil, nil}, {"UPSERT", nil, item(&orig)}} {
-		if _, err := store.ChangeRecord(bad.kind, bad.old, bad.new, 1, "arn", at); err == nil {
+	}{{stream.Insert, item(&orig), item(&orig)}, {stream.Modify, nil, item(&orig)}, {stream.Remove, nil, nil}, {"UPSERT", nil, item(&orig)}} {
+		if _, err := stream.ChangeRecord(bad.kind, bad.old, bad.new, 1, "arn", at); err == nil {
 			t.Errorf("ChangeRecord(%s, old %v, new %v) succeeded", bad.kind, bad.old != nil, bad.new != nil)
 		}
 	}
-	if _, err := store.ChangeRecord(store.Insert, nil, store.Item{"x": &types.AttributeValueMemberS{Value: "no key"}}, 1, "arn", at); err == nil {
+	if _, err := stream.ChangeRecord(stream.Insert, nil, store.Item{"x": &types.AttributeValueMemberS{Value: "no key"}}, 1, "arn", at); err == nil {
 		t.Error("ChangeRecord of an item without a key succeeded")
 	}
 }
@@ -521,7 +522,7 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 // FuzzDecodeChange feeds arbitrary records: the decoder never panics, its errors wrap
 // ErrBadRecord, and what it decodes is JSON.
 func FuzzDecodeChange(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "stream", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -540,8 +541,8 @@ func FuzzDecodeChange(f *testing.F) {
 		if json.Unmarshal(data, &rec) != nil {
 			return
 		}
-		ic, iok, ierr := store.DecodeItemChange(rec)
-		if ierr != nil && !errors.Is(ierr, store.ErrBadRecord) {
+		ic, iok, ierr := stream.DecodeItemChange(rec)
+		if ierr != nil && !errors.Is(ierr, stream.ErrBadRecord) {
 			t.Fatalf("DecodeItemChange error %v does not wrap ErrBadRecord", ierr)
 		}
 		if iok {
