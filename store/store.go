@@ -2,8 +2,8 @@
 //
 // There are two kinds of data. The registry (connections and their subscriptions) is the service's
 // own bookkeeping and never reaches the change stream. App data is what users write: items of the
-// data table (Data), of types the app declares (ItemType: a name and key templates; Items[T] is
-// the typed view; the app declares its types with @item in the schema). Every change to app data is reported as a DynamoDB
+// data table (Data), of types the app declares with @item in its schema (ItemType: a name and key
+// templates; Items[T] is the typed view). Every change to app data is reported as a DynamoDB
 // stream record, and that stream is what the fan-out reads (package store/stream decodes it).
 //
 // The contract is shaped for DynamoDB without transactions: every state transition that can race
