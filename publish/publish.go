@@ -33,6 +33,7 @@ import (
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/filter"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
@@ -51,10 +52,13 @@ type Renderer interface {
 	Render(ctx context.Context, req graph.Request, ev *engine.Event) *graphql.Response
 }
 
-// Sources addresses decoded changes to subscription fields and topics, as the schema declares;
-// *graph.Executor satisfies it.
+// Sources addresses decoded changes to subscription fields and topics, as the schema declares,
+// and compiles stored filters; *graph.Executor satisfies it.
 type Sources interface {
+	// Events addresses a change to the fields and topics it feeds.
 	Events(ch engine.Change) ([]engine.Event, error)
+	// Filter compiles a stored subscription's filter key for the field it filters.
+	Filter(field, key string) (*filter.Filter, error)
 }
 
 // Poster is the one management API call the fan-out makes; *apigatewaymanagementapi.Client
@@ -113,7 +117,7 @@ type Stats struct {
 	Subscribers int   // subscriptions read
 	Renders     int64 // executions (one per distinct operation and event)
 	Delivered   int64
-	Filtered    int64 // subscriptions the event did not concern
+	Filtered    int64 // subscriptions the event did not concern (their filter, or their document, left it out)
 	Gone        int64 // deliveries to connections that had gone
 	Failed      int64 // deliveries that failed for another reason
 	TooLarge    int64 // results replaced by an error for their size
@@ -194,6 +198,47 @@ func (f *Fanout) logStats(log *zerolog.Logger, st Stats) {
 		Int64("gone", st.Gone).Int64("failed", st.Failed).Int64("tooLarge", st.TooLarge).Msg("batch published")
 }
 
+// compiled is one distinct stored filter, compiled for the event being delivered.
+type compiled struct {
+	once sync.Once
+	f    *filter.Filter
+	err  error
+}
+
+// pass reports whether the event passes the subscription's filter, matched before anything is
+// rendered. The payload is decoded once per event and each distinct filter compiled once per event;
+// matching a candidate then allocates nothing. A filter that no longer compiles (the schema changed
+// since the subscription was stored) or a payload that cannot be matched keeps the event from the
+// subscriber, with one log line per filter or event.
+func (f *Fanout) pass(ctx context.Context, d *delivery, s *store.Subscription) bool {
+	if s.Filter == "" {
+		return true
+	}
+	d.docOnce.Do(func() {
+		if d.doc, d.docErr = filter.NewDoc(d.ev.Payload); d.docErr != nil {
+			zerolog.Ctx(ctx).Error().Err(d.docErr).Str("event", d.ev.ID).Str("topic", d.ev.Topic).
+				Msg("payload cannot be matched with filters; filtered subscribers skipped")
+		}
+	})
+	if d.docErr != nil {
+		return false
+	}
+	d.mu.Lock()
+	c, ok := d.filters[s.Filter]
+	if !ok {
+		c = &compiled{}
+		d.filters[s.Filter] = c
+	}
+	d.mu.Unlock()
+	c.once.Do(func() {
+		if c.f, c.err = f.cfg.Sources.Filter(d.ev.Field, s.Filter); c.err != nil {
+			zerolog.Ctx(ctx).Error().Err(c.err).Str("event", d.ev.ID).Str("topic", d.ev.Topic).
+				Msg("stored filter does not compile; its subscribers skipped")
+		}
+	})
+	return c.err == nil && c.f.Match(d.doc)
+}
+
 // rendered is one distinct operation's result for the event being delivered.
 type rendered struct {
 	once    sync.Once
@@ -206,6 +251,10 @@ type delivery struct {
 	ev      *engine.Event
 	mu      sync.Mutex
 	renders map[string]*rendered
+	filters map[string]*compiled // by filter key: each distinct filter compiled once per event
+	docOnce sync.Once
+	doc     *filter.Doc // the payload decoded for matching, once per event, when a filter needs it
+	docErr  error
 	gone    sync.Map // connection id → struct{}: forgotten once per event
 	// counters updated by the workers
 	renderN, delivered, filtered, goneN, failed, tooLarge atomic.Int64
@@ -214,7 +263,7 @@ type delivery struct {
 // deliver fans one event out to its topic's subscribers. It returns an error only when the
 // subscribers could not be read.
 func (f *Fanout) deliver(ctx context.Context, ev *engine.Event, st *Stats) error {
-	d := &delivery{ev: ev, renders: map[string]*rendered{}}
+	d := &delivery{ev: ev, renders: map[string]*rendered{}, filters: map[string]*compiled{}}
 	var g errgroup.Group
 	g.SetLimit(f.cfg.Concurrency)
 	var readErr error
@@ -279,6 +328,10 @@ func (f *Fanout) render(ctx context.Context, d *delivery, s store.Subscription) 
 }
 
 func (f *Fanout) deliverOne(ctx context.Context, d *delivery, s store.Subscription) {
+	if !f.pass(ctx, d, &s) {
+		d.filtered.Add(1)
+		return
+	}
 	r := f.render(ctx, d, s)
 	if r.payload == nil {
 		d.filtered.Add(1)

@@ -83,6 +83,9 @@ type Subscription struct {
 	Query         string          `json:"query,omitempty"`
 	OperationName string          `json:"operationName,omitempty"`
 	Variables     json.RawMessage `json:"variables,omitempty"`
+	// Filter is the subscription's filter argument, compiled and in its canonical form (opaque to
+	// the store); empty for none. The fan-out matches it before it renders anything.
+	Filter string `json:"filter,omitempty"`
 	// Principal is the connection's principal when the subscription was made.
 	Principal json.RawMessage `json:"principal,omitempty"`
 	// CreatedAt is when the subscription was stored.

@@ -210,6 +210,28 @@ func testSubscriptions(t *testing.T, open Factory) {
 			t.Fatalf("stored subscription = %+v, want %+v", g, a)
 		}
 	}
+	// A subscription's filter and principal are stored with it, under its topic too.
+	f := sub("c3", "1", "messageAdded?roomId=r1", now)
+	f.Filter = `{"author":{"eq":"ann"},"text":{"contains":"#tag"}}`
+	f.Principal = json.RawMessage(`{"sub":"u1"}`)
+	if err := s.PutSubscription(ctx, f, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range collect(t, s, "messageAdded?roomId=r1") {
+		switch g.ConnectionID {
+		case "c3":
+			if g.Filter != f.Filter || string(g.Principal) != string(f.Principal) {
+				t.Fatalf("stored filter %q principal %s, want %q %s", g.Filter, g.Principal, f.Filter, f.Principal)
+			}
+		default:
+			if g.Filter != "" {
+				t.Fatalf("subscription without a filter stored with %q", g.Filter)
+			}
+		}
+	}
+	if _, err := s.DeleteSubscription(ctx, "c3", "1"); err != nil {
+		t.Fatal(err)
+	}
 	// Replacing moves the id to another topic (legacy start on a running id).
 	b := sub("c1", "1", "messageEdited?roomId=r1", now)
 	if err := s.PutSubscription(ctx, b, true); err != nil {
