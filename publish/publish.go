@@ -1,17 +1,28 @@
-// Package publish turns a batch of data-table stream records into deliveries: topics, then each topic's subscribers, each subscriber's own rendered result, posted through the management API.
+// Package publish turns events into deliveries: data-table stream records and external events (EventBridge, SQS and SNS CloudEvents) are decoded, addressed by the schema to subscription fields and topics, matched with each subscriber's filter, rendered and posted through the management API.
+//
+// Sources: HandleDynamoDB (stream batches; store/stream decodes the records), HandleEventBridge
+// (one event per invoke), HandleSQS (batches of CloudEvents, with a partial batch response) and
+// HandleSNS (one CloudEvent notification); publish/source decodes the external ones. Events of type
+// lambdaws.invalidate go to the Config's Invalidator instead of subscribers. The schema
+// (Config.Sources, the app's executor) says which fields and topics a change feeds.
 //
 // Records are handled in order, one at a time, so a subscriber sees a room's changes in the
 // order they were written. Within a record the topic's subscribers are read page by page and
-// delivered with bounded concurrency; nothing collects them all first. A document is rendered once
-// per distinct (query, operation name, variables, principal) and the result is framed for each
-// subscriber, so ten thousand identical subscriptions cost one execution.
+// delivered with bounded concurrency; nothing collects them all first. A subscriber's filter is
+// matched before anything is rendered (the payload decoded once per event, each distinct filter
+// compiled once per event, no allocation per candidate). A document is rendered once per distinct
+// (query, operation name, variables, principal) and the result is framed for each subscriber, so
+// ten thousand identical subscriptions cost one execution. Every result carries the event's
+// identity in extensions.event.
 //
 // Failures are sorted by whose they are. A subscriber's failure (gone, throttled past retries,
 // refused) never fails the record: a gone connection is forgotten with its subscriptions, the
 // rest are logged and counted. A failure of the service (the registry cannot be read) reports the
 // record in batchItemFailures and stops the batch, so Lambda retries from exactly there and later
-// records never overtake it. Lambda delivers at least once: a retried record may reach some
-// subscribers twice.
+// records never overtake it (an SQS message is reported by its id; an EventBridge or SNS invoke
+// fails, and Lambda retries it). A malformed event is logged once and skipped (stream, EventBridge,
+// SNS) or reported, so it reaches the queue's dead-letter queue (SQS). Lambda delivers at least
+// once: a retried record may reach some subscribers twice.
 package publish
 
 import (
@@ -85,6 +96,9 @@ type Config struct {
 	Sources  Sources
 	Renderer Renderer
 	Poster   Poster
+	// Invalidator receives the events of type lambdaws.invalidate (envelope.InvalidateType) from
+	// EventBridge, SQS and SNS; nil logs and drops them.
+	Invalidator Invalidator
 	// Concurrency bounds the posts in flight; default DefaultConcurrency.
 	Concurrency int
 	// MaxMessage is the largest message posted; default facts.MaxMessage. A larger result is
@@ -96,7 +110,7 @@ type Config struct {
 	DeadlineMargin time.Duration
 }
 
-// Fanout delivers stream batches to subscribers.
+// Fanout delivers stream batches and external events to subscribers.
 type Fanout struct {
 	cfg Config
 }
