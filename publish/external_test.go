@@ -89,7 +89,7 @@ func newExternal(t *testing.T) *externalFixture {
 	}
 	x := &externalFixture{
 		reg: &fakeRegistry{subs: map[string][]store.Subscription{
-			annR1: {sub("c1", "1", gqlws.TransportWS, annText), ann("c2", gqlws.LegacyWS, `{priority: {ge: 5}}`), ann("c3", gqlws.TransportWS, `{priority: {gt: 5}}`)},
+			annR1:                    {sub("c1", "1", gqlws.TransportWS, annText), ann("c2", gqlws.LegacyWS, `{priority: {ge: 5}}`), ann("c3", gqlws.TransportWS, `{priority: {gt: 5}}`)},
 			"announcement?roomId=r2": {sub("c4", "1", gqlws.TransportWS, `subscription { announcement(roomId: "r2") { text } }`)},
 		}},
 		poster: mgmttest.New(),
