@@ -80,12 +80,17 @@ func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router
 	if err != nil {
 		return nil, err
 	}
+	// The fan-out of stream records and of external events (EventBridge, SQS, SNS). Invalidator:
+	// nil until the invalidation of subscriptions is wired (lambdaws.invalidate events are logged
+	// and dropped meanwhile).
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
+		MaxMessage: cfg.MaxMessage})
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
 		HTTP: gqlhttp.New(exec, 0),
-		Stream: publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: gw, Concurrency: cfg.DeliveryConcurrency,
-			MaxMessage: cfg.MaxMessage}),
+		Stream: fan,
+		Events: fan,
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
 	}, log), nil
