@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/emit/emittest"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/rs/zerolog"
 )
@@ -53,5 +57,27 @@ func TestDevFlags(t *testing.T) {
 	}
 	if _, err := parseDevFlags([]string{"extra"}, &cfg); err == nil {
 		t.Error("an unexpected argument was accepted")
+	}
+}
+
+// TestPublishSubcommand: `bootstrap publish` emits the event to the invoke endpoint it is given,
+// prints the event's id, and needs none of the service's environment.
+func TestPublishSubcommand(t *testing.T) {
+	srv := emittest.NewServer(t)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"publish", "--type", "chat.announcement", "--source", "com.example.chat",
+		"--data", `{"id":"a1","roomId":"lobby","text":"hi","priority":1,"at":"2026-11-26T12:00:00Z"}`, "--url", srv.URL + emittest.InvokePath},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("publish: %v\n%s", err, stderr.String())
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Op != emittest.Invoke || reqs[0].Err != nil || reqs[0].Change.Type != "chat.announcement" ||
+		strings.TrimSpace(stdout.String()) != reqs[0].Change.ID {
+		t.Fatalf("requests %+v, printed %q", reqs, stdout.String())
+	}
+	if err := run(context.Background(), []string{"publish", "--data", "{}"}, func(string) string { return "" }, &stdout, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--type is required") {
+		t.Fatalf("publish without a type = %v", err)
 	}
 }

@@ -88,7 +88,7 @@ func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
-		HTTP: gqlhttp.New(exec, 0),
+		HTTP:   gqlhttp.New(exec, 0),
 		Stream: fan,
 		Events: fan,
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
