@@ -86,15 +86,18 @@ func TestServerlessDeployFailsOnlyAtAWS(t *testing.T) {
 	srv := httptest.NewServer(aws)
 	defer srv.Close()
 
-	// The service directory is a copy holding serverless.yml, so that the deploy's packaging
-	// (.serverless/) is written there and not into the repository.
+	// The service directory is a copy holding serverless.yml and the file it includes (the event
+	// types go generate writes), so that the deploy's packaging (.serverless/) is written there and
+	// not into the repository.
 	dir := t.TempDir()
-	yml, err := os.ReadFile(filepath.Join(root, "serverless.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "serverless.yml"), yml, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"serverless.yml", "events.gen.yml"} {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd, cancel := serverless(t, dir, srv.URL, "deploy", "--stage", stage)
 	defer cancel()
