@@ -355,4 +355,3 @@ func compact(t *testing.T, raw json.RawMessage) string {
 	}
 	return buf.String()
 }
-
