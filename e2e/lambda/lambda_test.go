@@ -236,7 +236,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if _, body := invokeRaw(`{"Records":[{"eventSource":"aws:sqs"}]}`); !strings.Contains(body, "unrecognised payload") {
+	if _, body := invokeRaw(`{"Records":[{"eventSource":"aws:kinesis"}]}`); !strings.Contains(body, "unrecognised payload") {
 		t.Fatalf("unknown payload answered %s", body)
 	}
 	json.Unmarshal(invoke(wsEvent("$disconnect", "DISCONNECT", "")), &resp)
