@@ -23,8 +23,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/cli"
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/rs/zerolog"
 )
 
@@ -46,6 +49,8 @@ type settings struct {
 	WebSocketEndpoint string
 	// DynamoDBEndpoint is AWS_ENDPOINT_URL_DYNAMODB: in dev it selects the DynamoDB backend.
 	DynamoDBEndpoint string
+	// AuthModeSet is whether AUTH_MODE is set: a Lambda deployment refuses to start without it.
+	AuthModeSet bool
 }
 
 // readSettings reads every environment variable the service takes, reporting all bad values at
@@ -76,6 +81,38 @@ func readSettings(getenv func(string) string) (settings, error) {
 		}
 		s.InitTimeout = d
 	}
+	s.Auth, s.AuthModeSet = auth.Config{Mode: auth.ModeNone}, auth.ModeSet(getenv)
+	if ac, err := auth.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.Auth = ac
+	}
+	for _, n := range []struct {
+		name string
+		min  int
+		set  func(int)
+	}{
+		{"GRAPHQL_MAX_TOKENS", 1, func(n int) { s.Limits.MaxTokens = n }},
+		{"GRAPHQL_MAX_SELECTIONS", 1, func(n int) { s.Limits.MaxSelections = n }},
+		{"GRAPHQL_MAX_DEPTH", 1, func(n int) { s.Limits.MaxDepth = n }},
+		{"GRAPHQL_MAX_COMPLEXITY", 1, func(n int) { s.Limits.MaxComplexity = n }},
+		{"SUBSCRIPTIONS_PER_CONNECTION", 1, func(n int) { s.MaxSubscriptions = n }},
+		{"CONNECTIONS_PER_SUBJECT", 0, func(n int) { s.MaxConnectionsPerSubject = n }},
+		{"HTTP_MAX_BODY", 1, func(n int) { s.MaxHTTPBody = int64(n) }},
+	} {
+		if v := getenv(n.name); v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil || i < n.min {
+				errs = append(errs, fmt.Errorf("%s: want an integer of at least %d, got %q", n.name, n.min, v))
+				continue
+			}
+			n.set(i)
+		}
+	}
+	if s.MaxHTTPBody > facts.MaxHTTPPayload {
+		errs = append(errs, fmt.Errorf("HTTP_MAX_BODY: at most %d (API Gateway's limit), got %d", facts.MaxHTTPPayload, s.MaxHTTPBody))
+	}
+	s.CORSOrigins = cors.ParseOrigins(getenv("CORS_ORIGINS"))
 	for _, b := range []struct {
 		name string
 		set  func(bool)
@@ -127,6 +164,9 @@ func runLambda(ctx context.Context, cfg settings) error {
 		sort.Strings(missing)
 		return fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
 	}
+	if !cfg.AuthModeSet {
+		return auth.ErrModeNotSet
+	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	log := zerolog.New(os.Stdout).Level(cfg.LogLevel).With().Timestamp().Logger()
 	h, err := app.Lambda(ctx, cfg.Config, cfg.WebSocketEndpoint, log)
@@ -151,6 +191,7 @@ func parseDevFlags(args []string, cfg *app.Config) (app.DevConfig, error) {
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", facts.MaxDuration, "close connections this old (API Gateway: 2h)")
 	fs.DurationVar(&dc.SweepInterval, "sweep-interval", facts.ScheduleRate, "how often the sweeper runs (serverless.yml: 1m)")
 	fs.StringVar(&dc.DynamoDB, "dynamodb", "", "run on DynamoDB at this endpoint URL instead of the embedded store\n(default $AWS_ENDPOINT_URL_DYNAMODB)")
+	fs.IntVar(&dc.MaxInflight, "max-inflight", local.DefaultMaxInflight, "frames of one connection handled at once (the next waits to be read)")
 	if err := fs.Parse(args); err != nil {
 		return dc, err
 	}
@@ -186,7 +227,15 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 	fmt.Fprintf(stdout, "  chat demo               http://%s/demo\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over WebSocket  ws://%s/graphql  (graphql-transport-ws, graphql-ws)\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over HTTP       http://%s/graphql\n", d.Addr)
-	fmt.Fprintf(stdout, "  management API          http://%s/@connections/{id}\n", d.Addr)
+	fmt.Fprintf(stdout, "  management API          http://%s/@connections/{id}  (SigV4 with this process's own credentials only)\n", d.Addr)
 	fmt.Fprintf(stdout, "  Lambda invoke           http://%s%s  (any event JSON: EventBridge, SQS, SNS; bootstrap publish)\n", d.Addr, facts.InvokePath)
+	switch {
+	case cfg.Auth.Mode == auth.ModeJWT:
+		fmt.Fprintf(stdout, "  authentication          jwt: every request and connection needs a valid token\n")
+	case cfg.AuthModeSet:
+		fmt.Fprintf(stdout, "  authentication          none (AUTH_MODE=none): every caller is anonymous\n")
+	default:
+		fmt.Fprintf(stdout, "  authentication          none: AUTH_MODE is unset, so every caller is anonymous (set AUTH_MODE=jwt to require tokens)\n")
+	}
 	return d.Wait()
 }

@@ -59,7 +59,7 @@ type ComplexityRoot struct {
 	Mutation struct {
 		DeleteMessage func(childComplexity int, roomID string, id string) int
 		EditMessage   func(childComplexity int, roomID string, id string, text string) int
-		SendMessage   func(childComplexity int, roomID string, author string, text string) int
+		SendMessage   func(childComplexity int, roomID string, author *string, text string) int
 	}
 
 	Query struct {
@@ -80,7 +80,7 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	SendMessage(ctx context.Context, roomID string, author string, text string) (*model.Message, error)
+	SendMessage(ctx context.Context, roomID string, author *string, text string) (*model.Message, error)
 	EditMessage(ctx context.Context, roomID string, id string, text string) (*model.Message, error)
 	DeleteMessage(ctx context.Context, roomID string, id string) (*model.Message, error)
 }
@@ -213,7 +213,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["roomId"].(string), args["author"].(string), args["text"].(string)), true
+		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["roomId"].(string), args["author"].(*string), args["text"].(string)), true
 
 	case "Query.message":
 		if e.ComplexityRoot.Query.Message == nil {
@@ -665,8 +665,8 @@ func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context,
 	}
 	args["roomId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "author",
-		func(ctx context.Context, v any) (string, error) {
-			return ec.unmarshalNString2string(ctx, v)
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1166,7 +1166,7 @@ func (ec *executionContext) _Mutation_sendMessage(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SendMessage(ctx, fc.Args["roomId"].(string), fc.Args["author"].(string), fc.Args["text"].(string))
+			return ec.Resolvers.Mutation().SendMessage(ctx, fc.Args["roomId"].(string), fc.Args["author"].(*string), fc.Args["text"].(string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {

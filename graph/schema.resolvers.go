@@ -14,12 +14,22 @@ import (
 )
 
 // SendMessage is the resolver for the sendMessage field.
-func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, author string, text string) (*model.Message, error) {
-	if err := check(roomArg(roomID), authorArg(author), textArg(text)); err != nil {
+func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, author *string, text string) (*model.Message, error) {
+	name, sub := "", ""
+	if author != nil {
+		name = *author
+	}
+	if p, on := caller(ctx); on {
+		if author != nil && *author != authorName(p) {
+			return nil, Forbidden("author %q is not you: with authentication the author is taken from your token", *author)
+		}
+		name, sub = authorName(p), p.Subject
+	}
+	if err := check(roomArg(roomID), authorArg(name), textArg(text), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	now := r.now()
-	m := &model.Message{ID: store.NewID(now), RoomID: roomID, Author: author, Text: text, CreatedAt: now}
+	m := &model.Message{ID: store.NewID(now), RoomID: roomID, Author: name, AuthorSub: sub, Text: text, CreatedAt: now}
 	if err := engine.Table[model.Message](r.Tables).Create(ctx, m); err != nil {
 		return nil, err
 	}
@@ -28,7 +38,7 @@ func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, autho
 
 // EditMessage is the resolver for the editMessage field.
 func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id string, text string) (*model.Message, error) {
-	if err := check(roomArg(roomID), idArg(id), textArg(text)); err != nil {
+	if err := check(roomArg(roomID), idArg(id), textArg(text), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	// Of concurrent edits the last one wins; an edit racing a delete either lands first or finds
@@ -37,6 +47,9 @@ func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id st
 	m, err := msgs.Get(ctx, messageKey(roomID, id))
 	if err != nil {
 		return nil, notFoundAs(err, "message %q not found in room %q", id, roomID)
+	}
+	if err := checkAuthor(ctx, m, "edit"); err != nil {
+		return nil, err
 	}
 	at := r.now()
 	m.Text, m.EditedAt = text, &at
@@ -48,7 +61,10 @@ func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id st
 
 // DeleteMessage is the resolver for the deleteMessage field.
 func (r *mutationResolver) DeleteMessage(ctx context.Context, roomID string, id string) (*model.Message, error) {
-	if err := check(roomArg(roomID), idArg(id)); err != nil {
+	if err := check(roomArg(roomID), idArg(id), checkRoom(ctx, roomID)); err != nil {
+		return nil, err
+	}
+	if err := r.authorOnly(ctx, roomID, id, "delete"); err != nil {
 		return nil, err
 	}
 	m, err := engine.Table[model.Message](r.Tables).Delete(ctx, messageKey(roomID, id))
@@ -64,7 +80,7 @@ func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) 
 	if last != nil {
 		n = *last
 	}
-	if err := check(roomArg(roomID), lastArg(n)); err != nil {
+	if err := check(roomArg(roomID), lastArg(n), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	msgs, err := engine.Table[model.Message](r.Tables).Query(ctx, map[string]any{"roomId": roomID}, n)
@@ -80,7 +96,7 @@ func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) 
 
 // Message is the resolver for the message field.
 func (r *queryResolver) Message(ctx context.Context, roomID string, id string) (*model.Message, error) {
-	if err := check(roomArg(roomID), idArg(id)); err != nil {
+	if err := check(roomArg(roomID), idArg(id), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	m, err := engine.Table[model.Message](r.Tables).Get(ctx, messageKey(roomID, id))

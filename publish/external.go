@@ -16,8 +16,11 @@ import (
 
 // Invalidator acts on the events of type lambdaws.invalidate (envelope.InvalidateType), whichever
 // source they come from (EventBridge, SQS, SNS): it gets the decoded change, whose Value is the
-// event's data. Those events never reach subscribers. An error is a failure of the service: the
-// event is retried (EventBridge, SNS) or reported for redelivery (SQS), like a failed delivery.
+// event's data. Those events never reach subscribers. An error wrapping source.ErrMalformed says
+// the data is not a valid invalidation: the event is handled as any malformed event (logged and
+// skipped; on SQS reported, so it reaches the dead-letter queue). Any other error is a failure of
+// the service: the event is retried (EventBridge, SNS) or reported for redelivery (SQS), like a
+// failed delivery.
 type Invalidator interface {
 	Invalidate(ctx context.Context, ch engine.Change) error
 }
@@ -34,12 +37,15 @@ func (f *Fanout) HandleEventBridge(ctx context.Context, ev events.EventBridgeEve
 	defer func() { f.logStats(&log, st) }()
 	st.Records++
 	ch, err := source.EventBridge(ev)
-	if err != nil {
+	if err == nil {
+		err = f.external(ctx, ch, &st)
+	}
+	if errors.Is(err, source.ErrMalformed) {
 		st.Skipped++
 		log.Error().Err(err).Str("type", clip(ev.DetailType)).Msg("event skipped")
 		return nil
 	}
-	return f.external(ctx, ch, &st)
+	return err
 }
 
 // HandleSQS handles a batch of SQS messages whose bodies are CloudEvents (structured JSON mode),
@@ -68,17 +74,20 @@ func (f *Fanout) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 		st.Records++
 		ch, err := source.SQS(msg)
-		if err != nil {
+		if err == nil {
+			err = f.external(log.WithContext(ctx), ch, &st)
+		}
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, source.ErrMalformed):
 			st.Skipped++
 			log.Error().Err(err).Int("receiveCount", receiveCount(msg)).
 				Msg("message malformed; reported, so it reaches the dead-letter queue after the queue's maxReceiveCount")
-			report(msg)
-		} else if err := f.external(log.WithContext(ctx), ch, &st); err != nil {
+		default:
 			log.Error().Err(err).Str("type", clip(ch.Type)).Msg("message failed; reported for redelivery")
-			report(msg)
-		} else {
-			continue
 		}
+		report(msg)
 		if strings.HasSuffix(msg.EventSourceARN, ".fifo") {
 			for _, rest := range ev.Records[i+1:] {
 				report(rest) // after the failed one, in order, with it
@@ -102,12 +111,14 @@ func (f *Fanout) HandleSNS(ctx context.Context, ev events.SNSEvent) error {
 		log := base.With().Str("message", clip(rec.SNS.MessageID)).Logger()
 		st.Records++
 		ch, err := source.SNS(rec.SNS)
-		if err != nil {
+		if err == nil {
+			err = f.external(log.WithContext(ctx), ch, &st)
+		}
+		switch {
+		case errors.Is(err, source.ErrMalformed):
 			st.Skipped++
 			log.Error().Err(err).Msg("notification skipped")
-			continue
-		}
-		if err := f.external(log.WithContext(ctx), ch, &st); err != nil {
+		case err != nil:
 			errs = append(errs, fmt.Errorf("sns message %s: %w", clip(rec.SNS.MessageID), err))
 		}
 	}
@@ -117,7 +128,8 @@ func (f *Fanout) HandleSNS(ctx context.Context, ev events.SNSEvent) error {
 // external delivers one decoded external event: to the invalidator when it is lambdaws.invalidate,
 // otherwise to the subscribers of every field and topic the schema addresses it to. A payload that
 // cannot be addressed to some fields is logged once and delivered to the others. It returns an
-// error only for a failure of the service.
+// error for a failure of the service, or one wrapping source.ErrMalformed for an invalidation
+// whose data is not valid.
 func (f *Fanout) external(ctx context.Context, ch engine.Change, st *Stats) error {
 	log := zerolog.Ctx(ctx)
 	if ch.Type == envelope.InvalidateType {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/publish"
+	"github.com/realtime-gql/lambdaws/publish/source"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
 )
@@ -302,6 +304,24 @@ func TestInvalidateFromEverySource(t *testing.T) {
 	}
 	if err := x.f.HandleSNS(x.ctx, snsEvent("n-i", cloudEvent("ce-j", "lambdaws.invalidate", data))); err == nil {
 		t.Error("SNS: the invalidator's failure did not fail the invocation")
+	}
+
+	// Data that is no invalidation is the event's fault, not the service's: skipped with an error
+	// line (EventBridge, SNS), reported so it reaches the dead-letter queue (SQS).
+	x.inv.fail = fmt.Errorf("%w: invalidate: invalid request", source.ErrMalformed)
+	x.logs.Reset()
+	if err := x.f.HandleEventBridge(x.ctx, ebEvent("eb-m", "lambdaws.invalidate", data)); err != nil {
+		t.Errorf("EventBridge: a malformed invalidation failed the invocation: %v", err)
+	}
+	if resp, _ := x.f.HandleSQS(x.ctx, events.SQSEvent{Records: []events.SQSMessage{sqsMessage("m-m", cloudEvent("ce-m", "lambdaws.invalidate", data))}}); len(resp.BatchItemFailures) != 1 {
+		t.Errorf("SQS: a malformed invalidation was not reported: %+v", resp)
+	}
+	if err := x.f.HandleSNS(x.ctx, snsEvent("n-m", cloudEvent("ce-n", "lambdaws.invalidate", data))); err != nil {
+		t.Errorf("SNS: a malformed invalidation failed the invocation: %v", err)
+	}
+	if e := x.logLines("error"); len(e) != 3 || !strings.Contains(e[0], "event skipped") || !strings.Contains(e[1], "malformed") ||
+		!strings.Contains(e[2], "notification skipped") {
+		t.Errorf("error lines %q", e)
 	}
 
 	// Without an invalidator the event is dropped with a warning, not delivered.

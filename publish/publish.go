@@ -15,6 +15,11 @@
 // ten thousand identical subscriptions cost one execution. Every result carries the event's
 // identity in extensions.event.
 //
+// Every render runs as its subscriber: with the principal stored with the subscription
+// (graph.WithPrincipal), which is part of the render key. A subscription whose principal has
+// expired (auth.ExpiredJSON) receives nothing: it is counted, and its connection is closed and
+// forgotten, once per event.
+//
 // Failures are sorted by whose they are. A subscriber's failure (gone, throttled past retries,
 // refused) never fails the record: a gone connection is forgotten with its subscriptions, the
 // rest are logged and counted. A failure of the service (the registry cannot be read) reports the
@@ -43,6 +48,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/filter"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -79,6 +85,13 @@ type Poster interface {
 		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
 }
 
+// Closer closes a connection through the management API; *apigatewaymanagementapi.Client
+// satisfies it.
+type Closer interface {
+	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
+		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+}
+
 // Errors a delivery can end with.
 var (
 	// ErrGone: the connection no longer exists; it is forgotten.
@@ -99,6 +112,10 @@ type Config struct {
 	// Invalidator receives the events of type lambdaws.invalidate (envelope.InvalidateType) from
 	// EventBridge, SQS and SNS; nil logs and drops them.
 	Invalidator Invalidator
+	// Closer closes the connections of expired principals; nil only forgets them.
+	Closer Closer
+	// Now is the clock principals expire by; default time.Now.
+	Now func() time.Time
 	// Concurrency bounds the posts in flight; default DefaultConcurrency.
 	Concurrency int
 	// MaxMessage is the largest message posted; default facts.MaxMessage. A larger result is
@@ -120,6 +137,9 @@ func New(cfg Config) *Fanout {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
 	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
 	cfg.DeadlineMargin = cmp.Or(cfg.DeadlineMargin, 3*time.Second)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Fanout{cfg: cfg}
 }
 
@@ -133,6 +153,7 @@ type Stats struct {
 	Delivered   int64
 	Filtered    int64 // subscriptions the event did not concern (their filter, or their document, left it out)
 	Gone        int64 // deliveries to connections that had gone
+	Expired     int64 // subscriptions skipped because their principal had expired
 	Failed      int64 // deliveries that failed for another reason
 	TooLarge    int64 // results replaced by an error for their size
 }
@@ -204,12 +225,12 @@ func (f *Fanout) logStats(log *zerolog.Logger, st Stats) {
 	switch {
 	case st.Failed > 0 || st.Skipped > 0 || st.TooLarge > 0:
 		e = log.Warn()
-	case st.Delivered > 0 || st.Gone > 0:
+	case st.Delivered > 0 || st.Gone > 0 || st.Expired > 0:
 		e = log.Info()
 	}
 	e.Int("records", st.Records).Int("skipped", st.Skipped).Int("subscribers", st.Subscribers).
 		Int64("renders", st.Renders).Int64("delivered", st.Delivered).Int64("filtered", st.Filtered).
-		Int64("gone", st.Gone).Int64("failed", st.Failed).Int64("tooLarge", st.TooLarge).Msg("batch published")
+		Int64("gone", st.Gone).Int64("expired", st.Expired).Int64("failed", st.Failed).Int64("tooLarge", st.TooLarge).Msg("batch published")
 }
 
 // compiled is one distinct stored filter, compiled for the event being delivered.
@@ -263,6 +284,7 @@ type rendered struct {
 // delivery is the shared state of one event's fan-out.
 type delivery struct {
 	ev      *engine.Event
+	now     time.Time // the time principals expire by, once per event
 	mu      sync.Mutex
 	renders map[string]*rendered
 	filters map[string]*compiled // by filter key: each distinct filter compiled once per event
@@ -270,14 +292,15 @@ type delivery struct {
 	doc     *filter.Doc // the payload decoded for matching, once per event, when a filter needs it
 	docErr  error
 	gone    sync.Map // connection id → struct{}: forgotten once per event
+	expired sync.Map // principal JSON → bool: whether it has expired
 	// counters updated by the workers
-	renderN, delivered, filtered, goneN, failed, tooLarge atomic.Int64
+	renderN, delivered, filtered, goneN, expiredN, failed, tooLarge atomic.Int64
 }
 
 // deliver fans one event out to its topic's subscribers. It returns an error only when the
 // subscribers could not be read.
 func (f *Fanout) deliver(ctx context.Context, ev *engine.Event, st *Stats) error {
-	d := &delivery{ev: ev, renders: map[string]*rendered{}, filters: map[string]*compiled{}}
+	d := &delivery{ev: ev, now: f.cfg.Now(), renders: map[string]*rendered{}, filters: map[string]*compiled{}}
 	var g errgroup.Group
 	g.SetLimit(f.cfg.Concurrency)
 	var readErr error
@@ -297,6 +320,7 @@ func (f *Fanout) deliver(ctx context.Context, ev *engine.Event, st *Stats) error
 	st.Delivered += d.delivered.Load()
 	st.Filtered += d.filtered.Load()
 	st.Gone += d.goneN.Load()
+	st.Expired += d.expiredN.Load()
 	st.Failed += d.failed.Load()
 	st.TooLarge += d.tooLarge.Load()
 	if readErr != nil {
@@ -322,6 +346,12 @@ func (f *Fanout) render(ctx context.Context, d *delivery, s store.Subscription) 
 	d.mu.Unlock()
 	r.once.Do(func() {
 		d.renderN.Add(1)
+		p, err := graph.PrincipalFromJSON(s.Principal) // readable: expiredPrincipal has checked it
+		if err != nil {
+			r.payload = graph.ErrorsJSON(graph.InternalError())
+			return
+		}
+		ctx := graph.WithPrincipal(ctx, p)
 		resp := f.cfg.Renderer.Render(ctx, graph.Request{Query: s.Query, OperationName: s.OperationName, Variables: s.Variables}, d.ev)
 		if resp == nil {
 			return
@@ -341,7 +371,44 @@ func (f *Fanout) render(ctx context.Context, d *delivery, s store.Subscription) 
 	return r
 }
 
+// expiredPrincipal reports whether a subscription's principal has expired, reading each distinct
+// principal once per event.
+func (d *delivery) expiredPrincipal(s store.Subscription) bool {
+	if len(s.Principal) == 0 {
+		return false
+	}
+	key := string(s.Principal)
+	if v, ok := d.expired.Load(key); ok {
+		return v.(bool)
+	}
+	exp := auth.ExpiredJSON(s.Principal, d.now)
+	d.expired.Store(key, exp)
+	return exp
+}
+
+// forget closes and forgets a connection, once per event.
+func (f *Fanout) forget(ctx context.Context, d *delivery, connID string, closeSocket bool) {
+	if _, seen := d.gone.LoadOrStore(connID, struct{}{}); seen {
+		return
+	}
+	log := zerolog.Ctx(ctx)
+	if closeSocket && f.cfg.Closer != nil {
+		_, err := f.cfg.Closer.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(connID)})
+		if gone := (*types.GoneException)(nil); err != nil && !errors.As(err, &gone) {
+			log.Warn().Err(err).Str("conn", connID).Msg("close connection of an expired principal")
+		}
+	}
+	if err := f.cfg.Registry.DeleteConnection(ctx, connID); err != nil {
+		log.Warn().Err(err).Str("conn", connID).Msg("forget connection")
+	}
+}
+
 func (f *Fanout) deliverOne(ctx context.Context, d *delivery, s store.Subscription) {
+	if d.expiredPrincipal(s) {
+		d.expiredN.Add(1)
+		f.forget(ctx, d, s.ConnectionID, true)
+		return
+	}
 	if !f.pass(ctx, d, &s) {
 		d.filtered.Add(1)
 		return
@@ -368,11 +435,7 @@ func (f *Fanout) deliverOne(ctx context.Context, d *delivery, s store.Subscripti
 		d.delivered.Add(1)
 	case errors.Is(err, ErrGone):
 		d.goneN.Add(1)
-		if _, seen := d.gone.LoadOrStore(s.ConnectionID, struct{}{}); !seen {
-			if err := f.cfg.Registry.DeleteConnection(ctx, s.ConnectionID); err != nil {
-				log.Warn().Err(err).Str("conn", s.ConnectionID).Msg("forget gone connection")
-			}
-		}
+		f.forget(ctx, d, s.ConnectionID, false)
 	default:
 		d.failed.Add(1)
 		log.Error().Err(err).Str("conn", s.ConnectionID).Str("op", s.ID).Str("topic", d.ev.Topic).Msg("delivery failed")

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -377,5 +378,55 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	if st.Delivered < 1 || st.Delivered > 2 || len(resp.BatchItemFailures) != 1 ||
 		resp.BatchItemFailures[0].ItemIdentifier != fmt.Sprint(st.Delivered+1) || len(poster.Posts()["c1"]) != int(st.Delivered) {
 		t.Fatalf("failures %+v, delivered %d", resp.BatchItemFailures, st.Delivered)
+	}
+}
+
+// TestExpiredPrincipalIsSkippedAndClosed: a subscription whose stored principal has expired gets
+// nothing; it is counted, and its connection is closed and forgotten once, however many of its
+// subscriptions the event reaches. Live principals and anonymous ones are delivered, each render
+// run as its subscriber (the rooms claim of the principal decides).
+func TestExpiredPrincipalIsSkippedAndClosed(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	principal := func(sub string, exp time.Time, claims string) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"sub":%q,"exp":%d%s}`, sub, exp.Unix(), claims))
+	}
+	with := func(s store.Subscription, p json.RawMessage) store.Subscription { s.Principal = p; return s }
+	expired := principal("old", now.Add(-time.Second), "")
+	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {
+		with(sub("c1", "1", gqlws.TransportWS, selIDText), expired),
+		with(sub("c1", "2", gqlws.TransportWS, selAuthor), expired),
+		with(sub("c2", "1", gqlws.TransportWS, selIDText), principal("live", now.Add(time.Minute), "")),
+		with(sub("c3", "1", gqlws.TransportWS, selIDText), principal("other-room", now.Add(time.Minute), `,"claims":{"rooms":["r9"]}`)),
+		with(sub("c4", "1", gqlws.LegacyWS, selAuthor), json.RawMessage(`{"sub":`)), // unreadable: never trusted
+		sub("c5", "1", gqlws.TransportWS, selIDText),                                // anonymous
+	}}}
+	poster := mgmttest.New()
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, Closer: poster, Now: func() time.Time { return now }})
+	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
+	}})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %+v", resp.BatchItemFailures)
+	}
+	posts := poster.Posts()
+	for _, c := range []string{"c1", "c4"} {
+		if len(posts[c]) != 0 || !poster.Closed(c) {
+			t.Errorf("%s: posts %v, closed %v; want nothing and closed", c, posts[c], poster.Closed(c))
+		}
+	}
+	if want := `{"id":"1","type":"next","payload":{"data":{"messageAdded":{"id":"m1","text":"hello"}},"extensions":{"event":{"id":"` + eventID(1) + `","seq":"1"}}}}`; fmt.Sprint(posts["c2"]) != "["+want+"]" ||
+		fmt.Sprint(posts["c5"]) != "["+want+"]" {
+		t.Errorf("live and anonymous subscribers got %v and %v", posts["c2"], posts["c5"])
+	}
+	if len(posts["c3"]) != 1 || !strings.Contains(posts["c3"][0], `"code":"FORBIDDEN"`) || strings.Contains(posts["c3"][0], "hello") {
+		t.Errorf("a principal outside the room got %v, want a FORBIDDEN error and no data", posts["c3"])
+	}
+	if st.Expired != 3 || st.Delivered != 3 {
+		t.Errorf("stats %+v: want 3 expired (two of c1, c4) and 3 delivered", st)
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if fmt.Sprint(slices.Sorted(slices.Values(reg.deleted))) != "[c1 c4]" {
+		t.Errorf("forgotten connections %v, want c1 and c4 once each", reg.deleted)
 	}
 }

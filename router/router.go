@@ -5,7 +5,8 @@
 // batch has Records[0].eventSource "aws:dynamodb", an SQS batch "aws:sqs"; an SNS notification has
 // Records[0].EventSource (capital E) "aws:sns"; the sweeper's schedule is an EventBridge event
 // with source "aws.events" and detail-type "Scheduled Event", and any other EventBridge event
-// (source and detail-type) is an external event for subscribers. (No REST API is deployed: its
+// (source and detail-type), lambdaws.invalidate included, is an external event for publish,
+// which hands invalidations to its Invalidator. (No REST API is deployed: its
 // events, like any other shape, are refused.)
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
 // router logs once per failed invocation, with the request's ids; a panic anywhere below becomes

@@ -15,6 +15,7 @@ import (
 
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/invalidate"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
@@ -97,10 +98,11 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: m})
+	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: m, Invalidator: iv})
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Events: fan, Schedule: sw}, zerolog.New(&logs))
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Events: fan, Schedule: sw}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
 	sort.Strings(files)
@@ -173,8 +175,10 @@ func TestClassify(t *testing.T) {
 		{`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, router.KindSchedule},
 		{`{"source":"com.example","detail-type":"Scheduled Event"}`, router.KindEventBridge},
 		{`{"source":"com.example.chat","detail-type":"chat.announcement","detail":{}}`, router.KindEventBridge},
+		{`{"source":"com.example.admin","detail-type":"lambdaws.invalidate","detail":{"subject":"u"}}`, router.KindEventBridge},
 		{`{"source":"com.example.chat","detail":{}}`, router.KindUnknown},
 		{`{"detail-type":"chat.announcement","detail":{}}`, router.KindUnknown},
+		{`{"detail-type":"lambdaws.invalidate"}`, router.KindUnknown}, // no source: not EventBridge's
 		{`{"Records":[]}`, router.KindUnknown},
 		{`{"requestContext":{"eventType":"CONNECT"}}`, router.KindUnknown},
 		{`{"requestContext":{"http":null}}`, router.KindUnknown},
@@ -209,9 +213,10 @@ func FuzzInvoke(f *testing.F) {
 		f.Fatal(err)
 	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: m})
+	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: m, Invalidator: iv})
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Events: fan, Schedule: sw}, zerolog.Nop())
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Events: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
 		if errors.Is(err, router.ErrPanic) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/envelope"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
@@ -105,6 +106,18 @@ func packageTemplate(t *testing.T) []byte {
 // honours for every service). Its stdin is /dev/null: it never waits for a prompt. cancel ends it
 // after 3 minutes at the latest.
 func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exec.Cmd, cancel func()) {
+	return serverlessEnv(t, dir, awsEndpoint, deployEnv, args...)
+}
+
+// deployEnv is the deploy's own configuration, as a user gives it to `make deploy`: the issuer it
+// trusts, and the origins allowed to call the HTTP API.
+var deployEnv = []string{
+	"AUTH_MODE=jwt", "AUTH_JWKS_URL=https://idp.example/.well-known/jwks.json", "AUTH_ISSUER=https://idp.example/",
+	"AUTH_AUDIENCE=lambdaws", "CORS_ORIGINS=https://app.example, https://admin.example",
+}
+
+// serverlessEnv is serverless with the deploy configuration given as extra (NAME=value items).
+func serverlessEnv(t *testing.T, dir, awsEndpoint string, extra []string, args ...string) (cmd *exec.Cmd, cancel func()) {
 	t.Helper()
 	root := devproc.Root(t)
 	node, modules := testenv.Node(t, root, "osls")
@@ -135,6 +148,7 @@ func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exe
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL=" + awsEndpoint,
 	}
+	cmd.Env = append(cmd.Env, extra...)
 	return cmd, cancel
 }
 
@@ -238,6 +252,7 @@ func checkTemplate(tpl map[string]any) []string {
 	c.checkEventRule(&ids)
 	c.checkTopic(&ids)
 	c.checkAsyncFailures(&ids)
+	c.checkSecurity(&ids)
 	c.checkPermissions(&ids)
 	c.checkIAM(&ids)
 	c.checkOutputs(obj(tpl["Outputs"]))
@@ -379,6 +394,9 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	c.want("WEBSOCKET_ENDPOINT", canon(render(env["WEBSOCKET_ENDPOINT"])),
 		"https://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/"+stage)
 	c.want("LOG_LEVEL", env["LOG_LEVEL"], "info")
+	c.want("AUTH_MODE", env["AUTH_MODE"], "jwt")
+	c.want("AUTH_JWKS_URL", env["AUTH_JWKS_URL"], "https://idp.example/.well-known/jwks.json")
+	c.want("CORS_ORIGINS", env["CORS_ORIGINS"], "https://app.example, https://admin.example")
 
 	role := list(obj(p["Role"])["Fn::GetAtt"])
 	if len(role) != 2 || str(role[1]) != "Arn" || str(obj(c.res[str(role[0])])["Type"]) != "AWS::IAM::Role" {
@@ -649,7 +667,8 @@ func (c *checker) checkSchedule(ids *stackIDs) {
 	}
 }
 
-// checkEventRule: the external events' rule targets the function on the default bus, for exactly
+// checkEventRule: the external events' rule (the only one besides the schedule: it carries the
+// invalidations too) targets the function on the default bus, for exactly
 // the event types the schema subscribes to and lambdaws.invalidate.
 func (c *checker) checkEventRule(ids *stackIDs) {
 	_, external, _ := c.rules()
@@ -732,6 +751,43 @@ func (c *checker) checkAsyncFailures(ids *stackIDs) {
 	if n, ok := num(p["MaximumRetryAttempts"]); !ok || n < 1 {
 		c.errorf("EventInvokeConfig MaximumRetryAttempts = %s, want 1 or 2 (a failed delivery deserves a retry)", show(p["MaximumRetryAttempts"]))
 	}
+}
+
+// checkSecurity: the HTTP API's CORS configuration is the one internal/cors answers, for the
+// origins of CORS_ORIGINS; both stages are throttled.
+func (c *checker) checkSecurity(ids *stackIDs) {
+	corsCfg := obj(c.props("HttpApi")["CorsConfiguration"])
+	if corsCfg == nil {
+		c.errorf("the HTTP API has no CorsConfiguration (CORS_ORIGINS is set)")
+	} else {
+		c.want("CorsConfiguration.AllowOrigins", corsCfg["AllowOrigins"], "[https://app.example https://admin.example]")
+		c.want("CorsConfiguration.AllowMethods", sortedStrs(corsCfg["AllowMethods"]), sortedStrs(toAny(cors.AllowedMethods)))
+		c.want("CorsConfiguration.AllowHeaders", sortedStrs(corsCfg["AllowHeaders"]), sortedStrs(toAny(cors.AllowedHeaders)))
+		c.want("CorsConfiguration.MaxAge", corsCfg["MaxAge"], cors.MaxAge)
+	}
+	for _, stage := range []string{"HttpApiStage", "WebsocketsDeploymentStage"} {
+		rs := obj(c.props(stage)["DefaultRouteSettings"])
+		rate, okRate := num(rs["ThrottlingRateLimit"])
+		burst, okBurst := num(rs["ThrottlingBurstLimit"])
+		// API Gateway's account quota: 10,000 requests a second, burst 5,000.
+		if !okRate || !okBurst || rate < 1 || rate > 10000 || burst < 1 || burst > 5000 {
+			c.errorf("%s DefaultRouteSettings = %s: want ThrottlingRateLimit 1..10000 and ThrottlingBurstLimit 1..5000", stage, show(rs))
+		}
+	}
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func sortedStrs(v any) []string {
+	out := strs(v)
+	sort.Strings(out)
+	return out
 }
 
 // checkPermissions: API Gateway may invoke the function only from this stack's two APIs.
@@ -1063,7 +1119,7 @@ var mutations = []mutation{
 	{"the sweeper's schedule is gone", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
 		res := obj(tpl["Resources"])
 		for id, r := range res {
-			if obj(r)["Type"] == "AWS::Events::Rule" {
+			if obj(r)["Type"] == "AWS::Events::Rule" && obj(obj(r)["Properties"])["ScheduleExpression"] != nil {
 				delete(res, id)
 			}
 		}
@@ -1210,6 +1266,36 @@ var mutations = []mutation{
 				delete(p, "SourceArn")
 			}
 		}
+	}},
+	{"the events rule misses lambdaws.invalidate", "detail-type", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); p["EventPattern"] != nil {
+				obj(p["EventPattern"])["detail-type"] = []any{"chat.announcement"}
+			}
+		}
+	}},
+	{"a second rule for lambdaws.invalidate", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if p := obj(obj(r)["Properties"]); obj(r)["Type"] == "AWS::Events::Rule" && p["EventPattern"] != nil {
+				second := map[string]any{"Type": "AWS::Events::Rule", "Properties": map[string]any{
+					"EventPattern": map[string]any{"detail-type": []any{"lambdaws.invalidate"}}, "State": "ENABLED", "Targets": p["Targets"]}}
+				res[id+"Invalidate"] = second
+				return
+			}
+		}
+	}},
+	{"the WebSocket stage is not throttled", "WebsocketsDeploymentStage", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(obj(tpl["Resources"])["WebsocketsDeploymentStage"])["Properties"]), "DefaultRouteSettings")
+	}},
+	{"the HTTP stage's burst is over the account's", "HttpApiStage", func(t *testing.T, tpl map[string]any) {
+		obj(obj(obj(obj(tpl["Resources"])["HttpApiStage"])["Properties"])["DefaultRouteSettings"])["ThrottlingBurstLimit"] = 20000.0
+	}},
+	{"CORS allows any origin", "AllowOrigins", func(t *testing.T, tpl map[string]any) {
+		obj(obj(obj(obj(tpl["Resources"])["HttpApi"])["Properties"])["CorsConfiguration"])["AllowOrigins"] = []any{"*"}
+	}},
+	{"AUTH_MODE is missing", "AUTH_MODE", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "AUTH_MODE")
 	}},
 }
 

@@ -98,6 +98,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.Endpoint,
 		"REGISTRY_TABLE=" + registry, "DATA_TABLE=" + data,
 		"WEBSOCKET_ENDPOINT=" + mgmtSrv.URL + "/prod",
+		"AUTH_MODE=none", // a Lambda deployment refuses to start without it
 		"LOG_LEVEL=info",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=29",
 	}

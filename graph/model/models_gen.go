@@ -45,6 +45,8 @@ type Message struct {
 	Text      string     `json:"text"`
 	CreatedAt time.Time  `json:"createdAt"`
 	EditedAt  *time.Time `json:"editedAt,omitempty"`
+	// AuthorSub is the subject of the principal who sent the message (authentication on); empty when sent anonymously. Stored with the item, not exposed in GraphQL.
+	AuthorSub string `json:"authorSub,omitempty"`
 }
 
 // Narrows a message subscription: fields and groups, all of which must hold.

@@ -17,6 +17,10 @@ import (
 // configuration (the Region and credentials Lambda provides).
 func Lambda(ctx context.Context, cfg Config, endpoint string, log zerolog.Logger) (*router.Router, error) {
 	cfg = cfg.WithDefaults()
+	cfg, err := cfg.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)

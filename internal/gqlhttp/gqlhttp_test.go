@@ -286,7 +286,7 @@ func newHandler(t *testing.T) func(maxBody int64) *gqlhttp.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, maxBody) }
+	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, gqlhttp.Config{MaxBody: maxBody}) }
 }
 
 func serve(t *testing.T, h http.Handler, r request) *httptest.ResponseRecorder {

@@ -83,6 +83,9 @@ func serve(t *testing.T, cfg local.Config) (addr string, stop func()) {
 		t.Fatal(err)
 	}
 	cfg.Log = zerolog.New(zerolog.TestWriter{T: t}).Level(zerolog.WarnLevel)
+	if cfg.Credentials.AccessKeyID == "" { // the credentials of the tests' management API clients
+		cfg.Credentials, cfg.Region = aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, "local"
+	}
 	rt := local.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

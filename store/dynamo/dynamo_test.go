@@ -552,7 +552,7 @@ func TestOnChange(t *testing.T) {
 	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.s.AcknowledgeConnection(ctx, "c1", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+	if err := e.s.AcknowledgeConnection(ctx, "c1", store.Ack{Principal: json.RawMessage(`{"sub":"ann"}`), At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.PutSubscription(ctx, sub("c1", "1", "messageAdded?roomId=r1", clk.Now()), false); err != nil {
@@ -722,7 +722,7 @@ func TestExpiry(t *testing.T) {
 	if _, err := e.s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired Connection = %v, want ErrNotFound", err)
 	}
-	if err := e.s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+	if err := e.s.AcknowledgeConnection(ctx, "c1", store.Ack{At: clk.Now()}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ack of an expired connection = %v, want ErrNotFound", err)
 	}
 	if err := e.s.TouchConnection(ctx, "c1", clk.Now()); !errors.Is(err, store.ErrNotFound) {
@@ -1128,7 +1128,7 @@ func TestListConnectionPages(t *testing.T) {
 		}
 	}
 	seen := clk.Now().Add(30 * time.Second)
-	if err := e.s.AcknowledgeConnection(ctx, "conn-07", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+	if err := e.s.AcknowledgeConnection(ctx, "conn-07", store.Ack{Principal: json.RawMessage(`{"sub":"ann"}`), At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.TouchConnection(ctx, "conn-07", seen); err != nil {
@@ -1293,7 +1293,7 @@ func TestTouchConnection(t *testing.T) {
 	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.s.AcknowledgeConnection(ctx, "c1", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+	if err := e.s.AcknowledgeConnection(ctx, "c1", store.Ack{Principal: json.RawMessage(`{"sub":"ann"}`), At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	before := e.getRow(t, reg, pk, sk)
