@@ -1,6 +1,7 @@
 // Command bootstrap is the whole service in one binary: the Lambda handler on AWS (when
-// AWS_LAMBDA_RUNTIME_API is set), or, with `dev`, a local runtime that emulates API Gateway and the
-// DynamoDB stream on an embedded store and drives the same handler with the same events.
+// AWS_LAMBDA_RUNTIME_API is set), or, with `dev`, a local runtime that emulates API Gateway, the
+// DynamoDB stream and Lambda's invoke endpoint on an embedded store and drives the same handler with
+// the same events; `publish` emits one event to subscribers (internal/cli).
 //
 // main reads the configuration in one place (the environment, and the flags of `dev`) and hands
 // it to internal/app, which builds the handler and runs it on Lambda or on the local runtime.
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/cli"
 	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/local"
@@ -31,7 +33,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -129,7 +131,11 @@ func readSettings(getenv func(string) string) (settings, error) {
 	return s, errors.Join(errs...)
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "publish" {
+		// Emits one event (to the local runtime by default); it serves nothing.
+		return cli.Publish(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := readSettings(getenv)
 	if err != nil {
 		return err
@@ -141,6 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runDev(ctx, cfg, args[1:], stdout)
 	}
 	return errors.New("usage: bootstrap dev [--port N] [--host H] [--data DIR | --dynamodb URL]\n" +
+		"       " + strings.TrimPrefix(cli.PublishUsage, "usage: ") + "\n" +
 		"(on AWS Lambda, AWS_LAMBDA_RUNTIME_API is set and the handler starts by itself)")
 }
 
@@ -221,6 +228,7 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 	fmt.Fprintf(stdout, "  GraphQL over WebSocket  ws://%s/graphql  (graphql-transport-ws, graphql-ws)\n", d.Addr)
 	fmt.Fprintf(stdout, "  GraphQL over HTTP       http://%s/graphql\n", d.Addr)
 	fmt.Fprintf(stdout, "  management API          http://%s/@connections/{id}  (SigV4 with this process's own credentials only)\n", d.Addr)
+	fmt.Fprintf(stdout, "  Lambda invoke           http://%s%s  (any event JSON: EventBridge, SQS, SNS; bootstrap publish)\n", d.Addr, facts.InvokePath)
 	switch {
 	case cfg.Auth.Mode == auth.ModeJWT:
 		fmt.Fprintf(stdout, "  authentication          jwt: every request and connection needs a valid token\n")

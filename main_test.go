@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/emit/emittest"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/auth"
@@ -73,12 +75,34 @@ func TestDevFlags(t *testing.T) {
 	}
 }
 
+// TestPublishSubcommand: `bootstrap publish` emits the event to the invoke endpoint it is given,
+// prints the event's id, and needs none of the service's environment.
+func TestPublishSubcommand(t *testing.T) {
+	srv := emittest.NewServer(t)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"publish", "--type", "chat.announcement", "--source", "com.example.chat",
+		"--data", `{"id":"a1","roomId":"lobby","text":"hi","priority":1,"at":"2026-11-26T12:00:00Z"}`, "--url", srv.URL + emittest.InvokePath},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("publish: %v\n%s", err, stderr.String())
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Op != emittest.Invoke || reqs[0].Err != nil || reqs[0].Change.Type != "chat.announcement" ||
+		strings.TrimSpace(stdout.String()) != reqs[0].Change.ID {
+		t.Fatalf("requests %+v, printed %q", reqs, stdout.String())
+	}
+	if err := run(context.Background(), []string{"publish", "--data", "{}"}, func(string) string { return "" }, &stdout, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--type is required") {
+		t.Fatalf("publish without a type = %v", err)
+	}
+}
+
 // TestLambdaRefusesToStartWithoutAuthMode: on Lambda, AUTH_MODE must be set explicitly, even to
 // none; a deployment that forgot it does not start open.
 func TestLambdaRefusesToStartWithoutAuthMode(t *testing.T) {
 	env := map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "REGISTRY_TABLE": "r", "DATA_TABLE": "d",
 		"WEBSOCKET_ENDPOINT": "https://x.execute-api.us-east-1.amazonaws.com/prod"}
-	err := run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{}, io.Discard)
 	if !errors.Is(err, auth.ErrModeNotSet) || !strings.Contains(err.Error(), "AUTH_MODE") {
 		t.Fatalf("run on Lambda without AUTH_MODE = %v, want ErrModeNotSet", err)
 	}
@@ -98,7 +122,7 @@ func TestDevSaysAuthenticationIsOff(t *testing.T) {
 		var out bytes.Buffer
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"dev", "--port", "0", "--data", t.TempDir()}, func(k string) string { return tc.env[k] }, &syncWriter{w: &out, ready: cancel})
+			done <- run(ctx, []string{"dev", "--port", "0", "--data", t.TempDir()}, func(k string) string { return tc.env[k] }, &syncWriter{w: &out, ready: cancel}, io.Discard)
 		}()
 		if err := <-done; err != nil {
 			t.Fatal(err)

@@ -7,10 +7,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/store"
 )
+
+// messages is the data table's messages, as the resolvers store them (AuthorSub included).
+func (f *fixture) messages() *store.Items[model.Message] {
+	res, err := graph.NewResolver(f.store)
+	if err != nil {
+		panic(err)
+	}
+	return engine.Table[model.Message](res.Tables)
+}
 
 // principal builds a verified-looking principal with claims given as JSON texts.
 func principal(sub string, claims ...string) auth.Principal {
@@ -60,7 +71,7 @@ func TestAuthenticatedExecutor(t *testing.T) {
 		t.Fatalf("authenticated: %s %+v", r.Data, r.Errors)
 	}
 	// A render without the subscriber's principal is refused too.
-	ev := &graph.Event{Topic: "messageAdded?roomId=r1", Field: "messageAdded", Message: &store.Message{ID: "1", RoomID: "r1"}}
+	ev := &engine.Event{ID: "e1", Topic: "messageAdded?roomId=r1", Field: "messageAdded", Payload: json.RawMessage(`{"id":"1","roomId":"r1"}`)}
 	if r := f.exec.Render(context.Background(), graph.Request{Query: `subscription { messageAdded(roomId: "r1") { id } }`}, ev); r == nil ||
 		len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != graph.CodeUnauthenticated {
 		t.Fatalf("render without a principal: %+v", r)
@@ -92,7 +103,7 @@ func TestAuthorFromThePrincipal(t *testing.T) {
 			t.Errorf("%s: %s %+v, want code %q data %s", tc.name, r.Data, r.Errors, tc.code, tc.data)
 		}
 	}
-	msgs, err := store.NewMessages(f.store).Messages(context.Background(), "r1", 10)
+	msgs, err := f.messages().Query(context.Background(), map[string]any{"roomId": "r1"}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +135,7 @@ func TestOnlyTheAuthorEditsAndDeletes(t *testing.T) {
 			t.Fatalf("another principal: %+v", r.Errors)
 		}
 	}
-	if m, err := store.NewMessages(f.store).Message(context.Background(), "r1", id); err != nil || m.Text != "mine" {
+	if m, err := f.messages().Get(context.Background(), map[string]any{"roomId": "r1", "id": id}); err != nil || m.Text != "mine" {
 		t.Fatalf("after refused edits: %+v %v", m, err)
 	}
 	// A message sent anonymously has no author subject: nobody may change it with auth on.
@@ -163,6 +174,7 @@ func TestRoomsClaim(t *testing.T) {
 		`mutation { deleteMessage(roomId: "%s", id: "x") { id } }`,
 	}
 	sub := `subscription { messageAdded(roomId: "%s") { id } }`
+	announcement := `subscription { announcement(roomId: "%s") { text } }`
 	for _, tc := range []struct {
 		p       auth.Principal
 		room    string
@@ -178,16 +190,18 @@ func TestRoomsClaim(t *testing.T) {
 				t.Errorf("%s as %s: %+v, want allowed %v", fmt.Sprintf(q, tc.room), tc.p.Subject, r.Errors, tc.allowed)
 			}
 		}
-		_, errs := f.exec.Prepare(graph.WithPrincipal(ctx, tc.p), graph.Request{Query: fmt.Sprintf(sub, tc.room)})
-		if denied := len(errs) == 1 && errs[0].Extensions["code"] == graph.CodeForbidden; denied == tc.allowed {
-			t.Errorf("subscribe to %s as %s: %v, want allowed %v", tc.room, tc.p.Subject, errs, tc.allowed)
+		for _, q := range []string{sub, announcement} {
+			_, errs := f.exec.Prepare(graph.WithPrincipal(ctx, tc.p), graph.Request{Query: fmt.Sprintf(q, tc.room)})
+			if denied := len(errs) == 1 && errs[0].Extensions["code"] == graph.CodeForbidden; denied == tc.allowed {
+				t.Errorf("%s as %s: %v, want allowed %v", fmt.Sprintf(q, tc.room), tc.p.Subject, errs, tc.allowed)
+			}
 		}
 	}
 	if n := f.changes(t); n != 3 { // the three allowed sendMessage calls
 		t.Fatalf("%d writes, want 3", n)
 	}
 	// A render with a principal that may not read the room is an error result, not data.
-	ev := &graph.Event{Topic: "messageAdded?roomId=r2", Field: "messageAdded", Message: &store.Message{ID: "1", RoomID: "r2"}}
+	ev := &engine.Event{ID: "e2", Topic: "messageAdded?roomId=r2", Field: "messageAdded", Payload: json.RawMessage(`{"id":"1","roomId":"r2"}`)}
 	r := f.exec.Render(graph.WithPrincipal(ctx, inR1), graph.Request{Query: fmt.Sprintf(sub, "r2")}, ev)
 	if r == nil || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != graph.CodeForbidden || string(r.Data) != "" && string(r.Data) != "null" {
 		t.Fatalf("render outside the claim: %+v", r)
@@ -200,7 +214,7 @@ func TestSubscribeRuleHook(t *testing.T) {
 	f := newFixture(t)
 	var gotSub string
 	var gotArgs map[string]any
-	f.exec = graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(f.store)}, graph.Options{SubscribeRules: map[string]graph.SubscribeRule{
+	f.exec = newExecutor(t, f.store, graph.Options{SubscribeRules: map[string]graph.SubscribeRule{
 		"messageEdited": func(ctx context.Context, p auth.Principal, args map[string]any) error {
 			gotSub, gotArgs = p.Subject, args
 			if args["roomId"] == "closed" {
@@ -224,5 +238,38 @@ func TestSubscribeRuleHook(t *testing.T) {
 	// A field without a rule is open.
 	if _, errs := f.exec.Prepare(ctx, graph.Request{Query: `subscription { messageAdded(roomId: "closed") { id } }`}); errs != nil {
 		t.Fatal(errs)
+	}
+}
+
+// TestAuthorSubIsNotExposed: the author's subject is stored with the item (the model's AuthorSub)
+// but is no field of Message: a query cannot select it, and a render of a stream image that
+// carries it shows only what was selected.
+func TestAuthorSubIsNotExposed(t *testing.T) {
+	f := newFixture(t)
+	ann := principal("user-ann", "name", `"Ann"`)
+	if r := f.doAs(t, ann, `mutation { sendMessage(roomId: "r1", text: "a") { id authorSub } }`); r.code(t) != "GRAPHQL_VALIDATION_FAILED" {
+		t.Fatalf("selecting authorSub: %s %+v", r.Data, r.Errors)
+	}
+	r := f.doAs(t, ann, `mutation { sendMessage(roomId: "r1", text: "a") { id } }`)
+	var sent struct{ SendMessage struct{ ID string } }
+	if err := json.Unmarshal(r.Data, &sent); err != nil || sent.SendMessage.ID == "" {
+		t.Fatalf("send: %s %+v", r.Data, r.Errors)
+	}
+	// The change the stream carries holds authorSub; the event made of it renders without it.
+	chs, err := f.store.ReadChanges(context.Background(), 0, 10)
+	if err != nil || len(chs) != 1 {
+		t.Fatalf("changes: %d %v", len(chs), err)
+	}
+	raw, _ := json.Marshal(chs[0])
+	if !strings.Contains(string(raw), "user-ann") {
+		t.Fatalf("the stored item has no authorSub: %s", raw)
+	}
+	ev := &engine.Event{ID: "e1", Topic: "messageAdded?roomId=r1", Field: "messageAdded",
+		Payload: json.RawMessage(fmt.Sprintf(`{"id":%q,"roomId":"r1","author":"Ann","text":"a","createdAt":"2024-01-01T00:00:00Z","authorSub":"user-ann"}`, sent.SendMessage.ID))}
+	out := f.exec.Render(graph.WithPrincipal(context.Background(), ann),
+		graph.Request{Query: `subscription { messageAdded(roomId: "r1") { ... on Message { id author text createdAt editedAt __typename } } }`}, ev)
+	b, _ := json.Marshal(out)
+	if out == nil || len(out.Errors) != 0 || strings.Contains(string(b), "user-ann") || !strings.Contains(string(b), `"author":"Ann"`) {
+		t.Fatalf("render: %s", b)
 	}
 }

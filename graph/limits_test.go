@@ -2,21 +2,22 @@ package graph_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
-	"github.com/realtime-gql/lambdaws/store"
 )
 
 // fixtureWith is newFixture with other executor options.
 func fixtureWith(t *testing.T, opts graph.Options) *fixture {
 	t.Helper()
 	f := newFixture(t)
-	f.exec = graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(f.store)}, opts)
+	f.exec = newExecutor(t, f.store, opts)
 	return f
 }
 
@@ -116,7 +117,7 @@ func TestLimitsApplyToSubscriptions(t *testing.T) {
 	if _, errs := f.exec.Prepare(ctx, graph.Request{Query: over}); len(errs) != 1 || errs[0].Extensions["code"] != graph.CodeTooManySelections {
 		t.Fatalf("subscribe over the bound: %v", errs)
 	}
-	ev := &graph.Event{Topic: "messageAdded?roomId=r1", Field: "messageAdded"}
+	ev := &engine.Event{ID: "e1", Topic: "messageAdded?roomId=r1", Field: "messageAdded", Payload: json.RawMessage(`{"id":"1","roomId":"r1"}`)}
 	r := f.exec.Render(ctx, graph.Request{Query: over}, ev)
 	if r == nil || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != graph.CodeTooManySelections {
 		t.Fatalf("render over the bound: %+v", r)

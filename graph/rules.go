@@ -14,8 +14,9 @@ import (
 	"context"
 	"slices"
 
+	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/auth"
-	"github.com/realtime-gql/lambdaws/store"
 )
 
 // roomsClaim is the claim that limits the rooms a principal may use.
@@ -53,7 +54,7 @@ func checkRoom(ctx context.Context, roomID string) error {
 }
 
 // checkAuthor is the rule of edits and deletes: only the message's author may.
-func checkAuthor(ctx context.Context, m store.Message, what string) error {
+func checkAuthor(ctx context.Context, m model.Message, what string) error {
 	if p, on := caller(ctx); on && (m.AuthorSub == "" || m.AuthorSub != p.Subject) {
 		return Forbidden("only the author of a message may %s it", what)
 	}
@@ -66,7 +67,7 @@ func (r *Resolver) authorOnly(ctx context.Context, roomID, id, what string) erro
 	if _, on := caller(ctx); !on {
 		return nil
 	}
-	m, err := r.Messages.Message(ctx, roomID, id)
+	m, err := engine.Table[model.Message](r.Tables).Get(ctx, messageKey(roomID, id))
 	if err != nil {
 		return notFoundAs(err, "message %q not found in room %q", id, roomID)
 	}
@@ -74,7 +75,7 @@ func (r *Resolver) authorOnly(ctx context.Context, roomID, id, what string) erro
 }
 
 // SubscribeRules are the example's subscribe-time rules: every subscription field takes a roomId,
-// which must be one the principal's rooms claim allows.
+// which must be one the principal's rooms claim allows (announcements included).
 func (r *Resolver) SubscribeRules() map[string]SubscribeRule {
 	room := func(ctx context.Context, p auth.Principal, args map[string]any) error {
 		roomID, _ := args["roomId"].(string)
@@ -83,7 +84,8 @@ func (r *Resolver) SubscribeRules() map[string]SubscribeRule {
 		}
 		return nil
 	}
-	return map[string]SubscribeRule{"messageAdded": room, "messageEdited": room, "messageDeleted": room}
+	return map[string]SubscribeRule{"messageAdded": room, "messageEdited": room, "messageDeleted": room,
+		"announcement": room}
 }
 
 // Complexity weights: a field costs 1 plus what it selects; messages(last: n) costs its

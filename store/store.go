@@ -2,9 +2,9 @@
 //
 // There are two kinds of data. The registry (connections and their subscriptions) is the service's
 // own bookkeeping and never reaches the change stream. App data is what users write: items of the
-// data table (Data), of types the app declares (ItemType: a name and key templates; Items[T] is
-// the typed view, Messages the example app's). Every change to app data is reported as a DynamoDB
-// stream record, and that stream is what the fan-out reads (DecodeItemChange).
+// data table (Data), of types the app declares with @item in its schema (ItemType: a name and key
+// templates; Items[T] is the typed view). Every change to app data is reported as a DynamoDB
+// stream record, and that stream is what the fan-out reads (package store/stream decodes it).
 //
 // The contract is shaped for DynamoDB without transactions: every state transition that can race
 // is one conditional write on one item (create a connection, acknowledge it once, claim an operation
@@ -103,6 +103,9 @@ type Subscription struct {
 	Query         string          `json:"query,omitempty"`
 	OperationName string          `json:"operationName,omitempty"`
 	Variables     json.RawMessage `json:"variables,omitempty"`
+	// Filter is the subscription's filter argument, compiled and in its canonical form (opaque to
+	// the store); empty for none. The fan-out matches it before it renders anything.
+	Filter string `json:"filter,omitempty"`
 	// Principal is the connection's principal when the subscription was made.
 	Principal json.RawMessage `json:"principal,omitempty"`
 	// CreatedAt is when the subscription was stored.

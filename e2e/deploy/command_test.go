@@ -86,10 +86,11 @@ func TestServerlessDeployFailsOnlyAtAWS(t *testing.T) {
 	srv := httptest.NewServer(aws)
 	defer srv.Close()
 
-	// The service directory is a copy holding serverless.yml (and the settings it resolves), so
-	// that the deploy's packaging (.serverless/) is written there and not into the repository.
+	// The service directory is a copy holding serverless.yml and the files it includes (the event
+	// types go generate writes, the settings it resolves), so that the deploy's packaging
+	// (.serverless/) is written there and not into the repository.
 	dir := t.TempDir()
-	for _, name := range []string{"serverless.yml", "serverless.settings.js"} {
+	for _, name := range []string{"serverless.yml", "events.gen.yml", "serverless.settings.js"} {
 		b, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil {
 			t.Fatal(err)

@@ -92,25 +92,39 @@ type Gateway interface {
 }
 
 // Handler builds the one Lambda handler over a store and a management API client: the WebSocket
-// routes, GraphQL over HTTP, the stream fan-out and the sweeper, behind the router.
-func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
+// routes, GraphQL over HTTP, the fan-out of stream records and external events (with the
+// invalidation of subscriptions, from any of them), and the sweeper, behind the router. It fails
+// when the schema's declarations are invalid (the error names each field that is wrong): the
+// service refuses to start rather than fail at the first event.
+func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router.Router, error) {
 	var verifier socket.Verifier
 	if cfg.Verifier != nil {
 		verifier = cfg.Verifier
 	}
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection,
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		return nil, err
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{DisableIntrospection: cfg.DisableIntrospection,
 		Limits: cfg.Limits, Authenticated: verifier != nil && verifier.Mode() == auth.ModeJWT})
+	if err != nil {
+		return nil, err
+	}
+	// The fan-out of stream records and of external events (EventBridge, SQS, SNS); the events of
+	// type lambdaws.invalidate, from any of those sources, go to the invalidator.
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: gw, Closer: gw,
+		Invalidator: invalidate.New(invalidate.Config{Registry: s, Gateway: gw}),
+		Concurrency: cfg.DeliveryConcurrency, MaxMessage: cfg.MaxMessage})
 	return router.New(router.Handlers{
 		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, Verifier: verifier, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin,
 			MaxSubscriptions: cfg.MaxSubscriptions, MaxConnectionsPerSubject: cfg.MaxConnectionsPerSubject}),
-		HTTP: gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins}),
-		Stream: publish.New(publish.Config{Registry: s, Renderer: exec, Poster: gw, Closer: gw, Concurrency: cfg.DeliveryConcurrency,
-			MaxMessage: cfg.MaxMessage}),
-		Invalidate: invalidate.New(invalidate.Config{Registry: s, Gateway: gw}),
+		HTTP:   gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins}),
+		Stream: fan,
+		Events: fan,
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
-	}, log)
+	}, log), nil
 }
 
 // verifier returns cfg with its Verifier built from Auth, when it has none; the background JWKS

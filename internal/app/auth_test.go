@@ -59,7 +59,10 @@ func routerHTTP(t *testing.T, cfg app.Config) httpDo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	r := app.Handler(cfg, s, mgmttest.New(), apptest.Logger(t))
+	r, err := app.Handler(cfg, s, mgmttest.New(), apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return func(token, query string) (int, string, string) {
 		body, _ := json.Marshal(map[string]any{"query": query})
 		headers := map[string]string{"content-type": "application/json"}

@@ -129,7 +129,13 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		return nil, err
 	}
 	gw := NewGateway(awsCfg, "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: Handler(cfg, s, gw, log), Stream: feed, Log: log, Pages: pages,
+	h, err := Handler(cfg, s, gw, log)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
+	rt := local.New(local.Config{Handler: h, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
 		ScheduleInterval: dc.SweepInterval, MaxInflight: dc.MaxInflight,
 		MaxHTTPBody: cmp.Or(cfg.MaxHTTPBody, gqlhttp.DefaultMaxBody), CORSOrigins: cfg.CORSOrigins,

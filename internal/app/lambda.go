@@ -26,5 +26,5 @@ func Lambda(ctx context.Context, cfg Config, endpoint string, log zerolog.Logger
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	s := dynamostore.New(dynamodb.NewFromConfig(awsCfg), dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable})
-	return Handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log), nil
+	return Handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log)
 }

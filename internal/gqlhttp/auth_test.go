@@ -14,7 +14,6 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
-	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 )
 
@@ -35,7 +34,15 @@ func authHandler(t *testing.T, cfg gqlhttp.Config) *gqlhttp.Handler {
 		t.Fatal(err)
 	}
 	cfg.Verifier = v
-	return gqlhttp.New(graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{Authenticated: true}), cfg)
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{Authenticated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gqlhttp.New(exec, cfg)
 }
 
 // TestAuthentication: in jwt mode a request without a valid bearer token answers 401 with a
@@ -86,7 +93,15 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // of it read; one of exactly the limit is read.
 func TestBodyRefusedByContentLength(t *testing.T) {
 	const limit = 1024
-	h := gqlhttp.New(graph.NewExecutor(&graph.Resolver{}, graph.Options{}), gqlhttp.Config{MaxBody: limit})
+	res, err := graph.NewResolver(nil) // no data table: the request reads none
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := gqlhttp.New(exec, gqlhttp.Config{MaxBody: limit})
 	for _, size := range []int{limit, limit + 1} {
 		body := `{"query":"{ __typename }"}` + strings.Repeat(" ", size-len(`{"query":"{ __typename }"}`))
 		b := &countingBody{Reader: strings.NewReader(body)}

@@ -2,9 +2,9 @@
 //
 // An invalidation is an external event of type EventType ("lambdaws.invalidate") whose payload
 // is a Request: {"subject": "<sub claim>"} and/or {"topic": "<topic>"}, and "close": true to also
-// close the subject's connections. The router hands EventBridge events of that detail-type to
-// HandleEventBridge; any other source (CloudEvents over SQS or SNS) decodes its data with Decode
-// and calls Invalidate.
+// close the subject's connections. It may come from any source publish reads (an EventBridge
+// event, a CloudEvent over SQS or SNS): publish hands it, decoded, to Invalidate (the
+// publish.Invalidator), which decodes the Request from its data and applies it (Apply).
 //
 // Each matching subscription's rows are removed first, then the client gets complete for it (the
 // same message in graphql-transport-ws and legacy graphql-ws), so no result of the fan-out can
@@ -22,18 +22,20 @@ import (
 	"iter"
 	"sync/atomic"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/internal/envelope"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/publish/source"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
 
 // EventType is the type of an invalidation event: EventBridge's detail-type, CloudEvents' type.
-const EventType = "lambdaws.invalidate"
+const EventType = envelope.InvalidateType
 
 // MaxPayload bounds an invalidation's payload, in bytes.
 const MaxPayload = 4 << 10
@@ -120,20 +122,23 @@ type Stats struct {
 	Failed int64 // completes or closes that could not be delivered
 }
 
-// HandleEventBridge handles an EventBridge event of detail-type EventType. A payload that is not
-// a Request is an error (EventBridge retries it, then sends it to the rule's dead-letter queue).
-func (iv *Invalidator) HandleEventBridge(ctx context.Context, ev events.EventBridgeEvent) error {
-	req, err := Decode(ev.Detail)
+// Invalidate handles an event of type EventType from any source (it implements
+// publish.Invalidator): its data is decoded as a Request and applied. Data that is not a Request
+// is an error wrapping both ErrInvalid and source.ErrMalformed, so publish treats the event as
+// malformed (logged and skipped, or on SQS sent on to the dead-letter queue) rather than retrying
+// it; an error of the registry is returned as it is (retrying is then safe).
+func (iv *Invalidator) Invalidate(ctx context.Context, ch engine.Change) error {
+	req, err := Decode(ch.Value)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", source.ErrMalformed, err)
 	}
-	_, err = iv.Invalidate(ctx, req)
+	_, err = iv.Apply(ctx, req)
 	return err
 }
 
-// Invalidate ends what req names. It returns an error only when the registry could not be read
-// or written (retrying is then safe); undeliverable completes are counted and logged.
-func (iv *Invalidator) Invalidate(ctx context.Context, req Request) (Stats, error) {
+// Apply ends what req names. It returns an error only when the registry could not be read or
+// written (retrying is then safe); undeliverable completes are counted and logged.
+func (iv *Invalidator) Apply(ctx context.Context, req Request) (Stats, error) {
 	var st stats
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(iv.cfg.Concurrency)

@@ -1,12 +1,15 @@
 package invalidate_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/internal/invalidate"
+	"github.com/realtime-gql/lambdaws/publish/source"
 )
 
 func TestDecode(t *testing.T) {
@@ -30,5 +33,15 @@ func TestDecode(t *testing.T) {
 		if tc.ok != (err == nil) || tc.ok && got != tc.want || err != nil && !errors.Is(err, invalidate.ErrInvalid) {
 			t.Errorf("Decode(%.60s) = %+v, %v", tc.payload, got, err)
 		}
+	}
+}
+
+// TestMalformedInvalidationIsTheEventsFault: data that is no Request is refused before the
+// registry is touched, with an error publish recognises as a malformed event.
+func TestMalformedInvalidationIsTheEventsFault(t *testing.T) {
+	iv := invalidate.New(invalidate.Config{}) // no registry: reaching it would panic
+	err := iv.Invalidate(context.Background(), engine.Change{ID: "e1", Type: invalidate.EventType, Value: json.RawMessage(`{"room":"r1"}`)})
+	if !errors.Is(err, invalidate.ErrInvalid) || !errors.Is(err, source.ErrMalformed) {
+		t.Fatalf("Invalidate = %v, want ErrInvalid and source.ErrMalformed", err)
 	}
 }

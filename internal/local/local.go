@@ -1,4 +1,4 @@
-// Package local is the local runtime: on one port it emulates API Gateway (WebSocket API, HTTP API, the @connections management API) and Lambda's DynamoDB stream poller, driving the same handler with the same event JSON AWS sends.
+// Package local is the local runtime: on one port it emulates API Gateway (WebSocket API, HTTP API, the @connections management API), Lambda's DynamoDB stream poller and the Lambda runtime interface emulator's invoke endpoint, driving the same handler with the same event JSON AWS sends.
 //
 // It sees only the handler (Invoke, as Lambda calls it) and a change log to poll; never the
 // GraphQL layer or the store's internals.
@@ -14,6 +14,11 @@
 //	                             the management API, with API Gateway's status codes and error shapes,
 //	                             so the real SDK client can be pointed at it; as on AWS, only requests
 //	                             SigV4-signed with the configured credentials are served (403 otherwise)
+//	POST /2015-03-31/functions/function/invocations
+//	                             the invoke endpoint of the Lambda runtime interface emulator: any
+//	                             event JSON (EventBridge, SQS, SNS, ...) goes to the handler as it is,
+//	                             and the answer is the handler's response or a function error, as the
+//	                             emulator answers
 //	stream                       a poller reads the change log in order, invokes the handler with
 //	                             DynamoDB stream batches, keeps a durable checkpoint and honours
 //	                             batchItemFailures (retry from the reported record, bounded, then skip)
@@ -294,6 +299,8 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.Contains(path, "/@connections/"):
 		rt.serveConnections(w, r, path[strings.Index(path, "/@connections/")+len("/@connections/"):])
+	case path == facts.InvokePath:
+		rt.serveInvoke(w, r)
 	case path == "/graphql" && isUpgrade(r):
 		rt.serveWebSocket(w, r)
 	case rt.cfg.Pages != nil && !isUpgrade(r) && rt.cfg.Pages.Serves(r):

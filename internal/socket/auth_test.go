@@ -112,7 +112,7 @@ func authCases(t *testing.T, proto string, v *auth.Verifier, iss *authtest.Issue
 		subscribe, result = frStart, "data"
 		errFrame = func(id, errJSON string) string { return frOp("error", id, errJSON) }
 	}
-	delivered := frOp(result, "s1", pAddedAuthor)
+	delivered := frOp(result, "s1", ev(pAddedAuthor, 1)) // each case's first change
 	cases := []confCase{
 		{name: "no token", steps: script(send(frInit), rejected(proto, 4401, "Unauthorized: no token", "no token"))},
 		{name: "token in the connection_init payload", steps: script(send(frInitToken(ann)), expect(frAck),
@@ -229,7 +229,11 @@ func TestConnectRefusesABadToken(t *testing.T) {
 				header = "Basic YTpi"
 			}
 			l := newRouterLevel(t, confCase{proto: protoTransport}, false)
-			l.r = app.Handler(app.Config{Verifier: v}, l.st, l.gw, apptest.Logger(t))
+			h, err := app.Handler(app.Config{Verifier: v}, l.st, l.gw, apptest.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.r = h
 			l.conn = "Refused" + l.conn
 			for _, resp := range []events.APIGatewayProxyResponse{
 				l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": protoTransport, "Authorization": header}, nil),

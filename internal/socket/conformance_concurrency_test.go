@@ -222,7 +222,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			for i := range n {
 				id := fmt.Sprintf("s%d", i)
 				frames = append(frames, frSubscribe(id, qAddedText))
-				want = append(want, frOp("next", id, pAddedText))
+				want = append(want, frOp("next", id, ev(pAddedText, 1)))
 				ops = append(ops, wantOp{id: id})
 			}
 			if b := bodies(l.concurrently(frames...)); b[""] != n {
@@ -253,7 +253,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			l.nothing()
 			l.active([]wantOp{{id: "s1", query: "roomId"}})
 			l.mutate(mHello, "")
-			l.expect([]string{frOp("data", "s1", pAddedFull)})
+			l.expect([]string{frOp("data", "s1", ev(pAddedFull, 1))})
 		}},
 		{"concurrent starts of one id: one stored, no error", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
 			l.send(send(frInit))
@@ -267,7 +267,7 @@ func TestConformanceConcurrency(t *testing.T) {
 				l.fatalf("topic has %d subscriptions, want 1", c)
 			}
 			l.mutate(mHello, "")
-			l.expect([]string{frOp("data", "s1", pAddedText)})
+			l.expect([]string{frOp("data", "s1", ev(pAddedText, 1))})
 		}},
 		{"concurrent stops of one id: one complete", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
 			l.send(send(frInit))
@@ -377,7 +377,11 @@ func TestConformanceServiceFailure(t *testing.T) {
 func TestDisconnectWhileTheRegistryIsDown(t *testing.T) {
 	l := newRouterLevel(t, confCase{proto: protoTransport}, false)
 	var logs bytes.Buffer
-	l.r = app.Handler(app.Config{}, l.st, l.gw, zerolog.New(&logs))
+	h, err := app.Handler(app.Config{}, l.st, l.gw, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.r = h
 	l.st.setFault("outage")
 	resp := l.invoke(events.APIGatewayWebsocketProxyRequest{RequestContext: l.requestContext("$disconnect", "DISCONNECT")})
 	if resp.StatusCode != http.StatusOK {

@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -56,6 +57,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/router"
@@ -102,7 +104,7 @@ const (
 	stepMutate                     // a mutation is made over HTTP (its change reaches the stream)
 	stepActive                     // the connection's active operation ids are exactly these
 	stepFault                      // the registry starts failing
-	stepInvalidate                 // an EventBridge lambdaws.invalidate event with this detail arrives
+	stepInvalidate                 // a lambdaws.invalidate event with this data arrives (EventBridge, SQS or SNS)
 )
 
 type step struct {
@@ -119,6 +121,7 @@ type step struct {
 	token  string // stepMutate: the bearer token of the request
 	ops    []wantOp
 	fault  string
+	source string // stepInvalidate: viaEventBridge, viaSQS or viaSNS
 }
 
 // wantOp is an operation expected active: its id and a text its stored query contains.
@@ -164,7 +167,19 @@ func mutate(query string) step            { return step{kind: stepMutate, query:
 func mutateAs(token, query string) step   { return step{kind: stepMutate, query: query, token: token} }
 func closedInOutage() step                { return step{kind: stepClosed, outage: true} }
 func fault(what string) step              { return step{kind: stepFault, fault: what} }
-func invalidateEvent(detail string) step  { return step{kind: stepInvalidate, query: detail} }
+func invalidateEvent(detail string) step  { return invalidateVia(viaEventBridge, detail) }
+
+// invalidateVia: a lambdaws.invalidate event with this data arrives from source.
+func invalidateVia(source, data string) step {
+	return step{kind: stepInvalidate, query: data, source: source}
+}
+
+// The sources an invalidation arrives from.
+const (
+	viaEventBridge = "eventbridge"
+	viaSQS         = "sqs"
+	viaSNS         = "sns"
+)
 
 // active expects exactly these operation ids active on the connection.
 func active(ids ...string) step {
@@ -312,7 +327,7 @@ type level interface {
 	mutate(query, token string)
 	active(ops []wantOp)
 	fault(what string)
-	invalidate(payload []byte)
+	invalidate(source string, payload []byte)
 	finish()
 }
 
@@ -360,7 +375,7 @@ func runCase(t *testing.T, c confCase, strict bool, lv level, at *string) {
 		case stepFault:
 			lv.fault(s.fault)
 		case stepInvalidate:
-			lv.invalidate(eventBridge(s.query))
+			lv.invalidate(s.source, invalidation(s.source, s.query))
 		}
 	}
 	*at = "end of script"
@@ -615,7 +630,11 @@ func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
 	}
 	gw := mgmttest.New()
 	now := time.Now().UnixMilli()
-	l := &routerLevel{t: t, proto: c.proto, realTime: c.realTime, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)),
+	h, err := app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &routerLevel{t: t, proto: c.proto, realTime: c.realTime, r: h,
 		emb: emb, st: st, gw: gw, conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
 	headers := map[string]string{"Sec-WebSocket-Protocol": c.proto}
 	maps.Copy(headers, c.connectHeader)
@@ -878,16 +897,45 @@ func (l *routerLevel) active(ops []wantOp) {
 
 func (l *routerLevel) fault(what string) { l.st.setFault(what) }
 
-// eventBridge is an EventBridge event of detail-type lambdaws.invalidate.
-func eventBridge(detail string) []byte {
-	return []byte(`{"version":"0","id":"` + strconv.FormatInt(time.Now().UnixNano(), 36) + `","detail-type":"lambdaws.invalidate",` +
-		`"source":"com.example.admin","account":"123456789012","time":"2026-11-26T14:13:30Z","region":"us-east-1","resources":[],"detail":` + detail + `}`)
+// invalidation is the Lambda event of a lambdaws.invalidate event with this data, as source
+// delivers it: an EventBridge event, or a CloudEvent in an SQS message or an SNS notification.
+func invalidation(source, data string) []byte {
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	if source == viaEventBridge {
+		return []byte(`{"version":"0","id":"` + id + `","detail-type":"lambdaws.invalidate",` +
+			`"source":"com.example.admin","account":"123456789012","time":"2026-11-26T14:13:30Z","region":"us-east-1","resources":[],"detail":` + data + `}`)
+	}
+	ce, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "com.example.admin", "type": "lambdaws.invalidate",
+		"datacontenttype": "application/json", "data": json.RawMessage(data)})
+	var ev any
+	switch source {
+	case viaSQS:
+		ev = events.SQSEvent{Records: []events.SQSMessage{{MessageId: id, Body: string(ce), EventSource: "aws:sqs",
+			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:lambdaws-prod-events", AWSRegion: "us-east-1"}}}
+	case viaSNS:
+		ev = events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", EventVersion: "1.0",
+			SNS: events.SNSEntity{Type: "Notification", MessageID: id, TopicArn: "arn:aws:sns:us-east-1:123456789012:lambdaws-prod-events",
+				Message: string(ce), Timestamp: time.Now()}}}}
+	default:
+		panic("unknown source " + source)
+	}
+	b, _ := json.Marshal(ev)
+	return b
 }
 
-func (l *routerLevel) invalidate(payload []byte) {
+// invalidationAnswer is what the handler answers an invalidation it handled from source: an
+// empty object, or for SQS a partial batch response that reports nothing.
+func invalidationAnswer(source string) string {
+	if source == viaSQS {
+		return `{"batchItemFailures":[]}`
+	}
+	return "{}"
+}
+
+func (l *routerLevel) invalidate(source string, payload []byte) {
 	l.t.Helper()
-	if out, err := l.r.Invoke(context.Background(), payload); err != nil || string(out) != "{}" {
-		l.fatalf("invalidation answered %s, %v", out, err)
+	if out, err := l.r.Invoke(context.Background(), payload); err != nil || string(out) != invalidationAnswer(source) {
+		l.fatalf("invalidation from %s answered %s, %v", source, out, err)
 	}
 }
 
@@ -1065,10 +1113,28 @@ func (l *socketLevel) active(ops []wantOp) {
 
 func (l *socketLevel) fault(what string) { l.st.setFault(what) }
 
-func (l *socketLevel) invalidate(payload []byte) {
+// invalidate invokes the handler with the event as its source would: an EventBridge rule's event
+// through the runtime's Invoke, an SQS batch or SNS notification through the runtime's invoke
+// endpoint (where `bootstrap publish` sends events in dev).
+func (l *socketLevel) invalidate(source string, payload []byte) {
 	l.t.Helper()
-	if out, err := l.d.Invoke(context.Background(), payload); err != nil || string(out) != "{}" {
-		l.fatalf("invalidation answered %s, %v", out, err)
+	var out []byte
+	var err error
+	if source == viaEventBridge {
+		out, err = l.d.Invoke(context.Background(), payload)
+	} else {
+		var resp *http.Response
+		resp, err = http.Post("http://"+l.d.Addr+facts.InvokePath, "application/json", bytes.NewReader(payload))
+		if err == nil {
+			out, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("invoke endpoint answered %s", resp.Status)
+			}
+		}
+	}
+	if err != nil || string(out) != invalidationAnswer(source) {
+		l.fatalf("invalidation from %s answered %s, %v", source, out, err)
 	}
 }
 

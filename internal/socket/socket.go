@@ -582,7 +582,7 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 	}
 	now := inv.h.cfg.Now()
 	sub := store.Subscription{
-		ConnectionID: inv.conn.ID, ID: msg.ID, Topic: op.Topic, Subprotocol: inv.conn.Subprotocol,
+		ConnectionID: inv.conn.ID, ID: msg.ID, Topic: op.Topic, Filter: op.Filter, Subprotocol: inv.conn.Subprotocol,
 		Query: req.Query, OperationName: req.OperationName, Variables: req.Variables,
 		Principal: inv.conn.Principal, CreatedAt: now, ExpiresAt: inv.conn.ExpiresAt,
 	}

@@ -104,6 +104,7 @@ import (
 	"github.com/guregu/dynamo/v2"
 	"github.com/guregu/dynamo/v2/dynamodbiface"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // Options configure a Store.
@@ -119,11 +120,11 @@ type Options struct {
 	PageSize int
 	// OnChange, when set, is called after each successful write to app data with what the stream
 	// would report: the kind and the item before and after (nil for none), as the table holds
-	// them, so store.ChangeRecord makes the record DynamoDB would stream. A development aid for
+	// them, so stream.ChangeRecord makes the record DynamoDB would stream. A development aid for
 	// DynamoDB endpoints without a stream API; nil on AWS. It runs in the writing goroutine once
 	// the write has returned, so unlike a stream it may report racing writes to one item out of
 	// order, and a process that dies between the write and the call loses the report.
-	OnChange func(kind store.ChangeKind, old, new store.Item)
+	OnChange func(kind stream.ChangeKind, old, new store.Item)
 }
 
 // Store is the DynamoDB backend. It is safe for concurrent use.
@@ -133,7 +134,7 @@ type Store struct {
 	data     dynamo.Table
 	now      func() time.Time
 	pageSize int
-	onChange func(kind store.ChangeKind, old, new store.Item)
+	onChange func(kind stream.ChangeKind, old, new store.Item)
 }
 
 var _ store.Store = (*Store)(nil)

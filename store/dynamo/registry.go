@@ -79,6 +79,7 @@ type subItem struct {
 	OperationName string    `dynamo:"operationName,omitempty"`
 	Variables     string    `dynamo:"variables,omitempty"` // JSON text
 	Principal     string    `dynamo:"principal,omitempty"` // JSON text
+	Filter        string    `dynamo:"filter,omitempty"`
 	CreatedAt     time.Time `dynamo:"createdAt,omitempty"`
 	ExpiresAt     time.Time `dynamo:"expiresAt,omitempty"`
 }
@@ -86,7 +87,7 @@ type subItem struct {
 func newSubItem(pk, sk string, s store.Subscription) subItem {
 	return subItem{PK: pk, SK: sk, TTL: ttlOf(s.ExpiresAt), ConnectionID: s.ConnectionID, ID: s.ID,
 		Topic: s.Topic, Subprotocol: s.Subprotocol, Query: s.Query, OperationName: s.OperationName,
-		Variables: string(s.Variables), Principal: string(s.Principal),
+		Variables: string(s.Variables), Principal: string(s.Principal), Filter: s.Filter,
 		CreatedAt: s.CreatedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC()}
 }
 
@@ -101,7 +102,7 @@ func topicItem(s store.Subscription) subItem {
 func (it subItem) subscription() store.Subscription {
 	return store.Subscription{ConnectionID: it.ConnectionID, ID: it.ID, Topic: it.Topic,
 		Subprotocol: it.Subprotocol, Query: it.Query, OperationName: it.OperationName,
-		Variables: rawJSON(it.Variables), Principal: rawJSON(it.Principal),
+		Variables: rawJSON(it.Variables), Principal: rawJSON(it.Principal), Filter: it.Filter,
 		CreatedAt: it.CreatedAt, ExpiresAt: it.ExpiresAt}
 }
 

@@ -18,7 +18,8 @@
 //
 // Within a partition, items sort by the bytes of their sort keys, as DynamoDB sorts them.
 // Files written before items were generic hold messages in a bucket "messages" (lp(roomID)
-// messageID → Message JSON); Open moves them into items, as store.MessageItem encodes them.
+// messageID → Message JSON); Open moves them into items of type Message (pk room#{roomId}, sk
+// msg#{id}), the JSON as it was.
 //
 // # Damage
 //

@@ -21,7 +21,7 @@ type Backend struct {
 	store.Store
 	// Changes returns the stream records of the app-data writes made since its previous call, in
 	// order, each as Lambda receives it: the embedded change log's records, or for DynamoDB
-	// (whose stream the tests cannot read) the records store.ChangeRecord makes of what OnChange
+	// (whose stream the tests cannot read) the records stream.ChangeRecord makes of what OnChange
 	// reports.
 	Changes func(t *testing.T) []events.DynamoDBEventRecord
 }
@@ -66,14 +66,14 @@ func Run(t *testing.T, open Factory) {
 	t.Run("ItemTTL", func(t *testing.T) { testItemTTL(t, open) })
 	t.Run("ItemCreateOnce", func(t *testing.T) { testItemCreateOnce(t, open) })
 	t.Run("TypedItems", func(t *testing.T) { testTypedItems(t, open) })
+	t.Run("Timeline", func(t *testing.T) { testTimeline(t, open) })
+	t.Run("PartitionsIsolated", func(t *testing.T) { testPartitionsIsolated(t, open) })
 	t.Run("SubscriptionLimit", func(t *testing.T) { testSubscriptionLimit(t, open) })
 	t.Run("SubscriptionLimitRace", func(t *testing.T) { testSubscriptionLimitRace(t, open) })
 	t.Run("SubjectIndex", func(t *testing.T) { testSubjectIndex(t, open) })
 	t.Run("SubjectLimit", func(t *testing.T) { testSubjectLimit(t, open) })
 	t.Run("SubjectLimitRace", func(t *testing.T) { testSubjectLimitRace(t, open) })
 	t.Run("Operations", func(t *testing.T) { testOperations(t, open) })
-	t.Run("Messages", func(t *testing.T) { testMessages(t, open) })
-	t.Run("MessageRoomsIsolated", func(t *testing.T) { testRoomsIsolated(t, open) })
 }
 
 // proto is the subprotocol the records carry; the store keeps it as it is.
@@ -219,6 +219,28 @@ func testSubscriptions(t *testing.T, open Factory) {
 		if g.ConnectionID == "c1" && (g.Query != a.Query || string(g.Variables) != `{"a":1}` || g.Subprotocol != proto) {
 			t.Fatalf("stored subscription = %+v, want %+v", g, a)
 		}
+	}
+	// A subscription's filter and principal are stored with it, under its topic too.
+	f := sub("c3", "1", "messageAdded?roomId=r1", now)
+	f.Filter = `{"author":{"eq":"ann"},"text":{"contains":"#tag"}}`
+	f.Principal = json.RawMessage(`{"sub":"u1"}`)
+	if err := s.PutSubscription(ctx, f, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range collect(t, s, "messageAdded?roomId=r1") {
+		switch g.ConnectionID {
+		case "c3":
+			if g.Filter != f.Filter || string(g.Principal) != string(f.Principal) {
+				t.Fatalf("stored filter %q principal %s, want %q %s", g.Filter, g.Principal, f.Filter, f.Principal)
+			}
+		default:
+			if g.Filter != "" {
+				t.Fatalf("subscription without a filter stored with %q", g.Filter)
+			}
+		}
+	}
+	if _, err := s.DeleteSubscription(ctx, "c3", "1"); err != nil {
+		t.Fatal(err)
 	}
 	// Replacing moves the id to another topic (legacy start on a running id).
 	b := sub("c1", "1", "messageEdited?roomId=r1", now)
