@@ -16,12 +16,16 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/cli"
 )
 
 // A command is a subcommand of bootstrap.
 type command struct {
 	name, args, summary string
-	run                 func(ctx context.Context, cfg settings, args []string, stdout, stderr io.Writer, getenv func(string) string) error
+	// service: the command runs the service, so it reads the environment (env) into the settings
+	// run gets, and its help lists that environment. Otherwise it gets zero settings.
+	service bool
+	run     func(ctx context.Context, cfg settings, args []string, stdout, stderr io.Writer, getenv func(string) string) error
 }
 
 // An envVar is one environment variable: a row of --help's and the README's tables.
@@ -41,6 +45,8 @@ func flagSets(name string) *flag.FlagSet {
 			watch bool
 		)
 		return devFlags(&cfg, &dc, &watch)
+	case "publish":
+		return cli.PublishFlags()
 	}
 	return nil
 }
@@ -63,9 +69,10 @@ Usage:
 	printEnv(w)
 }
 
-// printCommandHelp writes `bootstrap COMMAND --help`: its usage, its flags and the environment.
+// printCommandHelp writes `bootstrap COMMAND --help`: its usage, its flags and, for a command that
+// runs the service, the environment.
 func printCommandHelp(w io.Writer, c command) {
-	fmt.Fprintf(w, "Usage: bootstrap %s %s\n\n%s.\n", c.name, c.args, strings.ToUpper(c.summary[:1])+c.summary[1:])
+	fmt.Fprintf(w, "Usage: bootstrap %s %s\n\n%s", c.name, c.args, wrap(strings.ToUpper(c.summary[:1])+c.summary[1:]+".", "", 100))
 	if fs := flagSets(c.name); fs != nil {
 		fmt.Fprintln(w, "\nFlags:")
 		for _, f := range flagRows(fs) {
@@ -76,8 +83,10 @@ func printCommandHelp(w io.Writer, c command) {
 			fmt.Fprintf(w, "  %s%s\n%s", f.name, def, wrap(f.usage, "      ", 100))
 		}
 	}
-	fmt.Fprintln(w)
-	printEnv(w)
+	if c.service {
+		fmt.Fprintln(w)
+		printEnv(w)
+	}
 }
 
 // printEnv writes the environment variables.
@@ -200,11 +209,16 @@ func exitStatus(err error, stderr io.Writer) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		help := "bootstrap --help"
-		if ue.command != "" {
-			help = "bootstrap " + ue.command + " --help"
+		help := "bootstrap --help lists the commands and the environment variables"
+		for _, c := range commands {
+			if c.name == ue.command {
+				help = "bootstrap " + c.name + " --help lists its flags"
+				if c.service {
+					help += " and the environment variables"
+				}
+			}
 		}
-		fmt.Fprintf(stderr, "%v\n(%s lists the commands, flags and environment variables)\n", err, help)
+		fmt.Fprintf(stderr, "%v\n(%s)\n", err, help)
 		return 2
 	}
 	fmt.Fprintf(stderr, "bootstrap: %v\n", err)

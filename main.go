@@ -1,6 +1,7 @@
 // Command bootstrap is the whole service in one binary: the Lambda handler on AWS (when
-// AWS_LAMBDA_RUNTIME_API is set), or, with `dev`, a local runtime that emulates API Gateway and the
-// DynamoDB stream on an embedded store and drives the same handler with the same events.
+// AWS_LAMBDA_RUNTIME_API is set), or, with `dev`, a local runtime that emulates API Gateway, the
+// DynamoDB stream and Lambda's invoke endpoint on an embedded store and drives the same handler with
+// the same events; `publish` emits one event to subscribers (internal/cli).
 //
 // main reads the configuration in one place (the environment, and the flags of `dev`) and hands
 // it to internal/app, which builds the handler and runs it on Lambda or on the local runtime.
@@ -25,9 +26,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/cli"
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/logging"
+	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/watch"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/rs/zerolog"
@@ -46,7 +54,8 @@ func main() {
 
 // commands are the subcommands, in the order --help lists them. Adding one is one line here.
 var commands = []command{
-	{name: "dev", args: "[flags]", summary: "run the local runtime: API Gateway, the stream and the store emulated, on one port", run: runDev},
+	{name: "dev", args: "[flags]", summary: "run the local runtime: API Gateway, the stream, the store and Lambda's invoke endpoint emulated, on one port", service: true, run: runDev},
+	{name: "publish", args: "--type TYPE [--data JSON] [flags]", summary: "emit one event to its subscribers, through the local runtime's invoke endpoint, EventBridge, SQS or SNS", run: runPublish},
 }
 
 // settings is the configuration read from the environment; see env and the README's table.
@@ -59,12 +68,16 @@ type settings struct {
 	WebSocketEndpoint string
 	// DynamoDBEndpoint is AWS_ENDPOINT_URL_DYNAMODB: in dev it selects the DynamoDB backend.
 	DynamoDBEndpoint string
+	// AuthModeSet is whether AUTH_MODE is set: a Lambda deployment refuses to start without it.
+	AuthModeSet bool
 }
 
 // env is every environment variable the binary reads, in the order --help and the README list
 // them: its default as shown, where it applies (Lambda, dev or both), what it means, and how it is
-// read (nil: by the AWS SDK or the Lambda runtime). Adding a variable is one entry here and one
-// row in the README's table (a test compares them).
+// read (nil: by auth.ConfigFromEnv for the AUTH_* variables, which readSettings calls, by the AWS
+// SDK, the Lambda runtime or the logger). Adding a variable is one entry here and one row in the
+// README's table (a test compares them, and another that readSettings reads no variable missing
+// here).
 var env = []envVar{
 	{"LOG_LEVEL", "info", "dev, Lambda", "log level: debug, info, warn or error", func(s *settings, v string) (err error) {
 		s.LogLevel, err = zerolog.ParseLevel(v)
@@ -111,6 +124,53 @@ var env = []envVar{
 		s.WebSocketURL = v
 		return nil
 	}},
+	{"AUTH_MODE", "none in dev (said at start-up); required on Lambda", "dev, Lambda", "jwt (every request and connection needs a valid token) or none (every caller is anonymous); see Security", nil},
+	{"AUTH_JWKS_URL", "none", "dev, Lambda", "with jwt, one key source: the issuer's JWKS endpoint (https, except on a loopback host), cached and refreshed", nil},
+	{"AUTH_JWKS_FILE", "none", "dev, Lambda", "with jwt, one key source: a JWKS document on disk, read at start-up", nil},
+	{"AUTH_HS256_SECRET", "none", "dev, Lambda", "with jwt, one key source: a shared HS256 secret of at least " + strconv.Itoa(auth.MinHS256SecretBytes) + " bytes, for local use and tests", nil},
+	{"AUTH_ISSUER", "none", "dev, Lambda", "the iss claim a token must have (required with a JWKS)", nil},
+	{"AUTH_AUDIENCE", "none", "dev, Lambda", "a value the aud claim must contain (required with a JWKS)", nil},
+	{"AUTH_LEEWAY", shortDuration(auth.DefaultLeeway.String()), "dev, Lambda", "clock skew allowed on exp, nbf and iat (at most " + shortDuration(auth.MaxLeeway.String()) + ")", nil},
+	{"AUTH_CLAIMS", auth.DefaultClaims, "dev, Lambda", "claims kept in the principal besides sub and exp, comma-separated", nil},
+	{"AUTH_JWKS_REFRESH_INTERVAL", shortDuration(auth.DefaultJWKSRefreshInterval.String()), "dev, Lambda", "how often the JWKS URL is fetched in the background (1m to 24h)", nil},
+	{"AUTH_JWKS_MIN_REFRESH_INTERVAL", shortDuration(auth.DefaultJWKSMinRefreshInterval.String()), "dev, Lambda", "the least time between two fetches caused by unknown key ids (1s to 1h)", nil},
+	{"AUTH_JWKS_TIMEOUT", shortDuration(auth.DefaultJWKSTimeout.String()), "dev, Lambda", "bound of one JWKS fetch (100ms to 30s)", nil},
+	{"GRAPHQL_MAX_TOKENS", strconv.Itoa(graph.DefaultMaxTokens), "dev, Lambda", "the parser's token limit", func(s *settings, v string) (err error) {
+		s.Limits.MaxTokens, err = atLeast(v, 1)
+		return err
+	}},
+	{"GRAPHQL_MAX_SELECTIONS", strconv.Itoa(graph.DefaultMaxSelections), "dev, Lambda", "fields (aliases included) and fragments of a document, fragments counted at each spread", func(s *settings, v string) (err error) {
+		s.Limits.MaxSelections, err = atLeast(v, 1)
+		return err
+	}},
+	{"GRAPHQL_MAX_DEPTH", strconv.Itoa(graph.DefaultMaxDepth), "dev, Lambda", "how deeply selections nest (introspection excepted)", func(s *settings, v string) (err error) {
+		s.Limits.MaxDepth, err = atLeast(v, 1)
+		return err
+	}},
+	{"GRAPHQL_MAX_COMPLEXITY", strconv.Itoa(graph.DefaultMaxComplexity), "dev, Lambda", "an operation's complexity (each field 1, text 4, messages(last: n) times n)", func(s *settings, v string) (err error) {
+		s.Limits.MaxComplexity, err = atLeast(v, 1)
+		return err
+	}},
+	{"SUBSCRIPTIONS_PER_CONNECTION", strconv.Itoa(socket.DefaultMaxSubscriptions), "dev, Lambda", "subscriptions one connection may have", func(s *settings, v string) (err error) {
+		s.MaxSubscriptions, err = atLeast(v, 1)
+		return err
+	}},
+	{"CONNECTIONS_PER_SUBJECT", "0 (unbounded)", "dev, Lambda", "connections one principal may have acknowledged at once", func(s *settings, v string) (err error) {
+		s.MaxConnectionsPerSubject, err = atLeast(v, 0)
+		return err
+	}},
+	{"HTTP_MAX_BODY", strconv.Itoa(gqlhttp.DefaultMaxBody), "dev, Lambda", "HTTP request body limit, in bytes (at most " + strconv.Itoa(facts.MaxHTTPPayload>>20) + " MiB, API Gateway's)", func(s *settings, v string) error {
+		n, err := atLeast(v, 1)
+		if err == nil && n > facts.MaxHTTPPayload {
+			err = fmt.Errorf("at most %d (API Gateway's limit), got %d", facts.MaxHTTPPayload, n)
+		}
+		s.MaxHTTPBody = int64(n)
+		return err
+	}},
+	{"CORS_ORIGINS", "none", "dev, Lambda", "origins allowed to call the HTTP API from a browser, comma-separated, or *", func(s *settings, v string) error {
+		s.CORSOrigins = cors.ParseOrigins(v)
+		return nil
+	}},
 	{"AWS_ENDPOINT_URL_DYNAMODB", "none", "dev, Lambda", "the SDK's standard endpoint override; in dev it selects the DynamoDB backend like --dynamodb", func(s *settings, v string) error {
 		s.DynamoDBEndpoint = v
 		return nil
@@ -132,6 +192,14 @@ func readSettings(getenv func(string) string) (settings, error) {
 			}
 		}
 	}
+	// The AUTH_* variables are checked together (one key source, the issuer and audience it
+	// needs); the error names the variables at fault.
+	s.Auth, s.AuthModeSet = auth.Config{Mode: auth.ModeNone}, auth.ModeSet(getenv)
+	if ac, err := auth.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.Auth = ac
+	}
 	return s, errors.Join(errs...)
 }
 
@@ -139,6 +207,14 @@ func positive(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
 		return n, fmt.Errorf("want a positive integer, got %q", v)
+	}
+	return n, nil
+}
+
+func atLeast(v string, least int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		return n, fmt.Errorf("want an integer of at least %d, got %q", least, v)
 	}
 	return n, nil
 }
@@ -180,11 +256,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			cfg, err := readSettings(getenv)
-			if err != nil {
-				return err
+			var cfg settings
+			if c.service {
+				var err error
+				if cfg, err = readSettings(getenv); err != nil {
+					return err
+				}
 			}
-			err = c.run(ctx, cfg, args[1:], stdout, stderr, getenv)
+			err := c.run(ctx, cfg, args[1:], stdout, stderr, getenv)
 			if errors.Is(err, flag.ErrHelp) {
 				printCommandHelp(stdout, c)
 				return nil
@@ -207,6 +286,9 @@ func runLambda(ctx context.Context, cfg settings) error {
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
+	}
+	if !cfg.AuthModeSet {
+		return auth.ErrModeNotSet
 	}
 	log := logging.New(os.Stdout, logging.Options{Format: logging.JSON, Level: cfg.LogLevel})
 	h, err := app.Lambda(ctx, cfg.Config, cfg.WebSocketEndpoint, log)
@@ -232,6 +314,7 @@ func devFlags(cfg *app.Config, dc *app.DevConfig, watch *bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", facts.IdleTimeout, "close connections idle this long (API Gateway: 10m)")
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", facts.MaxDuration, "close connections this old (API Gateway: 2h)")
 	fs.DurationVar(&dc.SweepInterval, "sweep-interval", facts.ScheduleRate, "how often the sweeper runs (serverless.yml: 1m)")
+	fs.IntVar(&dc.MaxInflight, "max-inflight", local.DefaultMaxInflight, "frames of one connection handled at once (the next waits to be read)")
 	return fs
 }
 
@@ -267,9 +350,6 @@ func freePort(host string) (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
-
-// invokePath is the local runtime's invoke endpoint, as the Lambda runtime interface emulator's.
-const invokePath = "/2015-03-31/functions/function/invocations"
 
 // runDev runs the local runtime until ctx is done, logging to stderr; with --watch, it runs it as
 // a child process that is rebuilt and restarted on changes.
@@ -321,11 +401,36 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout, stderr io.
 		{"chat demo", "http://" + d.Addr + "/demo"},
 		{"GraphQL over WebSocket", "ws://" + d.Addr + "/graphql  (graphql-transport-ws, graphql-ws)"},
 		{"GraphQL over HTTP", "http://" + d.Addr + "/graphql"},
-		{"management API", "http://" + d.Addr + "/@connections/{id}"},
-		{"invoke (events)", "POST http://" + d.Addr + invokePath},
+		{"management API", "http://" + d.Addr + "/@connections/{id}  (SigV4 with this process's own credentials only)"},
+		{"invoke (events)", "POST http://" + d.Addr + facts.InvokePath + "  (any event JSON: EventBridge, SQS, SNS; bootstrap publish)"},
+		{"authentication", authLine(cfg)},
 	} {
 		fmt.Fprintf(stdout, "  %-23s %s\n", u[0], u[1])
 	}
 	fmt.Fprintln(stdout, "Ctrl-C stops it.")
 	return d.Wait()
+}
+
+// authLine says at start-up whether dev authenticates callers.
+func authLine(cfg settings) string {
+	switch {
+	case cfg.Auth.Mode == auth.ModeJWT:
+		return "jwt: every request and connection needs a valid token"
+	case cfg.AuthModeSet:
+		return "none (AUTH_MODE=none): every caller is anonymous"
+	}
+	return "none: AUTH_MODE is unset, so every caller is anonymous (set AUTH_MODE=jwt to require tokens)"
+}
+
+// runPublish runs `bootstrap publish`: it emits one event and prints its id. It reads none of the
+// service's environment; the AWS targets read the SDK's.
+func runPublish(ctx context.Context, _ settings, args []string, stdout, _ io.Writer, _ func(string) string) error {
+	c, err := cli.ParsePublish(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return err // run prints the help
+	}
+	if err != nil {
+		return usageErrorf("publish", "%v", err)
+	}
+	return c.Run(ctx, stdout)
 }

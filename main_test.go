@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -12,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/emit/emittest"
+	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/logging"
 	"github.com/rs/zerolog"
 )
@@ -25,20 +31,31 @@ func TestReadSettings(t *testing.T) {
 		"GRAPHQL_WS_STRICT": "true", "REGISTRY_TABLE": "reg", "DATA_TABLE": "data",
 		"WEBSOCKET_ENDPOINT": "https://x.execute-api.us-east-1.amazonaws.com/prod", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000",
 		"PLAYGROUND": "true", "WEBSOCKET_URL": "wss://api.example.com/graphql",
+		"AUTH_MODE": "jwt", "AUTH_JWKS_URL": "https://idp.example/jwks.json", "AUTH_ISSUER": "https://idp.example/", "AUTH_AUDIENCE": "app",
+		"AUTH_LEEWAY": "10s", "GRAPHQL_MAX_TOKENS": "2000", "GRAPHQL_MAX_SELECTIONS": "100", "GRAPHQL_MAX_DEPTH": "5",
+		"GRAPHQL_MAX_COMPLEXITY": "900", "SUBSCRIPTIONS_PER_CONNECTION": "20", "CONNECTIONS_PER_SUBJECT": "3",
+		"HTTP_MAX_BODY": "65536", "CORS_ORIGINS": "https://a.example, https://b.example",
 	}
 	s, err := readSettings(func(k string) string { return env[k] })
 	want := settings{Config: app.Config{DeliveryConcurrency: 8, InitTimeout: 5 * time.Second, DisableIntrospection: true, Strict: true,
-		RegistryTable: "reg", DataTable: "data", Playground: true, WebSocketURL: "wss://api.example.com/graphql"},
+		RegistryTable: "reg", DataTable: "data", Playground: true, WebSocketURL: "wss://api.example.com/graphql",
+		Auth:             auth.Config{Mode: auth.ModeJWT, JWKSURL: "https://idp.example/jwks.json", Issuer: "https://idp.example/", Audience: "app", Leeway: 10 * time.Second},
+		Limits:           graph.Limits{MaxTokens: 2000, MaxSelections: 100, MaxDepth: 5, MaxComplexity: 900},
+		MaxSubscriptions: 20, MaxConnectionsPerSubject: 3, MaxHTTPBody: 65536, CORSOrigins: []string{"https://a.example", "https://b.example"}},
 		LogLevel: zerolog.DebugLevel, LogFormat: logging.JSON,
-		WebSocketEndpoint: env["WEBSOCKET_ENDPOINT"], DynamoDBEndpoint: env["AWS_ENDPOINT_URL_DYNAMODB"]}
-	if err != nil || s != want {
+		WebSocketEndpoint: env["WEBSOCKET_ENDPOINT"], DynamoDBEndpoint: env["AWS_ENDPOINT_URL_DYNAMODB"], AuthModeSet: true}
+	if err != nil || !reflect.DeepEqual(s, want) {
 		t.Fatalf("readSettings = %+v, %v\nwant %+v", s, err, want)
 	}
-	if s, err := readSettings(func(string) string { return "" }); err != nil || s != (settings{LogLevel: zerolog.InfoLevel, LogFormat: logging.Console}) {
+	// Unset: no authentication (dev's default), graph's limits, no CORS.
+	if s, err := readSettings(func(string) string { return "" }); err != nil || !reflect.DeepEqual(s,
+		settings{LogLevel: zerolog.InfoLevel, LogFormat: logging.Console, Config: app.Config{Auth: auth.Config{Mode: auth.ModeNone, Leeway: auth.DefaultLeeway}}}) {
 		t.Fatalf("readSettings of an empty environment = %+v, %v", s, err)
 	}
 	bad := map[string]string{"LOG_LEVEL": "loud", "LOG_FORMAT": "xml", "DELIVERY_CONCURRENCY": "0", "INIT_TIMEOUT": "soon",
-		"GRAPHQL_WS_STRICT": "yes please", "GRAPHQL_INTROSPECTION": "maybe", "PLAYGROUND": "sure"}
+		"GRAPHQL_WS_STRICT": "yes please", "GRAPHQL_INTROSPECTION": "maybe", "PLAYGROUND": "sure",
+		"AUTH_MODE": "maybe", "GRAPHQL_MAX_DEPTH": "0", "SUBSCRIPTIONS_PER_CONNECTION": "-1",
+		"CONNECTIONS_PER_SUBJECT": "x", "HTTP_MAX_BODY": "20000000"}
 	_, err = readSettings(func(k string) string { return bad[k] })
 	for name := range bad {
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -47,12 +64,40 @@ func TestReadSettings(t *testing.T) {
 	}
 }
 
+// TestEnvListsWhatIsRead: every variable readSettings reads (the AUTH_* ones through
+// auth.ConfigFromEnv included) is in env, so --help and the README list it; and every variable in
+// env with a reader is read.
+func TestEnvListsWhatIsRead(t *testing.T) {
+	listed := map[string]bool{}
+	for _, e := range env {
+		listed[e.name] = true
+	}
+	read := map[string]bool{}
+	readSettings(func(k string) string {
+		read[k] = true
+		return ""
+	})
+	for name := range read {
+		if !listed[name] {
+			t.Errorf("readSettings reads %s, which env (--help, the README) does not list", name)
+		}
+	}
+	for _, e := range env {
+		if e.set != nil && !read[e.name] {
+			t.Errorf("env lists %s with a reader, but readSettings does not read it", e.name)
+		}
+	}
+	if !read["AUTH_JWKS_TIMEOUT"] || !read["AUTH_HS256_SECRET"] {
+		t.Errorf("the AUTH_* variables are not read through readSettings: %v", read)
+	}
+}
+
 // TestDevFlags: the limits the handler applies too reach the configuration, not only the
 // emulator; the child of --watch gets every flag given but --watch.
 func TestDevFlags(t *testing.T) {
 	var cfg app.Config
 	c, err := parseDevFlags([]string{"--port", "0", "--max-message", "4096", "--max-frame", "1024", "--idle-timeout", "3s",
-		"--max-duration", "1m", "--sweep-interval", "2s", "--watch", "--data", "/tmp/x"}, &cfg)
+		"--max-duration", "1m", "--sweep-interval", "2s", "--max-inflight", "3", "--watch", "--data", "/tmp/x"}, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +105,10 @@ func TestDevFlags(t *testing.T) {
 		t.Errorf("handler configuration %+v", cfg)
 	}
 	dc := c.dc
-	if dc.Port != 0 || dc.MaxFrame != 1024 || dc.SweepInterval != 2*time.Second || dc.Data != "/tmp/x" || dc.Host != "127.0.0.1" || !c.watch {
+	if dc.Port != 0 || dc.MaxFrame != 1024 || dc.SweepInterval != 2*time.Second || dc.Data != "/tmp/x" || dc.Host != "127.0.0.1" || dc.MaxInflight != 3 || !c.watch {
 		t.Errorf("runtime configuration %+v, watch %v", dc, c.watch)
 	}
-	wantChild := "--data=/tmp/x --idle-timeout=3s --max-duration=1m0s --max-frame=1024 --max-message=4096 --port=0 --sweep-interval=2s"
+	wantChild := "--data=/tmp/x --idle-timeout=3s --max-duration=1m0s --max-frame=1024 --max-inflight=3 --max-message=4096 --port=0 --sweep-interval=2s"
 	if got := strings.Join(c.childArgs, " "); got != wantChild {
 		t.Errorf("the watched child's arguments %q, want %q", got, wantChild)
 	}
@@ -83,20 +128,22 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (status int, st
 	return status, out.String(), errOut.String()
 }
 
-// TestHelp: --help and dev --help exit 0 and list every command, every environment variable with
-// its default, and (dev) every flag with its default.
+// TestHelp: --help, dev --help and publish --help exit 0 and list every command, every flag of the
+// command with its default, and (for bootstrap itself and the commands that run the service)
+// every environment variable with its default.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"dev", "--help"}, {"dev", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"dev", "--help"}, {"dev", "-h"}, {"publish", "--help"}, {"publish", "-h"}} {
 		status, out, errOut := runCLI(t, nil, args...)
 		if status != 0 || errOut != "" {
 			t.Errorf("%q: status %d, stderr %q; want 0 and nothing", args, status, errOut)
 		}
+		service := args[0] != "publish"
 		for _, e := range env {
-			if !strings.Contains(out, "  "+e.name+" (default "+e.def+"; "+e.usedBy+")\n") {
-				t.Errorf("%q does not list %s with its default %q", args, e.name, e.def)
+			if listed := strings.Contains(out, "  "+e.name+" (default "+e.def+"; "+e.usedBy+")\n"); listed != service {
+				t.Errorf("%q lists %s with its default %q: %v, want %v", args, e.name, e.def, listed, service)
 			}
 		}
-		if args[0] != "dev" {
+		if fs := flagSets(args[0]); fs == nil {
 			for _, c := range commands {
 				if !strings.Contains(out, "bootstrap "+c.name+" "+c.args) {
 					t.Errorf("%q does not list the command %s", args, c.name)
@@ -104,9 +151,12 @@ func TestHelp(t *testing.T) {
 			}
 			continue
 		}
-		rows := flagRows(flagSets("dev"))
-		if len(rows) < 10 {
-			t.Fatalf("dev has %d flags", len(rows))
+		if !strings.HasPrefix(out, "Usage: bootstrap "+args[0]+" ") {
+			t.Errorf("%q does not start with its usage:\n%s", args, out)
+		}
+		rows := flagRows(flagSets(args[0]))
+		if len(rows) < 8 {
+			t.Fatalf("%s has %d flags", args[0], len(rows))
 		}
 		for _, f := range rows {
 			line := "  " + f.name
@@ -114,7 +164,7 @@ func TestHelp(t *testing.T) {
 				line += " (default " + f.def + ")"
 			}
 			if !strings.Contains(out, line+"\n") {
-				t.Errorf("dev --help does not list %q", line)
+				t.Errorf("%s --help does not list %q", args[0], line)
 			}
 		}
 	}
@@ -160,6 +210,11 @@ func TestREADMEConfiguration(t *testing.T) {
 		want = append(want, []string{f.name, f.def, f.usage})
 	}
 	compareRows(t, "dev flags", readmeTable(t, readme, "| flag | default | meaning |"), want)
+	want = nil
+	for _, f := range flagRows(flagSets("publish")) {
+		want = append(want, []string{f.name, f.def, f.usage})
+	}
+	compareRows(t, "publish flags", readmeTable(t, readme, "| publish flag | default | meaning |"), want)
 }
 
 func compareRows(t *testing.T, what string, got, want [][]string) {
@@ -189,6 +244,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dev", "--port", "x"}, "bootstrap dev: invalid value \"x\" for flag -port: parse error\n"},
 		{[]string{"dev", "extra"}, "bootstrap dev: unexpected argument \"extra\"\n"},
 		{[]string{"deploy"}, "bootstrap: unknown command \"deploy\"\n(bootstrap --help lists"},
+		{[]string{"publish", "--bogus"}, "bootstrap publish: flag provided but not defined: -bogus\n(bootstrap publish --help lists"},
+		{[]string{"publish", "--data", "{}"}, "bootstrap publish: --type is required\n(bootstrap publish --help lists"},
+		{[]string{"publish", "--type"}, "bootstrap publish: flag needs an argument: -type\n"},
 		{nil, "bootstrap: a command is needed\n"},
 	} {
 		status, out, errOut := runCLI(t, nil, tc.args...)
@@ -199,10 +257,21 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: stderr %q, want %q once, then where help is", tc.args, errOut, tc.want)
 		}
 	}
+	// publish reports every mistake of one command line at once, in one report.
+	status, out, errOut := runCLI(t, nil, "publish", "--data", "[]", "--target", "sns")
+	if want := "bootstrap publish: --type is required\n--data: is not a JSON object\n--target sns needs --topic-arn\n" +
+		"(bootstrap publish --help lists its flags)\n"; status != 2 || out != "" || errOut != want {
+		t.Errorf("publish with three mistakes: status %d, stdout %q, stderr %q; want 2 and\n%s", status, out, errOut, want)
+	}
 	// A bad environment is not a usage mistake: status 1, and every bad value named.
-	status, _, errOut := runCLI(t, map[string]string{"LOG_LEVEL": "loud", "INIT_TIMEOUT": "soon"}, "dev")
+	bad := map[string]string{"LOG_LEVEL": "loud", "INIT_TIMEOUT": "soon"}
+	status, _, errOut = runCLI(t, bad, "dev")
 	if status != 1 || !strings.Contains(errOut, "LOG_LEVEL") || !strings.Contains(errOut, "INIT_TIMEOUT") {
 		t.Errorf("bad environment: status %d, stderr %q", status, errOut)
+	}
+	// publish reads none of the service's environment.
+	if status, out, errOut := runCLI(t, bad, "publish", "--help"); status != 0 || errOut != "" || !strings.Contains(out, "--type TYPE") {
+		t.Errorf("publish --help with a bad service environment: status %d, stderr %q", status, errOut)
 	}
 }
 
@@ -250,4 +319,76 @@ func TestVersion(t *testing.T) {
 	if got := formatVersion(&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true); !strings.Contains(got, "commit unknown") {
 		t.Errorf("without VCS information:\n%s", got)
 	}
+}
+
+// TestPublishSubcommand: `bootstrap publish` emits the event to the invoke endpoint it is given,
+// prints the event's id, and needs none of the service's environment.
+func TestPublishSubcommand(t *testing.T) {
+	srv := emittest.NewServer(t)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"publish", "--type", "chat.announcement", "--source", "com.example.chat",
+		"--data", `{"id":"a1","roomId":"lobby","text":"hi","priority":1,"at":"2026-11-26T12:00:00Z"}`, "--url", srv.URL + emittest.InvokePath},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("publish: %v\n%s", err, stderr.String())
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Op != emittest.Invoke || reqs[0].Err != nil || reqs[0].Change.Type != "chat.announcement" ||
+		strings.TrimSpace(stdout.String()) != reqs[0].Change.ID {
+		t.Fatalf("requests %+v, printed %q", reqs, stdout.String())
+	}
+	if err := run(context.Background(), []string{"publish", "--data", "{}"}, func(string) string { return "" }, &stdout, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--type is required") {
+		t.Fatalf("publish without a type = %v", err)
+	}
+}
+
+// TestLambdaRefusesToStartWithoutAuthMode: on Lambda, AUTH_MODE must be set explicitly, even to
+// none; a deployment that forgot it does not start open.
+func TestLambdaRefusesToStartWithoutAuthMode(t *testing.T) {
+	env := map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "REGISTRY_TABLE": "r", "DATA_TABLE": "d",
+		"WEBSOCKET_ENDPOINT": "https://x.execute-api.us-east-1.amazonaws.com/prod"}
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{}, io.Discard)
+	if !errors.Is(err, auth.ErrModeNotSet) || !strings.Contains(err.Error(), "AUTH_MODE") {
+		t.Fatalf("run on Lambda without AUTH_MODE = %v, want ErrModeNotSet", err)
+	}
+}
+
+// TestDevSaysAuthenticationIsOff: dev defaults to no authentication and says so at start-up.
+func TestDevSaysAuthenticationIsOff(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "authentication          none: AUTH_MODE is unset"},
+		{map[string]string{"AUTH_MODE": "none"}, "authentication          none (AUTH_MODE=none)"},
+		{map[string]string{"AUTH_MODE": "jwt", "AUTH_HS256_SECRET": strings.Repeat("s", 32)}, "authentication          jwt"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out bytes.Buffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"dev", "--port", "0", "--data", t.TempDir()}, func(k string) string { return tc.env[k] }, &syncWriter{w: &out, ready: cancel}, io.Discard)
+		}()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("AUTH_MODE %q: start-up said\n%s\nwant %q", tc.env["AUTH_MODE"], out.String(), tc.want)
+		}
+	}
+}
+
+// syncWriter collects the start-up banner and ends the runtime once the banner is complete.
+type syncWriter struct {
+	w     *bytes.Buffer
+	ready context.CancelFunc
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if strings.Contains(string(p), "authentication") {
+		s.ready()
+	}
+	return n, err
 }

@@ -111,8 +111,8 @@ func runBinary(t *testing.T, env []string, args ...string) (int, string, string)
 }
 
 // TestCommandLine runs the built binary as a user does: --help and dev --help exit 0 with the
-// environment and flags on stdout; a bad flag is reported once on stderr with status 2; a port in
-// use says which flag changes it, with status 1.
+// environment and flags on stdout, publish --help with its flags; a bad flag (of dev or publish) is
+// reported once on stderr with status 2; a port in use says which flag changes it, with status 1.
 func TestCommandLine(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"dev", "--help"}} {
 		status, out, errOut := runBinary(t, nil, args...)
@@ -126,6 +126,19 @@ func TestCommandLine(t *testing.T) {
 	status, out, errOut := runBinary(t, nil, "dev", "--prot", "4001")
 	if status != 2 || out != "" || strings.Count(errOut, "flag provided but not defined: -prot") != 1 {
 		t.Errorf("a bad flag: status %d, stdout %q, stderr %q; want 2, nothing, the error once", status, out, errOut)
+	}
+	// publish: its help lists its flags; its mistakes are reported once, each, with status 2.
+	status, out, errOut = runBinary(t, nil, "publish", "--help")
+	if status != 0 || errOut != "" || !strings.Contains(out, "--type TYPE\n") || !strings.Contains(out, "--target TARGET (default local)\n") {
+		t.Errorf("publish --help: status %d, stderr %q, stdout:\n%s", status, errOut, out)
+	}
+	status, out, errOut = runBinary(t, nil, "publish", "--typo", "x")
+	if status != 2 || out != "" || strings.Count(errOut, "flag provided but not defined: -typo") != 1 || strings.Count(errOut, "\n") != 2 {
+		t.Errorf("publish with a bad flag: status %d, stdout %q, stderr %q; want 2, nothing, the error once", status, out, errOut)
+	}
+	status, out, errOut = runBinary(t, nil, "publish", "--data", "[]")
+	if status != 2 || out != "" || errOut != "bootstrap publish: --type is required\n--data: is not a JSON object\n(bootstrap publish --help lists its flags)\n" {
+		t.Errorf("publish with two mistakes: status %d, stdout %q, stderr %q", status, out, errOut)
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

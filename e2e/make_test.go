@@ -85,8 +85,8 @@ func TestMakeTestInstallsWhatItNeeds(t *testing.T) {
 			if (install >= 0) != c.wantInstall {
 				t.Errorf("runs npm ci: %v, want %v\n%s", install >= 0, c.wantInstall, out)
 			}
-			if generate := strings.Index(out, "go generate ./..."); generate < 0 || (install >= 0 && install > generate) {
-				t.Errorf("npm ci must come before go generate (which builds the pages with the npm packages):\n%s", out)
+			if fresh := strings.Index(out, "go run ./internal/cmd/fresh"); fresh < 0 || (install >= 0 && install > fresh) {
+				t.Errorf("npm ci must come before the generated-code check (whose go generate builds the pages with the npm packages):\n%s", out)
 			}
 			if noted := strings.Contains(out, "node is not installed"); noted != (c.path != withNode) {
 				t.Errorf("says node is missing: %v, want %v\n%s", noted, c.path != withNode, out)
@@ -119,8 +119,9 @@ func TestMakeDev(t *testing.T) {
 		"chat demo               http://" + addr[1] + "/demo\n",
 		"GraphQL over WebSocket  ws://" + addr[1] + "/graphql",
 		"GraphQL over HTTP       http://" + addr[1] + "/graphql\n",
-		"management API          http://" + addr[1] + "/@connections/{id}\n",
-		"invoke (events)         POST http://" + addr[1] + "/2015-03-31/functions/function/invocations\n",
+		"management API          http://" + addr[1] + "/@connections/{id}  (SigV4 with this process's own credentials only)\n",
+		"invoke (events)         POST http://" + addr[1] + "/2015-03-31/functions/function/invocations  (any event JSON",
+		"authentication          none: AUTH_MODE is unset",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("make dev does not print %q:\n%s", want, out)

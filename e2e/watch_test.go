@@ -49,6 +49,15 @@ func copyModule(t *testing.T) string {
 	return dst
 }
 
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func editFile(t *testing.T, path, old, new string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -109,7 +118,12 @@ func TestDevWatch(t *testing.T) {
 	// Fixed, and the schema changed: go generate, then the build; introspection shows the change.
 	s.failOn = "go generate ./... failed"
 	os.Remove(broken)
-	editFile(t, filepath.Join(mod, "graph", "schema.graphqls"), "type Message {", "\"A chat message, edited while watched.\"\ntype Message {")
+	schema := filepath.Join(mod, "graph", "schema.graphqls")
+	desc := regexp.MustCompile(`(?m)^"[^"\n]*"\ntype Message\b`).FindString(readFile(t, schema))
+	if desc == "" {
+		t.Fatalf("%s has no one-line description before type Message", schema)
+	}
+	editFile(t, schema, desc, "\"A chat message, edited while watched.\"\ntype Message")
 	out = s.waitOutput("Ctrl-C stops it.", 3, 5*time.Minute)
 	if !strings.Contains(out, "schema changed: running go generate ./...") {
 		t.Errorf("go generate was not run for the schema change:\n%s", out)

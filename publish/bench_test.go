@@ -10,6 +10,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // nopPoster accepts every post, so the benchmark measures the fan-out itself.
@@ -22,23 +23,27 @@ func (nopPoster) PostToConnection(context.Context, *apigatewaymanagementapi.Post
 // BenchmarkFanout delivers one change to n subscribers of its topic. "shared" subscribers hold the
 // same operation, so it is rendered once; the "per-subscriber" baseline gives each subscriber
 // distinct variables, forcing one execution per subscriber, as peers that re-execute per
-// subscriber do. Compare the two in one run.
+// subscriber do; "filtered" is shared with a filter on every subscriber, half of whom it keeps
+// the event from (the cost of matching beside the shared baseline). Compare them in one run.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		for _, mode := range []string{"shared", "per-subscriber"} {
+		for _, mode := range []string{"shared", "filtered", "per-subscriber"} {
 			b.Run(fmt.Sprintf("subs=%d/%s", n, mode), func(b *testing.B) {
 				subs := make([]store.Subscription, n)
 				for i := range subs {
 					subs[i] = store.Subscription{ConnectionID: fmt.Sprintf("conn%06d=", i), ID: "1", Subprotocol: gqlws.TransportWS,
 						Query:     `subscription($r: ID!, $tag: Int) { messageAdded(roomId: $r) { id roomId author text createdAt } }`,
 						Variables: []byte(`{"r":"r1"}`)}
-					if mode == "per-subscriber" {
+					switch mode {
+					case "per-subscriber":
 						subs[i].Variables = fmt.Appendf(nil, `{"r":"r1","tag":%d}`, i)
+					case "filtered":
+						subs[i].Filter = []string{`{"author":{"eq":"ann"}}`, `{"author":{"in":["bob","eve"]}}`}[i%2]
 					}
 				}
 				reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
-				f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: nopPoster{}})
-				rec, err := store.ChangeRecord(store.Insert, nil, item(b, msg("r1", "m1", "hello")), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
+				f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: nopPoster{}})
+				rec, err := stream.ChangeRecord(stream.Insert, nil, item(b, msg("r1", "m1", "hello")), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -47,7 +52,11 @@ func BenchmarkFanout(b *testing.B) {
 				b.ResetTimer()
 				for b.Loop() {
 					_, st := f.Publish(context.Background(), ev)
-					if st.Delivered != int64(n) {
+					want := int64(n)
+					if mode == "filtered" {
+						want = int64(n) / 2
+					}
+					if st.Delivered != want {
 						b.Fatalf("delivered %d", st.Delivered)
 					}
 				}

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,11 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // fakeRegistry serves subscriptions from memory and records deleted connections.
@@ -64,22 +68,46 @@ type countingRenderer struct {
 	n    atomic.Int64
 }
 
-func (c *countingRenderer) Render(ctx context.Context, req graph.Request, ev *graph.Event) *graphql.Response {
+func (c *countingRenderer) Render(ctx context.Context, req graph.Request, ev *engine.Event) *graphql.Response {
 	c.n.Add(1)
 	return c.exec.Render(ctx, req, ev)
 }
 
-func newRenderer() *countingRenderer {
-	return &countingRenderer{exec: graph.NewExecutor(&graph.Resolver{}, graph.Options{})}
-}
+// exec is the app's executor: the schema's routing table and filters, and the renderer.
+var exec = func() *graph.Executor {
+	res, err := graph.NewResolver(nil) // the resolvers under test never touch the data table
+	if err != nil {
+		panic(err)
+	}
+	e, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		panic(err)
+	}
+	return e
+}()
+
+func newRenderer() *countingRenderer { return &countingRenderer{exec: exec} }
+
+// msgType is the schema's @item type of messages.
+var msgType = func() store.ItemType {
+	src, err := graph.Analyze(graph.Schema())
+	if err != nil {
+		panic(err)
+	}
+	it, _ := src.Item("Message")
+	return it
+}()
+
+// eventID is the eventID stream.ChangeRecord gives the record of sequence number seq.
+func eventID(seq uint64) string { return fmt.Sprintf("%032x", seq) }
 
 func sub(conn, id, proto, query string) store.Subscription {
 	return store.Subscription{ConnectionID: conn, ID: id, Subprotocol: proto, Query: query}
 }
 
-func record(t *testing.T, seq uint64, kind store.ChangeKind, old, new *store.Message) events.DynamoDBEventRecord {
+func record(t *testing.T, seq uint64, kind stream.ChangeKind, old, new *model.Message) events.DynamoDBEventRecord {
 	t.Helper()
-	rec, err := store.ChangeRecord(kind, item(t, old), item(t, new), seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
+	rec, err := stream.ChangeRecord(kind, item(t, old), item(t, new), seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,20 +121,20 @@ func record(t *testing.T, seq uint64, kind store.ChangeKind, old, new *store.Mes
 }
 
 // item is a message's data table item, nil for none.
-func item(t testing.TB, m *store.Message) store.Item {
+func item(t testing.TB, m *model.Message) store.Item {
 	t.Helper()
 	if m == nil {
 		return nil
 	}
-	it, err := store.MessageItem(*m)
+	it, err := msgType.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return it
 }
 
-func msg(room, id, text string) *store.Message {
-	return &store.Message{ID: id, RoomID: room, Author: "ann", Text: text, CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+func msg(room, id, text string) *model.Message {
+	return &model.Message{ID: id, RoomID: room, Author: "ann", Text: text, CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 const (
@@ -122,16 +150,16 @@ func TestDeliversEachSubscriberItsOwnSelection(t *testing.T) {
 		sub("c3", "x", gqlws.TransportWS, `subscription { messageAdded(roomId: "r2") { id } }`), // another room's document
 	}}}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "hello")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %+v", resp.BatchItemFailures)
 	}
 	want := map[string][]string{
-		"c1": {`{"id":"1","type":"next","payload":{"data":{"messageAdded":{"id":"m1","text":"hello"}}}}`},
-		"c2": {`{"id":"7","type":"data","payload":{"data":{"messageAdded":{"author":"ann"}}}}`},
+		"c1": {`{"id":"1","type":"next","payload":{"data":{"messageAdded":{"id":"m1","text":"hello"}},"extensions":{"event":{"id":"` + eventID(1) + `","seq":"1"}}}}`},
+		"c2": {`{"id":"7","type":"data","payload":{"data":{"messageAdded":{"author":"ann"}},"extensions":{"event":{"id":"` + eventID(1) + `","seq":"1"}}}}`},
 	}
 	if posts := poster.Posts(); fmt.Sprint(posts) != fmt.Sprint(want) {
 		t.Fatalf("posts = %v\nwant %v", posts, want)
@@ -153,9 +181,9 @@ func TestRendersOncePerDistinctOperation(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
 	poster := mgmttest.New()
 	r := newRenderer()
-	f := publish.New(publish.Config{Registry: reg, Renderer: r, Poster: poster, Concurrency: 16})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: r, Poster: poster, Concurrency: 16})
 	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "hello")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})
 	if r.n.Load() != 2 || st.Renders != 2 {
 		t.Fatalf("%d renders for 2 distinct operations (stats %+v)", r.n.Load(), st)
@@ -179,8 +207,8 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
 	poster := mgmttest.New()
 	poster.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: time.Millisecond} })
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster, Concurrency: 8})
-	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, store.Insert, nil, msg("r1", "m1", "x"))}})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, Concurrency: 8})
+	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, stream.Insert, nil, msg("r1", "m1", "x"))}})
 	if st.Delivered != 200 {
 		t.Fatalf("delivered %d, want 200", st.Delivered)
 	}
@@ -204,10 +232,10 @@ func TestGoneAndFailingSubscribersNeverFailTheRecord(t *testing.T) {
 		}
 		return mgmttest.Fault{}
 	})
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "a")),
-		record(t, 2, store.Insert, nil, msg("r1", "m2", "b")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "a")),
+		record(t, 2, stream.Insert, nil, msg("r1", "m2", "b")),
 	}})
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("a subscriber's failure failed the batch: %+v", resp.BatchItemFailures)
@@ -237,14 +265,14 @@ func TestRegistryFailureReportsTheRecordAndStops(t *testing.T) {
 		failOn: "messageEdited?roomId=r1",
 	}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
 	m := msg("r1", "m1", "a")
 	edited := *m
 	edited.Text = "b"
 	resp, _ := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 10, store.Insert, nil, m),
-		record(t, 11, store.Modify, m, &edited),
-		record(t, 12, store.Insert, nil, msg("r1", "m2", "later")),
+		record(t, 10, stream.Insert, nil, m),
+		record(t, 11, stream.Modify, m, &edited),
+		record(t, 12, stream.Insert, nil, msg("r1", "m2", "later")),
 	}})
 	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "11" {
 		t.Fatalf("failures = %+v, want only sequence 11", resp.BatchItemFailures)
@@ -262,13 +290,13 @@ func TestRegistryFailureReportsTheRecordAndStops(t *testing.T) {
 func TestMalformedRecordIsSkippedAndTheBatchGoesOn(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {sub("c1", "1", gqlws.TransportWS, selIDText)}}}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster})
-	bad := record(t, 1, store.Insert, nil, msg("r1", "m0", "x"))
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster})
+	bad := record(t, 1, stream.Insert, nil, msg("r1", "m0", "x"))
 	bad.Change.NewImage = nil // INSERT without its image
-	other := record(t, 2, store.Insert, nil, msg("r1", "m1", "x"))
+	other := record(t, 2, stream.Insert, nil, msg("r1", "m1", "x"))
 	delete(other.Change.NewImage, "__typename") // an item of no declared type: skipped cheaply
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		bad, other, record(t, 3, store.Insert, nil, msg("r1", "m2", "fine")),
+		bad, other, record(t, 3, stream.Insert, nil, msg("r1", "m2", "fine")),
 	}})
 	if len(resp.BatchItemFailures) != 0 || st.Skipped != 1 || st.Delivered != 1 {
 		t.Fatalf("resp %+v stats %+v", resp, st)
@@ -281,9 +309,9 @@ func TestMalformedRecordIsSkippedAndTheBatchGoesOn(t *testing.T) {
 func TestOversizedResultBecomesAnError(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {sub("c1", "1", gqlws.TransportWS, selIDText)}}}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster, MaxMessage: 1024})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, MaxMessage: 1024})
 	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", strings.Repeat("x", 2000))),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", strings.Repeat("x", 2000))),
 	}})
 	posts := poster.Posts()
 	if st.TooLarge != 1 || len(posts["c1"]) != 1 {
@@ -318,14 +346,14 @@ func TestRealClient(t *testing.T) {
 		sub("Ab1=", "1", gqlws.TransportWS, selIDText),
 		sub("gone1=", "1", gqlws.TransportWS, selIDText),
 	}}}
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: client})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: client})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
-		record(t, 1, store.Insert, nil, msg("r1", "m1", "hi")),
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hi")),
 	}})
 	if len(resp.BatchItemFailures) != 0 || st.Delivered != 1 || st.Gone != 1 {
 		t.Fatalf("resp %+v stats %+v", resp, st)
 	}
-	if got := gw.Posts(); fmt.Sprint(got) != `map[Ab1=:[{"id":"1","type":"next","payload":{"data":{"messageAdded":{"id":"m1","text":"hi"}}}}]]` {
+	if got := gw.Posts(); fmt.Sprint(got) != `map[Ab1=:[{"id":"1","type":"next","payload":{"data":{"messageAdded":{"id":"m1","text":"hi"}},"extensions":{"event":{"id":"`+eventID(1)+`","seq":"1"}}}}]]` {
 		t.Fatalf("server received %v", got)
 	}
 	if fmt.Sprint(reg.deleted) != "[gone1=]" {
@@ -337,12 +365,12 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {sub("c1", "1", gqlws.TransportWS, selIDText)}}}
 	poster := mgmttest.New()
 	poster.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: 60 * time.Millisecond} })
-	f := publish.New(publish.Config{Registry: reg, Renderer: newRenderer(), Poster: poster, DeadlineMargin: 100 * time.Millisecond})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, DeadlineMargin: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var recs []events.DynamoDBEventRecord
 	for i := range 5 {
-		recs = append(recs, record(t, uint64(i+1), store.Insert, nil, msg("r1", fmt.Sprint("m", i), "x")))
+		recs = append(recs, record(t, uint64(i+1), stream.Insert, nil, msg("r1", fmt.Sprint("m", i), "x")))
 	}
 	resp, st := f.Publish(ctx, events.DynamoDBEvent{Records: recs})
 	// Some records fit before the margin (60 ms each, 200 ms budget, 100 ms margin; fewer on a
@@ -350,5 +378,55 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	if st.Delivered < 1 || st.Delivered > 2 || len(resp.BatchItemFailures) != 1 ||
 		resp.BatchItemFailures[0].ItemIdentifier != fmt.Sprint(st.Delivered+1) || len(poster.Posts()["c1"]) != int(st.Delivered) {
 		t.Fatalf("failures %+v, delivered %d", resp.BatchItemFailures, st.Delivered)
+	}
+}
+
+// TestExpiredPrincipalIsSkippedAndClosed: a subscription whose stored principal has expired gets
+// nothing; it is counted, and its connection is closed and forgotten once, however many of its
+// subscriptions the event reaches. Live principals and anonymous ones are delivered, each render
+// run as its subscriber (the rooms claim of the principal decides).
+func TestExpiredPrincipalIsSkippedAndClosed(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	principal := func(sub string, exp time.Time, claims string) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"sub":%q,"exp":%d%s}`, sub, exp.Unix(), claims))
+	}
+	with := func(s store.Subscription, p json.RawMessage) store.Subscription { s.Principal = p; return s }
+	expired := principal("old", now.Add(-time.Second), "")
+	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {
+		with(sub("c1", "1", gqlws.TransportWS, selIDText), expired),
+		with(sub("c1", "2", gqlws.TransportWS, selAuthor), expired),
+		with(sub("c2", "1", gqlws.TransportWS, selIDText), principal("live", now.Add(time.Minute), "")),
+		with(sub("c3", "1", gqlws.TransportWS, selIDText), principal("other-room", now.Add(time.Minute), `,"claims":{"rooms":["r9"]}`)),
+		with(sub("c4", "1", gqlws.LegacyWS, selAuthor), json.RawMessage(`{"sub":`)), // unreadable: never trusted
+		sub("c5", "1", gqlws.TransportWS, selIDText),                                // anonymous
+	}}}
+	poster := mgmttest.New()
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: poster, Closer: poster, Now: func() time.Time { return now }})
+	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
+	}})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %+v", resp.BatchItemFailures)
+	}
+	posts := poster.Posts()
+	for _, c := range []string{"c1", "c4"} {
+		if len(posts[c]) != 0 || !poster.Closed(c) {
+			t.Errorf("%s: posts %v, closed %v; want nothing and closed", c, posts[c], poster.Closed(c))
+		}
+	}
+	if want := `{"id":"1","type":"next","payload":{"data":{"messageAdded":{"id":"m1","text":"hello"}},"extensions":{"event":{"id":"` + eventID(1) + `","seq":"1"}}}}`; fmt.Sprint(posts["c2"]) != "["+want+"]" ||
+		fmt.Sprint(posts["c5"]) != "["+want+"]" {
+		t.Errorf("live and anonymous subscribers got %v and %v", posts["c2"], posts["c5"])
+	}
+	if len(posts["c3"]) != 1 || !strings.Contains(posts["c3"][0], `"code":"FORBIDDEN"`) || strings.Contains(posts["c3"][0], "hello") {
+		t.Errorf("a principal outside the room got %v, want a FORBIDDEN error and no data", posts["c3"])
+	}
+	if st.Expired != 3 || st.Delivered != 3 {
+		t.Errorf("stats %+v: want 3 expired (two of c1, c4) and 3 delivered", st)
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if fmt.Sprint(slices.Sorted(slices.Values(reg.deleted))) != "[c1 c4]" {
+		t.Errorf("forgotten connections %v, want c1 and c4 once each", reg.deleted)
 	}
 }

@@ -2,8 +2,11 @@
 //
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
 // and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a DynamoDB stream
-// batch has Records[0].eventSource "aws:dynamodb"; the sweeper's schedule is an EventBridge event
-// with source "aws.events" and detail-type "Scheduled Event". (No REST API is deployed: its
+// batch has Records[0].eventSource "aws:dynamodb", an SQS batch "aws:sqs"; an SNS notification has
+// Records[0].EventSource (capital E) "aws:sns"; the sweeper's schedule is an EventBridge event
+// with source "aws.events" and detail-type "Scheduled Event", and any other EventBridge event
+// (source and detail-type), lambdaws.invalidate included, is an external event for publish,
+// which hands invalidations to its Invalidator. (No REST API is deployed: its
 // events, like any other shape, are refused.)
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
 // router logs once per failed invocation, with the request's ids; a panic anywhere below becomes
@@ -25,6 +28,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/realtime-gql/lambdaws/internal/envelope"
 	"github.com/rs/zerolog"
 )
 
@@ -38,6 +42,14 @@ type Stream interface {
 	HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 }
 
+// Events handles external events: EventBridge events, SQS batches and SNS notifications
+// (*publish.Fanout).
+type Events interface {
+	HandleEventBridge(ctx context.Context, ev events.EventBridgeEvent) error
+	HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+	HandleSNS(ctx context.Context, ev events.SNSEvent) error
+}
+
 // Schedule handles the periodic scheduled event.
 type Schedule interface {
 	HandleSchedule(ctx context.Context, ev events.EventBridgeEvent) error
@@ -48,6 +60,7 @@ type Handlers struct {
 	WebSocket WebSocket
 	HTTP      http.Handler
 	Stream    Stream
+	Events    Events
 	Schedule  Schedule
 }
 
@@ -75,7 +88,8 @@ func New(h Handlers, log zerolog.Logger) *Router {
 // probe decodes just enough of any payload to tell the shapes apart.
 type probe struct {
 	Records []struct {
-		EventSource string `json:"eventSource"`
+		EventSource string `json:"eventSource"` // DynamoDB, SQS
+		SNSSource   string `json:"EventSource"` // SNS (an exact match wins over eventSource)
 	} `json:"Records"`
 	RequestContext *struct {
 		EventType    string          `json:"eventType"`
@@ -94,8 +108,12 @@ const (
 	KindWebSocket Kind = "websocket"
 	KindHTTPv2    Kind = "http-v2"
 	KindDynamoDB  Kind = "dynamodb"
-	KindSchedule  Kind = "schedule"
-	KindUnknown   Kind = "unknown"
+	KindSQS       Kind = "sqs"
+	KindSNS       Kind = "sns"
+	// KindEventBridge is an EventBridge event other than the schedule: an external event.
+	KindEventBridge Kind = "eventbridge"
+	KindSchedule    Kind = "schedule"
+	KindUnknown     Kind = "unknown"
 )
 
 // Classify tells which shape a payload has.
@@ -111,8 +129,14 @@ func Classify(payload []byte) (Kind, error) {
 		return KindHTTPv2, nil
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:dynamodb":
 		return KindDynamoDB, nil
-	case p.Source == "aws.events" && p.DetailType == "Scheduled Event":
+	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:sqs":
+		return KindSQS, nil
+	case len(p.Records) > 0 && p.Records[0].SNSSource == "aws:sns":
+		return KindSNS, nil
+	case envelope.IsScheduled(p.Source, p.DetailType):
 		return KindSchedule, nil
+	case p.Source != "" && p.DetailType != "":
+		return KindEventBridge, nil
 	}
 	return KindUnknown, ErrUnknownPayload
 }
@@ -142,6 +166,12 @@ func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err er
 		return r.httpV2(ctx, log, payload)
 	case KindSchedule:
 		return r.schedule(ctx, log, payload)
+	case KindEventBridge:
+		return r.eventBridge(ctx, log, payload)
+	case KindSQS:
+		return r.sqs(ctx, log, payload)
+	case KindSNS:
+		return r.sns(ctx, log, payload)
 	default: // KindDynamoDB
 		return r.dynamodb(ctx, log, payload)
 	}
@@ -182,6 +212,43 @@ func (r *Router) dynamodb(ctx context.Context, log zerolog.Logger, payload []byt
 		return nil, err
 	}
 	return json.Marshal(resp)
+}
+
+func (r *Router) eventBridge(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.EventBridgeEvent](log, KindEventBridge, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.h.Events.HandleEventBridge(log.WithContext(ctx), ev); err != nil {
+		log.Error().Err(err).Str("event", ev.ID).Str("type", ev.DetailType).Msg("eventbridge event failed; Lambda retries it")
+		return nil, err
+	}
+	return []byte("{}"), nil
+}
+
+func (r *Router) sqs(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.SQSEvent](log, KindSQS, payload)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.h.Events.HandleSQS(log.WithContext(ctx), ev)
+	if err != nil {
+		log.Error().Err(err).Int("messages", len(ev.Records)).Msg("sqs batch failed")
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+func (r *Router) sns(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.SNSEvent](log, KindSNS, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.h.Events.HandleSNS(log.WithContext(ctx), ev); err != nil {
+		log.Error().Err(err).Int("records", len(ev.Records)).Msg("sns notification failed; Lambda retries it")
+		return nil, err
+	}
+	return []byte("{}"), nil
 }
 
 func (r *Router) schedule(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {

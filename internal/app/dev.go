@@ -1,7 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
@@ -37,6 +41,9 @@ type DevConfig struct {
 	MaxFrame int64
 	// SweepInterval is how often the sweeper runs; default facts.ScheduleRate.
 	SweepInterval time.Duration
+	// MaxInflight bounds one connection's frames handled at once; default
+	// local.DefaultMaxInflight.
+	MaxInflight int
 }
 
 // Dev is a running local runtime.
@@ -46,7 +53,10 @@ type Dev struct {
 	// Store is the store it runs on, for tests that look at the registry; the runtime closes it
 	// when it shuts down.
 	Store store.Store
-	done  chan error
+	// Invoke runs the handler with an event, as Lambda does for sources the runtime does not
+	// emulate (an EventBridge rule's event).
+	Invoke func(ctx context.Context, payload []byte) ([]byte, error)
+	done   chan error
 }
 
 // Wait returns when the runtime has shut down and its store is closed.
@@ -94,6 +104,11 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 // feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
 func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
+	cfg, err := cfg.verifier(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(dc.Host, strconv.Itoa(dc.Port)))
 	if err != nil {
 		s.Close()
@@ -106,11 +121,26 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
-	gw := NewGateway(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: Handler(cfg, s, gw, log), Stream: feed, Log: log, Pages: pages,
+	awsCfg := localAWSConfig()
+	creds, err := awsCfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
+	gw := NewGateway(awsCfg, "http://"+addr, cfg.DeliveryConcurrency)
+	h, err := Handler(cfg, s, gw, log)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
+	rt := local.New(local.Config{Handler: h, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
-		ScheduleInterval: dc.SweepInterval})
-	d := &Dev{Addr: addr, Store: s, done: make(chan error, 1)}
+		ScheduleInterval: dc.SweepInterval, MaxInflight: dc.MaxInflight,
+		MaxHTTPBody: cmp.Or(cfg.MaxHTTPBody, gqlhttp.DefaultMaxBody), CORSOrigins: cfg.CORSOrigins,
+		Credentials: creds, Region: awsCfg.Region})
+	d := &Dev{Addr: addr, Store: s, Invoke: rt.Invoke, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)
 		if cerr := s.Close(); err == nil {
@@ -121,11 +151,19 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 	return d, nil
 }
 
-// localAWSConfig is the SDK configuration for local endpoints: requests are signed with dummy
-// credentials and never leave the machine.
+// localAWSConfig is the SDK configuration for local endpoints: requests never leave the machine.
+// The credentials are made anew for each process: the runtime's management API accepts only
+// requests they sign, so no other process on the machine can post to, read or close a socket.
 func localAWSConfig() aws.Config {
-	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", localSecret, "")}
 }
+
+// localSecret is the secret access key of localAWSConfig, random per process.
+var localSecret = func() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
 
 // changeFeed adapts the embedded store's change log to the local runtime's.
 type changeFeed struct{ *embedded.Store }

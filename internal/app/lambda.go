@@ -23,12 +23,16 @@ func Lambda(ctx context.Context, cfg Config, endpoint string, log zerolog.Logger
 	if err != nil {
 		return nil, err
 	}
+	cfg, err = cfg.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	s := dynamostore.New(dynamodb.NewFromConfig(awsCfg), dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable})
-	return handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log, pages), nil
+	return handler(cfg, s, NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), log, pages)
 }
 
 // playground returns a deployed stage's pages: nil unless cfg.Playground.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/rs/zerolog"
 )
@@ -46,7 +47,8 @@ func (l *jsonLog) with(msg string) []map[string]any {
 
 // TestDevLogLines: what `dev` logs for a subscription's life, at debug level: one line per request
 // and per route invocation, "subscribed" and "complete" naming the connection, the operation and
-// the topic, and one "batch published" line per delivery batch.
+// the topic, one "batch published" line per delivery batch, and one line per event posted to the
+// invoke endpoint.
 func TestDevLogLines(t *testing.T) {
 	var log jsonLog
 	ctx, cancel := context.WithCancel(context.Background())
@@ -98,5 +100,16 @@ func TestDevLogLines(t *testing.T) {
 	batches := log.with("batch published")
 	if len(batches) != 1 || batches[0]["level"] != "debug" || batches[0]["delivered"] != 1.0 {
 		t.Errorf("batch lines %v: want one, at debug, with delivered 1", batches)
+	}
+
+	// An event from another service, through the invoke endpoint (where bootstrap publish sends
+	// it): one line for the request, at info, besides the delivery.
+	c.Send(subscribe("s2", `subscription { announcement(roomId: "r1") { text } }`))
+	apptest.WaitSubscribers(t, d.Store, "announcement?roomId=r1", 1)
+	invoke(t, d.Addr, `{"version":"0","id":"ev-1","detail-type":"chat.announcement","source":"com.example.chat","account":"123456789012",`+
+		`"time":"2026-11-26T14:13:00Z","region":"us-east-1","resources":[],"detail":{"id":"a1","roomId":"r1","text":"closing","priority":1,"at":"2026-11-26T14:13:00Z"}}`)
+	c.Expect("next", "s2")
+	if got := log.with("POST " + facts.InvokePath); len(got) != 1 || got[0]["level"] != "info" || got[0]["status"] != 200.0 {
+		t.Errorf("invoke endpoint lines %v: want one, at info, status 200", got)
 	}
 }

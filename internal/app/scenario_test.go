@@ -43,6 +43,12 @@ func payload(t testing.TB, m wstest.Msg) string {
 	return buf.String()
 }
 
+// withEvent is a result payload as the fan-out sends it: with the identity of the event, the
+// seq-th write of the data table, in extensions.event.
+func withEvent(payload string, seq int) string {
+	return strings.TrimSuffix(payload, "}") + fmt.Sprintf(`,"extensions":{"event":{"id":"%032x","seq":"%d"}}}`, seq, seq)
+}
+
 // TestScenarioChat runs the chat scenario through the local runtime with clients of both
 // subprotocols: two rooms, different selection sets, sends, edits and deletes over HTTP, and
 // checks that each subscriber receives exactly its events, with exactly its selection, in order,
@@ -120,10 +126,10 @@ func chatScenario(t *testing.T, d *app.Dev) {
 	del("r2", y1)
 
 	// A: exactly its r1 events, in write order, with its own selection sets.
-	if m := a.Expect("next", "a1"); payload(t, m) != fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"hello r1"}}}`, x1) {
+	if m := a.Expect("next", "a1"); payload(t, m) != withEvent(fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"hello r1"}}}`, x1), 1) {
 		t.Fatalf("A a1 #1: %s", m)
 	}
-	if m := a.Expect("next", "a1"); payload(t, m) != fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"second"}}}`, x2) {
+	if m := a.Expect("next", "a1"); payload(t, m) != withEvent(fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"second"}}}`, x2), 3) {
 		t.Fatalf("A a1 #2: %s", m)
 	}
 	m = a.Expect("next", "a2")
@@ -136,18 +142,18 @@ func chatScenario(t *testing.T, d *app.Dev) {
 	if len(edited.Data.MessageEdited) != 2 || edited.Data.MessageEdited["text"] != "hello r1 (edited)" || edited.Data.MessageEdited["editedAt"] == nil {
 		t.Fatalf("A a2: %s", m)
 	}
-	if m := a.Expect("next", "a3"); payload(t, m) != fmt.Sprintf(`{"data":{"gone":{"id":%q}}}`, x2) {
+	if m := a.Expect("next", "a3"); payload(t, m) != withEvent(fmt.Sprintf(`{"data":{"gone":{"id":%q}}}`, x2), 6) {
 		t.Fatalf("A a3: %s", m)
 	}
 
 	// B: exactly its r2 events, framed as legacy data messages.
-	if m := b.Expect("data", "b1"); payload(t, m) != `{"data":{"messageAdded":{"roomId":"r2","author":"bob","text":"hello r2"}}}` {
+	if m := b.Expect("data", "b1"); payload(t, m) != withEvent(`{"data":{"messageAdded":{"roomId":"r2","author":"bob","text":"hello r2"}}}`, 2) {
 		t.Fatalf("B b1: %s", m)
 	}
-	if m := b.Expect("data", "b2"); payload(t, m) != `{"data":{"messageEdited":{"text":"hello r2 (edited)"}}}` {
+	if m := b.Expect("data", "b2"); payload(t, m) != withEvent(`{"data":{"messageEdited":{"text":"hello r2 (edited)"}}}`, 5) {
 		t.Fatalf("B b2: %s", m)
 	}
-	if m := b.Expect("data", "b3"); payload(t, m) != `{"data":{"messageDeleted":{"author":"bob"}}}` {
+	if m := b.Expect("data", "b3"); payload(t, m) != withEvent(`{"data":{"messageDeleted":{"author":"bob"}}}`, 7) {
 		t.Fatalf("B b3: %s", m)
 	}
 	a.ExpectNone(100 * time.Millisecond)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
-	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/rs/zerolog"
 )
@@ -280,8 +279,15 @@ func newHandler(t *testing.T) func(maxBody int64) *gqlhttp.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
-	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, maxBody) }
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, gqlhttp.Config{MaxBody: maxBody}) }
 }
 
 func serve(t *testing.T, h http.Handler, r request) *httptest.ResponseRecorder {

@@ -7,16 +7,21 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The runtime's access log: one line per HTTP request, and one per WebSocket route invocation
-// ($connect, each $default, $disconnect), each with its status and duration. Requests to the
-// management API (@connections, the handler's own posts) are logged at debug level, everything
-// else at info, or at error when the invocation behind it failed.
+// The runtime's access log: one line per HTTP request (the HTTP API, the pages, the invoke
+// endpoint, the management API), and one per WebSocket route invocation ($connect, each $default,
+// $disconnect), each with its status and duration. Requests to the management API (@connections,
+// the handler's own posts) are logged at debug level, everything else at info; at error when the
+// invocation behind it failed (a function error of the invoke endpoint included), and at warn when
+// the runtime refused it for a reason the caller should hear of: a management API request not
+// signed with the runtime's credentials, or a cross-origin request from an origin CORS_ORIGINS does
+// not allow (the line says why, in "refused").
 
 // accessWriter records the status a request was answered with, and why its invocation failed.
 type accessWriter struct {
 	http.ResponseWriter
-	status int
-	err    error
+	status  int
+	err     error
+	refused string
 }
 
 func (w *accessWriter) WriteHeader(status int) {
@@ -43,6 +48,22 @@ func failed(w http.ResponseWriter, err error) {
 	}
 }
 
+// refuse records why the runtime refused a request, for its access line.
+func refuse(w http.ResponseWriter, reason string) {
+	if aw, ok := w.(*accessWriter); ok {
+		aw.refused = reason
+	}
+}
+
+// crossOrigin returns the origin of a request from a page of another origin, or "".
+func crossOrigin(r *http.Request) string {
+	o := r.Header.Get("Origin")
+	if o == "" || o == "http://"+r.Host {
+		return ""
+	}
+	return o
+}
+
 // logRequest writes a request's line: "POST /graphql status=200 ms=1.9" (the message is the
 // method and the path).
 func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time) {
@@ -54,6 +75,8 @@ func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time)
 	switch {
 	case w.err != nil:
 		e = rt.log.Error().Err(w.err)
+	case w.refused != "":
+		e = rt.log.Warn().Str("refused", w.refused)
 	case isManagement(r.URL.EscapedPath()):
 		e = rt.log.Debug()
 	default:

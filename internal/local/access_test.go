@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/coder/websocket"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/rs/zerolog"
 )
@@ -63,6 +64,9 @@ func serveLogged(t *testing.T, cfg local.Config, lines *logLines) string {
 		t.Fatal(err)
 	}
 	cfg.Log = zerolog.New(lines).Level(zerolog.DebugLevel)
+	if cfg.Credentials.AccessKeyID == "" { // the credentials of the tests' management API clients
+		cfg.Credentials, cfg.Region = aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, "local"
+	}
 	rt := local.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -149,8 +153,8 @@ func TestOneLinePerRequest(t *testing.T) {
 	if connID == "" {
 		t.Fatal("the $connect line names no connection")
 	}
-	client := apigatewaymanagementapi.NewFromConfig(aws.Config{Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}, func(o *apigatewaymanagementapi.Options) {
+	client := apigatewaymanagementapi.NewFromConfig(aws.Config{Region: "local",
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")}, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String("http://" + addr)
 	})
 	if _, err := client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: &connID, Data: []byte("x")}); err != nil {
@@ -186,4 +190,112 @@ func TestOneLinePerRequest(t *testing.T) {
 	if posts != 1 {
 		t.Errorf("%d debug lines for the one management API post, want 1", posts)
 	}
+}
+
+// line returns the one access line of a request ("METHOD /path"), failing unless there is exactly
+// one line about it.
+func (l *logLines) line(t *testing.T, request string) map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var found []map[string]any
+	for _, m := range l.lines {
+		if m["message"] == request {
+			found = append(found, m)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d lines for %s, want 1: %v", len(found), request, l.lines)
+	}
+	return found[0]
+}
+
+// reset forgets the lines so far.
+func (l *logLines) reset() {
+	l.mu.Lock()
+	l.lines = nil
+	l.mu.Unlock()
+}
+
+// TestRequestLinesOfInvokesAndRefusals: the invoke endpoint's requests get their line like any
+// other (info; error, with the function error, when the handler fails; 413 over the bound), and a
+// request the runtime refuses gets one warn line saying why, and no other line: a management API
+// request not signed with the runtime's credentials, and a cross-origin request (preflight or not)
+// from an origin CORS_ORIGINS does not list. Allowed and same-origin requests are plain info lines.
+func TestRequestLinesOfInvokesAndRefusals(t *testing.T) {
+	h := &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
+		switch {
+		case ev["detail-type"] == "test.fail":
+			return nil, errors.New("the event asked to fail")
+		case ev["detail-type"] != nil:
+			return []byte(`null`), nil
+		}
+		return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: 200, Body: `{"data":{}}`})
+	}}
+	var lines logLines
+	addr := serveLogged(t, local.Config{Handler: h, CORSOrigins: []string{"https://app.example"}}, &lines)
+	do := func(method, path, origin string, header map[string]string, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	check := func(request string, status float64, level, field, contains string) {
+		t.Helper()
+		m := lines.line(t, request)
+		if m["status"] != status || m["level"] != level {
+			t.Errorf("%s: line %v, want status %v at %s", request, m, status, level)
+		}
+		if _, ok := m["ms"].(float64); !ok {
+			t.Errorf("%s: line %v has no duration", request, m)
+		}
+		if got, _ := m[field].(string); field != "" && !strings.Contains(got, contains) {
+			t.Errorf("%s: line %v, want %s with %q", request, m, field, contains)
+		}
+		if field != "refused" && m["refused"] != nil {
+			t.Errorf("%s: line %v says it was refused", request, m)
+		}
+		lines.reset()
+	}
+	invoke := "POST " + facts.InvokePath
+
+	do("POST", facts.InvokePath, "", nil, `{"version":"0","id":"e1","detail-type":"chat.announcement","source":"s","detail":{}}`)
+	check(invoke, 200, "info", "", "")
+	do("POST", facts.InvokePath, "", nil, `{"version":"0","id":"e2","detail-type":"test.fail","source":"s","detail":{}}`)
+	check(invoke, 200, "error", "error", "function error: the event asked to fail")
+	do("POST", facts.InvokePath, "", nil, strings.Repeat(" ", facts.MaxInvokePayload+1))
+	check(invoke, 413, "info", "", "")
+
+	// The management API, unsigned: 403 and one warn line saying why.
+	if status := do("POST", "/@connections/c1", "", nil, "x"); status != http.StatusForbidden {
+		t.Fatalf("an unsigned post answered %d", status)
+	}
+	check("POST /@connections/c1", 403, "warn", "refused", "management API: not signed")
+
+	// CORS: a preflight and a request from an origin not allowed; then from the allowed one, and
+	// from the page's own origin.
+	preflight := map[string]string{"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+	do("OPTIONS", "/graphql", "https://evil.example", preflight, "")
+	check("OPTIONS /graphql", 204, "warn", "refused", "CORS: origin https://evil.example is not allowed")
+	do("POST", "/graphql", "https://evil.example", map[string]string{"Content-Type": "application/json"}, `{"query":"{a}"}`)
+	check("POST /graphql", 200, "warn", "refused", "CORS: origin https://evil.example is not allowed")
+	do("OPTIONS", "/graphql", "https://app.example", preflight, "")
+	check("OPTIONS /graphql", 204, "info", "", "")
+	do("POST", "/graphql", "https://app.example", map[string]string{"Content-Type": "application/json"}, `{"query":"{a}"}`)
+	check("POST /graphql", 200, "info", "", "")
+	do("POST", "/graphql", "http://"+addr, map[string]string{"Content-Type": "application/json"}, `{"query":"{a}"}`)
+	check("POST /graphql", 200, "info", "", "")
 }

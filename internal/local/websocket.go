@@ -24,6 +24,7 @@ type wsConn struct {
 	userAgent   string
 
 	frames     *frameWatcher // flags inbound frames over MaxFrame
+	inflight   chan struct{} // one slot per frame being handled (MaxInflight)
 	mu         sync.Mutex
 	lastActive time.Time
 	closing    bool
@@ -104,7 +105,8 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent()}
+	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent(),
+		inflight: make(chan struct{}, rt.cfg.MaxInflight)}
 	log := rt.log.With().Str("conn", conn.id).Logger()
 
 	payload, _ := json.Marshal(rt.wsEvent(conn, "$connect", "CONNECT", r))
@@ -149,9 +151,12 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // readLoop turns every frame into a $default invocation, concurrently, until the socket closes.
+// At most MaxInflight of a connection's frames are handled at once: with that many, the next
+// frame is not read until one ends, and the flooder's own TCP window fills.
 func (rt *Runtime) readLoop(conn *wsConn) {
 	ctx := context.Background()
 	for {
+		conn.inflight <- struct{}{}
 		typ, data, err := conn.c.Read(ctx)
 		if err != nil {
 			status := websocket.CloseStatus(err)
@@ -191,10 +196,12 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 		}
 		done, ok := rt.track()
 		if !ok {
+			<-conn.inflight
 			continue // shutting down: the close that ends this loop is on its way
 		}
 		go func() {
 			defer done()
+			defer func() { <-conn.inflight }()
 			rt.message(conn, ev)
 		}()
 	}

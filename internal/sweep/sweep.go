@@ -5,6 +5,8 @@
 //   - is older than the maximum connection duration (API Gateway closes at 2 hours) or expired;
 //   - is still waiting for connection_init after the init timeout (the lazy check on the next
 //     message cannot catch a client that sends nothing);
+//   - has a principal whose token has expired (it receives nothing more: the fan-out skips it, and
+//     its next message closes it; this closes the ones that stay silent);
 //   - has been idle longer than the idle timeout (API Gateway closes at 10 minutes), as confirmed
 //     by the management API: a connection whose record looks idle is looked up (GetConnection); if
 //     it is gone, or API Gateway also saw nothing for that long, it is removed, otherwise its
@@ -26,6 +28,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
@@ -88,6 +91,7 @@ type Stats struct {
 	Scanned     int
 	Expired     int64 // past the maximum duration or the TTL
 	InitTimeout int64
+	Principal   int64 // their principal's token expired
 	Idle        int64 // idle per API Gateway too
 	Gone        int64 // API Gateway no longer knew them
 	Refreshed   int64 // looked idle here, but API Gateway saw activity
@@ -95,24 +99,27 @@ type Stats struct {
 }
 
 // Removed is the number of connections removed.
-func (st Stats) Removed() int64 { return st.Expired + st.InitTimeout + st.Idle + st.Gone }
+func (st Stats) Removed() int64 {
+	return st.Expired + st.InitTimeout + st.Principal + st.Idle + st.Gone
+}
 
 // outcome is what a run did with one connection.
 type outcome int
 
 const (
-	kept        outcome = iota // not stale
-	expired                    // past the maximum duration or the TTL: removed
-	initTimeout                // no connection_init within the init timeout: removed
-	idle                       // idle here and at API Gateway: removed
-	gone                       // API Gateway no longer knows it: removed
-	refreshed                  // idle here, active at API Gateway: its activity recorded, kept
-	failed                     // stale, but removing it failed
-	outcomes                   // the number of outcomes
+	kept             outcome = iota // not stale
+	expired                         // past the maximum duration or the TTL: removed
+	initTimeout                     // no connection_init within the init timeout: removed
+	principalExpired                // its principal's token expired: removed
+	idle                            // idle here and at API Gateway: removed
+	gone                            // API Gateway no longer knows it: removed
+	refreshed                       // idle here, active at API Gateway: its activity recorded, kept
+	failed                          // stale, but removing it failed
+	outcomes                        // the number of outcomes
 )
 
 func (o outcome) String() string {
-	return [...]string{"kept", "expired", "init timeout", "idle", "gone", "refreshed", "failed"}[o]
+	return [...]string{"kept", "expired", "init timeout", "principal expired", "idle", "gone", "refreshed", "failed"}[o]
 }
 
 // HandleSchedule is the handler of the scheduled event.
@@ -147,12 +154,13 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 	}
 	g.Wait()
 	st.Expired, st.InitTimeout, st.Idle, st.Gone = counts[expired].Load(), counts[initTimeout].Load(), counts[idle].Load(), counts[gone].Load()
+	st.Principal = counts[principalExpired].Load()
 	st.Refreshed, st.Failed = counts[refreshed].Load(), counts[failed].Load()
 	e := log.Debug()
 	if st.Removed() > 0 || st.Failed > 0 {
 		e = log.Info()
 	}
-	e.Int("scanned", st.Scanned).Int64("expired", st.Expired).Int64("initTimeout", st.InitTimeout).
+	e.Int("scanned", st.Scanned).Int64("expired", st.Expired).Int64("initTimeout", st.InitTimeout).Int64("principalExpired", st.Principal).
 		Int64("idle", st.Idle).Int64("gone", st.Gone).Int64("refreshed", st.Refreshed).Int64("failed", st.Failed).Msg("swept connections")
 	if listErr != nil {
 		return st, fmt.Errorf("sweep: list connections: %w", listErr)
@@ -168,6 +176,8 @@ func (s *Sweeper) stale(c store.Connection, now time.Time) outcome {
 		return expired
 	case c.State == store.StatePending && now.Sub(c.ConnectedAt) > s.cfg.InitTimeout:
 		return initTimeout
+	case auth.ExpiredJSON(c.Principal, now):
+		return principalExpired
 	case now.Sub(c.LastActive()) > s.cfg.IdleTimeout:
 		return idle
 	}
