@@ -46,6 +46,10 @@ type Options struct {
 	// wss://{api-id}.execute-api.{region}.amazonaws.com/{stage}: pass it here (WebSocketURLFor
 	// derives it from the management endpoint).
 	WebSocketURL string
+	// InvokePath is the path of the local runtime's invoke endpoint on the page's own host; only
+	// the local runtime sets it. The demo then offers a dev aid: a form that posts a test
+	// announcement there as an EventBridge event. Empty (a deployed stage): no such form.
+	InvokePath string
 }
 
 // Pages serves GraphiQL at / and at GET /graphql (to browsers: see WantsHTML), and the chat demo
@@ -66,7 +70,11 @@ func New(opts Options) (*Pages, error) {
 	cfg := struct {
 		HTTPURL      string `json:"httpURL,omitempty"`
 		WebSocketURL string `json:"webSocketURL,omitempty"`
-	}{opts.HTTPURL, opts.WebSocketURL}
+		InvokePath   string `json:"invokePath,omitempty"`
+	}{opts.HTTPURL, opts.WebSocketURL, opts.InvokePath}
+	if p := opts.InvokePath; p != "" && (!strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\")) {
+		return nil, fmt.Errorf("web: InvokePath: want a path on the page's host, such as /2015-03-31/functions/function/invocations, got %q", p)
+	}
 	if opts.HTTPURL != "" {
 		origin, err := origin(opts.HTTPURL, "http", "https")
 		if err != nil {

@@ -266,6 +266,25 @@ func TestDeployedConfiguration(t *testing.T) {
 	}
 }
 
+// TestInvokePath: the local runtime's invoke path reaches the pages' configuration (the demo's
+// test-announcement form appears only then); anything but a path on the page's host is refused.
+func TestInvokePath(t *testing.T) {
+	const path = "/2015-03-31/functions/function/invocations"
+	p := newPages(t, web.Options{InvokePath: path})
+	var cfg map[string]string
+	if err := json.Unmarshal([]byte(configOf(t, body(t, get(t, p, "GET", "/demo", nil)))), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg) != 1 || cfg["invokePath"] != path {
+		t.Errorf("configuration %v, want only invokePath %s", cfg, path)
+	}
+	for _, bad := range []string{"invocations", "//evil.example/x", "http://127.0.0.1:4000" + path, path + "?x=1", path + "#x", `/\evil.example`} {
+		if _, err := web.New(web.Options{InvokePath: bad}); err == nil {
+			t.Errorf("New(InvokePath: %q) accepted it", bad)
+		}
+	}
+}
+
 // TestDeployedStage runs GraphiQL through the Lambda handler as a deployed stage would (Wrap
 // around the API's HTTP handler, under the router): a browser's GET /graphql gets the page,
 // gzip-encoded and base64 in the event response, well under Lambda's 6 MB response limit; every

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
@@ -115,7 +116,9 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		return nil, err
 	}
 	addr := ln.Addr().String()
-	pages, err := web.New(web.Options{}) // GraphiQL and the demo, on this host
+	// GraphiQL and the demo, on this host; the demo offers to send test announcements through the
+	// invoke endpoint.
+	pages, err := web.New(web.Options{InvokePath: facts.InvokePath})
 	if err != nil {
 		ln.Close()
 		s.Close()
