@@ -1,7 +1,9 @@
 // The endpoints a page talks to. The server writes them into the page's
-// <script id="lambdaws-config" type="application/json"> element as {"httpURL", "webSocketURL"}; an
-// empty or missing one means the page's own server: "graphql" relative to the page for HTTP, and
-// the same URL with ws: or wss: (after the page's scheme) for the WebSocket.
+// <script id="lambdaws-config" type="application/json"> element as {"httpURL", "webSocketURL",
+// "invokePath"}; an empty or missing URL means the page's own server: "graphql" relative to the
+// page for HTTP, and the same URL with ws: or wss: (after the page's scheme) for the WebSocket.
+// invokePath is set by the local runtime only: its invoke endpoint on the page's host (invokeURL),
+// null elsewhere.
 export function readConfig(doc = document, loc = window.location) {
   let cfg = {};
   try {
@@ -17,7 +19,8 @@ export function readConfig(doc = document, loc = window.location) {
     webSocketURL = new URL(httpURL.href);
     webSocketURL.protocol = httpURL.protocol === 'https:' ? 'wss:' : 'ws:';
   }
-  return { httpURL: httpURL.href, webSocketURL: webSocketURL.href };
+  const invokeURL = typeof cfg.invokePath === 'string' && cfg.invokePath.startsWith('/') ? new URL(cfg.invokePath, loc.origin).href : null;
+  return { httpURL: httpURL.href, webSocketURL: webSocketURL.href, invokeURL };
 }
 
 // wsOptions are the graphql-ws client options both pages share. API Gateway closes a connection

@@ -39,8 +39,9 @@ export function createAPI({ httpURL, webSocketURL, wsOptions, onStatus = () => {
     return body.data;
   }
 
-  // subscribe starts a subscription; onData gets each result's data, onError each failure. It
-  // returns the function that ends the subscription.
+  // subscribe starts a subscription; onData gets each result's data, onError each failure: GraphQL
+  // errors in a result, or the subscription's end by failure (.ended; see failure). It returns the
+  // function that ends the subscription (graphql-ws sends complete).
   function subscribe(query, variables, onData, onError) {
     return ws.subscribe(
       { query, variables },
@@ -49,7 +50,7 @@ export function createAPI({ httpURL, webSocketURL, wsOptions, onStatus = () => {
           if (result.errors?.length) onError(new Error(result.errors.map((e) => e.message).join('; ')));
           if (result.data) onData(result.data);
         },
-        error: (err) => onError(err instanceof Error ? err : new Error(describe(err))),
+        error: (err) => onError(Object.assign(failure(err), { ended: true })),
         complete: () => {},
       },
     );
@@ -58,8 +59,12 @@ export function createAPI({ httpURL, webSocketURL, wsOptions, onStatus = () => {
   return { request, subscribe };
 }
 
-function describe(err) {
-  if (Array.isArray(err)) return err.map((e) => e.message).join('; ');
-  if (err && typeof err === 'object' && 'code' in err) return `the socket closed (${err.code} ${err.reason || ''})`.trim();
-  return String(err);
+// failure turns what graphql-ws reports to a subscription's error sink into an Error: the server's
+// GraphQL errors when it refused the subscription (.refused is true; the messages are the server's),
+// the close event of a socket that closed for good, or anything else.
+function failure(err) {
+  if (Array.isArray(err)) return Object.assign(new Error(err.map((e) => e.message).join('; ')), { refused: true });
+  if (err instanceof Error) return err;
+  if (err && typeof err === 'object' && 'code' in err) return new Error(`the socket closed (${err.code} ${err.reason || ''})`.trim());
+  return new Error(String(err));
 }

@@ -1,18 +1,11 @@
-// A room's state: its messages by id, kept current by its feeds (the subscriptions that change it)
-// and shown through filters (predicates a message must pass to be shown).
+// A room's state: its messages by id and its latest announcements, kept current by its feeds (the
+// subscriptions that change it), and narrowed by the room's filters (see filters.js): the server
+// sends only what passes them, and what the room already holds is shown only when it passes too.
 //
-// To add a live feature, add a feed: the room subscribes to every feed when it opens and ends them
-// all when it closes. For example, announcements:
-//
-//   feeds.push({
-//     name: 'announcement',
-//     query: 'subscription($roomId: ID!, $filter: String) { announcement(roomId: $roomId, filter: $filter) { text } }',
-//     variables: (room) => ({ roomId: room.id, filter: room.options.announcementFilter }),
-//     apply: (room, data) => room.emit('announcement', data.announcement),
-//   });
-//
-// and a view listens with room.on('announcement', ...). A message filter is room.setFilter(name,
-// predicate); room.setFilter(name, null) removes it.
+// To add a live feature, add a feed: the room subscribes to every feed when it opens, subscribes
+// again to each feed whose variables changed when its filters change, and ends them all when it
+// closes. A view listens with room.on(event, fn).
+import { matches } from './filters.js';
 
 const fields = 'id roomId author text createdAt editedAt';
 
@@ -24,43 +17,54 @@ export const ops = {
   remove: `mutation Delete($roomId: ID!, $id: ID!) { deleteMessage(roomId: $roomId, id: $id) { id } }`,
 };
 
-// feeds are the subscriptions every open room runs.
+// feeds are the subscriptions every open room runs; an undefined filter is left out of the
+// variables, so the field is not filtered.
 export const feeds = [
   {
     name: 'messageAdded',
-    query: `subscription Added($roomId: ID!) { messageAdded(roomId: $roomId) { ${fields} } }`,
-    variables: (room) => ({ roomId: room.id }),
+    query: `subscription Added($roomId: ID!, $filter: MessageFilter) { messageAdded(roomId: $roomId, filter: $filter) { ${fields} } }`,
+    variables: (room) => ({ roomId: room.id, filter: room.filters.messages }),
     apply: (room, data) => room.upsert(data.messageAdded),
   },
   {
     name: 'messageEdited',
-    query: `subscription Edited($roomId: ID!) { messageEdited(roomId: $roomId) { ${fields} } }`,
-    variables: (room) => ({ roomId: room.id }),
+    query: `subscription Edited($roomId: ID!, $filter: MessageFilter) { messageEdited(roomId: $roomId, filter: $filter) { ${fields} } }`,
+    variables: (room) => ({ roomId: room.id, filter: room.filters.authors }),
     apply: (room, data) => room.upsert(data.messageEdited),
   },
   {
     name: 'messageDeleted',
-    query: `subscription Deleted($roomId: ID!) { messageDeleted(roomId: $roomId) { id } }`,
-    variables: (room) => ({ roomId: room.id }),
+    query: `subscription Deleted($roomId: ID!, $filter: MessageFilter) { messageDeleted(roomId: $roomId, filter: $filter) { id } }`,
+    variables: (room) => ({ roomId: room.id, filter: room.filters.authors }),
     apply: (room, data) => room.remove(data.messageDeleted.id),
+  },
+  {
+    name: 'announcement',
+    query: `subscription Announcement($roomId: ID!, $filter: AnnouncementFilter) { announcement(roomId: $roomId, filter: $filter) { id roomId text priority at } }`,
+    variables: (room) => ({ roomId: room.id, filter: room.filters.announcements }),
+    apply: (room, data) => room.announce(data.announcement),
   },
 ];
 
-// How many messages a room loads when it opens (the API allows 1..500).
+// How many messages a room loads when it opens (the API allows 1..500), and how many
+// announcements it keeps (they are not stored: a room shows those that arrived while it was open).
 export const historySize = 50;
+export const announcementsKept = 20;
 
 // Room is one open room. Events: "change" (message, or null after a reload), "remove" (id),
-// "error" (Error), plus whatever a feed emits.
+// "announcement" (announcement, or null after the filters changed), "error" (Error, with .feed
+// naming the feed whose subscription failed and .refused when the server refused it).
 export class Room {
-  constructor(api, id, options = {}) {
+  // filters: narrowing()'s result.
+  constructor(api, id, filters = {}) {
     this.api = api;
     this.id = id;
-    this.options = options;
+    this.filters = filters;
     this.messages = new Map(); // id → message
     this.deleted = new Set(); // ids deleted while a load was in flight
-    this.filters = new Map(); // name → predicate
+    this.announcements = new Map(); // id → announcement, in arrival order
+    this.subscriptions = new Map(); // feed name → {key: its variables as JSON, stop}
     this.listeners = new Map(); // event → [fn]
-    this.stops = [];
   }
 
   on(event, fn) {
@@ -73,20 +77,48 @@ export class Room {
     for (const fn of this.listeners.get(event) ?? []) fn(value);
   }
 
-  // open subscribes to every feed first, then loads the history, so that nothing written in
-  // between is missed; an event that arrives before the history is merged with it by id.
-  async open() {
+  // open subscribes to every feed, then loads the history.
+  open() {
+    return this.subscribe();
+  }
+
+  // setFilters narrows the room anew: what it holds is shown through the new filters at once, and
+  // each feed whose variables changed is subscribed again (see subscribe).
+  setFilters(filters) {
+    this.filters = filters;
+    this.emit('change', null);
+    this.emit('announcement', null);
+    return this.subscribe();
+  }
+
+  // subscribe (re)subscribes each feed that has no live subscription with its current variables:
+  // the old one is completed first, then the new one starts. Then, if any feed changed, it loads
+  // the history, so that nothing written in between is missed; an event that arrives before the
+  // history is merged with it by id.
+  async subscribe() {
+    let changed = false;
     for (const feed of feeds) {
-      this.stops.push(
-        this.api.subscribe(
-          feed.query,
-          feed.variables(this),
-          (data) => feed.apply(this, data),
-          (err) => this.emit('error', new Error(`${feed.name}: ${err.message}`)),
-        ),
+      const variables = feed.variables(this);
+      const key = JSON.stringify(variables);
+      const old = this.subscriptions.get(feed.name);
+      if (old?.key === key) continue;
+      old?.stop();
+      const sub = { key };
+      sub.stop = this.api.subscribe(
+        feed.query,
+        variables,
+        (data) => feed.apply(this, data),
+        (err) => {
+          // A subscription that ended by failure is started again by the next subscribe().
+          if (err.ended && this.subscriptions.get(feed.name) === sub) this.subscriptions.delete(feed.name);
+          err.feed = feed.name;
+          this.emit('error', err);
+        },
       );
+      this.subscriptions.set(feed.name, sub);
+      changed = true;
     }
-    await this.reload();
+    if (changed) await this.reload();
   }
 
   // reload loads the last messages again (after a reconnect, when events may have been missed).
@@ -103,7 +135,8 @@ export class Room {
   }
 
   close() {
-    for (const stop of this.stops.splice(0)) stop();
+    for (const sub of this.subscriptions.values()) sub.stop();
+    this.subscriptions.clear();
   }
 
   upsert(m) {
@@ -119,16 +152,23 @@ export class Room {
     if (this.messages.delete(id)) this.emit('remove', id);
   }
 
-  // list returns the messages that pass every filter, oldest first (ids are ULIDs: they sort by time).
-  list() {
-    const all = [...this.messages.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return all.filter((m) => [...this.filters.values()].every((keep) => keep(m)));
+  // announce adds an announcement; one delivered twice (delivery is at least once) is kept once.
+  announce(a) {
+    if (a.roomId !== this.id || this.announcements.has(a.id)) return;
+    this.announcements.set(a.id, a);
+    if (this.announcements.size > announcementsKept) this.announcements.delete(this.announcements.keys().next().value);
+    this.emit('announcement', a);
   }
 
-  setFilter(name, predicate) {
-    if (predicate) this.filters.set(name, predicate);
-    else this.filters.delete(name);
-    this.emit('change', null);
+  // list returns the messages that pass the filters, oldest first (ids are ULIDs: they sort by time).
+  list() {
+    const all = [...this.messages.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return all.filter((m) => matches(this.filters.messages, m));
+  }
+
+  // announcementList returns the announcements that pass the filters, newest first.
+  announcementList() {
+    return [...this.announcements.values()].reverse().filter((a) => matches(this.filters.announcements, a));
   }
 
   send(author, text) {

@@ -1,5 +1,5 @@
 // The demo's DOM: the message list, kept in step with a Room element by element (so an edit in
-// progress survives other messages arriving), and the forms that act on the room.
+// progress survives other messages arriving), the announcements, and the forms that act on the room.
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
@@ -98,6 +98,31 @@ export class MessageList {
     input.focus();
     input.select();
   }
+}
+
+// showAnnouncements renders a room's announcements, newest first, each with its priority
+// (data-priority; "high" from 5 up, for the style).
+export function showAnnouncements(ol, room) {
+  const items = room.announcementList().map((a) => {
+    const li = document.createElement('li');
+    li.dataset.id = a.id;
+    li.dataset.priority = a.priority;
+    li.className = a.priority >= 5 ? 'high' : '';
+    li.innerHTML = '<span class="priority"></span><span class="text"></span><time></time>';
+    li.querySelector('.priority').textContent = `priority ${a.priority}`;
+    li.querySelector('.text').textContent = a.text;
+    const time = li.querySelector('time');
+    time.dateTime = a.at;
+    time.textContent = timeFormat.format(new Date(a.at));
+    return li;
+  });
+  if (items.length === 0) {
+    const empty = document.createElement('li');
+    empty.className = 'empty';
+    empty.textContent = 'No announcements since you opened the room.';
+    items.push(empty);
+  }
+  ol.replaceChildren(...items);
 }
 
 // Status shows the connection's state.
