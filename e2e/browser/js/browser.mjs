@@ -46,9 +46,10 @@ export function watch(page, name) {
   return page;
 }
 
-// shot saves a screenshot of the page as <artifacts>/<file> and records what it shows.
-export async function shot(page, file, shows) {
-  await page.screenshot({ path: path.join(artifacts, file) });
+// shot saves a screenshot of the page (the viewport; the whole page with fullPage) as
+// <artifacts>/<file> and records what it shows.
+export async function shot(page, file, shows, { fullPage = false } = {}) {
+  await page.screenshot({ path: path.join(artifacts, file), fullPage });
   emit({ kind: 'screenshot', file, shows });
 }
 
