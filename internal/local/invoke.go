@@ -18,7 +18,17 @@ import (
 // returns an error (a function error). A body over facts.MaxInvokePayload is refused with 413, as
 // Lambda refuses it, without invoking (by its Content-Length before it is read, when it declares
 // one). A client that goes away cancels the invocation's context.
+//
+// Unlike the emulator, it refuses a request a browser sends from a page of another origin (403,
+// without invoking): a plain-text POST needs no CORS preflight, so without this any web page open
+// in a developer's browser could feed the local runtime events (fake announcements, invalidations,
+// stream batches). The runtime's own pages (the demo's dev aid) are on its origin.
 func (rt *Runtime) serveInvoke(w http.ResponseWriter, r *http.Request) {
+	if o := crossOrigin(r); o != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		refuse(w, "invoke from a page of another origin ("+o+")")
+		writeAPIError(w, http.StatusForbidden, "ForbiddenException", "the invoke endpoint takes no requests from pages of other origins")
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeAPIError(w, http.StatusMethodNotAllowed, "", "POST the event JSON to invoke the function")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -89,4 +90,41 @@ func (c contextRecorder) Invoke(ctx context.Context, payload []byte) ([]byte, er
 		*c.ids = append(*c.ids, lc.AwsRequestID)
 	}
 	return c.h.Invoke(ctx, payload)
+}
+
+// TestInvokeEndpointRefusesOtherOrigins: a page of another origin cannot invoke the handler
+// through the endpoint (a plain-text POST needs no preflight, so the browser would send it); the
+// runtime's own pages and clients that are not browsers can.
+func TestInvokeEndpointRefusesOtherOrigins(t *testing.T) {
+	var calls atomic.Int32
+	h := &handler{fn: func(map[string]any, []byte) ([]byte, error) { calls.Add(1); return []byte(`{}`), nil }}
+	addr, _ := serve(t, local.Config{Handler: h})
+	event := `{"version":"0","id":"x","detail-type":"chat.announcement","source":"a","detail":{}}`
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		want    int
+	}{
+		{"no origin (curl, bootstrap publish)", nil, http.StatusOK},
+		{"the runtime's own page", map[string]string{"Origin": "http://" + addr, "Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		{"another site's page", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"a sandboxed page", map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"cross-site without an origin", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+	} {
+		before := calls.Load()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+facts.InvokePath, strings.NewReader(event))
+		req.Header.Set("Content-Type", "text/plain")
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		invoked := calls.Load() > before
+		if resp.StatusCode != tc.want || invoked != (tc.want == http.StatusOK) {
+			t.Errorf("%s: status %d, invoked %v; want %d", tc.name, resp.StatusCode, invoked, tc.want)
+		}
+	}
 }
