@@ -127,6 +127,7 @@ type Registry interface {
 // Store is everything a backend provides.
 type Store interface {
 	Registry
+	FanoutState
 	Data
 	Close() error
 }

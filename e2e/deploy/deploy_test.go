@@ -636,7 +636,7 @@ func (c *checker) checkIAM(ids *stackIDs) {
 	// Exact dynamodb and sqs grants per resource.
 	want := map[string][]string{}
 	if ids.registry != "" {
-		want["${"+ids.registry+".Arn}"] = []string{"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+		want["${"+ids.registry+".Arn}"] = []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
 	}
 	if ids.data != "" {
 		want["${"+ids.data+".Arn}"] = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}

@@ -14,20 +14,20 @@ import (
 
 type nopRegistry struct{}
 
-func (nopRegistry) Pages(context.Context, string, string, string) iter.Seq2[Page, error] {
+func (nopRegistry) TopicPages(context.Context, string, string, string) iter.Seq2[Page, error] {
 	return func(func(Page, error) bool) {}
 }
-func (nopRegistry) Get(context.Context, string, []SubKey) ([]store.Subscription, error) {
+func (nopRegistry) TopicSubscriptions(context.Context, string, []SubKey) ([]store.Subscription, error) {
 	return nil, nil
 }
-func (nopRegistry) Cursors(context.Context, string, string, string, int) ([]string, error) {
+func (nopRegistry) TopicCursors(context.Context, string, string, string, int) ([]string, error) {
 	return nil, nil
 }
 func (nopRegistry) DeleteConnection(context.Context, string) error { return nil }
-func (nopRegistry) Progress(context.Context, []string) (map[string]Progress, error) {
+func (nopRegistry) FanoutProgress(context.Context, []string) (map[string]Progress, error) {
 	return nil, nil
 }
-func (nopRegistry) SaveProgress(context.Context, []Progress) error { return nil }
+func (nopRegistry) SaveFanoutProgress(context.Context, []Progress) error { return nil }
 
 type constRenderer struct{}
 

@@ -34,7 +34,7 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 	var rows map[string]Progress
 	if len(keys) > 0 {
 		var err error
-		if rows, err = e.cfg.Registry.Progress(inv.work, keys); err != nil {
+		if rows, err = e.cfg.Registry.FanoutProgress(inv.work, keys); err != nil {
 			reason := ReasonRegistry
 			if inv.work.Err() != nil {
 				reason = ReasonDeadline
@@ -198,7 +198,7 @@ func (inv *invocation) markDone(outs []Outcome, nodes [][]*node, nodeOuts [][]Ou
 	ctx, cancel := inv.tail()
 	defer cancel()
 	inv.stats.progressWrites.Add(int64(len(rows)))
-	if err := inv.e.cfg.Registry.SaveProgress(ctx, rows); err != nil {
+	if err := inv.e.cfg.Registry.SaveFanoutProgress(ctx, rows); err != nil {
 		inv.log.Warn().Err(err).Int("rows", len(rows)).Msg("mark delivered records done; a retry delivers them again")
 	}
 }

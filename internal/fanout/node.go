@@ -154,7 +154,7 @@ func (n *node) deliverOwn(after string) Outcome {
 		subsRead  int
 	)
 	if n.keys != nil {
-		subs, err := e.cfg.Registry.Get(inv.work, n.ev.Topic, n.keys)
+		subs, err := e.cfg.Registry.TopicSubscriptions(inv.work, n.ev.Topic, n.keys)
 		if err != nil {
 			readErr = err
 		} else {
@@ -164,7 +164,7 @@ func (n *node) deliverOwn(after string) Outcome {
 		}
 	} else {
 		broke := false
-		for pg, err := range e.cfg.Registry.Pages(inv.work, n.ev.Topic, after, n.until) {
+		for pg, err := range e.cfg.Registry.TopicPages(inv.work, n.ev.Topic, after, n.until) {
 			if err != nil {
 				readErr = err
 				broke = true
@@ -590,7 +590,7 @@ func (n *node) saveState(done bool) error {
 func (n *node) save(ctx context.Context, row Progress) error {
 	row.ExpiresAt = n.inv.expires()
 	n.inv.stats.progressWrites.Add(1)
-	if err := n.e.cfg.Registry.SaveProgress(ctx, []Progress{row}); err != nil {
+	if err := n.e.cfg.Registry.SaveFanoutProgress(ctx, []Progress{row}); err != nil {
 		n.inv.log.Warn().Err(err).Str("key", n.key).Str("event", n.ev.ID).Msg("save fan-out progress")
 		return err
 	}
@@ -608,7 +608,7 @@ func (n *node) shouldChunk(read int) bool {
 func (n *node) plan(cur string) bool {
 	n.planned = true
 	inv, e := n.inv, n.e
-	bounds, err := e.cfg.Registry.Cursors(inv.work, n.ev.Topic, cur, n.until, e.cfg.ChunkSize)
+	bounds, err := e.cfg.Registry.TopicCursors(inv.work, n.ev.Topic, cur, n.until, e.cfg.ChunkSize)
 	if err != nil {
 		inv.log.Warn().Err(err).Str("event", n.ev.ID).Str("topic", n.ev.Topic).Msg("plan chunks; delivering inline")
 		return false
@@ -709,7 +709,7 @@ func (n *node) waitForParts() Outcome {
 	delay := n.e.cfg.PollInterval
 	for {
 		expanded := false
-		rows, err := n.e.cfg.Registry.Progress(inv.work, pending)
+		rows, err := n.e.cfg.Registry.FanoutProgress(inv.work, pending)
 		if err == nil {
 			next := pending[:0:0]
 			for _, k := range pending {
