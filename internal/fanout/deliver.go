@@ -172,7 +172,8 @@ func (inv *invocation) record(r *Record, keys []string, rows map[string]Progress
 // markDone writes done markers for the events that were delivered but will be delivered again:
 // a DynamoDB stream resumes from the lowest reported record, so every record after it, and the
 // done events of a reported record, come back. A single-page event writes no row when it
-// completes, so it gets one here, and only here.
+// completes, so it gets one here, and only here. With Config.MarkAll every delivered event is
+// marked.
 func (inv *invocation) markDone(outs []Outcome, nodes [][]*node, nodeOuts [][]Outcome) {
 	first := -1
 	for i, o := range outs {
@@ -180,6 +181,9 @@ func (inv *invocation) markDone(outs []Outcome, nodes [][]*node, nodeOuts [][]Ou
 			first = i
 			break
 		}
+	}
+	if inv.e.cfg.MarkAll {
+		first = 0
 	}
 	if first < 0 {
 		return

@@ -36,7 +36,8 @@
 // Deliver (every event of the batch in one call; needed to skip what a retry already did) and
 // one per Continue; waiting for parts polls their rows with backoff. Writes: none for an event
 // whose topic fits one page and completes (the common case: a retry of it delivers it again,
-// which extensions.event lets clients recognise); for a multi-page topic, at most one per page
+// which extensions.event lets clients recognise), unless Config.MarkAll asks for a done marker
+// for every event, written together at the end of Deliver; for a multi-page topic, at most one per page
 // (the cursor after the last fully delivered page, written when it moves) and one done marker;
 // one per part, always (the waiting record reads it); and, when a batch has a failed or carried
 // record, one done marker for each event delivered after it, because the stream resumes from
@@ -218,6 +219,11 @@ type Config struct {
 	// PollInterval is the first wait between reads of chunk done markers; it doubles up to one
 	// second. Default 50 ms.
 	PollInterval time.Duration
+	// MarkAll writes a done marker for every event Deliver delivers (in one write at its end),
+	// so that a record delivered again, whole (a Lambda retry after a timeout or a crash, a
+	// duplicate), is skipped instead of reaching its subscribers twice. Off, only the events that
+	// will come back (after a failed or carried record) and multi-page events are marked.
+	MarkAll bool
 }
 
 // Engine delivers batches of records and continuations. It is safe for concurrent use; its

@@ -1013,3 +1013,38 @@ func TestAPartWhoseDoneMarkerIsNotSavedFails(t *testing.T) {
 		t.Fatalf("%+v", out)
 	}
 }
+
+// TestMarkAllSkipsARecordDeliveredAgain: with MarkAll, a batch delivered whole a second time (a
+// Lambda retry after a timeout, a duplicate) reaches nobody twice, for a single-page topic too;
+// without it, the single-page event is delivered again (extensions.event tells the client).
+func TestMarkAllSkipsARecordDeliveredAgain(t *testing.T) {
+	for _, markAll := range []bool{false, true} {
+		t.Run(fmt.Sprint("MarkAll=", markAll), func(t *testing.T) {
+			s := newSetup(10)
+			s.cfg.MarkAll = markAll
+			s.reg.add("small", subs(3, "a")...)
+			s.reg.add("big", subs(25, "b")...)
+			e := s.engine(t)
+			batch := []fanout.Record{record("e1", "1", "small"), record("e2", "2", "big")}
+			for range 2 {
+				outs, _ := e.Deliver(context.Background(), batch)
+				for i, o := range outs {
+					if o.Status != fanout.Done {
+						t.Fatalf("record %d: %+v", i, o)
+					}
+				}
+			}
+			byConn := s.poster.byConn()
+			want := 1
+			if !markAll {
+				want = 2 // the single-page event has no marker; the multi-page one has
+			}
+			if n := len(byConn["a00000"]); n != want {
+				t.Fatalf("a subscriber of the single-page topic got %d frames, want %d", n, want)
+			}
+			if n := len(byConn["b00000"]); n != 1 {
+				t.Fatalf("a subscriber of the multi-page topic got %d frames, want 1", n)
+			}
+		})
+	}
+}
