@@ -52,6 +52,7 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s := settings{LogLevel: zerolog.InfoLevel, WebSocketEndpoint: getenv("WEBSOCKET_ENDPOINT"),
 		DynamoDBEndpoint: getenv("AWS_ENDPOINT_URL_DYNAMODB")}
 	s.RegistryTable, s.DataTable = getenv("REGISTRY_TABLE"), getenv("DATA_TABLE")
+	s.ChunkQueueURL = getenv("CHUNK_QUEUE_URL")
 	var errs []error
 	if v := getenv("LOG_LEVEL"); v != "" {
 		lvl, err := zerolog.ParseLevel(v)
@@ -66,6 +67,13 @@ func readSettings(getenv func(string) string) (settings, error) {
 			errs = append(errs, fmt.Errorf("DELIVERY_CONCURRENCY: want a positive integer, got %q", v))
 		}
 		s.DeliveryConcurrency = n
+	}
+	if v := getenv("CHUNK_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n == 0 {
+			errs = append(errs, fmt.Errorf("CHUNK_SIZE: want a non-zero integer (negative: no chunking), got %q", v))
+		}
+		s.ChunkSize = n
 	}
 	if v := getenv("INIT_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -121,8 +129,10 @@ func runLambda(ctx context.Context, cfg settings) error {
 		return fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	log := zerolog.New(os.Stdout).Level(cfg.LogLevel).With().Timestamp().Logger()
-	h, err := app.Lambda(ctx, cfg.Config, cfg.WebSocketEndpoint, log)
+	// The JSON log lines and the EMF metric lines share stdout, one whole line per write.
+	out := zerolog.SyncWriter(os.Stdout)
+	log := zerolog.New(out).Level(cfg.LogLevel).With().Timestamp().Logger()
+	h, err := app.Lambda(ctx, cfg.Config, cfg.WebSocketEndpoint, out, log)
 	if err != nil {
 		return err
 	}
@@ -164,6 +174,9 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout io.Writer) 
 		dc.DynamoDB = cfg.DynamoDBEndpoint
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(cfg.LogLevel).With().Timestamp().Logger()
+	if cfg.LogLevel <= zerolog.DebugLevel {
+		dc.Metrics = zerolog.SyncWriter(stdout) // the EMF lines Lambda would print, on stdout
+	}
 	d, err := app.StartDev(ctx, cfg.Config, dc, log)
 	if err != nil {
 		return err

@@ -1,300 +1,346 @@
-// Package publish turns a batch of data-table stream records into deliveries: topics, then each topic's subscribers, each subscriber's own rendered result, posted through the management API.
+// Package publish turns what Lambda brings (DynamoDB stream batches, and the chunk queue's SQS messages) into deliveries by the fan-out engine (internal/fanout), and the engine's outcomes into partial batch responses, log lines and metrics.
 //
-// Records are handled in order, one at a time, so a subscriber sees a room's changes in the
-// order they were written. Within a record the topic's subscribers are read page by page and
-// delivered with bounded concurrency; nothing collects them all first. A document is rendered once
-// per distinct (query, operation name, variables, principal) and the result is framed for each
-// subscriber, so ten thousand identical subscriptions cost one execution.
+// One Fanout lives as long as the process: its engine's delivery workers are started on first
+// use and reused by every invocation. A stream batch becomes records (Records: today, the
+// example's mapping, graph.Events); the engine delivers records of different topics concurrently
+// and records of one topic in batch order, renders each distinct operation once per event,
+// frames every result with payload.extensions.event = {"id", "seq"} and posts it through the
+// management API client (internal/mgmt). Its outcomes become the stream's batchItemFailures:
+// a record that failed (the management API or the registry failing, the deadline with nothing
+// to carry to) or that was carried over to the chunk queue at the deadline is reported, with
+// one log line saying why, so Lambda retries it and a later record of its topic cannot overtake
+// it. What the engine hands to the chunk queue comes back as SQS messages marked as
+// continuations (internal/chunkq) and is delivered by HandleQueue, which reports the messages
+// that failed by id (a malformed one too, so that it reaches the queue's dead-letter queue).
 //
-// Failures are sorted by whose they are. A subscriber's failure (gone, throttled past retries,
-// refused) never fails the record: a gone connection is forgotten with its subscriptions, the
-// rest are logged and counted. A failure of the service (the registry cannot be read) reports the
-// record in batchItemFailures and stops the batch, so Lambda retries from exactly there and later
-// records never overtake it. Lambda delivers at least once: a retried record may reach some
-// subscribers twice.
+// Each stream batch and each chunk batch prints one CloudWatch Embedded Metric Format line
+// (Config.Metrics).
 package publish
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"iter"
+	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/graph"
-	"github.com/realtime-gql/lambdaws/internal/facts"
-	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/internal/chunkq"
+	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 )
-
-// Registry is the part of the store the fan-out uses.
-type Registry interface {
-	Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error]
-	DeleteConnection(ctx context.Context, id string) error
-}
 
 // Renderer executes a stored subscription against one event; *graph.Executor satisfies it.
 type Renderer interface {
 	Render(ctx context.Context, req graph.Request, ev *graph.Event) *graphql.Response
 }
 
-// Poster is the one management API call the fan-out makes; *apigatewaymanagementapi.Client
-// satisfies it.
-type Poster interface {
-	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+// Gateway is what the fan-out asks of the management API: posting, and closing the connections
+// of expired principals. *mgmt.Client satisfies it; SDK adapts the SDK's client.
+type Gateway interface {
+	// Post sends one message, retrying as its policy allows within ctx; errors are classified
+	// by Classify.
+	Post(ctx context.Context, connID string, data []byte) error
+	// Delete closes a connection.
+	Delete(ctx context.Context, connID string) error
 }
 
-// Errors a delivery can end with.
-var (
-	// ErrGone: the connection no longer exists; it is forgotten.
-	ErrGone = errors.New("publish: connection gone")
-	// ErrTooLarge: the result exceeds MaxMessage; the subscriber gets an error result instead.
-	ErrTooLarge = errors.New("publish: result too large")
-)
+// DefaultNamespace is the CloudWatch namespace of the metrics.
+const DefaultNamespace = "lambdaws"
 
-// DefaultConcurrency is the default number of posts in flight.
-const DefaultConcurrency = 64
-
-// Config holds the Fanout's dependencies and settings.
+// Config holds the Fanout's dependencies and settings. Registry, Renderer and Gateway are
+// required.
 type Config struct {
-	Registry Registry
+	Registry fanout.Registry
 	Renderer Renderer
-	Poster   Poster
-	// Concurrency bounds the posts in flight; default DefaultConcurrency.
+	Gateway  Gateway
+	// Queue is the chunk queue (chunkq.Queue); nil disables chunking, and what is undelivered
+	// at the deadline fails its record instead of being carried.
+	Queue fanout.Queue
+	// Match reports whether an event concerns a subscription beyond its topic (its filter);
+	// nil matches every subscription of the topic. Subscriptions carry no filter yet: the
+	// engine's filter plugs in here.
+	Match func(s *store.Subscription, ev *fanout.Event) bool
+	// Now is the clock principals expire by; default time.Now.
+	Now func() time.Time
+	// Concurrency is the number of delivery workers; default fanout.DefaultConcurrency.
 	Concurrency int
-	// MaxMessage is the largest message posted; default facts.MaxMessage. A larger result is
-	// replaced by a RESULT_TOO_LARGE error.
+	// MaxMessage is the largest message posted; default fanout.DefaultMaxMessage (API
+	// Gateway's 128 KiB). A larger result is replaced by a RESULT_TOO_LARGE error.
 	MaxMessage int
-	// DeadlineMargin: a record is not started when the invocation's deadline is nearer than
-	// this; it and the rest of the batch are reported for retry instead, so work already done
-	// is not redone after a timeout. Default 3s.
-	DeadlineMargin time.Duration
+	// Margin is the deadline margin: no post starts later than this before the invocation's
+	// deadline; default fanout.DefaultMargin.
+	Margin time.Duration
+	// ChunkSize is how many subscribers of a topic one invocation delivers before it splits
+	// the rest into chunks for the queue; default fanout.DefaultChunkSize.
+	ChunkSize int
+	// PollInterval is the first wait between reads of chunk done markers; default fanout's.
+	PollInterval time.Duration
+	// Metrics receives one EMF line per stream batch and per chunk batch; nil prints none.
+	// Writes are whole lines, one Write each.
+	Metrics io.Writer
+	// Namespace is the metrics' CloudWatch namespace; default DefaultNamespace.
+	Namespace string
 }
 
-// Fanout delivers stream batches to subscribers.
+// Fanout handles stream batches and chunk messages. It is safe for concurrent use.
 type Fanout struct {
-	cfg Config
+	cfg    Config
+	once   sync.Once
+	eng    *fanout.Engine
+	expiry expiryCache
+	mmu    sync.Mutex // one metrics line at a time
 }
 
-// New returns a Fanout.
+// New returns a Fanout. Its engine starts on first use; Close stops it.
 func New(cfg Config) *Fanout {
-	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
-	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
-	cfg.DeadlineMargin = cmp.Or(cfg.DeadlineMargin, 3*time.Second)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
 	return &Fanout{cfg: cfg}
 }
 
-// Stats counts what one batch did.
-type Stats struct {
-	Records     int // records handled (including skipped ones)
-	Skipped     int // records that could not be decoded
-	Events      int
-	Subscribers int   // subscriptions read
-	Renders     int64 // executions (one per distinct operation and event)
-	Delivered   int64
-	Filtered    int64 // subscriptions the event did not concern
-	Gone        int64 // deliveries to connections that had gone
-	Failed      int64 // deliveries that failed for another reason
-	TooLarge    int64 // results replaced by an error for their size
+func (f *Fanout) engine() *fanout.Engine {
+	f.once.Do(func() {
+		f.eng = fanout.New(fanout.Config{
+			Registry: f.cfg.Registry, Renderer: renderer{f.cfg.Renderer}, Poster: f.cfg.Gateway, Queue: f.cfg.Queue,
+			Classify: Classify, Match: f.cfg.Match, Expired: f.expired, CloseExpired: f.closeExpired,
+			Concurrency: f.cfg.Concurrency, MaxMessage: f.cfg.MaxMessage, Margin: f.cfg.Margin, ChunkSize: f.cfg.ChunkSize,
+			PollInterval: f.cfg.PollInterval, MarkAll: true,
+		})
+	})
+	return f.eng
 }
 
-// HandleDynamoDB is the stream handler.
+// Close stops the engine's workers; call it once no handler runs.
+func (f *Fanout) Close() {
+	f.once.Do(func() {}) // no engine may start after Close
+	if f.eng != nil {
+		f.eng.Close()
+	}
+}
+
+// Stats is what one stream batch did: the engine's counts, and the records that could not be
+// decoded (logged and acknowledged: retrying cannot fix them).
+type Stats struct {
+	fanout.Stats
+	Malformed int
+}
+
+// HandleDynamoDB is the stream handler: a partial batch response naming every record to retry.
 func (f *Fanout) HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	resp, _ := f.Publish(ctx, ev)
 	return resp, nil
 }
 
-// Publish delivers a batch and reports, besides the partial batch response, what it did.
+// Publish delivers a stream batch and reports, besides the partial batch response, what it did.
 func (f *Fanout) Publish(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, Stats) {
 	log := zerolog.Ctx(ctx)
-	var st Stats
+	recs, malformed := Records(ctx, ev)
 	resp := events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}
-	for _, rec := range ev.Records {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < f.cfg.DeadlineMargin {
-			log.Warn().Str("seq", rec.Change.SequenceNumber).Int("left", len(ev.Records)-st.Records).
-				Msg("invocation deadline near; reporting the rest of the batch for retry")
-			resp.BatchItemFailures = append(resp.BatchItemFailures,
-				events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
-			f.logStats(log, st)
-			return resp, st
-		}
-		st.Records++
-		evs, err := graph.Events(rec)
-		if err != nil {
-			// Undeliverable as it stands: retrying cannot fix it, and blocking the shard would
-			// hold back every later change. Logged, so it is never silent.
-			st.Skipped++
-			log.Error().Err(err).Str("event", rec.EventID).Str("seq", rec.Change.SequenceNumber).Msg("stream record skipped")
+	outs, st := f.engine().Deliver(ctx, recs)
+	for i, out := range outs {
+		if !out.Report(true) {
 			continue
 		}
-		for i := range evs {
-			st.Events++
-			if err := f.deliver(ctx, &evs[i], &st); err != nil {
-				log.Error().Err(err).Str("event", rec.EventID).Str("seq", rec.Change.SequenceNumber).
-					Str("topic", evs[i].Topic).Msg("stream record failed; reporting it for retry")
-				resp.BatchItemFailures = append(resp.BatchItemFailures,
-					events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
-				f.logStats(log, st)
-				return resp, st
+		r := &recs[i]
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: r.Seq})
+		e := log.Error()
+		msg := "stream record failed; reported for retry"
+		switch {
+		case out.Status == fanout.Carried:
+			e, msg = log.Warn(), "stream record carried to the chunk queue; reported so that its retry waits for the chunks"
+		case out.Reason == fanout.ReasonBlocked || out.Reason == fanout.ReasonWaiting:
+			e = log.Warn()
+		}
+		e.Err(out.Err).Str("event", r.ID).Str("seq", r.Seq).Str("status", out.Status.String()).
+			Str("reason", out.Reason.String()).Msg(msg)
+	}
+	stats := Stats{Stats: st, Malformed: malformed}
+	f.logBatch(log, "stream", stats.Stats, malformed, len(resp.BatchItemFailures))
+	f.metrics("stream", st)
+	return resp, stats
+}
+
+// Records turns a stream batch into the engine's records with the example's mapping
+// (graph.Events): each record's events, identified by its eventID and sequence number. A record
+// that cannot be decoded is logged, counted and left out (acknowledged: a retry cannot fix it,
+// and blocking the shard would hold back every later change).
+func Records(ctx context.Context, ev events.DynamoDBEvent) (recs []fanout.Record, malformed int) {
+	recs = make([]fanout.Record, 0, len(ev.Records))
+	for _, rec := range ev.Records {
+		gevs, err := graph.Events(rec)
+		if err == nil {
+			var evs []fanout.Event
+			for _, g := range gevs {
+				payload, merr := json.Marshal(g.Message)
+				if merr != nil {
+					err = merr
+					break
+				}
+				evs = append(evs, fanout.Event{ID: rec.EventID, Seq: rec.Change.SequenceNumber, Field: g.Field, Topic: g.Topic, Payload: payload})
+			}
+			if err == nil {
+				recs = append(recs, fanout.Record{ID: rec.EventID, Seq: rec.Change.SequenceNumber, Events: evs,
+					Created: rec.Change.ApproximateCreationDateTime.Time})
+				continue
 			}
 		}
+		malformed++
+		zerolog.Ctx(ctx).Error().Err(err).Str("event", rec.EventID).Str("seq", rec.Change.SequenceNumber).
+			Msg("stream record skipped: it cannot be decoded")
 	}
-	f.logStats(log, st)
-	return resp, st
+	return recs, malformed
 }
 
-func (f *Fanout) logStats(log *zerolog.Logger, st Stats) {
-	e := log.Debug()
-	switch {
-	case st.Failed > 0 || st.Skipped > 0 || st.TooLarge > 0:
-		e = log.Warn()
-	case st.Delivered > 0 || st.Gone > 0:
-		e = log.Info()
-	}
-	e.Int("records", st.Records).Int("skipped", st.Skipped).Int("subscribers", st.Subscribers).
-		Int64("renders", st.Renders).Int64("delivered", st.Delivered).Int64("filtered", st.Filtered).
-		Int64("gone", st.Gone).Int64("failed", st.Failed).Int64("tooLarge", st.TooLarge).Msg("batch published")
-}
-
-// rendered is one distinct operation's result for the event being delivered.
-type rendered struct {
-	once    sync.Once
-	payload json.RawMessage // nil when the event does not concern the operation
-	tooBig  bool
-}
-
-// delivery is the shared state of one event's fan-out.
-type delivery struct {
-	ev      *graph.Event
-	mu      sync.Mutex
-	renders map[string]*rendered
-	gone    sync.Map // connection id → struct{}: forgotten once per event
-	// counters updated by the workers
-	renderN, delivered, filtered, goneN, failed, tooLarge atomic.Int64
-}
-
-// deliver fans one event out to its topic's subscribers. It returns an error only when the
-// subscribers could not be read.
-func (f *Fanout) deliver(ctx context.Context, ev *graph.Event, st *Stats) error {
-	d := &delivery{ev: ev, renders: map[string]*rendered{}}
-	var g errgroup.Group
-	g.SetLimit(f.cfg.Concurrency)
-	var readErr error
-	for sub, err := range f.cfg.Registry.Subscriptions(ctx, ev.Topic) {
-		if err != nil {
-			readErr = err
-			break
+// HandleQueue is the SQS handler: messages marked as continuations are delivered by the engine,
+// every other message goes to the CloudEvents handler (cloudEvents). The response names every
+// message to redeliver.
+func (f *Fanout) HandleQueue(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var conts, others []events.SQSMessage
+	for _, m := range ev.Records {
+		if chunkq.IsContinuation(m) {
+			conts = append(conts, m)
+		} else {
+			others = append(others, m)
 		}
-		st.Subscribers++
-		g.Go(func() error {
-			f.deliverOne(ctx, d, sub)
-			return nil
+	}
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	if len(conts) > 0 {
+		fails, _ := f.Continue(ctx, conts)
+		resp.BatchItemFailures = append(resp.BatchItemFailures, fails...)
+	}
+	if len(others) > 0 {
+		resp.BatchItemFailures = append(resp.BatchItemFailures, f.cloudEvents(ctx, events.SQSEvent{Records: others}).BatchItemFailures...)
+	}
+	return resp, nil
+}
+
+// cloudEvents handles the SQS messages that are not continuations: CloudEvents users send.
+// Until that handler exists here, each is reported (so it is redelivered and finally reaches the
+// queue's dead-letter queue) with one log line.
+func (f *Fanout) cloudEvents(ctx context.Context, ev events.SQSEvent) events.SQSEventResponse {
+	resp := events.SQSEventResponse{}
+	for _, m := range ev.Records {
+		zerolog.Ctx(ctx).Error().Str("message", m.MessageId).Str("queue", m.EventSourceARN).
+			Msg("SQS message is not a continuation and this build has no CloudEvents handler; reported")
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+	}
+	return resp
+}
+
+// Continue delivers continuation messages concurrently, each idempotent per part, and returns
+// the messages to redeliver (failed ones, and malformed ones so that they reach the dead-letter
+// queue) with what the batch did.
+func (f *Fanout) Continue(ctx context.Context, msgs []events.SQSMessage) ([]events.SQSBatchItemFailure, fanout.Stats) {
+	log := zerolog.Ctx(ctx)
+	eng := f.engine()
+	outs := make([]fanout.Outcome, len(msgs))
+	conts := make([]fanout.Continuation, len(msgs))
+	var st fanout.Stats
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		c, err := fanout.ParseContinuation([]byte(m.Body))
+		if err != nil {
+			outs[i] = fanout.Outcome{Status: fanout.Failed, Reason: fanout.ReasonInvalid, Err: err}
+			continue
+		}
+		conts[i] = c
+		wg.Go(func() {
+			out, s := eng.Continue(ctx, conts[i])
+			mu.Lock()
+			outs[i] = out
+			st.Add(s)
+			mu.Unlock()
 		})
 	}
-	g.Wait()
-	st.Renders += d.renderN.Load()
-	st.Delivered += d.delivered.Load()
-	st.Filtered += d.filtered.Load()
-	st.Gone += d.goneN.Load()
-	st.Failed += d.failed.Load()
-	st.TooLarge += d.tooLarge.Load()
-	if readErr != nil {
-		return fmt.Errorf("read subscribers of %s: %w", ev.Topic, readErr)
+	wg.Wait()
+	st.Records = len(msgs)
+	var fails []events.SQSBatchItemFailure
+	for i, out := range outs {
+		if !out.Report(false) {
+			continue
+		}
+		fails = append(fails, events.SQSBatchItemFailure{ItemIdentifier: msgs[i].MessageId})
+		log.Error().Err(out.Err).Str("message", msgs[i].MessageId).Str("event", conts[i].Event.ID).Str("part", conts[i].Part).
+			Str("receiveCount", msgs[i].Attributes["ApproximateReceiveCount"]).Str("reason", out.Reason.String()).
+			Msg("continuation failed; reported for redelivery")
 	}
-	return nil
+	f.logBatch(log, "chunks", st, 0, len(fails))
+	f.metrics("chunks", st)
+	return fails, st
 }
 
-func renderKey(s store.Subscription) string {
-	return s.Query + "\x00" + s.OperationName + "\x00" + string(s.Variables) + "\x00" + string(s.Principal)
-}
-
-// render returns the subscriber's result payload, executing the operation only the first time it
-// is seen for this event.
-func (f *Fanout) render(ctx context.Context, d *delivery, s store.Subscription) *rendered {
-	key := renderKey(s)
-	d.mu.Lock()
-	r, ok := d.renders[key]
-	if !ok {
-		r = &rendered{}
-		d.renders[key] = r
-	}
-	d.mu.Unlock()
-	r.once.Do(func() {
-		d.renderN.Add(1)
-		resp := f.cfg.Renderer.Render(ctx, graph.Request{Query: s.Query, OperationName: s.OperationName, Variables: s.Variables}, d.ev)
-		if resp == nil {
-			return
-		}
-		b, err := json.Marshal(resp)
-		if err != nil {
-			zerolog.Ctx(ctx).Error().Err(err).Str("topic", d.ev.Topic).Msg("encode result")
-			b = graph.ErrorsJSON(graph.InternalError())
-		}
-		// The frame adds the envelope and the id; leave room for both.
-		if len(b)+256 > f.cfg.MaxMessage {
-			r.tooBig = true
-			b = graph.ErrorsJSON(graph.ResultTooLarge(len(b), f.cfg.MaxMessage))
-		}
-		r.payload = b
-	})
-	return r
-}
-
-func (f *Fanout) deliverOne(ctx context.Context, d *delivery, s store.Subscription) {
-	r := f.render(ctx, d, s)
-	if r.payload == nil {
-		d.filtered.Add(1)
-		return
-	}
-	log := zerolog.Ctx(ctx)
-	if r.tooBig {
-		d.tooLarge.Add(1)
-		log.Warn().Str("conn", s.ConnectionID).Str("op", s.ID).Str("topic", d.ev.Topic).Msg("result over the message limit; sent an error instead")
-	}
-	msg := gqlws.Append(make([]byte, 0, len(r.payload)+len(s.ID)+40), gqlws.ResultType(s.Subprotocol), s.ID, r.payload)
-	if len(msg) > f.cfg.MaxMessage { // an absurdly long operation id
-		d.failed.Add(1)
-		log.Error().Err(ErrTooLarge).Str("conn", s.ConnectionID).Msg("delivery failed")
-		return
-	}
-	err := f.post(ctx, s.ConnectionID, msg)
+// logBatch writes the one summary line of a batch: info when it delivered or forgot anything,
+// warn when it failed or skipped anything, debug otherwise.
+func (f *Fanout) logBatch(log *zerolog.Logger, source string, st fanout.Stats, malformed, reported int) {
+	e := log.Debug()
 	switch {
-	case err == nil:
-		d.delivered.Add(1)
-	case errors.Is(err, ErrGone):
-		d.goneN.Add(1)
-		if _, seen := d.gone.LoadOrStore(s.ConnectionID, struct{}{}); !seen {
-			if err := f.cfg.Registry.DeleteConnection(ctx, s.ConnectionID); err != nil {
-				log.Warn().Err(err).Str("conn", s.ConnectionID).Msg("forget gone connection")
-			}
-		}
-	default:
-		d.failed.Add(1)
-		log.Error().Err(err).Str("conn", s.ConnectionID).Str("op", s.ID).Str("topic", d.ev.Topic).Msg("delivery failed")
+	case st.Failed > 0 || st.Throttled > 0 || malformed > 0 || st.TooLarge > 0 || reported > 0:
+		e = log.Warn()
+	case st.Delivered > 0 || st.Gone > 0 || st.Expired > 0:
+		e = log.Info()
 	}
+	e.Str("source", source).Int("records", st.Records).Int("reported", reported).Int("malformed", malformed).
+		Int("skipped", st.Skipped).Int64("subscribers", st.Subscribers).Int64("renders", st.Renders).
+		Int64("delivered", st.Delivered).Int64("filtered", st.Filtered).Int64("gone", st.Gone).
+		Int64("expired", st.Expired).Int64("failed", st.Failed).Int64("throttled", st.Throttled).
+		Int64("tooLarge", st.TooLarge).Int64("chunks", st.Chunks).Int64("carried", st.Carried).
+		Dur("duration", st.Duration).Msg("batch published")
 }
 
-func (f *Fanout) post(ctx context.Context, connID string, data []byte) error {
-	_, err := f.cfg.Poster.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
-		ConnectionId: aws.String(connID), Data: data,
-	})
-	if err == nil {
+// metrics prints the batch's EMF line.
+func (f *Fanout) metrics(source string, st fanout.Stats) {
+	if f.cfg.Metrics == nil {
+		return
+	}
+	line := append(fanout.EMF(f.cfg.Namespace, map[string]string{"Source": source}, st), '\n')
+	f.mmu.Lock()
+	f.cfg.Metrics.Write(line)
+	f.mmu.Unlock()
+}
+
+// renderer adapts graph's executor to the engine: the event's payload is the message.
+type renderer struct{ r Renderer }
+
+func (a renderer) Render(ctx context.Context, s *store.Subscription, ev *fanout.Event) json.RawMessage {
+	var m store.Message
+	if err := json.Unmarshal(ev.Payload, &m); err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Str("event", ev.ID).Str("topic", ev.Topic).Msg("event payload is not a message")
+		return graph.ErrorsJSON(graph.InternalError())
+	}
+	resp := a.r.Render(ctx, graph.Request{Query: s.Query, OperationName: s.OperationName, Variables: s.Variables},
+		&graph.Event{Topic: ev.Topic, Field: ev.Field, Message: &m})
+	if resp == nil {
 		return nil
 	}
-	if gone := (*types.GoneException)(nil); errors.As(err, &gone) {
-		return fmt.Errorf("post %s: %w", connID, ErrGone)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Str("event", ev.ID).Str("topic", ev.Topic).Str("op", s.ID).Msg("encode result")
+		return graph.ErrorsJSON(graph.InternalError())
 	}
-	return fmt.Errorf("post %s: %w", connID, err)
+	return b
+}
+
+// closeExpired closes and forgets the connection of an expired principal.
+func (f *Fanout) closeExpired(ctx context.Context, connID string) error {
+	err := f.cfg.Gateway.Delete(ctx, connID)
+	if err != nil && Classify(err) == fanout.ClassGone {
+		err = nil
+	}
+	if rerr := f.cfg.Registry.DeleteConnection(ctx, connID); rerr != nil {
+		return rerr
+	}
+	if err != nil {
+		return fmt.Errorf("close connection: %w", err)
+	}
+	return nil
 }

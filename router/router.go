@@ -2,7 +2,8 @@
 //
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
 // and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a DynamoDB stream
-// batch has Records[0].eventSource "aws:dynamodb"; the sweeper's schedule is an EventBridge event
+// batch has Records[0].eventSource "aws:dynamodb"; an SQS batch (the chunk queue's
+// continuations, CloudEvents) has Records[0].eventSource "aws:sqs"; the sweeper's schedule is an EventBridge event
 // with source "aws.events" and detail-type "Scheduled Event". (No REST API is deployed: its
 // events, like any other shape, are refused.)
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
@@ -38,6 +39,11 @@ type Stream interface {
 	HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 }
 
+// Queue handles SQS batches.
+type Queue interface {
+	HandleQueue(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+}
+
 // Schedule handles the periodic scheduled event.
 type Schedule interface {
 	HandleSchedule(ctx context.Context, ev events.EventBridgeEvent) error
@@ -48,6 +54,7 @@ type Handlers struct {
 	WebSocket WebSocket
 	HTTP      http.Handler
 	Stream    Stream
+	Queue     Queue
 	Schedule  Schedule
 }
 
@@ -94,6 +101,7 @@ const (
 	KindWebSocket Kind = "websocket"
 	KindHTTPv2    Kind = "http-v2"
 	KindDynamoDB  Kind = "dynamodb"
+	KindSQS       Kind = "sqs"
 	KindSchedule  Kind = "schedule"
 	KindUnknown   Kind = "unknown"
 )
@@ -111,6 +119,8 @@ func Classify(payload []byte) (Kind, error) {
 		return KindHTTPv2, nil
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:dynamodb":
 		return KindDynamoDB, nil
+	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:sqs":
+		return KindSQS, nil
 	case p.Source == "aws.events" && p.DetailType == "Scheduled Event":
 		return KindSchedule, nil
 	}
@@ -142,6 +152,8 @@ func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err er
 		return r.httpV2(ctx, log, payload)
 	case KindSchedule:
 		return r.schedule(ctx, log, payload)
+	case KindSQS:
+		return r.sqs(ctx, log, payload)
 	default: // KindDynamoDB
 		return r.dynamodb(ctx, log, payload)
 	}
@@ -179,6 +191,24 @@ func (r *Router) dynamodb(ctx context.Context, log zerolog.Logger, payload []byt
 	resp, err := r.h.Stream.HandleDynamoDB(log.WithContext(ctx), ev)
 	if err != nil {
 		log.Error().Err(err).Int("records", len(ev.Records)).Msg("stream batch failed")
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+func (r *Router) sqs(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.SQSEvent](log, KindSQS, payload)
+	if err != nil {
+		return nil, err
+	}
+	if r.h.Queue == nil {
+		err := fmt.Errorf("%w: sqs: no queue handler", ErrUnknownPayload)
+		log.Error().Err(err).Int("records", len(ev.Records)).Msg("invocation refused")
+		return nil, err
+	}
+	resp, err := r.h.Queue.HandleQueue(log.WithContext(ctx), ev)
+	if err != nil {
+		log.Error().Err(err).Int("records", len(ev.Records)).Msg("queue batch failed")
 		return nil, err
 	}
 	return json.Marshal(resp)

@@ -62,10 +62,11 @@ func TestGolden(t *testing.T) {
 	m := mgmttest.New()
 	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s), Now: now}, graph.Options{})
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
+	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Gateway: publish.SDK(m), Now: now})
+	defer fan.Close()
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.New(&logs))
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Queue: fan, Schedule: sw}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
 	sort.Strings(files)
@@ -130,7 +131,8 @@ func TestClassify(t *testing.T) {
 		{`{"version":"2.0","requestContext":{"http":{"method":"GET"}}}`, router.KindHTTPv2},
 		{`{"httpMethod":"POST","requestContext":{}}`, router.KindUnknown}, // REST API (1.0): none is deployed
 		{`{"Records":[{"eventSource":"aws:dynamodb"}]}`, router.KindDynamoDB},
-		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindUnknown},
+		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindSQS},
+		{`{"Records":[{"EventSource":"aws:sns"}]}`, router.KindUnknown},
 		{`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, router.KindSchedule},
 		{`{"source":"com.example","detail-type":"Scheduled Event"}`, router.KindUnknown},
 		{`{"Records":[]}`, router.KindUnknown},
@@ -160,9 +162,10 @@ func FuzzInvoke(f *testing.F) {
 	m := mgmttest.New()
 	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Poster: m})
+	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Gateway: publish.SDK(m)})
+	defer fan.Close()
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Schedule: sw}, zerolog.Nop())
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Queue: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
 		if errors.Is(err, router.ErrPanic) {

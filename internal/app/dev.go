@@ -1,8 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,7 +39,23 @@ type DevConfig struct {
 	MaxFrame int64
 	// SweepInterval is how often the sweeper runs; default facts.ScheduleRate.
 	SweepInterval time.Duration
+	// ChunkConsumers is how many invocations consume the emulated chunk queue at once (the
+	// event source mapping's maximum concurrency); default 4.
+	ChunkConsumers int
+	// ChunkVisibility is the emulated chunk queue's visibility timeout: a failed chunk comes back
+	// that long after it was received; default local's (30s).
+	ChunkVisibility time.Duration
+	// Metrics receives the EMF metric lines; nil prints none (main sets stdout with
+	// LOG_LEVEL=debug).
+	Metrics io.Writer
+	// Outbound bounds, per connection, the messages accepted and not yet read by the client
+	// (local.Config.MaxOutbound and MaxOutboundBytes); zero values take local's defaults.
+	MaxOutbound      int
+	MaxOutboundBytes int64
 }
+
+// ChunkQueue is the name of the emulated chunk queue.
+const ChunkQueue = "lambdaws-dev-chunks"
 
 // Dev is a running local runtime.
 type Dev struct {
@@ -46,7 +64,9 @@ type Dev struct {
 	// Store is the store it runs on, for tests that look at the registry; the runtime closes it
 	// when it shuts down.
 	Store store.Store
-	done  chan error
+	// Runtime is the local runtime, for tests that look at its emulated queues.
+	Runtime *local.Runtime
+	done    chan error
 }
 
 // Wait returns when the runtime has shut down and its store is closed.
@@ -89,9 +109,10 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 	return s, feed, nil
 }
 
-// ServeDev starts the local runtime on dc's address, driving the handler Handler builds over s,
-// with the real management API client pointed at the runtime's own @connections endpoint, and
-// feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
+// ServeDev starts the local runtime on dc's address, driving the handler NewService builds over
+// s, with the real management API clients (the SDK's, and internal/mgmt's for the fan-out)
+// pointed at the runtime's own @connections endpoint, the real SQS client at its emulated chunk
+// queue (ChunkQueue), and feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
 func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(dc.Host, strconv.Itoa(dc.Port)))
@@ -106,13 +127,25 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
-	gw := NewGateway(localAWSConfig(), "http://"+addr, cfg.DeliveryConcurrency)
-	rt := local.New(local.Config{Handler: Handler(cfg, s, gw, log), Stream: feed, Log: log, Pages: pages,
+	base := "http://" + addr
+	awsCfg := localAWSConfig()
+	poster, err := NewPoster(awsCfg, base, cfg.DeliveryConcurrency)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
+	cfg.ChunkQueueURL = local.QueueURL(addr, ChunkQueue)
+	svc := NewService(cfg, s, Deps{Gateway: NewGateway(awsCfg, base, cfg.DeliveryConcurrency), Poster: poster,
+		Queue: NewQueue(awsCfg, cfg.ChunkQueueURL, base), Metrics: dc.Metrics}, log)
+	rt := local.New(local.Config{Handler: svc, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
-		ScheduleInterval: dc.SweepInterval})
-	d := &Dev{Addr: addr, Store: s, done: make(chan error, 1)}
+		ScheduleInterval: dc.SweepInterval, MaxOutbound: dc.MaxOutbound, MaxOutboundBytes: dc.MaxOutboundBytes,
+		Queues: []local.QueueConfig{{Name: ChunkQueue, Consumers: cmp.Or(dc.ChunkConsumers, 4), VisibilityTimeout: dc.ChunkVisibility}}})
+	d := &Dev{Addr: addr, Store: s, Runtime: rt, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)
+		svc.Close()
 		if cerr := s.Close(); err == nil {
 			err = cerr
 		}

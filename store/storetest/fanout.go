@@ -218,7 +218,10 @@ func testTopicSubscriptions(t *testing.T, open Factory) {
 		t.Fatal(err)
 	}
 	clk.Advance(2 * time.Minute)
-	keys := []store.SubKey{{"c001", "1"}, {"c004", "1"}, {"c001", "1"}, {"c003", "1"}, {"c009", "1"}, {"c002", "2"}, {"other", "messageAdded?roomId=f"}}
+	var keys []store.SubKey
+	for _, k := range [][2]string{{"c001", "1"}, {"c004", "1"}, {"c001", "1"}, {"c003", "1"}, {"c009", "1"}, {"c002", "2"}, {"other", "messageAdded?roomId=f"}} {
+		keys = append(keys, store.SubKey{ConnectionID: k[0], ID: k[1]})
+	}
 	got, err := s.TopicSubscriptions(ctx, fanTopic, keys)
 	if err != nil {
 		t.Fatal(err)
