@@ -42,6 +42,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -169,6 +170,8 @@ type Runtime struct {
 	log    zerolog.Logger
 	slots  chan struct{} // invocation concurrency
 	queues map[string]*sqsQueue
+
+	outboundPeak atomic.Int64 // see OutboundPeak
 
 	mu       sync.Mutex
 	conns    map[string]*wsConn

@@ -15,7 +15,6 @@ type outbound struct {
 	mu      sync.Mutex
 	queue   [][]byte
 	bytes   int64
-	peak    int64 // the most bytes ever queued, for tests
 	closeAt *closeRequest
 	dropped bool          // the queue overflowed: nothing more is accepted
 	wake    chan struct{} // signalled when something is queued or a close requested
@@ -46,21 +45,21 @@ func (o *outbound) signal() {
 	}
 }
 
-// push queues a message unless that would pass maxMsgs messages or maxBytes bytes.
-func (o *outbound) push(data []byte, maxMsgs int, maxBytes int64) pushResult {
+// push queues a message unless that would pass maxMsgs messages or maxBytes bytes; it returns
+// the bytes queued after it.
+func (o *outbound) push(data []byte, maxMsgs int, maxBytes int64) (pushResult, int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
 	case o.dropped || o.closeAt != nil:
-		return closed
+		return closed, o.bytes
 	case len(o.queue) >= maxMsgs || o.bytes+int64(len(data)) > maxBytes:
-		return full
+		return full, o.bytes
 	}
 	o.queue = append(o.queue, data)
 	o.bytes += int64(len(data))
-	o.peak = max(o.peak, o.bytes)
 	o.signal()
-	return pushed
+	return pushed, o.bytes
 }
 
 // drop empties the queue for good and reports what it held.

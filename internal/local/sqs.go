@@ -24,7 +24,8 @@ import (
 //
 //	POST http://ADDR/  X-Amz-Target: AmazonSQS.SendMessage | AmazonSQS.SendMessageBatch | AmazonSQS.GetQueueUrl
 //	                   Content-Type: application/x-amz-json-1.0, the SDK's JSON protocol; errors as
-//	                   {"__type": "com.amazonaws.sqs#<Code>", "message": ...} with X-Amzn-Query-Error
+//	                   {"__type": "com.amazonaws.sqs#<Code>", "message": ...} with SQS's query code in
+//	                   X-Amzn-Query-Error (what the SDK reports: AWS.SimpleQueueService.NonExistentQueue...)
 //
 // Queue URLs are QueueURL(addr, name). Consumers (QueueConfig.Consumers of them per queue) take
 // up to BatchSize visible messages at a time and invoke the handler with the SQS event Lambda
@@ -280,10 +281,21 @@ func (rt *Runtime) invokeQueue(q *sqsQueue, batch []*sqsMessage) {
 	}
 }
 
-// sqsError is an error answer of the JSON protocol.
+// queryCodes are the error codes of SQS's older query protocol, which SQS sends with its JSON
+// errors (X-Amzn-Query-Error) and the SDK reports as the error's code.
+var queryCodes = map[string]string{
+	"QueueDoesNotExist":            "AWS.SimpleQueueService.NonExistentQueue",
+	"EmptyBatchRequest":            "AWS.SimpleQueueService.EmptyBatchRequest",
+	"TooManyEntriesInBatchRequest": "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+	"BatchEntryIdsNotDistinct":     "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+	"BatchRequestTooLong":          "AWS.SimpleQueueService.BatchRequestTooLong",
+	"UnsupportedOperation":         "AWS.SimpleQueueService.UnsupportedOperation",
+}
+
+// sqsError is an error answer of the JSON protocol, as SQS sends it.
 func sqsError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-	w.Header().Set("X-Amzn-Query-Error", "AWS.SimpleQueueService."+code+";Sender")
+	w.Header().Set("X-Amzn-Query-Error", cmp.Or(queryCodes[code], code)+";Sender")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"__type": "com.amazonaws.sqs#" + code, "message": msg})
 }

@@ -247,7 +247,10 @@ func (rt *Runtime) send(conn *wsConn, data []byte) bool {
 	if conn.isClosing() {
 		return false
 	}
-	switch conn.out.push(data, rt.cfg.MaxOutbound, rt.cfg.MaxOutboundBytes) {
+	res, queued := conn.out.push(data, rt.cfg.MaxOutbound, rt.cfg.MaxOutboundBytes)
+	for peak := rt.outboundPeak.Load(); queued > peak && !rt.outboundPeak.CompareAndSwap(peak, queued); peak = rt.outboundPeak.Load() {
+	}
+	switch res {
 	case pushed:
 		return true
 	case full:
@@ -273,6 +276,7 @@ func (rt *Runtime) overflow(conn *wsConn) {
 	}
 	go func() {
 		defer done()
+		rt.disconnect(conn, websocket.StatusPolicyViolation, "outbound queue full")
 		conn.c.Close(websocket.StatusPolicyViolation, "outbound queue full")
 	}()
 }
@@ -346,3 +350,7 @@ func responseHeader(resp events.APIGatewayProxyResponse, name string) string {
 	}
 	return ""
 }
+
+// OutboundPeak is the most bytes any connection has held for its client, accepted and not yet
+// written: never more than Config.MaxOutboundBytes.
+func (rt *Runtime) OutboundPeak() int64 { return rt.outboundPeak.Load() }
