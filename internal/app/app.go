@@ -168,11 +168,13 @@ func NewGateway(cfg aws.Config, endpoint string, concurrency int) *apigatewayman
 
 // NewPoster builds the fan-out's management API client (internal/mgmt): SigV4 by the SDK's
 // signer with cfg's credentials and Region, a keep-alive pool sized to concurrency (<= 0:
-// fanout.DefaultConcurrency), retries bounded by each post's deadline. The fan-out's own
-// deadline margin leaves the answer time, so the client's margin is small.
+// fanout.DefaultConcurrency), retries bounded by each post's deadline. The client keeps no
+// margin of its own: the engine's posts end at its hard deadline (the invocation's less the
+// engine's margin), which leaves the answer its time, and a post cut there is carried, not
+// counted as failed.
 func NewPoster(cfg aws.Config, endpoint string, concurrency int) (*mgmt.Client, error) {
 	return mgmt.New(mgmt.Config{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials,
-		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: 100 * time.Millisecond}})
+		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}})
 }
 
 // NewQueue builds the chunk queue's sender: the SDK's SQS client (at endpoint when set, else

@@ -19,7 +19,9 @@
 // # Deadline
 //
 // With M = Config.Margin and D the context's deadline: no page is read and no post is started
-// after D−M; every post's context ends at D−M; what was not delivered by then is handed to the
+// after D−M; a post in flight then has until D−M+M/5 to be answered (so that a post the service
+// is answering is not cut, and delivered twice when its subscriber is carried; the poster may
+// retry within that time), and its context ends there; what was not delivered is handed to the
 // Queue as continuations (or the record fails when there is no queue), and Deliver returns by
 // about D−M/2, whatever the poster does.
 //

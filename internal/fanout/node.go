@@ -60,6 +60,9 @@ type node struct {
 type nodeCounters struct {
 	subscribers, delivered, gone, filtered, expired, tooLarge, renders atomic.Int64
 	forbidden, server, other, throttled, unavailable, cut              atomic.Int64
+	// Posts still throttled or unanswered when the deadline ended the poster's retries: carried
+	// (not counted as failed), but they count toward telling a failing service.
+	lateThrottled, lateUnavailable atomic.Int64
 }
 
 // page is one read of a topic, while its subscribers are delivered.
@@ -442,14 +445,20 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		inv.forget(s.ConnectionID, e.cfg.Registry.DeleteConnection, "gone")
 		return sOK
 	case ClassThrottled, ClassUnavailable:
-		if class == ClassThrottled {
+		late := inv.over() // the poster retried until our deadline: carry it
+		switch {
+		case class == ClassThrottled && late:
+			n.c.lateThrottled.Add(1)
+		case class == ClassThrottled:
 			n.c.throttled.Add(1)
-		} else {
+		case late:
+			n.c.lateUnavailable.Add(1)
+		default:
 			n.c.unavailable.Add(1)
 		}
-		n.checkTrip()
-		if inv.over() {
-			return sRetry // the poster retried until our deadline: carry it
+		n.checkTrip() // late ones count too: a service that fails every post until the deadline
+		if late {
+			return sRetry
 		}
 		n.logFailure(s, class, err)
 		return sFailed
@@ -482,7 +491,7 @@ func (e *Engine) classify(inv *invocation, err error) Class {
 func (n *node) post(s *store.Subscription, payload []byte) error {
 	bp := n.e.bufs.Get().(*[]byte)
 	b := appendFrame((*bp)[:0], s, payload)
-	err := n.e.cfg.Poster.Post(n.inv.work, s.ConnectionID, b)
+	err := n.e.cfg.Poster.Post(n.inv.posts, s.ConnectionID, b)
 	if cap(b) <= 2*n.e.cfg.MaxMessage {
 		*bp = b[:0]
 		n.e.bufs.Put(bp)
@@ -492,7 +501,8 @@ func (n *node) post(s *store.Subscription, payload []byte) error {
 
 func (n *node) failures() (failed, attempted int64) {
 	c := &n.c
-	failed = c.forbidden.Load() + c.server.Load() + c.other.Load() + c.throttled.Load() + c.unavailable.Load()
+	failed = c.forbidden.Load() + c.server.Load() + c.other.Load() + c.throttled.Load() + c.unavailable.Load() +
+		c.lateThrottled.Load() + c.lateUnavailable.Load()
 	return failed, failed + c.delivered.Load() + c.gone.Load() + c.tooLarge.Load()
 }
 
@@ -527,8 +537,8 @@ func (n *node) serviceError(f, a int64) error {
 	}{
 		{c.forbidden.Load(), "management API refused posts (403 ForbiddenException): check the execute-api:ManageConnections grant and WEBSOCKET_ENDPOINT (API id and stage)"},
 		{c.server.Load(), "management API failing (5xx after retries): an API Gateway incident, or WEBSOCKET_ENDPOINT points at the wrong service"},
-		{c.throttled.Load(), "management API throttling (429 after retries until the deadline): the account's API Gateway request rate is exhausted"},
-		{c.unavailable.Load(), "management API unreachable (network errors or timeouts): check WEBSOCKET_ENDPOINT and the network path"},
+		{c.throttled.Load() + c.lateThrottled.Load(), "management API throttling (429 after retries until the deadline): the account's API Gateway request rate is exhausted"},
+		{c.unavailable.Load() + c.lateUnavailable.Load(), "management API unreachable (network errors or timeouts): check WEBSOCKET_ENDPOINT and the network path"},
 		{c.other.Load(), "posts failed with unclassified errors"},
 	}
 	best := 0
@@ -757,5 +767,5 @@ func (n *node) flush() {
 	s.tooLarge.Add(c.tooLarge.Load())
 	s.renders.Add(c.renders.Load())
 	s.failed.Add(c.forbidden.Load() + c.server.Load() + c.other.Load() + c.unavailable.Load())
-	s.throttled.Add(c.throttled.Load())
+	s.throttled.Add(c.throttled.Load() + c.lateThrottled.Load()) // carried, but throttled until the deadline
 }

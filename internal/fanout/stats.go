@@ -24,7 +24,9 @@ type Stats struct {
 	Gone int64
 	// Failed counts posts refused or failed for another reason than throttling.
 	Failed int64
-	// Throttled counts posts still throttled when the poster gave up.
+	// Throttled counts posts still throttled when the poster gave up (those it retried until the
+	// deadline are carried, and counted here too). Posts cut by the deadline otherwise are
+	// carried and counted in neither Failed nor Throttled.
 	Throttled int64
 	// Filtered counts subscriptions the event did not concern (filter, or no result).
 	Filtered int64
