@@ -41,6 +41,20 @@ func TestServerlessTemplate(t *testing.T) {
 		}
 	})
 
+	t.Run("alarms notify the topic given as a parameter", func(t *testing.T) {
+		const topic = "arn:aws:sns:us-east-1:123456789012:ops"
+		tpl := decode(t, packageTemplate(t, "--param=alarmTopicArn="+topic))
+		for _, problem := range checkTemplate(tpl) {
+			t.Error(problem)
+		}
+		if got := alarmTopic(tpl); got != topic {
+			t.Errorf("the alarms notify %q, want %q", got, topic)
+		}
+		if got := alarmTopic(decode(t, raw)); got != "" {
+			t.Errorf("without the parameter the alarms notify %q, want nothing", got)
+		}
+	})
+
 	t.Run("checks catch mistakes", func(t *testing.T) {
 		for _, m := range mutations {
 			t.Run(m.name, func(t *testing.T) {
@@ -61,11 +75,11 @@ func TestServerlessTemplate(t *testing.T) {
 
 // packageTemplate packages the service with a stand-in artifact and returns the update-stack
 // template. Nothing here talks to AWS (see serverless).
-func packageTemplate(t *testing.T) []byte {
+func packageTemplate(t *testing.T, extra ...string) []byte {
 	t.Helper()
 	root := devproc.Root(t)
 	pkg := filepath.Join(t.TempDir(), "package")
-	cmd, cancel := serverless(t, root, "http://127.0.0.1:9", "package", "--stage", stage, "--package", pkg)
+	cmd, cancel := serverless(t, root, "http://127.0.0.1:9", append([]string{"package", "--stage", stage, "--package", pkg}, extra...)...)
 	defer cancel()
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -213,7 +227,9 @@ func (c *checker) want(what string, got, want any) {
 type stackIDs struct {
 	function, role        string
 	registry, data, queue string
+	chunks, chunksDLQ     string
 	websocketAPI, httpAPI string
+	timeout               float64 // the function's
 }
 
 func checkTemplate(tpl map[string]any) []string {
@@ -228,9 +244,11 @@ func checkTemplate(tpl map[string]any) []string {
 	c.checkWebSocketAPI(&ids)
 	c.checkHTTPAPI(&ids)
 	c.checkStream(&ids)
+	c.checkChunks(&ids)
 	c.checkSchedule(&ids)
 	c.checkPermissions(&ids)
 	c.checkIAM(&ids)
+	c.checkAlarms(&ids, obj(tpl["Conditions"]))
 	c.checkOutputs(obj(tpl["Outputs"]))
 	return c.problems
 }
@@ -294,21 +312,43 @@ func keyList(v any, field string) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// checkQueue: the stream's on-failure destination.
+// checkQueue: the stream's on-failure destination, the chunk queue and its dead-letter queue.
 func (c *checker) checkQueue(ids *stackIDs) {
-	queues := c.ofType("AWS::SQS::Queue")
-	if len(queues) != 1 {
-		c.errorf("want exactly one AWS::SQS::Queue (the stream's on-failure destination), got %v", queues)
-		return
+	for _, id := range c.ofType("AWS::SQS::Queue") {
+		name := str(c.props(id)["QueueName"])
+		switch {
+		case strings.HasSuffix(name, "-"+stage+"-stream-failures"):
+			ids.queue = id
+		case strings.HasSuffix(name, "-"+stage+"-chunks"):
+			ids.chunks = id
+		case strings.HasSuffix(name, "-"+stage+"-chunks-dlq"):
+			ids.chunksDLQ = id
+		default:
+			c.errorf("queue %s has QueueName %q: want <service>-%s-stream-failures, -chunks or -chunks-dlq", id, name, stage)
+		}
 	}
-	ids.queue = queues[0]
-	p := c.props(ids.queue)
-	if name := str(p["QueueName"]); !strings.Contains(name, "-"+stage+"-") {
-		c.errorf("queue %s QueueName %q is not stage-suffixed (no -%s-)", ids.queue, name, stage)
+	for what, id := range map[string]string{"the stream's failure queue (-stream-failures)": ids.queue,
+		"the chunk queue (-chunks)": ids.chunks, "the chunk dead-letter queue (-chunks-dlq)": ids.chunksDLQ} {
+		if id == "" {
+			c.errorf("no AWS::SQS::Queue for %s", what)
+		}
 	}
 	// The SQS default is 4 days; failed batches deserve longer to be looked at.
-	if r, ok := num(p["MessageRetentionPeriod"]); !ok || r < 4*24*3600 {
-		c.errorf("queue %s MessageRetentionPeriod = %s, want at least the 4-day default (e.g. 1209600, 14 days)", ids.queue, show(p["MessageRetentionPeriod"]))
+	for _, id := range []string{ids.queue, ids.chunksDLQ} {
+		if p := c.props(id); id != "" {
+			if r, ok := num(p["MessageRetentionPeriod"]); !ok || r < 4*24*3600 {
+				c.errorf("queue %s MessageRetentionPeriod = %s, want at least the 4-day default (e.g. 1209600, 14 days)", id, show(p["MessageRetentionPeriod"]))
+			}
+		}
+	}
+	if id := ids.chunks; id != "" {
+		rp := obj(c.props(id)["RedrivePolicy"])
+		if ids.chunksDLQ == "" || render(rp["deadLetterTargetArn"]) != "${"+ids.chunksDLQ+".Arn}" {
+			c.errorf("chunk queue %s RedrivePolicy = %s, want failing continuations sent to the chunk dead-letter queue", id, show(rp))
+		}
+		if n, ok := num(rp["maxReceiveCount"]); !ok || n < 1 || n > 10 {
+			c.errorf("chunk queue %s RedrivePolicy.maxReceiveCount = %s, want 1..10", id, show(rp["maxReceiveCount"]))
+		}
 	}
 }
 
@@ -330,6 +370,8 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	// API Gateway gives up on a WebSocket integration after 29 s (see serverless.yml).
 	if s, ok := num(p["Timeout"]); !ok || s < 10 || s > 29 {
 		c.errorf("function Timeout = %s, want 10..29 s", show(p["Timeout"]))
+	} else {
+		ids.timeout = s
 	}
 	if key := str(obj(p["Code"])["S3Key"]); !strings.HasSuffix(key, "/"+standInArtifact) {
 		c.errorf("function Code.S3Key = %q: the artifact is not the zip ARTIFACT names (%s)", key, standInArtifact)
@@ -345,6 +387,9 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	c.want("WEBSOCKET_ENDPOINT", canon(render(env["WEBSOCKET_ENDPOINT"])),
 		"https://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/"+stage)
 	c.want("LOG_LEVEL", env["LOG_LEVEL"], "info")
+	if ids.chunks != "" {
+		c.want("CHUNK_QUEUE_URL", render(env["CHUNK_QUEUE_URL"]), "${"+ids.chunks+"}")
+	}
 
 	role := list(obj(p["Role"])["Fn::GetAtt"])
 	if len(role) != 2 || str(role[1]) != "Arn" || str(obj(c.res[str(role[0])])["Type"]) != "AWS::IAM::Role" {
@@ -458,21 +503,38 @@ func (c *checker) checkHTTPAPI(ids *stackIDs) {
 	c.want("HTTP API stages", stages, "[$default]")
 }
 
+// eventSourceMapping returns the event source mapping whose EventSourceArn renders as arn.
+func (c *checker) eventSourceMapping(arn string) string {
+	for _, id := range c.ofType("AWS::Lambda::EventSourceMapping") {
+		if render(c.props(id)["EventSourceArn"]) == arn {
+			return id
+		}
+	}
+	return ""
+}
+
 // checkStream: the data table's stream into the function, with every bound that keeps a failing
 // record from blocking its shard.
 func (c *checker) checkStream(ids *stackIDs) {
 	esms := c.ofType("AWS::Lambda::EventSourceMapping")
-	if len(esms) != 1 {
-		c.errorf("want exactly one AWS::Lambda::EventSourceMapping (the data stream), got %v", esms)
+	if len(esms) != 2 {
+		c.errorf("want exactly two AWS::Lambda::EventSourceMapping (the data stream, the chunk queue), got %v", esms)
+	}
+	if ids.data == "" {
 		return
 	}
-	id := esms[0]
-	p := c.props(id)
-	if ids.data != "" {
-		c.want("event source mapping EventSourceArn", render(p["EventSourceArn"]), "${"+ids.data+".StreamArn}")
+	id := c.eventSourceMapping("${" + ids.data + ".StreamArn}")
+	if id == "" {
+		c.errorf("no event source mapping reads the data table's stream (%s.StreamArn)", ids.data)
+		return
 	}
+	p := c.props(id)
 	if ids.function != "" {
 		c.want("event source mapping FunctionName", render(p["FunctionName"]), "${"+ids.function+".Arn}")
+	}
+	// Order per partition key is what the fan-out relies on (serverless.yml says why).
+	if n, ok := num(p["ParallelizationFactor"]); !ok || n < 1 || n > 10 {
+		c.errorf("event source mapping ParallelizationFactor = %s, want it set, 1..10, with its ordering argument", show(p["ParallelizationFactor"]))
 	}
 	c.want("event source mapping BatchSize", p["BatchSize"], 100)
 	c.want("event source mapping StartingPosition", p["StartingPosition"], "LATEST")
@@ -493,6 +555,118 @@ func (c *checker) checkStream(ids *stackIDs) {
 	if ids.queue == "" || dest != "${"+ids.queue+".Arn}" {
 		c.errorf("event source mapping DestinationConfig.OnFailure.Destination = %q, want the failure queue's Arn", dest)
 	}
+}
+
+// checkChunks: the chunk queue into the function: partial batch responses, bounded batches and
+// concurrency, and a visibility timeout of at least 6 times the function's timeout.
+func (c *checker) checkChunks(ids *stackIDs) {
+	if ids.chunks == "" {
+		return
+	}
+	if v, ok := num(c.props(ids.chunks)["VisibilityTimeout"]); !ok || ids.timeout == 0 || v < 6*ids.timeout {
+		c.errorf("chunk queue %s VisibilityTimeout = %s, want at least 6 × the function's timeout (%v s)", ids.chunks, show(c.props(ids.chunks)["VisibilityTimeout"]), ids.timeout)
+	}
+	id := c.eventSourceMapping("${" + ids.chunks + ".Arn}")
+	if id == "" {
+		c.errorf("no event source mapping consumes the chunk queue %s", ids.chunks)
+		return
+	}
+	p := c.props(id)
+	if ids.function != "" {
+		c.want("chunk queue mapping FunctionName", render(p["FunctionName"]), "${"+ids.function+".Arn}")
+	}
+	c.want("chunk queue mapping FunctionResponseTypes", p["FunctionResponseTypes"], "[ReportBatchItemFailures]")
+	if n, ok := num(p["BatchSize"]); !ok || n < 1 || n > 10 {
+		c.errorf("chunk queue mapping BatchSize = %s, want 1..10", show(p["BatchSize"]))
+	}
+	if n, ok := num(obj(p["ScalingConfig"])["MaximumConcurrency"]); !ok || n < 2 || n > 1000 {
+		c.errorf("chunk queue mapping ScalingConfig.MaximumConcurrency = %s, want 2..1000 (parallel chunk consumers, bounded)", show(p["ScalingConfig"]))
+	}
+	if e, ok := p["Enabled"]; ok {
+		c.want("chunk queue mapping Enabled", e, true)
+	}
+}
+
+// checkAlarms: an alarm on each failure queue's depth, the chunk queue's age, the stream's
+// IteratorAge and the function's errors and throttles, each notifying the alarmTopicArn
+// parameter's topic when there is one.
+func (c *checker) checkAlarms(ids *stackIDs, conditions map[string]any) {
+	topic, ok := alarmCondition(conditions)
+	if !ok {
+		c.errorf("no condition AlarmNotifications: !Not [!Equals [<alarmTopicArn>, '']] (Conditions = %s)", show(conditions))
+	}
+	type want struct {
+		namespace, metric, dimension, target string
+	}
+	queueName := func(id string) string { return "${" + id + ".QueueName}" }
+	wants := map[string]want{
+		"the stream failure queue's depth":    {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.queue)},
+		"the chunk dead-letter queue's depth": {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.chunksDLQ)},
+		"the chunk queue's oldest message":    {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queueName(ids.chunks)},
+		"the stream's IteratorAge":            {"AWS/Lambda", "IteratorAge", "FunctionName", "${" + ids.function + "}"},
+		"the function's Errors":               {"AWS/Lambda", "Errors", "FunctionName", "${" + ids.function + "}"},
+		"the function's Throttles":            {"AWS/Lambda", "Throttles", "FunctionName", "${" + ids.function + "}"},
+	}
+	found := map[string]bool{}
+	for _, id := range c.ofType("AWS::CloudWatch::Alarm") {
+		p := c.props(id)
+		dims := list(p["Dimensions"])
+		var dim, target string
+		if len(dims) == 1 {
+			dim, target = str(obj(dims[0])["Name"]), render(obj(dims[0])["Value"])
+		}
+		for what, w := range wants {
+			if p["Namespace"] == w.namespace && p["MetricName"] == w.metric && dim == w.dimension && target == w.target {
+				found[what] = true
+			}
+		}
+		if _, ok := num(p["Threshold"]); !ok || p["ComparisonOperator"] != "GreaterThanThreshold" || p["TreatMissingData"] != "notBreaching" {
+			c.errorf("alarm %s: Threshold %s, ComparisonOperator %s, TreatMissingData %s: want GreaterThanThreshold a threshold, missing data not breaching",
+				id, show(p["Threshold"]), show(p["ComparisonOperator"]), show(p["TreatMissingData"]))
+		}
+		for _, k := range []string{"AlarmActions", "OKActions"} {
+			if got := alarmActions(p[k]); !ok || got != topic {
+				c.errorf("alarm %s %s = %s: want !If [AlarmNotifications, [<alarmTopicArn>], !Ref AWS::NoValue]", id, k, show(p[k]))
+			}
+		}
+	}
+	for what := range wants {
+		if !found[what] {
+			c.errorf("no AWS::CloudWatch::Alarm on %s", what)
+		}
+	}
+}
+
+// alarmCondition returns the value AlarmNotifications compares with "".
+func alarmCondition(conditions map[string]any) (string, bool) {
+	not := list(obj(conditions["AlarmNotifications"])["Fn::Not"])
+	if len(not) != 1 {
+		return "", false
+	}
+	eq := list(obj(not[0])["Fn::Equals"])
+	if len(eq) != 2 || eq[1] != "" {
+		return "", false
+	}
+	v, ok := eq[0].(string)
+	return v, ok
+}
+
+// alarmActions returns the topic of Fn::If [AlarmNotifications, [topic], NoValue], or "<bad>".
+func alarmActions(v any) string {
+	f := list(obj(v)["Fn::If"])
+	if len(f) != 3 || f[0] != "AlarmNotifications" || render(f[2]) != "${AWS::NoValue}" || len(list(f[1])) != 1 {
+		return "<bad>"
+	}
+	return str(list(f[1])[0])
+}
+
+// alarmTopic is the topic the template's alarms notify, "" for none.
+func alarmTopic(tpl map[string]any) string {
+	topic, ok := alarmCondition(obj(tpl["Conditions"]))
+	if !ok {
+		return "<no condition>"
+	}
+	return topic
 }
 
 // checkSchedule: the sweeper's rule invokes the function every minute, and only that rule may.
@@ -645,6 +819,9 @@ func (c *checker) checkIAM(ids *stackIDs) {
 	if ids.queue != "" {
 		want["${"+ids.queue+".Arn}"] = []string{"sqs:SendMessage"}
 	}
+	if ids.chunks != "" {
+		want["${"+ids.chunks+".Arn}"] = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}
+	}
 	var resources []string
 	for r := range granted {
 		resources = append(resources, r)
@@ -659,7 +836,7 @@ func (c *checker) checkIAM(ids *stackIDs) {
 		}
 		sort.Strings(got)
 		if len(got) > 0 && want[r] == nil {
-			c.errorf("role %s grants %v on %s, which is none of the tables, the data stream or the failure queue", ids.role, got, r)
+			c.errorf("role %s grants %v on %s, which is none of the tables, the data stream, the failure queue or the chunk queue", ids.role, got, r)
 		}
 		if want[r] != nil {
 			c.want(fmt.Sprintf("role %s actions on %s", ids.role, r), got, want[r])
@@ -820,6 +997,33 @@ func roleStatements(t *testing.T, tpl map[string]any) (doc map[string]any) {
 	return obj(obj(pols[0])["PolicyDocument"])
 }
 
+// mappingProps returns the Properties of the event source mapping of the data stream (stream)
+// or of the chunk queue.
+func mappingProps(t *testing.T, tpl map[string]any, stream bool) map[string]any {
+	t.Helper()
+	for _, r := range obj(tpl["Resources"]) {
+		p := obj(obj(r)["Properties"])
+		if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && strings.HasSuffix(render(p["EventSourceArn"]), ".StreamArn}") == stream {
+			return p
+		}
+	}
+	t.Fatalf("no event source mapping (stream: %v)", stream)
+	return nil
+}
+
+// queueProps returns the Properties of the queue whose name ends with suffix.
+func queueProps(t *testing.T, tpl map[string]any, suffix string) map[string]any {
+	t.Helper()
+	for _, r := range obj(tpl["Resources"]) {
+		p := obj(obj(r)["Properties"])
+		if str(obj(r)["Type"]) == "AWS::SQS::Queue" && strings.HasSuffix(str(p["QueueName"]), suffix) {
+			return p
+		}
+	}
+	t.Fatalf("no queue named *%s", suffix)
+	return nil
+}
+
 func routeProps(t *testing.T, tpl map[string]any, key string) (string, map[string]any) {
 	t.Helper()
 	for id, r := range obj(tpl["Resources"]) {
@@ -842,19 +1046,71 @@ var mutations = []mutation{
 		}
 	}},
 	{"bisectBatchOnFunctionError is removed", "BisectBatchOnFunctionError", func(t *testing.T, tpl map[string]any) {
-		delete(resourceProps(t, tpl, "AWS::Lambda::EventSourceMapping", ""), "BisectBatchOnFunctionError")
+		delete(mappingProps(t, tpl, true), "BisectBatchOnFunctionError")
 	}},
 	{"retries are unbounded", "MaximumRetryAttempts", func(t *testing.T, tpl map[string]any) {
-		resourceProps(t, tpl, "AWS::Lambda::EventSourceMapping", "")["MaximumRetryAttempts"] = -1.0
+		mappingProps(t, tpl, true)["MaximumRetryAttempts"] = -1.0
 	}},
 	{"record age is unbounded", "MaximumRecordAgeInSeconds", func(t *testing.T, tpl map[string]any) {
-		delete(resourceProps(t, tpl, "AWS::Lambda::EventSourceMapping", ""), "MaximumRecordAgeInSeconds")
+		delete(mappingProps(t, tpl, true), "MaximumRecordAgeInSeconds")
 	}},
 	{"partial batch responses are off", "FunctionResponseTypes", func(t *testing.T, tpl map[string]any) {
-		delete(resourceProps(t, tpl, "AWS::Lambda::EventSourceMapping", ""), "FunctionResponseTypes")
+		delete(mappingProps(t, tpl, true), "FunctionResponseTypes")
 	}},
 	{"there is no on-failure destination", "OnFailure", func(t *testing.T, tpl map[string]any) {
-		delete(resourceProps(t, tpl, "AWS::Lambda::EventSourceMapping", ""), "DestinationConfig")
+		delete(mappingProps(t, tpl, true), "DestinationConfig")
+	}},
+	{"the stream has no parallelization factor", "ParallelizationFactor", func(t *testing.T, tpl map[string]any) {
+		delete(mappingProps(t, tpl, true), "ParallelizationFactor")
+	}},
+	{"the chunk queue has no dead-letter queue", "RedrivePolicy", func(t *testing.T, tpl map[string]any) {
+		delete(queueProps(t, tpl, "-chunks"), "RedrivePolicy")
+	}},
+	{"the chunk queue's visibility timeout is the function's timeout", "VisibilityTimeout", func(t *testing.T, tpl map[string]any) {
+		queueProps(t, tpl, "-chunks")["VisibilityTimeout"] = 29.0
+	}},
+	{"the chunk queue mapping reports no partial failures", "chunk queue mapping FunctionResponseTypes", func(t *testing.T, tpl map[string]any) {
+		delete(mappingProps(t, tpl, false), "FunctionResponseTypes")
+	}},
+	{"the chunk queue mapping has unbounded concurrency", "MaximumConcurrency", func(t *testing.T, tpl map[string]any) {
+		delete(mappingProps(t, tpl, false), "ScalingConfig")
+	}},
+	{"the chunk queue has no consumer", "no event source mapping consumes the chunk queue", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && !strings.HasSuffix(render(obj(obj(r)["Properties"])["EventSourceArn"]), ".StreamArn}") {
+				delete(res, id)
+			}
+		}
+	}},
+	{"CHUNK_QUEUE_URL is missing", "CHUNK_QUEUE_URL", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "CHUNK_QUEUE_URL")
+	}},
+	{"the function cannot receive from the chunk queue", "sqs:ReceiveMessage", func(t *testing.T, tpl map[string]any) {
+		doc := roleStatements(t, tpl)
+		for _, st := range list(doc["Statement"]) {
+			acts := strs(obj(st)["Action"])
+			if slices.Contains(acts, "sqs:ReceiveMessage") {
+				obj(st)["Action"] = slices.DeleteFunc(acts, func(a string) bool { return a == "sqs:ReceiveMessage" })
+				return
+			}
+		}
+		t.Fatal("no statement grants sqs:ReceiveMessage")
+	}},
+	{"the throttles alarm is gone", "Throttles", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if obj(obj(r)["Properties"])["MetricName"] == "Throttles" {
+				delete(res, id)
+			}
+		}
+	}},
+	{"an alarm notifies a fixed topic", "AlarmActions", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if obj(obj(r)["Properties"])["MetricName"] == "IteratorAge" {
+				obj(obj(r)["Properties"])["AlarmActions"] = []any{"arn:aws:sns:us-east-1:123456789012:other"}
+			}
+		}
 	}},
 	{"the registry table has a stream", "StreamSpecification", func(t *testing.T, tpl map[string]any) {
 		resourceProps(t, tpl, "AWS::DynamoDB::Table", "-registry")["StreamSpecification"] = map[string]any{"StreamViewType": "KEYS_ONLY"}
