@@ -16,10 +16,11 @@ func TestReadSettings(t *testing.T) {
 		"LOG_LEVEL": "debug", "DELIVERY_CONCURRENCY": "8", "INIT_TIMEOUT": "5s", "GRAPHQL_INTROSPECTION": "false",
 		"GRAPHQL_WS_STRICT": "true", "REGISTRY_TABLE": "reg", "DATA_TABLE": "data",
 		"WEBSOCKET_ENDPOINT": "https://x.execute-api.us-east-1.amazonaws.com/prod", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000",
+		"CHUNK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/lambdaws-prod-chunks", "CHUNK_SIZE": "500",
 	}
 	s, err := readSettings(func(k string) string { return env[k] })
 	want := settings{Config: app.Config{DeliveryConcurrency: 8, InitTimeout: 5 * time.Second, DisableIntrospection: true, Strict: true,
-		RegistryTable: "reg", DataTable: "data"}, LogLevel: zerolog.DebugLevel,
+		RegistryTable: "reg", DataTable: "data", ChunkQueueURL: env["CHUNK_QUEUE_URL"], ChunkSize: 500}, LogLevel: zerolog.DebugLevel,
 		WebSocketEndpoint: env["WEBSOCKET_ENDPOINT"], DynamoDBEndpoint: env["AWS_ENDPOINT_URL_DYNAMODB"]}
 	if err != nil || s != want {
 		t.Fatalf("readSettings = %+v, %v\nwant %+v", s, err, want)
@@ -27,7 +28,8 @@ func TestReadSettings(t *testing.T) {
 	if s, err := readSettings(func(string) string { return "" }); err != nil || s != (settings{LogLevel: zerolog.InfoLevel}) {
 		t.Fatalf("readSettings of an empty environment = %+v, %v", s, err)
 	}
-	bad := map[string]string{"LOG_LEVEL": "loud", "DELIVERY_CONCURRENCY": "0", "INIT_TIMEOUT": "soon", "GRAPHQL_WS_STRICT": "yes please", "GRAPHQL_INTROSPECTION": "maybe"}
+	bad := map[string]string{"LOG_LEVEL": "loud", "DELIVERY_CONCURRENCY": "0", "INIT_TIMEOUT": "soon", "GRAPHQL_WS_STRICT": "yes please",
+		"GRAPHQL_INTROSPECTION": "maybe", "CHUNK_SIZE": "lots"}
 	_, err = readSettings(func(k string) string { return bad[k] })
 	for name := range bad {
 		if err == nil || !strings.Contains(err.Error(), name) {
