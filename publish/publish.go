@@ -9,9 +9,12 @@
 // a record that failed (the management API or the registry failing, the deadline with nothing
 // to carry to) or that was carried over to the chunk queue at the deadline is reported, with
 // one log line saying why, so Lambda retries it and a later record of its topic cannot overtake
-// it. What the engine hands to the chunk queue comes back as SQS messages marked as
-// continuations (internal/chunkq) and is delivered by HandleQueue, which reports the messages
-// that failed by id (a malformed one too, so that it reaches the queue's dead-letter queue).
+// it. Every delivered event gets a done marker in the registry (fanout.Config.MarkAll), so a
+// record that comes back (a retry after a timeout, a duplicate) reaches nobody twice. What the
+// engine hands to the chunk queue comes back as SQS messages marked as continuations
+// (internal/chunkq) and is delivered by HandleQueue, which reports the messages that failed by
+// id (a malformed one too, so that it reaches the queue's dead-letter queue); the other messages
+// of an SQS batch go to the CloudEvents handler (cloudEvents).
 //
 // Each stream batch and each chunk batch prints one CloudWatch Embedded Metric Format line
 // (Config.Metrics).
