@@ -141,7 +141,8 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 	rt := local.New(local.Config{Handler: svc, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
 		ScheduleInterval: dc.SweepInterval, MaxOutbound: dc.MaxOutbound, MaxOutboundBytes: dc.MaxOutboundBytes,
-		Queues: []local.QueueConfig{{Name: ChunkQueue, Consumers: cmp.Or(dc.ChunkConsumers, 4), VisibilityTimeout: dc.ChunkVisibility}}})
+		// The chunk queue's mapping as serverless.yml declares it: batches of 4.
+		Queues: []local.QueueConfig{{Name: ChunkQueue, BatchSize: 4, Consumers: cmp.Or(dc.ChunkConsumers, 4), VisibilityTimeout: dc.ChunkVisibility}}})
 	d := &Dev{Addr: addr, Store: s, Runtime: rt, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)

@@ -56,6 +56,9 @@ const (
 	MaxSQSBatch = 10
 )
 
+// maxSQSRequest bounds a request's body: a batch of MaxSQSMessage bytes, JSON-escaped.
+const maxSQSRequest = 4 * MaxSQSMessage
+
 // QueueConfig configures one emulated queue and its event source mapping. Zero values take the
 // documented defaults.
 type QueueConfig struct {
@@ -173,6 +176,9 @@ func (q *sqsQueue) take(now time.Time) ([]*sqsMessage, time.Duration) {
 	}
 	q.inflight += n
 	q.stats.Received += int64(n)
+	if len(q.ready) > 0 {
+		q.signal() // another consumer takes the next batch now, not at its next poll
+	}
 	return batch, 0
 }
 
@@ -330,9 +336,14 @@ func (e *sqsEntry) size() int {
 // serveSQS is the SQS endpoint.
 func (rt *Runtime) serveSQS(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*MaxSQSMessage))
-	if err != nil {
+	// A batch holds at most MaxSQSMessage bytes of messages; JSON escaping can double them.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSQSRequest+1))
+	switch {
+	case err != nil:
 		sqsError(w, http.StatusBadRequest, "InvalidParameterValue", "cannot read the body")
+		return
+	case len(body) > maxSQSRequest:
+		sqsError(w, http.StatusBadRequest, "BatchRequestTooLong", fmt.Sprintf("the request is over %d bytes", maxSQSRequest))
 		return
 	}
 	var in struct {

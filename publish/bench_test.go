@@ -1,1 +1,0 @@
-package publish_test
