@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,7 +12,9 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/internal/devproc"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
+	"github.com/realtime-gql/lambdaws/internal/wstest"
 )
 
 // TestReadmeSnippet runs examples/subscribe.mjs, the JavaScript the README shows, as written
@@ -66,7 +67,7 @@ func TestReadmeSnippet(t *testing.T) {
 	// The subscription is stored asynchronously and never acknowledged: send the README's
 	// mutation until the snippet prints it (the first one it receives is the one to check).
 	const mutation = `{"query":"mutation { sendMessage(roomId: \"lobby\", author: \"ann\", text: \"hi\") { id } }"}`
-	const want = `{"data":{"messageAdded":{"author":"ann","text":"hi"}}}` + withEvent
+	want := withEventMark(`{"data":{"messageAdded":{"author":"ann","text":"hi"}}}`)
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
 	for sent := 0; ; {
@@ -75,7 +76,7 @@ func TestReadmeSnippet(t *testing.T) {
 			if !ok {
 				t.Fatalf("the snippet exited without printing a message\nstderr:\n%s\nbootstrap dev:\n%s", stderr.String(), p.Output())
 			}
-			if got := resultLine(json.RawMessage(line)); got != want {
+			if compactJSON([]byte(line)) != want {
 				t.Fatalf("the snippet printed %q, want %q", line, want)
 			}
 			t.Logf("the snippet printed the message after %d mutation(s)", sent)
@@ -94,4 +95,64 @@ func TestReadmeSnippet(t *testing.T) {
 			t.Fatalf("the snippet printed nothing within a minute\nstderr:\n%s\nbootstrap dev:\n%s", stderr.String(), p.Output())
 		}
 	}
+}
+
+// TestReadmeInvalidation runs the README's `bootstrap publish --type lambdaws.invalidate` command
+// as written (pointed at this runtime's invoke endpoint, as TestGuide points publish) against
+// `bootstrap dev`: the subscription of the topic it names gets complete, and nothing after it.
+func TestReadmeInvalidation(t *testing.T) {
+	root := devproc.Root(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var command string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "bootstrap publish --type lambdaws.invalidate ") {
+			command, _, _ = strings.Cut(line, "#")
+			command = strings.TrimSpace(command)
+		}
+	}
+	if !strings.Contains(command, `"topic":"messageAdded?roomId=r1"`) {
+		t.Fatalf("README.md shows no `bootstrap publish --type lambdaws.invalidate` of the topic messageAdded?roomId=r1 (found %q)", command)
+	}
+	bin := devproc.Build(t)
+	p := devproc.Start(t, t.TempDir())
+	c := wstest.Dial(t, "ws://"+p.Addr+"/graphql", "graphql-transport-ws")
+	c.Send(map[string]any{"type": "connection_init"})
+	c.Expect("connection_ack", "")
+	c.Send(map[string]any{"id": "s1", "type": "subscribe", "payload": map[string]any{"query": `subscription { messageAdded(roomId: "r1") { text } }`}})
+	// No acknowledgement exists for a subscribe: send until one arrives.
+	for i := 0; ; i++ {
+		if i == 30 {
+			t.Fatalf("no event delivered to the subscription\n%s", p.Output())
+		}
+		if _, err := post(http.DefaultClient, p.Addr, `mutation { sendMessage(roomId: "r1", author: "w", text: "probe") { id } }`, nil); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := c.TryNext(300 * time.Millisecond); ok {
+			if m.Type != "next" || m.ID != "s1" {
+				t.Fatalf("got %s", m)
+			}
+			break
+		}
+	}
+	for { // the probes sent before the first arrived
+		if _, ok := c.TryNext(300 * time.Millisecond); !ok {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", bin+strings.TrimPrefix(command, "bootstrap")+" --url http://"+p.Addr+facts.InvokePath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", command, err, out)
+	}
+	if m := c.Next(10 * time.Second); m.Type != "complete" || m.ID != "s1" {
+		t.Fatalf("after the invalidation: %s, want complete for s1", m)
+	}
+	if _, err := post(http.DefaultClient, p.Addr, `mutation { sendMessage(roomId: "r1", author: "w", text: "after") { id } }`, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectNone(time.Second)
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
 	"github.com/realtime-gql/lambdaws/store"
@@ -166,7 +166,7 @@ type reconnectMessage struct {
 
 // line is the message as "<id> <type> <payload>".
 func (m reconnectMessage) line() string {
-	return strings.Join(nonEmpty(m.ID, m.Type, resultLine(m.Payload)), " ")
+	return strings.Join(nonEmpty(m.ID, m.Type, compactJSON(m.Payload)), " ")
 }
 
 // socketClose is how a socket ended, as the client saw it.
@@ -311,7 +311,7 @@ func (r reconnectRun) window(from, to string, conn int) (sinks, wire, elsewhere 
 		var s string
 		switch rec.Kind {
 		case "next":
-			s = rec.Sub + " next " + resultLine(rec.Payload)
+			s = rec.Sub + " next " + compactJSON(rec.Payload)
 		case "complete":
 			s = rec.Sub + " complete"
 		case "error":
@@ -475,7 +475,7 @@ func checkReconnectRun(t *testing.T, c reconnectCase, r reconnectRun, out []byte
 
 	// Before the close: synced, then x0 on connection 1 and nothing else.
 	x0 := mutationFieldOf(t, r.mutations, "x0", "sendMessage", "id")
-	x0Event := fmt.Sprintf(`{"data":{"messageAdded":{"id":%s,"text":"before the close"}}}`+withEvent, jsonString(x0))
+	x0Event := withEventMark(fmt.Sprintf(`{"data":{"messageAdded":{"id":%s,"text":"before the close"}}}`, jsonString(x0)))
 	sinks, wire, elsewhere := r.window("synced-1", "closed", 1)
 	if want := []string{"added next " + x0Event, "-- closing"}; !slices.Equal(sinks, want) {
 		t.Errorf("what the client handed to the application on connection 1 after its sync:\n%s\noutput:\n%s", seqDiff(want, sinks), out)
@@ -582,10 +582,10 @@ func checkRegistry(t *testing.T, c reconnectCase, r reconnectRun, data string, o
 	}
 	room := map[string]any{"roomId": r.room}
 	for topic, want := range map[string][]string{
-		graph.Topic("messageAdded", room):                                nil,
-		graph.Topic("messageEdited", room):                               {conn.ID + " edited"},
-		graph.Topic("messageDeleted", room):                              {conn.ID + " deleted"},
-		graph.Topic("messageAdded", map[string]any{"roomId": "nowhere"}): nil,
+		engine.Topic("messageAdded", room):                                nil,
+		engine.Topic("messageEdited", room):                               {conn.ID + " edited"},
+		engine.Topic("messageDeleted", room):                              {conn.ID + " deleted"},
+		engine.Topic("messageAdded", map[string]any{"roomId": "nowhere"}): nil,
 	} {
 		var got []string
 		for sub, err := range s.Subscriptions(ctx, topic) {

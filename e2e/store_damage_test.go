@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
@@ -30,10 +33,15 @@ func TestDevRefusesADamagedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := engine.Table[model.Message](res.Tables)
 	at := time.Now().UTC()
 	for i := range 306 {
-		m := store.Message{ID: store.NewID(at), RoomID: "r1", Author: "ann", Text: fmt.Sprint("message ", i), CreatedAt: at}
-		if err := store.NewMessages(s).PutMessage(context.Background(), m); err != nil {
+		m := model.Message{ID: store.NewID(at), RoomID: "r1", Author: "ann", Text: fmt.Sprint("message ", i), CreatedAt: at}
+		if err := msgs.Create(context.Background(), &m); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/oklog/ulid/v2"
 	"github.com/realtime-gql/lambdaws/internal/envelope"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 )
 
 // A Target is where an Emitter sends events.
@@ -52,7 +53,7 @@ const (
 var Targets = []Target{Local, EventBridge, SQS, SNS}
 
 // DefaultLocalURL is the local runtime's invoke endpoint at its default address.
-const DefaultLocalURL = "http://127.0.0.1:4000/2015-03-31/functions/function/invocations"
+const DefaultLocalURL = "http://127.0.0.1:4000" + facts.InvokePath
 
 // DefaultSource names the emitter when Config.Source is empty.
 const DefaultSource = "lambdaws.emit"

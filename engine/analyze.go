@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/realtime-gql/lambdaws/internal/envelope"
+	"github.com/realtime-gql/lambdaws/store"
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
@@ -27,7 +28,7 @@ const (
 // It is built once at start-up by Analyze and is safe for concurrent use.
 type Sources struct {
 	fields  map[string]*Field
-	items   map[string]Item
+	items   map[string]store.ItemType
 	changes map[changeKey][]*Field
 	events  map[string][]*Field
 }
@@ -57,12 +58,6 @@ type ChangeSource struct {
 	Kind ChangeKind
 }
 
-// An Item is an @item type: an object type stored in the data table, with its key templates.
-type Item struct {
-	Type   string
-	PK, SK KeyTemplate
-}
-
 // Field returns the routing entry of a subscription field.
 func (s *Sources) Field(name string) (Field, bool) {
 	f, ok := s.fields[name]
@@ -81,15 +76,15 @@ func (s *Sources) Fields() []Field {
 	return out
 }
 
-// Item returns an @item type.
-func (s *Sources) Item(typ string) (Item, bool) {
+// Item returns an @item type: its name and key templates, as the store reads and writes its items.
+func (s *Sources) Item(typ string) (store.ItemType, bool) {
 	it, ok := s.items[typ]
 	return it, ok
 }
 
 // Items returns every @item type, sorted by name.
-func (s *Sources) Items() []Item {
-	out := make([]Item, 0, len(s.items))
+func (s *Sources) Items() []store.ItemType {
+	out := make([]store.ItemType, 0, len(s.items))
 	for _, name := range slices.Sorted(maps.Keys(s.items)) {
 		out = append(out, s.items[name])
 	}
@@ -119,7 +114,8 @@ func WithFilterSpec(fs FilterSpec) Option { return func(a *analyzer) { a.filterS
 //
 // The rules: every Subscription field returns an object type and has at least one source
 // (@fromChange or @fromEvent); @fromChange's type is an @item type equal to the field's return
-// type and its `on` lists each kind at most once; an event type is valid (envelope.CheckType) and
+// type and its `on` lists each kind at most once; an event type is valid (envelope.CheckType), is
+// not the service's own (envelope.ReservedTypePrefix), and
 // feeds fields of a single return type; each @topic argument is a non-list scalar or enum and names
 // a non-list field of the return type of a compatible type (the same type, or ID with String or
 // Int); an argument named filter is an input object (and passes the FilterSpec, if any); @item key
@@ -129,7 +125,7 @@ func WithFilterSpec(fs FilterSpec) Option { return func(a *analyzer) { a.filterS
 func Analyze(schema *ast.Schema, opts ...Option) (*Sources, error) {
 	a := &analyzer{schema: schema, src: &Sources{
 		fields:  map[string]*Field{},
-		items:   map[string]Item{},
+		items:   map[string]store.ItemType{},
 		changes: map[changeKey][]*Field{},
 		events:  map[string][]*Field{},
 	}}
@@ -241,33 +237,43 @@ func (a *analyzer) itemTypes() {
 		if !ok {
 			continue
 		}
-		it := Item{Type: def.Name}
+		it := store.ItemType{Name: def.Name}
 		var okPK, okSK bool
 		it.PK, okPK = a.keyTemplate(def, "pk", args["pk"], true)
 		it.SK, okSK = a.keyTemplate(def, "sk", args["sk"], false)
-		if okPK && okSK {
-			a.src.items[def.Name] = it
+		if !okPK || !okSK {
+			continue
 		}
+		if err := it.Validate(); err != nil {
+			a.errorf("%s: %v", where, err)
+			continue
+		}
+		a.src.items[def.Name] = it
 	}
 }
 
-func (a *analyzer) keyTemplate(def *ast.Definition, name string, v *ast.Value, needField bool) (KeyTemplate, bool) {
+// keyTemplate reads one key template of an @item type (store.ParseKeyTemplate's syntax).
+func (a *analyzer) keyTemplate(def *ast.Definition, name string, v *ast.Value, needField bool) (store.KeyTemplate, bool) {
 	where := fmt.Sprintf("%s: @item(%s: %s)", def.Name, name, v.String())
 	s, ok := a.stringValue(where, v)
 	if !ok {
-		return KeyTemplate{}, false
+		return store.KeyTemplate{}, false
 	}
-	t, err := ParseKeyTemplate(s)
+	t, err := store.ParseKeyTemplate(s)
 	if err != nil {
-		a.errorf("%s: %v", where, err)
-		return KeyTemplate{}, false
+		if te := (*store.TemplateError)(nil); errors.As(err, &te) {
+			a.errorf("%s: %s", where, te.Reason)
+		} else {
+			a.errorf("%s: %v", where, err)
+		}
+		return store.KeyTemplate{}, false
 	}
-	if needField && len(t.fields) == 0 {
+	if needField && len(t.Fields()) == 0 {
 		a.errorf("%s: needs at least one {field} placeholder, so items spread over partitions", where)
-		return KeyTemplate{}, false
+		return store.KeyTemplate{}, false
 	}
 	good := true
-	for _, name := range t.fields {
+	for _, name := range t.Fields() {
 		f := def.Fields.ForName(name)
 		switch {
 		case f == nil:
@@ -524,6 +530,10 @@ func (a *analyzer) eventSources(where string, fd *ast.FieldDefinition, f *Field,
 		at := fmt.Sprintf("%s: @fromEvent(type: %q)", where, typ)
 		if err := envelope.CheckType(typ); err != nil {
 			a.errorf("%s: %w", at, err)
+			continue
+		}
+		if strings.HasPrefix(typ, envelope.ReservedTypePrefix) {
+			a.errorf("%s: event types starting with %s are the service's own (such as %s), not for subscribers", at, envelope.ReservedTypePrefix, envelope.InvalidateType)
 			continue
 		}
 		if slices.Contains(f.EventTypes, typ) {

@@ -73,7 +73,7 @@ func TestAnalyzeChat(t *testing.T) {
 		t.Errorf("EventTypes() = %q, want %q", got, want)
 	}
 	items := src.Items()
-	if len(items) != 2 || items[0].Type != "Message" || items[1].Type != "Room" {
+	if len(items) != 2 || items[0].Name != "Message" || items[1].Name != "Room" {
 		t.Fatalf("Items() = %+v, want Message and Room", items)
 	}
 	if pk, sk := items[0].PK, items[0].SK; pk.String() != "room#{roomId}" || sk.String() != "msg#{id}" ||

@@ -28,6 +28,12 @@ const (
 	// CodeResultTooLarge: the result is over the transport's message limit and was replaced by
 	// this error.
 	CodeResultTooLarge = "RESULT_TOO_LARGE"
+	// CodeUnauthenticated: no valid token (HTTP answers 401).
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	// CodeForbidden: the caller is authenticated but may not do this.
+	CodeForbidden = "FORBIDDEN"
+	// CodeTooManySubscriptions: the connection has as many subscriptions as it may.
+	CodeTooManySubscriptions = "SUBSCRIPTION_LIMIT_EXCEEDED"
 )
 
 // Input limits.
@@ -47,6 +53,12 @@ func (e *userError) Error() string { return e.msg }
 
 func badInput(format string, args ...any) error {
 	return &userError{code: CodeBadUserInput, msg: fmt.Sprintf(format, args...)}
+}
+
+// Forbidden is the error a resolver or a SubscribeRule returns to deny an authenticated caller:
+// the client reads the message, with extensions.code FORBIDDEN.
+func Forbidden(format string, args ...any) error {
+	return &userError{code: CodeForbidden, msg: fmt.Sprintf(format, args...)}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
@@ -110,6 +122,21 @@ func InternalError() *gqlerror.Error {
 func ResultTooLarge(size, limit int) *gqlerror.Error {
 	e := gqlerror.Errorf("the result is %d bytes, over the %d-byte message limit", size, limit)
 	errcode.Set(e, CodeResultTooLarge)
+	return e
+}
+
+// Unauthenticated is the error of a request without a valid token: msg (auth.ClientMessage's
+// short text), with UNAUTHENTICATED.
+func Unauthenticated(msg string) *gqlerror.Error {
+	e := &gqlerror.Error{Message: msg}
+	errcode.Set(e, CodeUnauthenticated)
+	return e
+}
+
+// TooManySubscriptions is the error of a subscribe past a connection's bound of max.
+func TooManySubscriptions(max int) *gqlerror.Error {
+	e := gqlerror.Errorf("the connection has %d subscriptions, the most it may have: complete one first", max)
+	errcode.Set(e, CodeTooManySubscriptions)
 	return e
 }
 

@@ -14,7 +14,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
-	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -38,6 +39,14 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Announcement struct {
+		At       func(childComplexity int) int
+		ID       func(childComplexity int) int
+		Priority func(childComplexity int) int
+		RoomID   func(childComplexity int) int
+		Text     func(childComplexity int) int
+	}
+
 	Message struct {
 		Author    func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
@@ -50,7 +59,7 @@ type ComplexityRoot struct {
 	Mutation struct {
 		DeleteMessage func(childComplexity int, roomID string, id string) int
 		EditMessage   func(childComplexity int, roomID string, id string, text string) int
-		SendMessage   func(childComplexity int, roomID string, author string, text string) int
+		SendMessage   func(childComplexity int, roomID string, author *string, text string) int
 	}
 
 	Query struct {
@@ -59,9 +68,10 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		MessageAdded   func(childComplexity int, roomID string) int
-		MessageDeleted func(childComplexity int, roomID string) int
-		MessageEdited  func(childComplexity int, roomID string) int
+		Announcement   func(childComplexity int, roomID string, filter *model.AnnouncementFilter) int
+		MessageAdded   func(childComplexity int, roomID string, filter *model.MessageFilter) int
+		MessageDeleted func(childComplexity int, roomID string, filter *model.MessageFilter) int
+		MessageEdited  func(childComplexity int, roomID string, filter *model.MessageFilter) int
 	}
 }
 
@@ -70,18 +80,19 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	SendMessage(ctx context.Context, roomID string, author string, text string) (*store.Message, error)
-	EditMessage(ctx context.Context, roomID string, id string, text string) (*store.Message, error)
-	DeleteMessage(ctx context.Context, roomID string, id string) (*store.Message, error)
+	SendMessage(ctx context.Context, roomID string, author *string, text string) (*model.Message, error)
+	EditMessage(ctx context.Context, roomID string, id string, text string) (*model.Message, error)
+	DeleteMessage(ctx context.Context, roomID string, id string) (*model.Message, error)
 }
 type QueryResolver interface {
-	Messages(ctx context.Context, roomID string, last *int) ([]*store.Message, error)
-	Message(ctx context.Context, roomID string, id string) (*store.Message, error)
+	Messages(ctx context.Context, roomID string, last *int) ([]*model.Message, error)
+	Message(ctx context.Context, roomID string, id string) (*model.Message, error)
 }
 type SubscriptionResolver interface {
-	MessageAdded(ctx context.Context, roomID string) (<-chan *store.Message, error)
-	MessageEdited(ctx context.Context, roomID string) (<-chan *store.Message, error)
-	MessageDeleted(ctx context.Context, roomID string) (<-chan *store.Message, error)
+	MessageAdded(ctx context.Context, roomID string, filter *model.MessageFilter) (<-chan *model.Message, error)
+	MessageEdited(ctx context.Context, roomID string, filter *model.MessageFilter) (<-chan *model.Message, error)
+	MessageDeleted(ctx context.Context, roomID string, filter *model.MessageFilter) (<-chan *model.Message, error)
+	Announcement(ctx context.Context, roomID string, filter *model.AnnouncementFilter) (<-chan *model.Announcement, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -101,6 +112,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Announcement.at":
+		if e.ComplexityRoot.Announcement.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Announcement.At(childComplexity), true
+	case "Announcement.id":
+		if e.ComplexityRoot.Announcement.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Announcement.ID(childComplexity), true
+	case "Announcement.priority":
+		if e.ComplexityRoot.Announcement.Priority == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Announcement.Priority(childComplexity), true
+	case "Announcement.roomId":
+		if e.ComplexityRoot.Announcement.RoomID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Announcement.RoomID(childComplexity), true
+	case "Announcement.text":
+		if e.ComplexityRoot.Announcement.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Announcement.Text(childComplexity), true
 
 	case "Message.author":
 		if e.ComplexityRoot.Message.Author == nil {
@@ -171,7 +213,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["roomId"].(string), args["author"].(string), args["text"].(string)), true
+		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["roomId"].(string), args["author"].(*string), args["text"].(string)), true
 
 	case "Query.message":
 		if e.ComplexityRoot.Query.Message == nil {
@@ -196,6 +238,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Messages(childComplexity, args["roomId"].(string), args["last"].(*int)), true
 
+	case "Subscription.announcement":
+		if e.ComplexityRoot.Subscription.Announcement == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_announcement_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Announcement(childComplexity, args["roomId"].(string), args["filter"].(*model.AnnouncementFilter)), true
 	case "Subscription.messageAdded":
 		if e.ComplexityRoot.Subscription.MessageAdded == nil {
 			break
@@ -206,7 +259,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["roomId"].(string)), true
+		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["roomId"].(string), args["filter"].(*model.MessageFilter)), true
 	case "Subscription.messageDeleted":
 		if e.ComplexityRoot.Subscription.MessageDeleted == nil {
 			break
@@ -217,7 +270,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.MessageDeleted(childComplexity, args["roomId"].(string)), true
+		return e.ComplexityRoot.Subscription.MessageDeleted(childComplexity, args["roomId"].(string), args["filter"].(*model.MessageFilter)), true
 	case "Subscription.messageEdited":
 		if e.ComplexityRoot.Subscription.MessageEdited == nil {
 			break
@@ -228,7 +281,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.MessageEdited(childComplexity, args["roomId"].(string)), true
+		return e.ComplexityRoot.Subscription.MessageEdited(childComplexity, args["roomId"].(string), args["filter"].(*model.MessageFilter)), true
 
 	}
 	return 0, false
@@ -238,7 +291,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
-		return graphql.NewInputUnmarshalerIndex()
+		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AnnouncementFilter", ec.unmarshalInputAnnouncementFilter),
+			graphql.NewInputUnmarshaler("IntFilter", ec.unmarshalInputIntFilter),
+			graphql.NewInputUnmarshaler("MessageFilter", ec.unmarshalInputMessageFilter),
+			graphql.NewInputUnmarshaler("StringFilter", ec.unmarshalInputStringFilter),
+		)
 	}
 	first := true
 
@@ -342,6 +400,49 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "../engine/directives.graphqls", Input: `# The declarations of lambdaws's engine. List this file in gqlgen.yml's ` + "`" + `schema:` + "`" + ` beside the app's
+# own schema files; do not copy it. engine.Analyze reads these directives at start-up.
+
+"""
+Marks an object type as an item of the data table. ` + "`" + `pk` + "`" + ` and ` + "`" + `sk` + "`" + ` are key templates: literal text
+with ` + "`" + `{field}` + "`" + ` placeholders, each naming a non-null scalar or enum field of the type, for example
+` + "`" + `@item(pk: "room#{roomId}", sk: "msg#{id}")` + "`" + `. ` + "`" + `pk` + "`" + ` has at least one placeholder; two placeholders
+are separated by literal text; a literal brace is written twice ({{ or }}).
+"""
+directive @item(pk: String!, sk: String!) on OBJECT
+
+"""
+Marks a subscription argument that selects the subscription's topic. The topic is the field name
+plus the values of its @topic arguments (for example ` + "`" + `messageAdded?roomId=r1` + "`" + `); an event is
+addressed to the topic made of the payload's fields of the same names, so each @topic argument
+names a field of the subscription's return type.
+"""
+directive @topic on ARGUMENT_DEFINITION
+
+"""
+Feeds a subscription field from changes to items of the data table: ` + "`" + `type` + "`" + ` is an @item type, the
+field's return type, and ` + "`" + `on` + "`" + ` the kinds of change that feed it. INSERT and MODIFY yield the item
+as written, REMOVE the item as it was.
+"""
+directive @fromChange(type: String!, on: [ChangeKind!]!) repeatable on FIELD_DEFINITION
+
+"""
+Feeds a subscription field from external events of ` + "`" + `type` + "`" + ` (the EventBridge detail-type, or the
+CloudEvents type of an SQS or SNS message); the event's data is the field's value. All the fields
+one event type feeds return the same type.
+"""
+directive @fromEvent(type: String!) repeatable on FIELD_DEFINITION
+
+"What a write did to an item of the data table, as the stream names it."
+enum ChangeKind {
+  "The item was created."
+  INSERT
+  "The item was overwritten or updated."
+  MODIFY
+  "The item was deleted (by the app, or by the table's TTL)."
+  REMOVE
+}
+`, BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -349,6 +450,22 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_Announcement(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Announcement_id(ctx, field)
+	case "roomId":
+		return ec.fieldContext_Announcement_roomId(ctx, field)
+	case "text":
+		return ec.fieldContext_Announcement_text(ctx, field)
+	case "priority":
+		return ec.fieldContext_Announcement_priority(ctx, field)
+	case "at":
+		return ec.fieldContext_Announcement_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Announcement", field.Name)
+}
 
 func (ec *executionContext) childFields_Message(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -548,8 +665,8 @@ func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context,
 	}
 	args["roomId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "author",
-		func(ctx context.Context, v any) (string, error) {
-			return ec.unmarshalNString2string(ctx, v)
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -624,6 +741,28 @@ func (ec *executionContext) field_Query_messages_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_announcement_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "roomId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["roomId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.AnnouncementFilter, error) {
+			return ec.unmarshalOAnnouncementFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_messageAdded_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -635,6 +774,14 @@ func (ec *executionContext) field_Subscription_messageAdded_args(ctx context.Con
 		return nil, err
 	}
 	args["roomId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.MessageFilter, error) {
+			return ec.unmarshalOMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
 	return args, nil
 }
 
@@ -649,6 +796,14 @@ func (ec *executionContext) field_Subscription_messageDeleted_args(ctx context.C
 		return nil, err
 	}
 	args["roomId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.MessageFilter, error) {
+			return ec.unmarshalOMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
 	return args, nil
 }
 
@@ -663,6 +818,14 @@ func (ec *executionContext) field_Subscription_messageEdited_args(ctx context.Co
 		return nil, err
 	}
 	args["roomId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.MessageFilter, error) {
+			return ec.unmarshalOMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
 	return args, nil
 }
 
@@ -740,7 +903,122 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
-func (ec *executionContext) _Message_id(ctx context.Context, field graphql.CollectedField, obj *store.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Announcement_id(ctx context.Context, field graphql.CollectedField, obj *model.Announcement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Announcement_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Announcement_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Announcement", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Announcement_roomId(ctx context.Context, field graphql.CollectedField, obj *model.Announcement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Announcement_roomId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoomID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Announcement_roomId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Announcement", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Announcement_text(ctx context.Context, field graphql.CollectedField, obj *model.Announcement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Announcement_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Announcement_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Announcement", field, false, false, "String")
+}
+
+func (ec *executionContext) _Announcement_priority(ctx context.Context, field graphql.CollectedField, obj *model.Announcement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Announcement_priority(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Priority, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Announcement_priority(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Announcement", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Announcement_at(ctx context.Context, field graphql.CollectedField, obj *model.Announcement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Announcement_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Announcement_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Announcement", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Message_id(ctx context.Context, field graphql.CollectedField, obj *model.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -763,7 +1041,7 @@ func (ec *executionContext) fieldContext_Message_id(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Message", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Message_roomId(ctx context.Context, field graphql.CollectedField, obj *store.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Message_roomId(ctx context.Context, field graphql.CollectedField, obj *model.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -786,7 +1064,7 @@ func (ec *executionContext) fieldContext_Message_roomId(_ context.Context, field
 	return graphql.NewScalarFieldContext("Message", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Message_author(ctx context.Context, field graphql.CollectedField, obj *store.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Message_author(ctx context.Context, field graphql.CollectedField, obj *model.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -809,7 +1087,7 @@ func (ec *executionContext) fieldContext_Message_author(_ context.Context, field
 	return graphql.NewScalarFieldContext("Message", field, false, false, "String")
 }
 
-func (ec *executionContext) _Message_text(ctx context.Context, field graphql.CollectedField, obj *store.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Message_text(ctx context.Context, field graphql.CollectedField, obj *model.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -832,7 +1110,7 @@ func (ec *executionContext) fieldContext_Message_text(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Message", field, false, false, "String")
 }
 
-func (ec *executionContext) _Message_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Message_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -855,7 +1133,7 @@ func (ec *executionContext) fieldContext_Message_createdAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Message", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Message_editedAt(ctx context.Context, field graphql.CollectedField, obj *store.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Message_editedAt(ctx context.Context, field graphql.CollectedField, obj *model.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -888,11 +1166,11 @@ func (ec *executionContext) _Mutation_sendMessage(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SendMessage(ctx, fc.Args["roomId"].(string), fc.Args["author"].(string), fc.Args["text"].(string))
+			return ec.Resolvers.Mutation().SendMessage(ctx, fc.Args["roomId"].(string), fc.Args["author"].(*string), fc.Args["text"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -935,8 +1213,8 @@ func (ec *executionContext) _Mutation_editMessage(ctx context.Context, field gra
 			return ec.Resolvers.Mutation().EditMessage(ctx, fc.Args["roomId"].(string), fc.Args["id"].(string), fc.Args["text"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -979,8 +1257,8 @@ func (ec *executionContext) _Mutation_deleteMessage(ctx context.Context, field g
 			return ec.Resolvers.Mutation().DeleteMessage(ctx, fc.Args["roomId"].(string), fc.Args["id"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1023,8 +1301,8 @@ func (ec *executionContext) _Query_messages(ctx context.Context, field graphql.C
 			return ec.Resolvers.Query().Messages(ctx, fc.Args["roomId"].(string), fc.Args["last"].(*int))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessageᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1067,8 +1345,8 @@ func (ec *executionContext) _Query_message(ctx context.Context, field graphql.Co
 			return ec.Resolvers.Query().Message(ctx, fc.Args["roomId"].(string), fc.Args["id"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalOMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalOMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		false,
@@ -1184,11 +1462,11 @@ func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().MessageAdded(ctx, fc.Args["roomId"].(string))
+			return ec.Resolvers.Subscription().MessageAdded(ctx, fc.Args["roomId"].(string), fc.Args["filter"].(*model.MessageFilter))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1228,11 +1506,11 @@ func (ec *executionContext) _Subscription_messageEdited(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().MessageEdited(ctx, fc.Args["roomId"].(string))
+			return ec.Resolvers.Subscription().MessageEdited(ctx, fc.Args["roomId"].(string), fc.Args["filter"].(*model.MessageFilter))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1272,11 +1550,11 @@ func (ec *executionContext) _Subscription_messageDeleted(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().MessageDeleted(ctx, fc.Args["roomId"].(string))
+			return ec.Resolvers.Subscription().MessageDeleted(ctx, fc.Args["roomId"].(string), fc.Args["filter"].(*model.MessageFilter))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Message) graphql.Marshaler {
-			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1300,6 +1578,50 @@ func (ec *executionContext) fieldContext_Subscription_messageDeleted(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_messageDeleted_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_announcement(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_announcement(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Announcement(ctx, fc.Args["roomId"].(string), fc.Args["filter"].(*model.AnnouncementFilter))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Announcement) graphql.Marshaler {
+			return ec.marshalNAnnouncement2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncement(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_announcement(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Announcement(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_announcement_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2379,6 +2701,328 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAnnouncementFilter(ctx context.Context, obj any) (model.AnnouncementFilter, error) {
+	var it model.AnnouncementFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"priority", "text", "and", "or", "not"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "priority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priority"))
+			data, err := ec.unmarshalOIntFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐIntFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Priority = data
+		case "text":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("text"))
+			data, err := ec.unmarshalOStringFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐStringFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Text = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOAnnouncementFilter2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilterᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOAnnouncementFilter2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilterᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOAnnouncementFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAnnouncementFilter unmarshals raw into the AnnouncementFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAnnouncementFilter(ctx context.Context, raw any) (model.AnnouncementFilter, error) {
+	var out model.AnnouncementFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AnnouncementFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputIntFilter(ctx context.Context, obj any) (model.IntFilter, error) {
+	var it model.IntFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eq", "ne", "lt", "le", "gt", "ge", "between", "in", "notIn"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eq"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Eq = data
+		case "ne":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ne"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ne = data
+		case "lt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lt"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Lt = data
+		case "le":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("le"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Le = data
+		case "gt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("gt"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Gt = data
+		case "ge":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ge"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ge = data
+		case "between":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("between"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Between = data
+		case "in":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("in"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.In = data
+		case "notIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NotIn = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalIntFilter unmarshals raw into the IntFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalIntFilter(ctx context.Context, raw any) (model.IntFilter, error) {
+	var out model.IntFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "IntFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputMessageFilter(ctx context.Context, obj any) (model.MessageFilter, error) {
+	var it model.MessageFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"author", "text", "and", "or", "not"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "author":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("author"))
+			data, err := ec.unmarshalOStringFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐStringFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Author = data
+		case "text":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("text"))
+			data, err := ec.unmarshalOStringFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐStringFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Text = data
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOMessageFilter2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilterᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.And = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOMessageFilter2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilterᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Or = data
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Not = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalMessageFilter unmarshals raw into the MessageFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalMessageFilter(ctx context.Context, raw any) (model.MessageFilter, error) {
+	var out model.MessageFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "MessageFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputStringFilter(ctx context.Context, obj any) (model.StringFilter, error) {
+	var it model.StringFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eq", "ne", "in", "notIn", "beginsWith", "contains", "notContains"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eq"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Eq = data
+		case "ne":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ne"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ne = data
+		case "in":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("in"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.In = data
+		case "notIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NotIn = data
+		case "beginsWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("beginsWith"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BeginsWith = data
+		case "contains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Contains = data
+		case "notContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NotContains = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalStringFilter unmarshals raw into the StringFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalStringFilter(ctx context.Context, raw any) (model.StringFilter, error) {
+	var out model.StringFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "StringFilter", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -2387,9 +3031,62 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** object.gotpl ****************************
 
+var announcementImplementors = []string{"Announcement"}
+
+func (ec *executionContext) _Announcement(ctx context.Context, sel ast.SelectionSet, obj *model.Announcement) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, announcementImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Announcement")
+		case "id":
+			out.Values[i] = ec._Announcement_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "roomId":
+			out.Values[i] = ec._Announcement_roomId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._Announcement_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "priority":
+			out.Values[i] = ec._Announcement_priority(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._Announcement_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var messageImplementors = []string{"Message"}
 
-func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, obj *store.Message) graphql.Marshaler {
+func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, obj *model.Message) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, messageImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -2583,6 +3280,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_messageEdited(ctx, fields[0])
 	case "messageDeleted":
 		return ec._Subscription_messageDeleted(ctx, fields[0])
+	case "announcement":
+		return ec._Subscription_announcement(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -2950,6 +3649,19 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAnnouncement2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncement(ctx context.Context, sel ast.SelectionSet, v *model.Announcement) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Announcement!")
+		return graphql.Null
+	}
+	return ec._Announcement(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAnnouncementFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilter(ctx context.Context, v any) (*model.AnnouncementFilter, error) {
+	res, err := ec.unmarshalInputAnnouncementFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -2962,6 +3674,46 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		graphql.AddInvalidNullFromMarshaler(ctx, "Boolean!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNChangeKind2githubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋengineᚐChangeKind(ctx context.Context, v any) (engine.ChangeKind, error) {
+	var res engine.ChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChangeKind2githubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋengineᚐChangeKind(ctx context.Context, sel ast.SelectionSet, v engine.ChangeKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNChangeKind2ᚕgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋengineᚐChangeKindᚄ(ctx context.Context, v any) ([]engine.ChangeKind, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]engine.ChangeKind, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChangeKind2githubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋengineᚐChangeKind(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNChangeKind2ᚕgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋengineᚐChangeKindᚄ(ctx context.Context, sel ast.SelectionSet, v []engine.ChangeKind) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChangeKind2githubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋengineᚐChangeKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -2978,11 +3730,25 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
-func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Message) graphql.Marshaler {
+func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Message) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx, sel, v[i])
+		return ec.marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -2994,12 +3760,17 @@ func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋrealtimeᚑgql�
 	return ret
 }
 
-func (ec *executionContext) marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx context.Context, sel ast.SelectionSet, v *store.Message) graphql.Marshaler {
+func (ec *executionContext) marshalNMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx context.Context, sel ast.SelectionSet, v *model.Message) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Message!")
 		return graphql.Null
 	}
 	return ec._Message(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx context.Context, v any) (*model.MessageFilter, error) {
+	res, err := ec.unmarshalInputMessageFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -3172,6 +3943,31 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) unmarshalOAnnouncementFilter2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilterᚄ(ctx context.Context, v any) ([]*model.AnnouncementFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.AnnouncementFilter, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAnnouncementFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilter(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOAnnouncementFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐAnnouncementFilter(ctx context.Context, v any) (*model.AnnouncementFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAnnouncementFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -3202,6 +3998,41 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
 	if v == nil {
 		return nil, nil
@@ -3220,11 +4051,79 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
-func (ec *executionContext) marshalOMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋstoreᚐMessage(ctx context.Context, sel ast.SelectionSet, v *store.Message) graphql.Marshaler {
+func (ec *executionContext) unmarshalOIntFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐIntFilter(ctx context.Context, v any) (*model.IntFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputIntFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOMessage2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessage(ctx context.Context, sel ast.SelectionSet, v *model.Message) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Message(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOMessageFilter2ᚕᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilterᚄ(ctx context.Context, v any) ([]*model.MessageFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.MessageFilter, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOMessageFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐMessageFilter(ctx context.Context, v any) (*model.MessageFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputMessageFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -3243,6 +4142,14 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOStringFilter2ᚖgithubᚗcomᚋrealtimeᚑgqlᚋlambdawsᚋgraphᚋmodelᚐStringFilter(ctx context.Context, v any) (*model.StringFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputStringFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

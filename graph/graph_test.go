@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -27,7 +29,20 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{}), store: s}
+	return &fixture{exec: newExecutor(t, s, graph.Options{}), store: s}
+}
+
+func newExecutor(t testing.TB, d store.Data, opts graph.Options) *graph.Executor {
+	t.Helper()
+	res, err := graph.NewResolver(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exec
 }
 
 type result struct {
@@ -77,7 +92,7 @@ func TestMutationsAndQueries(t *testing.T) {
 		if len(r.Errors) > 0 {
 			t.Fatalf("sendMessage: %+v", r.Errors)
 		}
-		var d struct{ SendMessage store.Message }
+		var d struct{ SendMessage model.Message }
 		json.Unmarshal(r.Data, &d)
 		if d.SendMessage.ID == "" || d.SendMessage.Text != fmt.Sprintf("m%d", i) || d.SendMessage.RoomID != "r1" ||
 			d.SendMessage.CreatedAt.IsZero() || d.SendMessage.EditedAt != nil {
@@ -169,9 +184,10 @@ func TestSubscriptionTopic(t *testing.T) {
 		}
 	}
 	// The topic of a change equals the topic of a subscribe for the same room.
-	m := store.Message{ID: "1", RoomID: "a b&c", Author: "a", Text: "t", CreatedAt: time.Now()}
-	if got := graph.Topic("messageEdited", map[string]any{"roomId": m.RoomID}); got != "messageEdited?roomId=a+b%26c" {
-		t.Fatalf("Topic = %q", got)
+	evs, err := f.exec.Events(engine.Change{ID: "e1", Seq: "1", Item: "Message", Kind: engine.Modify,
+		Value: json.RawMessage(`{"id":"1","roomId":"a b&c","author":"a","text":"t","createdAt":"2026-01-02T03:04:05Z"}`)})
+	if err != nil || len(evs) != 1 || evs[0].Field != "messageEdited" || evs[0].Topic != "messageEdited?roomId=a+b%26c" {
+		t.Fatalf("Events = %+v, %v", evs, err)
 	}
 }
 
@@ -179,8 +195,8 @@ func TestRender(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	m := &store.Message{ID: "01", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: at}
-	ev := &graph.Event{Topic: "messageAdded?roomId=r1", Field: "messageAdded", Message: m}
+	payload, _ := json.Marshal(model.Message{ID: "01", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: at})
+	ev := &engine.Event{ID: "ev1", Seq: "42", Topic: "messageAdded?roomId=r1", Field: "messageAdded", Payload: payload}
 
 	r := f.exec.Render(ctx, graph.Request{Query: `subscription { messageAdded(roomId: "r1") { id text } }`}, ev)
 	if b, _ := json.Marshal(r); string(b) != `{"data":{"messageAdded":{"id":"01","text":"hi"}}}` {
@@ -190,6 +206,13 @@ func TestRender(t *testing.T) {
 		OperationName: "S", Variables: json.RawMessage(`{"r":"r1"}`)}, ev)
 	if b, _ := json.Marshal(r); string(b) != `{"data":{"m":{"author":"ann","createdAt":"2026-01-02T03:04:05Z","__typename":"Message"}}}` {
 		t.Fatalf("render = %s", b)
+	}
+	// An external event.
+	ann := &engine.Event{ID: "src a1", Topic: "announcement?roomId=r1", Field: "announcement",
+		Payload: json.RawMessage(`{"id":"a1","roomId":"r1","text":"closing","priority":3,"at":"2026-01-02T03:04:05Z"}`)}
+	r = f.exec.Render(ctx, graph.Request{Query: `subscription { announcement(roomId: "r1", filter: {priority: {gt: 1}}) { text priority at } }`}, ann)
+	if b, _ := json.Marshal(r); string(b) != `{"data":{"announcement":{"text":"closing","priority":3,"at":"2026-01-02T03:04:05Z"}}}` {
+		t.Fatalf("render of an announcement = %s", b)
 	}
 	// Another room or another field: nothing.
 	if r := f.exec.Render(ctx, graph.Request{Query: `subscription { messageAdded(roomId: "r2") { id } }`}, ev); r != nil {
@@ -203,6 +226,10 @@ func TestRender(t *testing.T) {
 	if r == nil || len(r.Errors) == 0 {
 		t.Fatalf("render of an invalid document = %+v", r)
 	}
+	// The event's identity is the fan-out engine's to add (once, to every frame): not here.
+	if _, ok := r.Extensions["event"]; ok {
+		t.Fatalf("an error result's extensions = %v, want no event", r.Extensions)
+	}
 }
 
 // TestIntrospection: __schema and __type are served by default (GRAPHQL_INTROSPECTION unset) and
@@ -213,7 +240,7 @@ func TestIntrospection(t *testing.T) {
 	if r := on.do(t, q, ""); len(r.Errors) != 0 || string(r.Data) != `{"__schema":{"queryType":{"name":"Query"}},"__type":{"name":"Message"}}` {
 		t.Fatalf("introspection by default: %+v (data %s)", r, r.Data)
 	}
-	off := &fixture{exec: graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(on.store)}, graph.Options{DisableIntrospection: true}), store: on.store}
+	off := &fixture{exec: newExecutor(t, on.store, graph.Options{DisableIntrospection: true}), store: on.store}
 	r := off.do(t, q, "")
 	if len(r.Errors) == 0 || strings.Contains(string(r.Data), "Query") {
 		t.Fatalf("introspection disabled, yet answered: %+v (data %s)", r, r.Data)

@@ -8,40 +8,66 @@ package graph
 import (
 	"context"
 
+	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
 // SendMessage is the resolver for the sendMessage field.
-func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, author string, text string) (*store.Message, error) {
-	if err := check(roomArg(roomID), authorArg(author), textArg(text)); err != nil {
+func (r *mutationResolver) SendMessage(ctx context.Context, roomID string, author *string, text string) (*model.Message, error) {
+	name, sub := "", ""
+	if author != nil {
+		name = *author
+	}
+	if p, on := caller(ctx); on {
+		if author != nil && *author != authorName(p) {
+			return nil, Forbidden("author %q is not you: with authentication the author is taken from your token", *author)
+		}
+		name, sub = authorName(p), p.Subject
+	}
+	if err := check(roomArg(roomID), authorArg(name), textArg(text), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
 	now := r.now()
-	m := store.Message{ID: store.NewID(now), RoomID: roomID, Author: author, Text: text, CreatedAt: now}
-	if err := r.Messages.PutMessage(ctx, m); err != nil {
+	m := &model.Message{ID: store.NewID(now), RoomID: roomID, Author: name, AuthorSub: sub, Text: text, CreatedAt: now}
+	if err := engine.Table[model.Message](r.Tables).Create(ctx, m); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	return m, nil
 }
 
 // EditMessage is the resolver for the editMessage field.
-func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id string, text string) (*store.Message, error) {
-	if err := check(roomArg(roomID), idArg(id), textArg(text)); err != nil {
+func (r *mutationResolver) EditMessage(ctx context.Context, roomID string, id string, text string) (*model.Message, error) {
+	if err := check(roomArg(roomID), idArg(id), textArg(text), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
-	m, err := r.Messages.EditMessage(ctx, roomID, id, text, r.now())
+	// Of concurrent edits the last one wins; an edit racing a delete either lands first or finds
+	// nothing (Replace needs a live item), never resurrects the message.
+	msgs := engine.Table[model.Message](r.Tables)
+	m, err := msgs.Get(ctx, messageKey(roomID, id))
 	if err != nil {
+		return nil, notFoundAs(err, "message %q not found in room %q", id, roomID)
+	}
+	if err := checkAuthor(ctx, m, "edit"); err != nil {
+		return nil, err
+	}
+	at := r.now()
+	m.Text, m.EditedAt = text, &at
+	if _, err := msgs.Replace(ctx, &m); err != nil {
 		return nil, notFoundAs(err, "message %q not found in room %q", id, roomID)
 	}
 	return &m, nil
 }
 
 // DeleteMessage is the resolver for the deleteMessage field.
-func (r *mutationResolver) DeleteMessage(ctx context.Context, roomID string, id string) (*store.Message, error) {
-	if err := check(roomArg(roomID), idArg(id)); err != nil {
+func (r *mutationResolver) DeleteMessage(ctx context.Context, roomID string, id string) (*model.Message, error) {
+	if err := check(roomArg(roomID), idArg(id), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
-	m, err := r.Messages.DeleteMessage(ctx, roomID, id)
+	if err := r.authorOnly(ctx, roomID, id, "delete"); err != nil {
+		return nil, err
+	}
+	m, err := engine.Table[model.Message](r.Tables).Delete(ctx, messageKey(roomID, id))
 	if err != nil {
 		return nil, notFoundAs(err, "message %q not found in room %q", id, roomID)
 	}
@@ -49,19 +75,19 @@ func (r *mutationResolver) DeleteMessage(ctx context.Context, roomID string, id 
 }
 
 // Messages is the resolver for the messages field.
-func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) ([]*store.Message, error) {
+func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) ([]*model.Message, error) {
 	n := 50
 	if last != nil {
 		n = *last
 	}
-	if err := check(roomArg(roomID), lastArg(n)); err != nil {
+	if err := check(roomArg(roomID), lastArg(n), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
-	msgs, err := r.Resolver.Messages.Messages(ctx, roomID, n)
+	msgs, err := engine.Table[model.Message](r.Tables).Query(ctx, map[string]any{"roomId": roomID}, n)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*store.Message, len(msgs))
+	out := make([]*model.Message, len(msgs))
 	for i := range msgs {
 		out[i] = &msgs[i]
 	}
@@ -69,11 +95,11 @@ func (r *queryResolver) Messages(ctx context.Context, roomID string, last *int) 
 }
 
 // Message is the resolver for the message field.
-func (r *queryResolver) Message(ctx context.Context, roomID string, id string) (*store.Message, error) {
-	if err := check(roomArg(roomID), idArg(id)); err != nil {
+func (r *queryResolver) Message(ctx context.Context, roomID string, id string) (*model.Message, error) {
+	if err := check(roomArg(roomID), idArg(id), checkRoom(ctx, roomID)); err != nil {
 		return nil, err
 	}
-	m, err := r.Resolver.Messages.Message(ctx, roomID, id)
+	m, err := engine.Table[model.Message](r.Tables).Get(ctx, messageKey(roomID, id))
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil // absent is null, not an error
@@ -84,18 +110,23 @@ func (r *queryResolver) Message(ctx context.Context, roomID string, id string) (
 }
 
 // MessageAdded is the resolver for the messageAdded field.
-func (r *subscriptionResolver) MessageAdded(ctx context.Context, roomID string) (<-chan *store.Message, error) {
-	return yieldEvent(ctx, "messageAdded", roomID), nil
+func (r *subscriptionResolver) MessageAdded(ctx context.Context, roomID string, filter *model.MessageFilter) (<-chan *model.Message, error) {
+	return engine.Yield[*model.Message](ctx)
 }
 
 // MessageEdited is the resolver for the messageEdited field.
-func (r *subscriptionResolver) MessageEdited(ctx context.Context, roomID string) (<-chan *store.Message, error) {
-	return yieldEvent(ctx, "messageEdited", roomID), nil
+func (r *subscriptionResolver) MessageEdited(ctx context.Context, roomID string, filter *model.MessageFilter) (<-chan *model.Message, error) {
+	return engine.Yield[*model.Message](ctx)
 }
 
 // MessageDeleted is the resolver for the messageDeleted field.
-func (r *subscriptionResolver) MessageDeleted(ctx context.Context, roomID string) (<-chan *store.Message, error) {
-	return yieldEvent(ctx, "messageDeleted", roomID), nil
+func (r *subscriptionResolver) MessageDeleted(ctx context.Context, roomID string, filter *model.MessageFilter) (<-chan *model.Message, error) {
+	return engine.Yield[*model.Message](ctx)
+}
+
+// Announcement is the resolver for the announcement field.
+func (r *subscriptionResolver) Announcement(ctx context.Context, roomID string, filter *model.AnnouncementFilter) (<-chan *model.Announcement, error) {
+	return engine.Yield[*model.Announcement](ctx)
 }
 
 // Mutation returns MutationResolver implementation.

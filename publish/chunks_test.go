@@ -17,12 +17,12 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/publish"
-	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
 )
 
-// queueHandler is the Lambda handler of the chunk queue's consumers: SQS events to HandleQueue.
+// queueHandler is the Lambda handler of the chunk queue's consumers: SQS events to HandleSQS.
 type queueHandler struct {
 	f   *publish.Fanout
 	log zerolog.Logger
@@ -33,7 +33,7 @@ func (h queueHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return nil, err
 	}
-	resp, err := h.f.HandleQueue(h.log.WithContext(ctx), ev)
+	resp, err := h.f.HandleSQS(h.log.WithContext(ctx), ev)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func testThroughQueue(t *testing.T, chunkSize int, carried bool) {
 	go func() { done <- rt.Serve(ctx, ln) }()
 	defer func() { cancel(); <-done }()
 
-	rec := record(t, 42, store.Insert, nil, msg("r1", "m1", "to many"))
+	rec := record(t, 42, stream.Insert, nil, msg("r1", "m1", "to many"))
 	start := time.Now()
 	resp, st := e.publish(1500*time.Millisecond, rec)
 	if took := time.Since(start); took > 1500*time.Millisecond {

@@ -1,7 +1,6 @@
 package publish_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,16 +12,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/chunkq"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -31,52 +27,9 @@ import (
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
 )
-
-// countingRenderer wraps the real executor and counts renders.
-type countingRenderer struct {
-	exec *graph.Executor
-	n    atomic.Int64
-}
-
-func (c *countingRenderer) Render(ctx context.Context, req graph.Request, ev *graph.Event) *graphql.Response {
-	c.n.Add(1)
-	return c.exec.Render(ctx, req, ev)
-}
-
-func newRenderer() *countingRenderer {
-	return &countingRenderer{exec: graph.NewExecutor(&graph.Resolver{}, graph.Options{})}
-}
-
-// logBuffer collects log lines written concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the log lines that contain every one of the strings.
-func (b *logBuffer) lines(with ...string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		ok := l != ""
-		for _, w := range with {
-			ok = ok && strings.Contains(l, w)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // env is a Fanout over an embedded store (pages of 7), posting with the real internal/mgmt
 // client over HTTP to a fake management API that can inject faults.
@@ -108,6 +61,9 @@ func newEnv(t testing.TB, cfg publish.Config) *env {
 		cfg.Registry = s
 	}
 	cfg.Renderer = e.rend
+	if cfg.Sources == nil {
+		cfg.Sources = exec
+	}
 	if cfg.Gateway == nil {
 		cfg.Gateway = e.client(16)
 	}
@@ -190,44 +146,6 @@ func conns(prefix string, n int) []string {
 	return out
 }
 
-// record is a stream record of a message change, round-tripped through JSON as Lambda delivers it.
-func record(t testing.TB, seq uint64, kind store.ChangeKind, old, new *store.Message) events.DynamoDBEventRecord {
-	t.Helper()
-	rec, err := store.ChangeRecord(kind, item(t, old), item(t, new), seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(rec)
-	var out events.DynamoDBEventRecord
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func item(t testing.TB, m *store.Message) store.Item {
-	t.Helper()
-	if m == nil {
-		return nil
-	}
-	it, err := store.MessageItem(*m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return it
-}
-
-func msg(room, id, text string) *store.Message {
-	return &store.Message{ID: id, RoomID: room, Author: "ann", Text: text, CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-const (
-	addedR1   = "messageAdded?roomId=r1"
-	addedR2   = "messageAdded?roomId=r2"
-	selIDText = `subscription { messageAdded(roomId: "r1") { id text } }`
-	selAuthor = `subscription { messageAdded(roomId: "r1") { author } }`
-)
-
 // TestDeliversEachSubscriberItsOwnSelection: every subscriber gets exactly its selection, framed
 // for its subprotocol, with the change's identity in payload.extensions.event.
 func TestDeliversEachSubscriberItsOwnSelection(t *testing.T) {
@@ -235,7 +153,7 @@ func TestDeliversEachSubscriberItsOwnSelection(t *testing.T) {
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, "c1")
 	e.subscribe(addedR1, selAuthor, gqlws.LegacyWS, "c2")
 	e.subscribe(addedR1, `subscription { messageAdded(roomId: "r2") { id } }`, gqlws.TransportWS, "c3") // another room's document
-	rec := record(t, 1, store.Insert, nil, msg("r1", "m1", "hello"))
+	rec := record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello"))
 	resp, st := e.publish(0, rec)
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %+v", resp.BatchItemFailures)
@@ -259,7 +177,7 @@ func TestRendersOncePerDistinctOperationWithBoundedConcurrency(t *testing.T) {
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, all[:250]...)
 	e.subscribe(addedR1, selAuthor, gqlws.TransportWS, all[250:]...)
 	e.gw.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: time.Millisecond} })
-	_, st := e.publish(0, record(t, 1, store.Insert, nil, msg("r1", "m1", "hello")))
+	_, st := e.publish(0, record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")))
 	if e.rend.n.Load() != 2 || st.Renders != 2 {
 		t.Fatalf("%d renders for 2 distinct operations (stats %+v)", e.rend.n.Load(), st)
 	}
@@ -288,7 +206,7 @@ func TestSubscribersFailuresNeverFailTheRecord(t *testing.T) {
 		}
 		return mgmttest.Fault{}
 	})
-	resp, st := e.publish(0, record(t, 1, store.Insert, nil, msg("r1", "m1", "a")), record(t, 2, store.Insert, nil, msg("r1", "m2", "b")))
+	resp, st := e.publish(0, record(t, 1, stream.Insert, nil, msg("r1", "m1", "a")), record(t, 2, stream.Insert, nil, msg("r1", "m2", "b")))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("a subscriber's failure failed the batch: %+v", resp.BatchItemFailures)
 	}
@@ -325,7 +243,7 @@ func TestServiceFailureIsReportedWithOneLine(t *testing.T) {
 			e := newEnv(t, publish.Config{})
 			e.subscribe(addedR1, selIDText, gqlws.TransportWS, conns("c", 40)...)
 			e.gw.Inject(mgmttest.Fail(c.status, mgmttest.Post))
-			rec := record(t, 7, store.Insert, nil, msg("r1", "m1", "a"))
+			rec := record(t, 7, stream.Insert, nil, msg("r1", "m1", "a"))
 			resp, st := e.publish(5*time.Second, rec)
 			if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "7" {
 				t.Fatalf("failures %+v, want record 7 reported (stats %+v)", resp.BatchItemFailures, st)
@@ -354,7 +272,7 @@ func TestThrottlingRecoversWithoutLoss(t *testing.T) {
 		}
 		return mgmttest.Fault{}
 	})
-	resp, st := e.publish(20*time.Second, record(t, 1, store.Insert, nil, msg("r1", "m1", "a")))
+	resp, st := e.publish(20*time.Second, record(t, 1, stream.Insert, nil, msg("r1", "m1", "a")))
 	if len(resp.BatchItemFailures) != 0 || st.Delivered != 300 || st.Throttled != 0 {
 		t.Fatalf("failures %+v, stats %+v: want all 300 delivered", resp.BatchItemFailures, st)
 	}
@@ -416,9 +334,9 @@ func TestRegistryFailureAndRetrySkipsWhatWasDelivered(t *testing.T) {
 	e.subscribe(addedR2, `subscription { messageAdded(roomId: "r2") { id } }`, gqlws.TransportWS, r2...)
 	faulty.set(addedR1, 4)
 	batch := []events.DynamoDBEventRecord{
-		record(t, 10, store.Insert, nil, msg("r1", "m1", "first")),
-		record(t, 11, store.Insert, nil, msg("r2", "m2", "other room")),
-		record(t, 12, store.Insert, nil, msg("r1", "m3", "second")),
+		record(t, 10, stream.Insert, nil, msg("r1", "m1", "first")),
+		record(t, 11, stream.Insert, nil, msg("r2", "m2", "other room")),
+		record(t, 12, stream.Insert, nil, msg("r1", "m3", "second")),
 	}
 	resp, _ := e.publish(0, batch...)
 	var reported []string
@@ -475,7 +393,7 @@ func TestTheSameRecordTwiceReachesNobodyTwice(t *testing.T) {
 	e := newEnv(t, publish.Config{})
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, conns("c", 3)...)
 	e.subscribe(addedR2, `subscription { messageAdded(roomId: "r2") { id } }`, gqlws.LegacyWS, conns("d", 20)...)
-	batch := []events.DynamoDBEventRecord{record(t, 1, store.Insert, nil, msg("r1", "m1", "x")), record(t, 2, store.Insert, nil, msg("r2", "m2", "y"))}
+	batch := []events.DynamoDBEventRecord{record(t, 1, stream.Insert, nil, msg("r1", "m1", "x")), record(t, 2, stream.Insert, nil, msg("r2", "m2", "y"))}
 	e.publish(0, batch...)
 	_, st := e.publish(0, batch...)
 	if st.Delivered != 0 || st.Skipped != 2 {
@@ -491,11 +409,11 @@ func TestTheSameRecordTwiceReachesNobodyTwice(t *testing.T) {
 func TestMalformedRecordIsSkippedAndTheBatchGoesOn(t *testing.T) {
 	e := newEnv(t, publish.Config{})
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, "c1")
-	bad := record(t, 1, store.Insert, nil, msg("r1", "m0", "x"))
+	bad := record(t, 1, stream.Insert, nil, msg("r1", "m0", "x"))
 	bad.Change.NewImage = nil // INSERT without its image
-	other := record(t, 2, store.Insert, nil, msg("r1", "m1", "x"))
+	other := record(t, 2, stream.Insert, nil, msg("r1", "m1", "x"))
 	delete(other.Change.NewImage, "__typename") // an item of no declared type: skipped cheaply
-	resp, st := e.publish(0, bad, other, record(t, 3, store.Insert, nil, msg("r1", "m2", "fine")))
+	resp, st := e.publish(0, bad, other, record(t, 3, stream.Insert, nil, msg("r1", "m2", "fine")))
 	if len(resp.BatchItemFailures) != 0 || st.Malformed != 1 || st.Delivered != 1 {
 		t.Fatalf("resp %+v stats %+v", resp, st)
 	}
@@ -510,7 +428,7 @@ func TestMalformedRecordIsSkippedAndTheBatchGoesOn(t *testing.T) {
 func TestOversizedResultBecomesAnError(t *testing.T) {
 	e := newEnv(t, publish.Config{MaxMessage: 1024})
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, "c1")
-	_, st := e.publish(0, record(t, 1, store.Insert, nil, msg("r1", "m1", strings.Repeat("x", 2000))))
+	_, st := e.publish(0, record(t, 1, stream.Insert, nil, msg("r1", "m1", strings.Repeat("x", 2000))))
 	posts := e.gw.Posts()
 	if st.TooLarge != 1 || len(posts["c1"]) != 1 {
 		t.Fatalf("stats %+v posts %v", st, posts)
@@ -535,11 +453,11 @@ func TestSDKClient(t *testing.T) {
 	e := newEnv(t, publish.Config{})
 	client := apigatewaymanagementapi.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")},
 		func(o *apigatewaymanagementapi.Options) { o.BaseEndpoint = aws.String(e.url) })
-	f := publish.New(publish.Config{Registry: e.store, Renderer: e.rend, Gateway: publish.SDK(client)})
+	f := publish.New(publish.Config{Registry: e.store, Sources: exec, Renderer: e.rend, Gateway: publish.SDK(client)})
 	defer f.Close()
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, "Ab1=", "gone1=")
 	e.gw.Drop("gone1=")
-	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, store.Insert, nil, msg("r1", "m1", "hi"))}})
+	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, stream.Insert, nil, msg("r1", "m1", "hi"))}})
 	if len(resp.BatchItemFailures) != 0 || st.Delivered != 1 || st.Gone != 1 {
 		t.Fatalf("resp %+v stats %+v", resp, st)
 	}
@@ -567,10 +485,10 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// TestExpiredPrincipalIsSkippedAndClosed: a subscription whose stored principal has expired gets
-// nothing; its connection is closed through the management API and forgotten. A principal
-// without exp, and no principal, never expire.
-func TestExpiredPrincipalIsSkippedAndClosed(t *testing.T) {
+// TestExpiredPrincipalIsClosedThroughTheClient: a subscription whose stored principal has expired
+// gets nothing; its connection is closed through the management API (the real client, over HTTP)
+// and forgotten in the store. A principal without exp, and no principal, never expire.
+func TestExpiredPrincipalIsClosedThroughTheClient(t *testing.T) {
 	e := newEnv(t, publish.Config{})
 	ctx := context.Background()
 	for conn, principal := range map[string]string{
@@ -591,7 +509,7 @@ func TestExpiredPrincipalIsSkippedAndClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, st := e.publish(0, record(t, 1, store.Insert, nil, msg("r1", "m1", "x")))
+	_, st := e.publish(0, record(t, 1, stream.Insert, nil, msg("r1", "m1", "x")))
 	posts := e.gw.Posts()
 	if len(posts["new="]) != 1 || len(posts["anon="]) != 1 || len(posts["old="]) != 0 || len(posts["bad="]) != 0 || st.Expired != 2 {
 		t.Fatalf("posts %v, stats %+v: want new= and anon= delivered, old= and bad= skipped as expired", posts, st.Stats)
@@ -606,12 +524,13 @@ func TestExpiredPrincipalIsSkippedAndClosed(t *testing.T) {
 	}
 }
 
-// TestMetricsLinePerBatch: one EMF line per stream batch and per chunk batch.
+// TestMetricsLinePerBatch: one EMF line per stream batch, per chunk batch, per EventBridge event,
+// per SNS notification and per SQS batch of CloudEvents.
 func TestMetricsLinePerBatch(t *testing.T) {
 	var out logBuffer
 	e := newEnv(t, publish.Config{Metrics: &out})
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, conns("c", 3)...)
-	e.publish(0, record(t, 1, store.Insert, nil, msg("r1", "m1", "x")))
+	e.publish(0, record(t, 1, stream.Insert, nil, msg("r1", "m1", "x")))
 	lines := out.lines()
 	if len(lines) != 1 {
 		t.Fatalf("%d metric lines, want 1:\n%s", len(lines), strings.Join(lines, "\n"))
@@ -638,8 +557,18 @@ func TestMetricsLinePerBatch(t *testing.T) {
 		chunkq.Attr: {DataType: "String", StringValue: aws.String(chunkq.Continuation)}}}}
 	ctx, cancel := e.ctx(time.Second)
 	defer cancel()
-	e.f.HandleQueue(ctx, events.SQSEvent{Records: msgs})
+	e.f.HandleSQS(ctx, events.SQSEvent{Records: msgs})
 	if lines := out.lines(`"Source":"chunks"`); len(lines) != 1 {
 		t.Fatalf("chunk batch: %d metric lines", len(lines))
+	}
+	// External events: one line per EventBridge event, SNS notification and SQS batch.
+	e.f.HandleEventBridge(ctx, ebEvent("eb-1", "chat.announcement", annPayload))
+	e.f.HandleSNS(ctx, snsEvent("n1", cloudEvent("ce-1", "chat.announcement", annPayload)))
+	e.f.HandleSQS(ctx, events.SQSEvent{Records: []events.SQSMessage{sqsMessage("q1", cloudEvent("ce-2", "chat.announcement", annPayload)),
+		sqsMessage("q2", cloudEvent("ce-3", "chat.announcement", annPayload))}})
+	for source, records := range map[string]string{"eventbridge": `"Records":1`, "sns": `"Records":1`, "sqs": `"Records":2`} {
+		if lines := out.lines(`"Source":"`+source+`"`, records); len(lines) != 1 {
+			t.Errorf("%s: %d metric lines with %s, want 1:\n%s", source, len(lines), records, strings.Join(out.lines(), "\n"))
+		}
 	}
 }

@@ -2,9 +2,13 @@
 //
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
 // and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a DynamoDB stream
-// batch has Records[0].eventSource "aws:dynamodb"; an SQS batch (the chunk queue's
-// continuations, CloudEvents) has Records[0].eventSource "aws:sqs"; the sweeper's schedule is an EventBridge event
-// with source "aws.events" and detail-type "Scheduled Event". (No REST API is deployed: its
+// batch has Records[0].eventSource "aws:dynamodb", an SQS batch "aws:sqs" (the events queue's
+// CloudEvents and the chunk queue's continuations alike: publish tells them apart per message);
+// an SNS notification has
+// Records[0].EventSource (capital E) "aws:sns"; the sweeper's schedule is an EventBridge event
+// with source "aws.events" and detail-type "Scheduled Event", and any other EventBridge event
+// (source and detail-type), lambdaws.invalidate included, is an external event for publish,
+// which hands invalidations to its Invalidator. (No REST API is deployed: its
 // events, like any other shape, are refused.)
 // Anything else, or JSON that does not decode, is refused with an error and one log line. The
 // router logs once per failed invocation, with the request's ids; a panic anywhere below becomes
@@ -26,6 +30,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/realtime-gql/lambdaws/internal/envelope"
 	"github.com/rs/zerolog"
 )
 
@@ -39,9 +44,12 @@ type Stream interface {
 	HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 }
 
-// Queue handles SQS batches.
-type Queue interface {
-	HandleQueue(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+// Events handles external events: EventBridge events, SQS batches (CloudEvents, and the chunk
+// queue's continuations) and SNS notifications (*publish.Fanout).
+type Events interface {
+	HandleEventBridge(ctx context.Context, ev events.EventBridgeEvent) error
+	HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+	HandleSNS(ctx context.Context, ev events.SNSEvent) error
 }
 
 // Schedule handles the periodic scheduled event.
@@ -54,7 +62,7 @@ type Handlers struct {
 	WebSocket WebSocket
 	HTTP      http.Handler
 	Stream    Stream
-	Queue     Queue
+	Events    Events
 	Schedule  Schedule
 }
 
@@ -82,7 +90,8 @@ func New(h Handlers, log zerolog.Logger) *Router {
 // probe decodes just enough of any payload to tell the shapes apart.
 type probe struct {
 	Records []struct {
-		EventSource string `json:"eventSource"`
+		EventSource string `json:"eventSource"` // DynamoDB, SQS
+		SNSSource   string `json:"EventSource"` // SNS (an exact match wins over eventSource)
 	} `json:"Records"`
 	RequestContext *struct {
 		EventType    string          `json:"eventType"`
@@ -102,8 +111,11 @@ const (
 	KindHTTPv2    Kind = "http-v2"
 	KindDynamoDB  Kind = "dynamodb"
 	KindSQS       Kind = "sqs"
-	KindSchedule  Kind = "schedule"
-	KindUnknown   Kind = "unknown"
+	KindSNS       Kind = "sns"
+	// KindEventBridge is an EventBridge event other than the schedule: an external event.
+	KindEventBridge Kind = "eventbridge"
+	KindSchedule    Kind = "schedule"
+	KindUnknown     Kind = "unknown"
 )
 
 // Classify tells which shape a payload has.
@@ -121,8 +133,12 @@ func Classify(payload []byte) (Kind, error) {
 		return KindDynamoDB, nil
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:sqs":
 		return KindSQS, nil
-	case p.Source == "aws.events" && p.DetailType == "Scheduled Event":
+	case len(p.Records) > 0 && p.Records[0].SNSSource == "aws:sns":
+		return KindSNS, nil
+	case envelope.IsScheduled(p.Source, p.DetailType):
 		return KindSchedule, nil
+	case p.Source != "" && p.DetailType != "":
+		return KindEventBridge, nil
 	}
 	return KindUnknown, ErrUnknownPayload
 }
@@ -152,8 +168,12 @@ func (r *Router) Invoke(ctx context.Context, payload []byte) (out []byte, err er
 		return r.httpV2(ctx, log, payload)
 	case KindSchedule:
 		return r.schedule(ctx, log, payload)
+	case KindEventBridge:
+		return r.eventBridge(ctx, log, payload)
 	case KindSQS:
 		return r.sqs(ctx, log, payload)
+	case KindSNS:
+		return r.sns(ctx, log, payload)
 	default: // KindDynamoDB
 		return r.dynamodb(ctx, log, payload)
 	}
@@ -196,22 +216,41 @@ func (r *Router) dynamodb(ctx context.Context, log zerolog.Logger, payload []byt
 	return json.Marshal(resp)
 }
 
+func (r *Router) eventBridge(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.EventBridgeEvent](log, KindEventBridge, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.h.Events.HandleEventBridge(log.WithContext(ctx), ev); err != nil {
+		log.Error().Err(err).Str("event", ev.ID).Str("type", ev.DetailType).Msg("eventbridge event failed; Lambda retries it")
+		return nil, err
+	}
+	return []byte("{}"), nil
+}
+
 func (r *Router) sqs(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
 	ev, err := decode[events.SQSEvent](log, KindSQS, payload)
 	if err != nil {
 		return nil, err
 	}
-	if r.h.Queue == nil {
-		err := fmt.Errorf("%w: sqs: no queue handler", ErrUnknownPayload)
-		log.Error().Err(err).Int("records", len(ev.Records)).Msg("invocation refused")
-		return nil, err
-	}
-	resp, err := r.h.Queue.HandleQueue(log.WithContext(ctx), ev)
+	resp, err := r.h.Events.HandleSQS(log.WithContext(ctx), ev)
 	if err != nil {
-		log.Error().Err(err).Int("records", len(ev.Records)).Msg("queue batch failed")
+		log.Error().Err(err).Int("messages", len(ev.Records)).Msg("sqs batch failed")
 		return nil, err
 	}
 	return json.Marshal(resp)
+}
+
+func (r *Router) sns(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {
+	ev, err := decode[events.SNSEvent](log, KindSNS, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.h.Events.HandleSNS(log.WithContext(ctx), ev); err != nil {
+		log.Error().Err(err).Int("records", len(ev.Records)).Msg("sns notification failed; Lambda retries it")
+		return nil, err
+	}
+	return []byte("{}"), nil
 }
 
 func (r *Router) schedule(ctx context.Context, log zerolog.Logger, payload []byte) ([]byte, error) {

@@ -15,12 +15,12 @@ import (
 
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/invalidate"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
-	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/rs/zerolog"
 )
@@ -40,12 +40,40 @@ func take(g *mgmttest.Gateway) (posts, deletes []string) {
 	return posts, deletes
 }
 
+// postKey is the subscription a post ("connection frame") is for: its connection and operation id.
+func postKey(post string) string {
+	conn, frame, _ := strings.Cut(post, " ")
+	var f struct{ ID string }
+	json.Unmarshal([]byte(frame), &f)
+	return conn + " " + f.ID
+}
+
 // golden is what one event produced: the response (or the error) and the management API calls.
 type golden struct {
 	Response json.RawMessage `json:"response,omitempty"`
 	Error    string          `json:"error,omitempty"`
 	Posts    []string        `json:"posts,omitempty"`
 	Deletes  []string        `json:"deletes,omitempty"`
+	// Logged is the level and message of every warning and error logged.
+	Logged []string `json:"logged,omitempty"`
+}
+
+// logged returns the level and message of the warnings and errors in logs (zerolog JSON lines).
+func logged(t *testing.T, logs string) []string {
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if line == "" {
+			continue
+		}
+		var l struct{ Level, Message string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if l.Level == "warn" || l.Level == "error" {
+			out = append(out, l.Level+": "+l.Message)
+		}
+	}
+	return out
 }
 
 // TestGolden feeds every AWS-shaped event in testdata/, in file-name order, through one Router
@@ -60,13 +88,22 @@ func TestGolden(t *testing.T) {
 	// The events were captured at 2026-11-26T14:10:58Z; the handlers' clock is pinned there.
 	now := func() time.Time { return time.UnixMilli(1795702259000) }
 	m := mgmttest.New()
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s), Now: now}, graph.Options{})
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Now = now
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Gateway: publish.SDK(m), Now: now})
+	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: publish.SDK(m), Invalidator: iv, Now: now})
 	defer fan.Close()
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Queue: fan, Schedule: sw}, zerolog.New(&logs))
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Events: fan, Schedule: sw}, zerolog.New(&logs))
 
 	files, _ := filepath.Glob("testdata/*.json")
 	sort.Strings(files)
@@ -98,10 +135,10 @@ func TestGolden(t *testing.T) {
 			g.Response = buf.Bytes()
 		}
 		g.Posts, g.Deletes = take(m)
-		// Posts to different connections may interleave; per connection their order is kept.
-		sort.SliceStable(g.Posts, func(i, j int) bool {
-			return strings.SplitN(g.Posts[i], " ", 2)[0] < strings.SplitN(g.Posts[j], " ", 2)[0]
-		})
+		g.Logged = logged(t, logs.String())
+		// Posts to different subscriptions may interleave (the fan-out delivers concurrently);
+		// per subscription (connection and operation id) their order is kept.
+		sort.SliceStable(g.Posts, func(i, j int) bool { return postKey(g.Posts[i]) < postKey(g.Posts[j]) })
 		got, _ := json.MarshalIndent(g, "", "  ")
 		got = append(got, '\n')
 		goldenFile := filepath.Join("testdata", "golden", name+".json")
@@ -132,9 +169,17 @@ func TestClassify(t *testing.T) {
 		{`{"httpMethod":"POST","requestContext":{}}`, router.KindUnknown}, // REST API (1.0): none is deployed
 		{`{"Records":[{"eventSource":"aws:dynamodb"}]}`, router.KindDynamoDB},
 		{`{"Records":[{"eventSource":"aws:sqs"}]}`, router.KindSQS},
-		{`{"Records":[{"EventSource":"aws:sns"}]}`, router.KindUnknown},
+		{`{"Records":[{"EventSource":"aws:sns","Sns":{}}]}`, router.KindSNS},
+		{`{"Records":[{"eventSource":"aws:sns"}]}`, router.KindUnknown}, // SNS spells it EventSource
+		{`{"Records":[{"EventSource":"aws:sqs"}]}`, router.KindUnknown}, // SQS spells it eventSource
+		{`{"Records":[{"eventSource":"aws:kinesis"}]}`, router.KindUnknown},
 		{`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`, router.KindSchedule},
-		{`{"source":"com.example","detail-type":"Scheduled Event"}`, router.KindUnknown},
+		{`{"source":"com.example","detail-type":"Scheduled Event"}`, router.KindEventBridge},
+		{`{"source":"com.example.chat","detail-type":"chat.announcement","detail":{}}`, router.KindEventBridge},
+		{`{"source":"com.example.admin","detail-type":"lambdaws.invalidate","detail":{"subject":"u"}}`, router.KindEventBridge},
+		{`{"source":"com.example.chat","detail":{}}`, router.KindUnknown},
+		{`{"detail-type":"chat.announcement","detail":{}}`, router.KindUnknown},
+		{`{"detail-type":"lambdaws.invalidate"}`, router.KindUnknown}, // no source: not EventBridge's
 		{`{"Records":[]}`, router.KindUnknown},
 		{`{"requestContext":{"eventType":"CONNECT"}}`, router.KindUnknown},
 		{`{"requestContext":{"http":null}}`, router.KindUnknown},
@@ -160,12 +205,20 @@ func FuzzInvoke(f *testing.F) {
 	}
 	defer s.Close()
 	m := mgmttest.New()
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Gateway: publish.SDK(m)})
+	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: publish.SDK(m), Invalidator: iv})
 	defer fan.Close()
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
-	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, 0), Stream: fan, Queue: fan, Schedule: sw}, zerolog.Nop())
+	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Events: fan, Schedule: sw}, zerolog.Nop())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := r.Invoke(context.Background(), payload)
 		if errors.Is(err, router.ErrPanic) {

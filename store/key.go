@@ -34,10 +34,24 @@ type keyPart struct {
 
 var fieldName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// ParseKeyTemplate parses a key template; errors wrap ErrInvalid.
+// A TemplateError is a key template that does not parse. It wraps ErrInvalid.
+type TemplateError struct {
+	// Template is the text that was parsed; Reason says what is wrong with it.
+	Template, Reason string
+}
+
+// Error returns "store: invalid input: key template "TEMPLATE": REASON".
+func (e *TemplateError) Error() string {
+	return fmt.Sprintf("%v: key template %q: %s", ErrInvalid, e.Template, e.Reason)
+}
+
+// Unwrap returns ErrInvalid.
+func (e *TemplateError) Unwrap() error { return ErrInvalid }
+
+// ParseKeyTemplate parses a key template; errors are *TemplateError (wrapping ErrInvalid).
 func ParseKeyTemplate(s string) (KeyTemplate, error) {
 	bad := func(format string, args ...any) (KeyTemplate, error) {
-		return KeyTemplate{}, fmt.Errorf("%w: key template %q: %s", ErrInvalid, s, fmt.Sprintf(format, args...))
+		return KeyTemplate{}, &TemplateError{Template: s, Reason: fmt.Sprintf(format, args...)}
 	}
 	if s == "" {
 		return bad("empty")

@@ -2,15 +2,21 @@
 //
 // There are two kinds of data. The registry (connections and their subscriptions) is the service's
 // own bookkeeping and never reaches the change stream. App data is what users write: items of the
-// data table (Data), of types the app declares (ItemType: a name and key templates; Items[T] is
-// the typed view, Messages the example app's). Every change to app data is reported as a DynamoDB
-// stream record, and that stream is what the fan-out reads (DecodeItemChange).
+// data table (Data), of types the app declares with @item in its schema (ItemType: a name and key
+// templates; Items[T] is the typed view). Every change to app data is reported as a DynamoDB
+// stream record, and that stream is what the fan-out reads (package store/stream decodes it).
 //
 // The contract is shaped for DynamoDB without transactions: every state transition that can race
 // is one conditional write on one item (create a connection, acknowledge it once, claim an operation
 // id once), multi-item changes are ordered so that a crash between them leaves only rows that a later
 // read ignores or a TTL removes, and every registry row carries an expiry that reads honour even
 // before the backend deletes it.
+//
+// Two bounds are kept by conditional writes, so concurrent handlers cannot exceed them: a
+// connection's subscriptions (Connection.MaxSubscriptions, counted on the connection's record)
+// and the connections acknowledged with one subject (Ack.MaxPerSubject). Connections are indexed
+// by the subject of their principal at acknowledgement, so that a subject's connections can be
+// found (SubjectConnections) and its subscriptions ended.
 //
 // Subscriptions are found by topic. A subscription is stored twice: once under its connection (the
 // operation record, which makes the id unique per connection and lets $disconnect find everything
@@ -33,6 +39,9 @@ var (
 	// ErrConflict reports that a conditional write lost: the record exists, or is not in the state
 	// the write required.
 	ErrConflict = errors.New("store: conflict")
+	// ErrLimit reports that a write would pass a bound the records keep: a connection's
+	// subscriptions, or a subject's connections.
+	ErrLimit = errors.New("store: limit reached")
 )
 
 // ConnState is where a connection is in the GraphQL over WebSocket handshake.
@@ -55,8 +64,19 @@ type Connection struct {
 	Subprotocol string `json:"subprotocol"`
 	// State is StatePending until connection_init is accepted.
 	State ConnState `json:"state"`
-	// Principal is the authenticated caller, opaque to the store; empty when anonymous.
+	// Principal is the authenticated caller, opaque to the store; empty when anonymous. It may be
+	// set at CreateConnection (a token at $connect) and is replaced by AcknowledgeConnection.
 	Principal json.RawMessage `json:"principal,omitempty"`
+	// Subject is the principal's subject, recorded and indexed by AcknowledgeConnection; empty
+	// when anonymous.
+	Subject string `json:"subject,omitempty"`
+	// MaxSubscriptions bounds the connection's subscriptions (operations with a topic): a
+	// PutSubscription past it fails with ErrLimit. Zero is unbounded. Set at CreateConnection.
+	MaxSubscriptions int `json:"maxSubscriptions,omitempty"`
+	// Subscriptions is how many subscriptions the connection has, as PutSubscription and
+	// DeleteSubscription count them; read-only. (A crash between the count and the rows can leave
+	// it one too high, never too low: the bound is never passed.)
+	Subscriptions int `json:"subscriptions,omitempty"`
 	// ConnectedAt is when $connect was handled.
 	ConnectedAt time.Time `json:"connectedAt"`
 	// AckedAt is when connection_init was accepted; zero while pending.
@@ -83,6 +103,9 @@ type Subscription struct {
 	Query         string          `json:"query,omitempty"`
 	OperationName string          `json:"operationName,omitempty"`
 	Variables     json.RawMessage `json:"variables,omitempty"`
+	// Filter is the subscription's filter argument, compiled and in its canonical form (opaque to
+	// the store); empty for none. The fan-out matches it before it renders anything.
+	Filter string `json:"filter,omitempty"`
 	// Principal is the connection's principal when the subscription was made.
 	Principal json.RawMessage `json:"principal,omitempty"`
 	// CreatedAt is when the subscription was stored.
@@ -97,9 +120,14 @@ type Registry interface {
 	CreateConnection(ctx context.Context, c Connection) error
 	// Connection reads a connection with a strongly consistent read; ErrNotFound if absent or expired.
 	Connection(ctx context.Context, id string) (Connection, error)
-	// AcknowledgeConnection moves a pending connection to StateReady, recording principal, in one
-	// conditional write: ErrConflict if it is not pending (already acknowledged), ErrNotFound if absent.
-	AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error
+	// AcknowledgeConnection moves a pending connection to StateReady, recording the principal and
+	// indexing it under its subject, in one conditional write: ErrConflict if it is not pending
+	// (already acknowledged), ErrNotFound if absent, ErrLimit if the subject has
+	// ack.MaxPerSubject live connections already (the connection stays pending).
+	AcknowledgeConnection(ctx context.Context, id string, ack Ack) error
+	// SubjectConnections yields the ids of the live connections acknowledged with a subject,
+	// read page by page. It stops at the first error, which it yields.
+	SubjectConnections(ctx context.Context, subject string) iter.Seq2[string, error]
 	// DeleteConnection removes a connection and everything it owns. Deleting an absent connection
 	// is not an error.
 	DeleteConnection(ctx context.Context, id string) error
@@ -115,13 +143,33 @@ type Registry interface {
 
 	// PutSubscription claims the operation id s.ID on its connection and, when s.Topic is set,
 	// files it under its topic. ErrConflict if the id is active and replace is false; with replace,
-	// an active operation of that id is removed first (legacy `start` semantics).
+	// an active operation of that id is removed first (legacy `start` semantics). A subscription
+	// counts against its connection's MaxSubscriptions: ErrLimit past it (a connection that does
+	// not exist bounds nothing).
 	PutSubscription(ctx context.Context, s Subscription, replace bool) error
 	// DeleteSubscription releases an operation id; it reports whether one was active.
 	DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error)
 	// Subscriptions yields the live subscriptions of one topic, read page by page; it never reads
 	// another topic's rows. It stops at the first error, which it yields.
 	Subscriptions(ctx context.Context, topic string) iter.Seq2[Subscription, error]
+	// Operations yields the live operations of one connection (subscriptions, and queries and
+	// mutations running), read page by page. It stops at the first error, which it yields.
+	Operations(ctx context.Context, connectionID string) iter.Seq2[Subscription, error]
+}
+
+// Ack is what AcknowledgeConnection records.
+type Ack struct {
+	// Principal replaces the connection's principal (nil: none, anonymous).
+	Principal json.RawMessage
+	// Subject is the principal's subject, under which the connection is indexed; empty for
+	// anonymous connections, which are not indexed.
+	Subject string
+	// At is when connection_init was accepted.
+	At time.Time
+	// ExpiresAt is the connection's expiry, the TTL of its index record.
+	ExpiresAt time.Time
+	// MaxPerSubject bounds the live connections acknowledged with Subject; zero is unbounded.
+	MaxPerSubject int
 }
 
 // Store is everything a backend provides.

@@ -86,15 +86,18 @@ func TestServerlessDeployFailsOnlyAtAWS(t *testing.T) {
 	srv := httptest.NewServer(aws)
 	defer srv.Close()
 
-	// The service directory is a copy holding serverless.yml, so that the deploy's packaging
+	// The service directory is a copy holding serverless.yml and the files it includes (the event
+	// types go generate writes, the settings it resolves), so that the deploy's packaging
 	// (.serverless/) is written there and not into the repository.
 	dir := t.TempDir()
-	yml, err := os.ReadFile(filepath.Join(root, "serverless.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "serverless.yml"), yml, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"serverless.yml", "events.gen.yml", "serverless.settings.js"} {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd, cancel := serverless(t, dir, srv.URL, "deploy", "--stage", stage)
 	defer cancel()
@@ -143,4 +146,38 @@ func reportedError(out string) string {
 	}
 	msg, _, _ := strings.Cut(after, "\n\n")
 	return strings.TrimSpace(msg)
+}
+
+// TestDeployNeedsAuthMode: AUTH_MODE has no default. `serverless package` (and so `make deploy`)
+// without it, or with jwt but no issuer, stops before anything reaches AWS, saying what to set.
+func TestDeployNeedsAuthMode(t *testing.T) {
+	root := devproc.Root(t)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"unset", nil, "AUTH_MODE is not set: deploy with AUTH_MODE=jwt"},
+		{"jwt without an issuer", []string{"AUTH_MODE=jwt"}, "AUTH_MODE is jwt: set AUTH_JWKS_URL"},
+		{"a typo", []string{"AUTH_MODE=jtw"}, "AUTH_MODE=jtw: want none or jwt"},
+		{"bad throttling", []string{"AUTH_MODE=none", "HTTP_THROTTLE_RATE=lots"}, "HTTP_THROTTLE_RATE=lots: want a positive integer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, cancel := serverlessEnv(t, root, "http://127.0.0.1:9", tc.env, "package", "--stage", stage, "--package", t.TempDir())
+			defer cancel()
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("serverless package succeeded:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("serverless package failed without saying %q:\n%s", tc.want, out)
+			}
+		})
+	}
+	// AUTH_MODE=none is a valid, explicit choice.
+	cmd, cancel := serverlessEnv(t, root, "http://127.0.0.1:9", []string{"AUTH_MODE=none"}, "package", "--stage", stage, "--package", t.TempDir())
+	defer cancel()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("AUTH_MODE=none: %v\n%s", err, out)
+	}
 }

@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
+	"github.com/realtime-gql/lambdaws/internal/envelope"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
 )
 
@@ -52,6 +55,14 @@ func TestServerlessTemplate(t *testing.T) {
 		}
 		if got := alarmTopic(decode(t, raw)); got != "" {
 			t.Errorf("without the parameter the alarms notify %q, want nothing", got)
+		}
+	})
+
+	// GraphiQL is public: it is served only when the deployment turns it on.
+	t.Run("playground parameter", func(t *testing.T) {
+		on := decode(t, packageTemplate(t, "--param=playground=true"))
+		for _, problem := range checkTemplateWith(on, "true") {
+			t.Error(problem)
 		}
 	})
 
@@ -117,6 +128,18 @@ func packageTemplate(t *testing.T, extra ...string) []byte {
 // honours for every service). Its stdin is /dev/null: it never waits for a prompt. cancel ends it
 // after 3 minutes at the latest.
 func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exec.Cmd, cancel func()) {
+	return serverlessEnv(t, dir, awsEndpoint, deployEnv, args...)
+}
+
+// deployEnv is the deploy's own configuration, as a user gives it to `make deploy`: the issuer it
+// trusts, and the origins allowed to call the HTTP API.
+var deployEnv = []string{
+	"AUTH_MODE=jwt", "AUTH_JWKS_URL=https://idp.example/.well-known/jwks.json", "AUTH_ISSUER=https://idp.example/",
+	"AUTH_AUDIENCE=lambdaws", "CORS_ORIGINS=https://app.example, https://admin.example",
+}
+
+// serverlessEnv is serverless with the deploy configuration given as extra (NAME=value items).
+func serverlessEnv(t *testing.T, dir, awsEndpoint string, extra []string, args ...string) (cmd *exec.Cmd, cancel func()) {
 	t.Helper()
 	root := devproc.Root(t)
 	node, modules := testenv.Node(t, root, "osls")
@@ -147,6 +170,7 @@ func serverless(t *testing.T, dir, awsEndpoint string, args ...string) (cmd *exe
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL=" + awsEndpoint,
 	}
+	cmd.Env = append(cmd.Env, extra...)
 	return cmd, cancel
 }
 
@@ -193,8 +217,9 @@ func decode(t *testing.T, raw []byte) map[string]any {
 
 // checker walks a template and collects problems.
 type checker struct {
-	res      map[string]any // Resources
-	problems []string
+	res        map[string]any // Resources
+	playground string         // the PLAYGROUND the function must have: "false" unless enabled
+	problems   []string
 }
 
 func (c *checker) errorf(format string, args ...any) {
@@ -230,10 +255,16 @@ type stackIDs struct {
 	chunks, chunksDLQ     string
 	websocketAPI, httpAPI string
 	timeout               float64 // the function's
+	// The external events' queue, its dead-letter queue, the asynchronous invokes' failure
+	// queue and the SNS topic.
+	events, eventsDLQ, asyncFailures, topic string
 }
 
-func checkTemplate(tpl map[string]any) []string {
-	c := &checker{res: obj(tpl["Resources"])}
+func checkTemplate(tpl map[string]any) []string { return checkTemplateWith(tpl, "false") }
+
+// checkTemplateWith is checkTemplate for a deployment whose PLAYGROUND is playground.
+func checkTemplateWith(tpl map[string]any, playground string) []string {
+	c := &checker{res: obj(tpl["Resources"]), playground: playground}
 	if c.res == nil {
 		return []string{"the template has no Resources"}
 	}
@@ -245,7 +276,12 @@ func checkTemplate(tpl map[string]any) []string {
 	c.checkHTTPAPI(&ids)
 	c.checkStream(&ids)
 	c.checkChunks(&ids)
+	c.checkEventsQueue(&ids)
 	c.checkSchedule(&ids)
+	c.checkEventRule(&ids)
+	c.checkTopic(&ids)
+	c.checkAsyncFailures(&ids)
+	c.checkSecurity(&ids)
 	c.checkPermissions(&ids)
 	c.checkIAM(&ids)
 	c.checkAlarms(&ids, obj(tpl["Conditions"]))
@@ -312,33 +348,30 @@ func keyList(v any, field string) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// checkQueue: the stream's on-failure destination, the chunk queue and its dead-letter queue.
+// checkQueue: the queues, told apart by name: the stream's on-failure destination, the external
+// events' queue and its dead-letter queue, the asynchronous invokes' on-failure destination, the
+// chunk queue and its dead-letter queue.
 func (c *checker) checkQueue(ids *stackIDs) {
+	byName := map[string]*string{"-stream-failures": &ids.queue, "-events": &ids.events, "-events-dlq": &ids.eventsDLQ,
+		"-async-failures": &ids.asyncFailures, "-chunks": &ids.chunks, "-chunks-dlq": &ids.chunksDLQ}
 	for _, id := range c.ofType("AWS::SQS::Queue") {
-		name := str(c.props(id)["QueueName"])
-		switch {
-		case strings.HasSuffix(name, "-"+stage+"-stream-failures"):
-			ids.queue = id
-		case strings.HasSuffix(name, "-"+stage+"-chunks"):
-			ids.chunks = id
-		case strings.HasSuffix(name, "-"+stage+"-chunks-dlq"):
-			ids.chunksDLQ = id
-		default:
-			c.errorf("queue %s has QueueName %q: want <service>-%s-stream-failures, -chunks or -chunks-dlq", id, name, stage)
+		p := c.props(id)
+		name := str(p["QueueName"])
+		_, suffix, ok := strings.Cut(name, "-"+stage)
+		if !ok || byName[suffix] == nil {
+			c.errorf("queue %s QueueName %q: want <service>-%s- and one of -stream-failures, -events, -events-dlq, -async-failures, -chunks, -chunks-dlq", id, name, stage)
+			continue
+		}
+		*byName[suffix] = id
+		// The SQS default is 4 days; failures deserve longer to be looked at. (The chunk
+		// queue's continuations live as long as their progress rows, a day.)
+		if r, ok := num(p["MessageRetentionPeriod"]); suffix != "-events" && suffix != "-chunks" && (!ok || r < 4*24*3600) {
+			c.errorf("queue %s MessageRetentionPeriod = %s, want at least the 4-day default (e.g. 1209600, 14 days)", id, show(p["MessageRetentionPeriod"]))
 		}
 	}
-	for what, id := range map[string]string{"the stream's failure queue (-stream-failures)": ids.queue,
-		"the chunk queue (-chunks)": ids.chunks, "the chunk dead-letter queue (-chunks-dlq)": ids.chunksDLQ} {
-		if id == "" {
-			c.errorf("no AWS::SQS::Queue for %s", what)
-		}
-	}
-	// The SQS default is 4 days; failed batches deserve longer to be looked at.
-	for _, id := range []string{ids.queue, ids.chunksDLQ} {
-		if p := c.props(id); id != "" {
-			if r, ok := num(p["MessageRetentionPeriod"]); !ok || r < 4*24*3600 {
-				c.errorf("queue %s MessageRetentionPeriod = %s, want at least the 4-day default (e.g. 1209600, 14 days)", id, show(p["MessageRetentionPeriod"]))
-			}
+	for suffix, id := range byName {
+		if *id == "" {
+			c.errorf("no AWS::SQS::Queue named <service>-%s%s", stage, suffix)
 		}
 	}
 	if id := ids.chunks; id != "" {
@@ -348,6 +381,23 @@ func (c *checker) checkQueue(ids *stackIDs) {
 		}
 		if n, ok := num(rp["maxReceiveCount"]); !ok || n < 1 || n > 10 {
 			c.errorf("chunk queue %s RedrivePolicy.maxReceiveCount = %s, want 1..10", id, show(rp["maxReceiveCount"]))
+		}
+	}
+	if ids.events == "" {
+		return
+	}
+	p := c.props(ids.events)
+	redrive := obj(p["RedrivePolicy"])
+	if dlq := render(redrive["deadLetterTargetArn"]); ids.eventsDLQ == "" || dlq != "${"+ids.eventsDLQ+".Arn}" {
+		c.errorf("events queue %s RedrivePolicy.deadLetterTargetArn = %q, want its dead-letter queue's Arn (a malformed message must end there)", ids.events, dlq)
+	}
+	if n, ok := num(redrive["maxReceiveCount"]); !ok || n < 1 || n > 10 {
+		c.errorf("events queue %s RedrivePolicy.maxReceiveCount = %s, want 1..10 (absent: redelivered until it expires)", ids.events, show(redrive["maxReceiveCount"]))
+	}
+	if ids.eventsDLQ != "" {
+		kept, _ := num(c.props(ids.eventsDLQ)["MessageRetentionPeriod"])
+		if r, ok := num(p["MessageRetentionPeriod"]); ok && kept <= r {
+			c.errorf("the dead-letter queue keeps messages %vs, not longer than the events queue (%vs): a moved message keeps its first enqueue time", kept, r)
 		}
 	}
 }
@@ -390,6 +440,10 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	if ids.chunks != "" {
 		c.want("CHUNK_QUEUE_URL", render(env["CHUNK_QUEUE_URL"]), "${"+ids.chunks+"}")
 	}
+	c.want("PLAYGROUND", env["PLAYGROUND"], c.playground)
+	c.want("AUTH_MODE", env["AUTH_MODE"], "jwt")
+	c.want("AUTH_JWKS_URL", env["AUTH_JWKS_URL"], "https://idp.example/.well-known/jwks.json")
+	c.want("CORS_ORIGINS", env["CORS_ORIGINS"], "https://app.example, https://admin.example")
 
 	role := list(obj(p["Role"])["Fn::GetAtt"])
 	if len(role) != 2 || str(role[1]) != "Arn" || str(obj(c.res[str(role[0])])["Type"]) != "AWS::IAM::Role" {
@@ -503,32 +557,22 @@ func (c *checker) checkHTTPAPI(ids *stackIDs) {
 	c.want("HTTP API stages", stages, "[$default]")
 }
 
-// eventSourceMapping returns the event source mapping whose EventSourceArn renders as arn.
-func (c *checker) eventSourceMapping(arn string) string {
-	for _, id := range c.ofType("AWS::Lambda::EventSourceMapping") {
-		if render(c.props(id)["EventSourceArn"]) == arn {
-			return id
-		}
-	}
-	return ""
-}
-
 // checkStream: the data table's stream into the function, with every bound that keeps a failing
 // record from blocking its shard.
 func (c *checker) checkStream(ids *stackIDs) {
-	esms := c.ofType("AWS::Lambda::EventSourceMapping")
-	if len(esms) != 2 {
-		c.errorf("want exactly two AWS::Lambda::EventSourceMapping (the data stream, the chunk queue), got %v", esms)
+	esms := c.mappings()
+	if len(esms) != 3 {
+		c.errorf("want exactly three AWS::Lambda::EventSourceMapping (the data stream, the events queue, the chunk queue), got %v", esms)
 	}
-	if ids.data == "" {
-		return
-	}
-	id := c.eventSourceMapping("${" + ids.data + ".StreamArn}")
+	id := esms["stream"]
 	if id == "" {
-		c.errorf("no event source mapping reads the data table's stream (%s.StreamArn)", ids.data)
+		c.errorf("no event source mapping reads the data table's stream")
 		return
 	}
 	p := c.props(id)
+	if ids.data != "" {
+		c.want("event source mapping EventSourceArn", render(p["EventSourceArn"]), "${"+ids.data+".StreamArn}")
+	}
 	if ids.function != "" {
 		c.want("event source mapping FunctionName", render(p["FunctionName"]), "${"+ids.function+".Arn}")
 	}
@@ -566,7 +610,7 @@ func (c *checker) checkChunks(ids *stackIDs) {
 	if v, ok := num(c.props(ids.chunks)["VisibilityTimeout"]); !ok || ids.timeout == 0 || v < 6*ids.timeout {
 		c.errorf("chunk queue %s VisibilityTimeout = %s, want at least 6 × the function's timeout (%v s)", ids.chunks, show(c.props(ids.chunks)["VisibilityTimeout"]), ids.timeout)
 	}
-	id := c.eventSourceMapping("${" + ids.chunks + ".Arn}")
+	id := c.mappings()["chunks"]
 	if id == "" {
 		c.errorf("no event source mapping consumes the chunk queue %s", ids.chunks)
 		return
@@ -587,9 +631,10 @@ func (c *checker) checkChunks(ids *stackIDs) {
 	}
 }
 
-// checkAlarms: an alarm on each failure queue's depth, the chunk queue's age, the stream's
-// IteratorAge and the function's errors and throttles, each notifying the alarmTopicArn
-// parameter's topic when there is one.
+// checkAlarms: an alarm on each failure and dead-letter queue's depth (the stream's failures, the
+// chunk and events dead-letter queues, the asynchronous invokes' failures), the chunk queue's
+// age, the stream's IteratorAge and the function's errors and throttles, each notifying the
+// alarmTopicArn parameter's topic when there is one.
 func (c *checker) checkAlarms(ids *stackIDs, conditions map[string]any) {
 	topic, ok := alarmCondition(conditions)
 	if !ok {
@@ -600,12 +645,14 @@ func (c *checker) checkAlarms(ids *stackIDs, conditions map[string]any) {
 	}
 	queueName := func(id string) string { return "${" + id + ".QueueName}" }
 	wants := map[string]want{
-		"the stream failure queue's depth":    {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.queue)},
-		"the chunk dead-letter queue's depth": {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.chunksDLQ)},
-		"the chunk queue's oldest message":    {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queueName(ids.chunks)},
-		"the stream's IteratorAge":            {"AWS/Lambda", "IteratorAge", "FunctionName", "${" + ids.function + "}"},
-		"the function's Errors":               {"AWS/Lambda", "Errors", "FunctionName", "${" + ids.function + "}"},
-		"the function's Throttles":            {"AWS/Lambda", "Throttles", "FunctionName", "${" + ids.function + "}"},
+		"the stream failure queue's depth":     {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.queue)},
+		"the chunk dead-letter queue's depth":  {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.chunksDLQ)},
+		"the events dead-letter queue's depth": {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.eventsDLQ)},
+		"the async failure queue's depth":      {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.asyncFailures)},
+		"the chunk queue's oldest message":     {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queueName(ids.chunks)},
+		"the stream's IteratorAge":             {"AWS/Lambda", "IteratorAge", "FunctionName", "${" + ids.function + "}"},
+		"the function's Errors":                {"AWS/Lambda", "Errors", "FunctionName", "${" + ids.function + "}"},
+		"the function's Throttles":             {"AWS/Lambda", "Throttles", "FunctionName", "${" + ids.function + "}"},
 	}
 	found := map[string]bool{}
 	for _, id := range c.ofType("AWS::CloudWatch::Alarm") {
@@ -669,14 +716,98 @@ func alarmTopic(tpl map[string]any) string {
 	return topic
 }
 
-// checkSchedule: the sweeper's rule invokes the function every minute, and only that rule may.
-func (c *checker) checkSchedule(ids *stackIDs) {
-	rules := c.ofType("AWS::Events::Rule")
-	if len(rules) != 1 {
-		c.errorf("want exactly one AWS::Events::Rule (the sweeper's schedule), got %v", rules)
+// mappings returns the event source mappings by what they read: "stream" (a DynamoDB stream),
+// "events" and "chunks" (the SQS queues named <service>-<stage>-events and -chunks), or their
+// logical id.
+func (c *checker) mappings() map[string]string {
+	out := map[string]string{}
+	for _, id := range c.ofType("AWS::Lambda::EventSourceMapping") {
+		src := render(c.props(id)["EventSourceArn"])
+		queue := strings.TrimSuffix(strings.TrimPrefix(src, "${"), ".Arn}")
+		_, suffix, _ := strings.Cut(str(c.props(queue)["QueueName"]), "-"+stage)
+		switch {
+		case strings.HasSuffix(src, ".StreamArn}"):
+			out["stream"] = id
+		case strings.HasSuffix(src, ".Arn}") && str(obj(c.res[queue])["Type"]) == "AWS::SQS::Queue" && suffix == "-events":
+			out["events"] = id
+		case strings.HasSuffix(src, ".Arn}") && str(obj(c.res[queue])["Type"]) == "AWS::SQS::Queue" && suffix == "-chunks":
+			out["chunks"] = id
+		default:
+			out[id] = id
+		}
+	}
+	return out
+}
+
+// checkEventsQueue: the events queue into the function, with partial batch responses, and a
+// visibility timeout that outlasts the function's retries.
+func (c *checker) checkEventsQueue(ids *stackIDs) {
+	id := c.mappings()["events"]
+	if id == "" {
+		c.errorf("no event source mapping reads the events queue")
 		return
 	}
-	p := c.props(rules[0])
+	p := c.props(id)
+	if ids.events != "" {
+		c.want("events queue mapping EventSourceArn", render(p["EventSourceArn"]), "${"+ids.events+".Arn}")
+	}
+	if ids.function != "" {
+		c.want("events queue mapping FunctionName", render(p["FunctionName"]), "${"+ids.function+".Arn}")
+	}
+	c.want("events queue mapping FunctionResponseTypes", p["FunctionResponseTypes"], "[ReportBatchItemFailures]")
+	if n, ok := num(p["BatchSize"]); !ok || n < 1 || n > 10 {
+		c.errorf("events queue mapping BatchSize = %s, want 1..10", show(p["BatchSize"]))
+	}
+	if e, ok := p["Enabled"]; ok {
+		c.want("events queue mapping Enabled", e, true)
+	}
+	if ids.events == "" || ids.function == "" {
+		return
+	}
+	timeout, _ := num(c.props(ids.function)["Timeout"])
+	if v, ok := num(c.props(ids.events)["VisibilityTimeout"]); !ok || v < 6*timeout {
+		c.errorf("events queue VisibilityTimeout = %s, want at least 6 × the function's timeout (%v s)", show(c.props(ids.events)["VisibilityTimeout"]), 6*timeout)
+	}
+}
+
+// rules returns the EventBridge rules: the sweeper's schedule, the external events' rule
+// (an event pattern), and any other by logical id.
+func (c *checker) rules() (schedule, external string, others []string) {
+	for _, id := range c.ofType("AWS::Events::Rule") {
+		p := c.props(id)
+		switch {
+		case p["ScheduleExpression"] != nil && schedule == "":
+			schedule = id
+		case p["EventPattern"] != nil && external == "":
+			external = id
+		default:
+			others = append(others, id)
+		}
+	}
+	return schedule, external, others
+}
+
+// ruleArns renders the ARNs by which the template may name a rule: ${Rule.Arn}, or the ARN built of its
+// name (the framework's permission for a named eventBridge rule).
+func (c *checker) ruleArns(id string) []string {
+	arns := []string{"${" + id + ".Arn}"}
+	if name := str(c.props(id)["Name"]); name != "" {
+		arns = append(arns, "arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/"+name)
+	}
+	return arns
+}
+
+// checkSchedule: the sweeper's rule invokes the function every minute; EventBridge may invoke the
+// function only from this stack's rules.
+func (c *checker) checkSchedule(ids *stackIDs) {
+	schedule, external, others := c.rules()
+	if schedule == "" || len(others) > 0 {
+		c.errorf("want the sweeper's schedule and the external events' rule as AWS::Events::Rule, got schedule %q, events %q and %v", schedule, external, others)
+	}
+	if schedule == "" {
+		return
+	}
+	p := c.props(schedule)
 	c.want("schedule ScheduleExpression", p["ScheduleExpression"], "rate(1 minute)")
 	if st, ok := p["State"]; ok && st != "ENABLED" {
 		c.errorf("the schedule's State = %v, want ENABLED", st)
@@ -685,19 +816,150 @@ func (c *checker) checkSchedule(ids *stackIDs) {
 	if len(targets) != 1 || ids.function == "" || render(obj(targets[0])["Arn"]) != "${"+ids.function+".Arn}" {
 		c.errorf("the schedule's Targets = %s, want the function %s", show(p["Targets"]), ids.function)
 	}
-	var allowed bool
+	allowed := map[string]bool{}
 	for _, id := range c.ofType("AWS::Lambda::Permission") {
 		pp := c.props(id)
-		if pp["Principal"] == "events.amazonaws.com" {
-			if render(pp["SourceArn"]) != "${"+rules[0]+".Arn}" {
-				c.errorf("Lambda permission %s lets EventBridge invoke from %s, want only the schedule %s", id, render(pp["SourceArn"]), rules[0])
+		if pp["Principal"] != "events.amazonaws.com" {
+			continue
+		}
+		src, ok := canon(render(pp["SourceArn"])), false
+		for _, rule := range []string{schedule, external} {
+			if rule != "" && slices.Contains(c.ruleArns(rule), src) {
+				allowed[rule], ok = true, true
 			}
-			allowed = true
+		}
+		if !ok {
+			c.errorf("Lambda permission %s lets EventBridge invoke from %s, want only this stack's rules (%s, %s)", id, src, schedule, external)
 		}
 	}
-	if !allowed {
-		c.errorf("no Lambda permission lets the schedule invoke the function")
+	for _, rule := range []string{schedule, external} {
+		if rule != "" && !allowed[rule] {
+			c.errorf("no Lambda permission lets the rule %s invoke the function", rule)
+		}
 	}
+}
+
+// checkEventRule: the external events' rule (the only one besides the schedule: it carries the
+// invalidations too) targets the function on the default bus, for exactly
+// the event types the schema subscribes to and lambdaws.invalidate.
+func (c *checker) checkEventRule(ids *stackIDs) {
+	_, external, _ := c.rules()
+	if external == "" {
+		c.errorf("no AWS::Events::Rule with an EventPattern: external events cannot reach the function")
+		return
+	}
+	p := c.props(external)
+	if bus := p["EventBusName"]; bus != nil && bus != "default" {
+		c.errorf("the events rule's EventBusName = %s, want the default bus", show(bus))
+	}
+	if st, ok := p["State"]; ok && st != "ENABLED" {
+		c.errorf("the events rule's State = %v, want ENABLED", st)
+	}
+	pattern := obj(p["EventPattern"])
+	got := strs(pattern["detail-type"])
+	sort.Strings(got)
+	c.want("the events rule's EventPattern detail-type", got, schemaEventTypes)
+	for k := range pattern {
+		if k != "detail-type" && k != "source" {
+			c.errorf("the events rule's EventPattern matches %s too: %s", k, show(pattern[k]))
+		}
+	}
+	targets := list(p["Targets"])
+	if len(targets) != 1 || ids.function == "" || render(obj(targets[0])["Arn"]) != "${"+ids.function+".Arn}" {
+		c.errorf("the events rule's Targets = %s, want the function %s", show(p["Targets"]), ids.function)
+	}
+}
+
+// checkTopic: the events topic, subscribed by the function, which only it may invoke it from.
+func (c *checker) checkTopic(ids *stackIDs) {
+	topics := c.ofType("AWS::SNS::Topic")
+	if len(topics) != 1 {
+		c.errorf("want one AWS::SNS::Topic (the events topic), got %v", topics)
+		return
+	}
+	ids.topic = topics[0]
+	var subscribed bool
+	for _, id := range c.ofType("AWS::SNS::Subscription") {
+		p := c.props(id)
+		if render(p["TopicArn"]) == "${"+ids.topic+"}" && p["Protocol"] == "lambda" && ids.function != "" &&
+			render(p["Endpoint"]) == "${"+ids.function+".Arn}" {
+			subscribed = true
+		}
+	}
+	if !subscribed {
+		c.errorf("the function does not subscribe to the events topic %s", ids.topic)
+	}
+	var allowed bool
+	for _, id := range c.ofType("AWS::Lambda::Permission") {
+		p := c.props(id)
+		if p["Principal"] != "sns.amazonaws.com" {
+			continue
+		}
+		if render(p["SourceArn"]) != "${"+ids.topic+"}" {
+			c.errorf("Lambda permission %s lets SNS invoke from %s, want only the events topic", id, render(p["SourceArn"]))
+		}
+		allowed = true
+	}
+	if !allowed {
+		c.errorf("no Lambda permission lets the events topic invoke the function")
+	}
+}
+
+// checkAsyncFailures: asynchronous invokes (EventBridge, SNS) that fail every retry go to a queue.
+func (c *checker) checkAsyncFailures(ids *stackIDs) {
+	configs := c.ofType("AWS::Lambda::EventInvokeConfig")
+	if len(configs) != 1 {
+		c.errorf("want one AWS::Lambda::EventInvokeConfig (the asynchronous invokes' on-failure destination), got %v", configs)
+		return
+	}
+	p := c.props(configs[0])
+	if ids.function != "" {
+		c.want("EventInvokeConfig FunctionName", render(p["FunctionName"]), "${"+ids.function+"}")
+	}
+	dest := render(obj(obj(p["DestinationConfig"])["OnFailure"])["Destination"])
+	if ids.asyncFailures == "" || dest != "${"+ids.asyncFailures+".Arn}" {
+		c.errorf("EventInvokeConfig DestinationConfig.OnFailure.Destination = %q, want the async failure queue's Arn", dest)
+	}
+	if n, ok := num(p["MaximumRetryAttempts"]); !ok || n < 1 {
+		c.errorf("EventInvokeConfig MaximumRetryAttempts = %s, want 1 or 2 (a failed delivery deserves a retry)", show(p["MaximumRetryAttempts"]))
+	}
+}
+
+// checkSecurity: the HTTP API's CORS configuration is the one internal/cors answers, for the
+// origins of CORS_ORIGINS; both stages are throttled.
+func (c *checker) checkSecurity(ids *stackIDs) {
+	corsCfg := obj(c.props("HttpApi")["CorsConfiguration"])
+	if corsCfg == nil {
+		c.errorf("the HTTP API has no CorsConfiguration (CORS_ORIGINS is set)")
+	} else {
+		c.want("CorsConfiguration.AllowOrigins", corsCfg["AllowOrigins"], "[https://app.example https://admin.example]")
+		c.want("CorsConfiguration.AllowMethods", sortedStrs(corsCfg["AllowMethods"]), sortedStrs(toAny(cors.AllowedMethods)))
+		c.want("CorsConfiguration.AllowHeaders", sortedStrs(corsCfg["AllowHeaders"]), sortedStrs(toAny(cors.AllowedHeaders)))
+		c.want("CorsConfiguration.MaxAge", corsCfg["MaxAge"], cors.MaxAge)
+	}
+	for _, stage := range []string{"HttpApiStage", "WebsocketsDeploymentStage"} {
+		rs := obj(c.props(stage)["DefaultRouteSettings"])
+		rate, okRate := num(rs["ThrottlingRateLimit"])
+		burst, okBurst := num(rs["ThrottlingBurstLimit"])
+		// API Gateway's account quota: 10,000 requests a second, burst 5,000.
+		if !okRate || !okBurst || rate < 1 || rate > 10000 || burst < 1 || burst > 5000 {
+			c.errorf("%s DefaultRouteSettings = %s: want ThrottlingRateLimit 1..10000 and ThrottlingBurstLimit 1..5000", stage, show(rs))
+		}
+	}
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func sortedStrs(v any) []string {
+	out := strs(v)
+	sort.Strings(out)
+	return out
 }
 
 // checkPermissions: API Gateway may invoke the function only from this stack's two APIs.
@@ -822,6 +1084,12 @@ func (c *checker) checkIAM(ids *stackIDs) {
 	if ids.chunks != "" {
 		want["${"+ids.chunks+".Arn}"] = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}
 	}
+	if ids.asyncFailures != "" {
+		want["${"+ids.asyncFailures+".Arn}"] = []string{"sqs:SendMessage"}
+	}
+	if ids.events != "" {
+		want["${"+ids.events+".Arn}"] = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
+	}
 	var resources []string
 	for r := range granted {
 		resources = append(resources, r)
@@ -836,7 +1104,7 @@ func (c *checker) checkIAM(ids *stackIDs) {
 		}
 		sort.Strings(got)
 		if len(got) > 0 && want[r] == nil {
-			c.errorf("role %s grants %v on %s, which is none of the tables, the data stream, the failure queue or the chunk queue", ids.role, got, r)
+			c.errorf("role %s grants %v on %s, which is none of the tables, the data stream, the events queue, the chunk queue or the failure queues", ids.role, got, r)
 		}
 		if want[r] != nil {
 			c.want(fmt.Sprintf("role %s actions on %s", ids.role, r), got, want[r])
@@ -997,17 +1265,32 @@ func roleStatements(t *testing.T, tpl map[string]any) (doc map[string]any) {
 	return obj(obj(pols[0])["PolicyDocument"])
 }
 
-// mappingProps returns the Properties of the event source mapping of the data stream (stream)
-// or of the chunk queue.
-func mappingProps(t *testing.T, tpl map[string]any, stream bool) map[string]any {
+// streamMapping returns the Properties of the data stream's event source mapping.
+func streamMapping(t *testing.T, tpl map[string]any) map[string]any {
 	t.Helper()
 	for _, r := range obj(tpl["Resources"]) {
 		p := obj(obj(r)["Properties"])
-		if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && strings.HasSuffix(render(p["EventSourceArn"]), ".StreamArn}") == stream {
+		if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && strings.HasSuffix(render(p["EventSourceArn"]), ".StreamArn}") {
 			return p
 		}
 	}
-	t.Fatalf("no event source mapping (stream: %v)", stream)
+	t.Fatal("no event source mapping of a stream")
+	return nil
+}
+
+// queueMapping returns the Properties of the event source mapping of the queue whose name ends
+// with suffix.
+func queueMapping(t *testing.T, tpl map[string]any, suffix string) map[string]any {
+	t.Helper()
+	res := obj(tpl["Resources"])
+	for _, r := range res {
+		p := obj(obj(r)["Properties"])
+		queue := strings.TrimSuffix(strings.TrimPrefix(render(p["EventSourceArn"]), "${"), ".Arn}")
+		if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && strings.HasSuffix(str(obj(obj(res[queue])["Properties"])["QueueName"]), suffix) {
+			return p
+		}
+	}
+	t.Fatalf("no event source mapping of the queue *%s", suffix)
 	return nil
 }
 
@@ -1040,28 +1323,28 @@ var mutations = []mutation{
 	{"the sweeper's schedule is gone", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
 		res := obj(tpl["Resources"])
 		for id, r := range res {
-			if obj(r)["Type"] == "AWS::Events::Rule" {
+			if obj(r)["Type"] == "AWS::Events::Rule" && obj(obj(r)["Properties"])["ScheduleExpression"] != nil {
 				delete(res, id)
 			}
 		}
 	}},
 	{"bisectBatchOnFunctionError is removed", "BisectBatchOnFunctionError", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, true), "BisectBatchOnFunctionError")
+		delete(streamMapping(t, tpl), "BisectBatchOnFunctionError")
 	}},
 	{"retries are unbounded", "MaximumRetryAttempts", func(t *testing.T, tpl map[string]any) {
-		mappingProps(t, tpl, true)["MaximumRetryAttempts"] = -1.0
+		streamMapping(t, tpl)["MaximumRetryAttempts"] = -1.0
 	}},
 	{"record age is unbounded", "MaximumRecordAgeInSeconds", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, true), "MaximumRecordAgeInSeconds")
+		delete(streamMapping(t, tpl), "MaximumRecordAgeInSeconds")
 	}},
 	{"partial batch responses are off", "FunctionResponseTypes", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, true), "FunctionResponseTypes")
+		delete(streamMapping(t, tpl), "FunctionResponseTypes")
 	}},
 	{"there is no on-failure destination", "OnFailure", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, true), "DestinationConfig")
+		delete(streamMapping(t, tpl), "DestinationConfig")
 	}},
 	{"the stream has no parallelization factor", "ParallelizationFactor", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, true), "ParallelizationFactor")
+		delete(streamMapping(t, tpl), "ParallelizationFactor")
 	}},
 	{"the chunk queue has no dead-letter queue", "RedrivePolicy", func(t *testing.T, tpl map[string]any) {
 		delete(queueProps(t, tpl, "-chunks"), "RedrivePolicy")
@@ -1070,15 +1353,16 @@ var mutations = []mutation{
 		queueProps(t, tpl, "-chunks")["VisibilityTimeout"] = 29.0
 	}},
 	{"the chunk queue mapping reports no partial failures", "chunk queue mapping FunctionResponseTypes", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, false), "FunctionResponseTypes")
+		delete(queueMapping(t, tpl, "-chunks"), "FunctionResponseTypes")
 	}},
 	{"the chunk queue mapping has unbounded concurrency", "MaximumConcurrency", func(t *testing.T, tpl map[string]any) {
-		delete(mappingProps(t, tpl, false), "ScalingConfig")
+		delete(queueMapping(t, tpl, "-chunks"), "ScalingConfig")
 	}},
 	{"the chunk queue has no consumer", "no event source mapping consumes the chunk queue", func(t *testing.T, tpl map[string]any) {
 		res := obj(tpl["Resources"])
+		p := queueMapping(t, tpl, "-chunks")
 		for id, r := range res {
-			if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && !strings.HasSuffix(render(obj(obj(r)["Properties"])["EventSourceArn"]), ".StreamArn}") {
+			if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && render(obj(obj(r)["Properties"])["EventSourceArn"]) == render(p["EventSourceArn"]) {
 				delete(res, id)
 			}
 		}
@@ -1096,6 +1380,22 @@ var mutations = []mutation{
 			}
 		}
 		t.Fatal("no statement grants sqs:ReceiveMessage")
+	}},
+	{"the async failure queue has no alarm", "the async failure queue's depth", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if dims := list(obj(obj(r)["Properties"])["Dimensions"]); len(dims) == 1 && strings.Contains(render(obj(dims[0])["Value"]), "AsyncFailure") {
+				delete(res, id)
+			}
+		}
+	}},
+	{"the events dead-letter queue has no alarm", "the events dead-letter queue's depth", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if dims := list(obj(obj(r)["Properties"])["Dimensions"]); len(dims) == 1 && strings.Contains(render(obj(dims[0])["Value"]), "EventsDeadLetter") {
+				delete(res, id)
+			}
+		}
 	}},
 	{"the throttles alarm is gone", "Throttles", func(t *testing.T, tpl map[string]any) {
 		res := obj(tpl["Resources"])
@@ -1123,6 +1423,9 @@ var mutations = []mutation{
 	}},
 	{"the runtime is x86_64", "Architectures", func(t *testing.T, tpl map[string]any) {
 		resourceProps(t, tpl, "AWS::Lambda::Function", "")["Architectures"] = []any{"x86_64"}
+	}},
+	{"GraphiQL is public by default", "PLAYGROUND", func(t *testing.T, tpl map[string]any) {
+		obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"])["PLAYGROUND"] = "true"
 	}},
 	{"WEBSOCKET_ENDPOINT is missing", "WEBSOCKET_ENDPOINT", func(t *testing.T, tpl map[string]any) {
 		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "WEBSOCKET_ENDPOINT")
@@ -1181,4 +1484,105 @@ var mutations = []mutation{
 	{"the WebSocket URL output is missing", "GraphqlWebSocketUrl", func(t *testing.T, tpl map[string]any) {
 		delete(obj(tpl["Outputs"]), "GraphqlWebSocketUrl")
 	}},
+	{"the events rule misses a type the schema subscribes to", "detail-type", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); p["EventPattern"] != nil {
+				obj(p["EventPattern"])["detail-type"] = []any{"lambdaws.invalidate"}
+			}
+		}
+	}},
+	{"the events rule is gone", "EventPattern", func(t *testing.T, tpl map[string]any) {
+		for id, r := range obj(tpl["Resources"]) {
+			if obj(obj(r)["Properties"])["EventPattern"] != nil {
+				delete(obj(tpl["Resources"]), id)
+			}
+		}
+	}},
+	{"the events queue has no redrive policy", "RedrivePolicy", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); str(p["QueueName"]) == "lambdaws-"+stage+"-events" {
+				delete(p, "RedrivePolicy")
+			}
+		}
+	}},
+	{"the events queue's visibility timeout is the function's", "VisibilityTimeout", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); str(p["QueueName"]) == "lambdaws-"+stage+"-events" {
+				p["VisibilityTimeout"] = 29.0
+			}
+		}
+	}},
+	{"the events queue's partial batch responses are off", "events queue mapping FunctionResponseTypes", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); obj(r)["Type"] == "AWS::Lambda::EventSourceMapping" && p["StartingPosition"] == nil {
+				delete(p, "FunctionResponseTypes")
+			}
+		}
+	}},
+	{"asynchronous invokes have no on-failure destination", "EventInvokeConfig", func(t *testing.T, tpl map[string]any) {
+		delete(resourceProps(t, tpl, "AWS::Lambda::EventInvokeConfig", ""), "DestinationConfig")
+	}},
+	{"the function may not delete from the events queue", "sqs:DeleteMessage", func(t *testing.T, tpl map[string]any) {
+		doc := roleStatements(t, tpl)
+		for _, s := range list(doc["Statement"]) {
+			if slices.Contains(strs(obj(s)["Action"]), "sqs:ReceiveMessage") {
+				obj(s)["Action"] = []any{"sqs:ReceiveMessage", "sqs:GetQueueAttributes"}
+			}
+		}
+	}},
+	{"the function may send to the events queue", "sqs:SendMessage", func(t *testing.T, tpl map[string]any) {
+		doc := roleStatements(t, tpl)
+		doc["Statement"] = append(list(doc["Statement"]), map[string]any{
+			"Effect": "Allow", "Action": []any{"sqs:SendMessage"}, "Resource": map[string]any{"Fn::GetAtt": []any{"EventsQueue", "Arn"}},
+		})
+	}},
+	{"SNS may invoke from any topic", "SNS", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); p["Principal"] == "sns.amazonaws.com" {
+				delete(p, "SourceArn")
+			}
+		}
+	}},
+	{"the events rule misses lambdaws.invalidate", "detail-type", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if p := obj(obj(r)["Properties"]); p["EventPattern"] != nil {
+				obj(p["EventPattern"])["detail-type"] = []any{"chat.announcement"}
+			}
+		}
+	}},
+	{"a second rule for lambdaws.invalidate", "AWS::Events::Rule", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if p := obj(obj(r)["Properties"]); obj(r)["Type"] == "AWS::Events::Rule" && p["EventPattern"] != nil {
+				second := map[string]any{"Type": "AWS::Events::Rule", "Properties": map[string]any{
+					"EventPattern": map[string]any{"detail-type": []any{"lambdaws.invalidate"}}, "State": "ENABLED", "Targets": p["Targets"]}}
+				res[id+"Invalidate"] = second
+				return
+			}
+		}
+	}},
+	{"the WebSocket stage is not throttled", "WebsocketsDeploymentStage", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(obj(tpl["Resources"])["WebsocketsDeploymentStage"])["Properties"]), "DefaultRouteSettings")
+	}},
+	{"the HTTP stage's burst is over the account's", "HttpApiStage", func(t *testing.T, tpl map[string]any) {
+		obj(obj(obj(obj(tpl["Resources"])["HttpApiStage"])["Properties"])["DefaultRouteSettings"])["ThrottlingBurstLimit"] = 20000.0
+	}},
+	{"CORS allows any origin", "AllowOrigins", func(t *testing.T, tpl map[string]any) {
+		obj(obj(obj(obj(tpl["Resources"])["HttpApi"])["Properties"])["CorsConfiguration"])["AllowOrigins"] = []any{"*"}
+	}},
+	{"AUTH_MODE is missing", "AUTH_MODE", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "AUTH_MODE")
+	}},
 }
+
+// schemaEventTypes is what the events rule must match: every event type the app's schema
+// subscribes to, and lambdaws.invalidate, sorted.
+var schemaEventTypes = func() []string {
+	src, err := graph.Analyze(graph.Schema())
+	if err != nil {
+		panic(err)
+	}
+	types := append(src.EventTypes(), envelope.InvalidateType)
+	sort.Strings(types)
+	return types
+}()

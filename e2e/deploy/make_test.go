@@ -22,7 +22,7 @@ func TestMakeInstallsNodeModulesOnlyWhenStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("make"); err != nil {
-		testenv.Missing(t, "make")
+		testenv.MissingTool(t, "make", "install GNU make (apt-get install -y make)")
 	}
 	old, recent := time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)
 	for _, c := range []struct {

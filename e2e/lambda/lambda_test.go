@@ -26,11 +26,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
-	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
@@ -97,6 +98,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.Endpoint,
 		"REGISTRY_TABLE=" + registry, "DATA_TABLE=" + data,
 		"WEBSOCKET_ENDPOINT=" + mgmtSrv.URL + "/prod",
+		"AUTH_MODE=none", // a Lambda deployment refuses to start without it
 		"LOG_LEVEL=info",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=29",
 	}
@@ -190,13 +192,21 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 
 	// The stream batch the mutation caused: the item as DynamoDB now holds it, as an INSERT
 	// record with NEW_AND_OLD_IMAGES, exactly as DynamoDB Streams hands it to Lambda.
-	pk, sk := store.MessageKey("r1", id)
+	src, err := graph.Analyze(graph.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgType, _ := src.Item("Message")
+	pk, sk, err := msgType.Key(map[string]any{"roomId": "r1", "id": id})
+	if err != nil {
+		t.Fatal(err)
+	}
 	item, err := db.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(data), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"pk": str(pk), "sk": str(sk)}})
 	if err != nil || item.Item == nil {
 		t.Fatalf("the mutation's item is not in the data table: %v", err)
 	}
-	img := store.ToStreamImage(item.Item)
+	img := stream.ToStreamImage(item.Item)
 	batch := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
 		AWSRegion: dynalite.Region, EventID: "c4ca4238a0b923820dcc509a6f75849b", EventName: "INSERT", EventVersion: "1.1",
 		EventSource: "aws:dynamodb", EventSourceArn: "arn:aws:dynamodb:us-east-1:123456789012:table/" + data + "/stream/2026-11-26T00:00:00.000",

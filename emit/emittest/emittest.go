@@ -23,11 +23,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/publish/source"
 )
 
 // InvokePath is the invoke endpoint's path (the Lambda runtime interface emulator's).
-const InvokePath = "/2015-03-31/functions/function/invocations"
+const InvokePath = facts.InvokePath
 
 // The operations the Server tells apart.
 const (

@@ -7,6 +7,7 @@ package app
 
 import (
 	"cmp"
+	"context"
 	"io"
 	"net/http"
 	"time"
@@ -18,16 +19,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/chunkq"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
+	"github.com/realtime-gql/lambdaws/internal/invalidate"
 	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/web"
 	"github.com/rs/zerolog"
 )
 
@@ -63,6 +67,34 @@ type Config struct {
 	// rest to the chunk queue in chunks of that size (CHUNK_SIZE); default
 	// fanout.DefaultChunkSize.
 	ChunkSize int
+	// Playground serves GraphiQL on a deployed stage (PLAYGROUND): to a browser's GET /graphql,
+	// ahead of the API (package web's Pages.Wrap). Off by default, since the page is public. The
+	// local runtime always serves it.
+	Playground bool
+	// WebSocketURL is the WebSocket endpoint GraphiQL subscribes through on a deployed stage
+	// (WEBSOCKET_URL); default the management endpoint with wss: (web.WebSocketURLFor), right
+	// unless the API has a custom domain.
+	WebSocketURL string
+
+	// Auth configures authentication (the AUTH_* variables, read by auth.ConfigFromEnv).
+	Auth auth.Config
+	// Verifier authenticates callers. Lambda and StartDev build it from Auth when it is nil;
+	// Handler takes it as it is (nil: every caller is anonymous).
+	Verifier *auth.Verifier
+	// Limits bound what one GraphQL document may cost (GRAPHQL_MAX_TOKENS, _SELECTIONS, _DEPTH,
+	// _COMPLEXITY); zero fields take graph's defaults.
+	Limits graph.Limits
+	// MaxSubscriptions bounds a connection's subscriptions (SUBSCRIPTIONS_PER_CONNECTION);
+	// default socket.DefaultMaxSubscriptions.
+	MaxSubscriptions int
+	// MaxConnectionsPerSubject bounds the connections one principal may have at once
+	// (CONNECTIONS_PER_SUBJECT); zero is unbounded.
+	MaxConnectionsPerSubject int
+	// MaxHTTPBody bounds an HTTP request body (HTTP_MAX_BODY); default gqlhttp.DefaultMaxBody.
+	// The local runtime refuses larger bodies before invoking the handler, by Content-Length.
+	MaxHTTPBody int64
+	// CORSOrigins are the origins allowed to call the HTTP API from a browser (CORS_ORIGINS).
+	CORSOrigins []string
 }
 
 // WithDefaults returns c with the table names filled in. (The other settings are passed on as
@@ -78,12 +110,13 @@ func (c Config) WithDefaults() Config {
 type Gateway interface {
 	socket.Gateway
 	sweep.Gateway
+	invalidate.Gateway
 }
 
 // Deps are the clients the handler talks to besides its store.
 type Deps struct {
-	// Gateway is the SDK's management API client (NewGateway): the WebSocket routes and the
-	// sweeper use it.
+	// Gateway is the SDK's management API client (NewGateway): the WebSocket routes, the
+	// invalidator and the sweeper use it.
 	Gateway Gateway
 	// Poster is the fan-out's management API client (NewPoster); nil posts through Gateway
 	// (publish.SDK), as the in-process fakes need.
@@ -95,6 +128,20 @@ type Deps struct {
 	Metrics io.Writer
 }
 
+// Handler builds the one Lambda handler over a store and the SDK's management API client, with
+// the fan-out posting through that client (the binary uses NewService): the WebSocket routes,
+// GraphQL over HTTP, the fan-out of stream records, external events and chunk continuations (with
+// the invalidation of subscriptions, from any source), and the sweeper, behind the router. It
+// fails when the schema's declarations are invalid (the error names each field that is wrong): the
+// service refuses to start rather than fail at the first event.
+func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router.Router, error) {
+	svc, err := NewService(cfg, s, Deps{Gateway: gw}, log)
+	if err != nil {
+		return nil, err
+	}
+	return svc.Router, nil
+}
+
 // Service is the handler and what it must stop: the fan-out engine's workers.
 type Service struct {
 	*router.Router
@@ -104,32 +151,69 @@ type Service struct {
 // Close stops the fan-out's workers; call it once no invocation runs.
 func (s *Service) Close() { s.fan.Close() }
 
-// Handler builds the one Lambda handler over a store and the SDK's management API client, with
-// the fan-out posting through that client: the WebSocket routes, GraphQL over HTTP, the stream
-// and queue fan-out and the sweeper, behind the router. (The binary uses NewService.)
-func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) *router.Router {
-	return NewService(cfg, s, Deps{Gateway: gw}, log).Router
+// NewService builds the handler over a store and its clients.
+func NewService(cfg Config, s store.Store, d Deps, log zerolog.Logger) (*Service, error) {
+	return newService(cfg, s, d, log, nil)
 }
 
-// NewService builds the handler over a store and its clients.
-func NewService(cfg Config, s store.Store, d Deps, log zerolog.Logger) *Service {
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{DisableIntrospection: cfg.DisableIntrospection})
+// newService is NewService with pages (nil: none) served ahead of GraphQL over HTTP.
+func newService(cfg Config, s store.Store, d Deps, log zerolog.Logger, pages *web.Pages) (*Service, error) {
+	var verifier socket.Verifier
+	if cfg.Verifier != nil {
+		verifier = cfg.Verifier
+	}
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		return nil, err
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{DisableIntrospection: cfg.DisableIntrospection,
+		Limits: cfg.Limits, Authenticated: verifier != nil && verifier.Mode() == auth.ModeJWT})
+	if err != nil {
+		return nil, err
+	}
 	poster := d.Poster
 	if poster == nil {
 		poster = publish.SDK(d.Gateway)
 	}
-	fan := publish.New(publish.Config{Registry: s, Renderer: exec, Gateway: poster, Queue: d.Queue,
+	// The fan-out of stream records, of external events (EventBridge, SQS, SNS) and of the chunk
+	// queue's continuations; the events of type lambdaws.invalidate, from any of those sources, go
+	// to the invalidator.
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: poster, Queue: d.Queue,
+		Invalidator: invalidate.New(invalidate.Config{Registry: s, Gateway: d.Gateway}),
 		Concurrency: cfg.DeliveryConcurrency, MaxMessage: cfg.MaxMessage, ChunkSize: cfg.ChunkSize, Metrics: d.Metrics})
+	var api http.Handler = gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins})
+	if pages != nil {
+		api = pages.Wrap(api)
+	}
 	r := router.New(router.Handlers{
-		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: d.Gateway, InitTimeout: cfg.InitTimeout,
-			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin}),
-		HTTP:   gqlhttp.New(exec, 0),
+		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: d.Gateway, Verifier: verifier, InitTimeout: cfg.InitTimeout,
+			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin,
+			MaxSubscriptions: cfg.MaxSubscriptions, MaxConnectionsPerSubject: cfg.MaxConnectionsPerSubject}),
+		HTTP:   api,
 		Stream: fan,
-		Queue:  fan,
+		Events: fan,
 		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: d.Gateway, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration, Metrics: d.Metrics}),
 	}, log)
-	return &Service{Router: r, fan: fan}
+	return &Service{Router: r, fan: fan}, nil
+}
+
+// verifier returns cfg with its Verifier built from Auth, when it has none; the background JWKS
+// refresh runs until ctx ends.
+func (c Config) verifier(ctx context.Context) (Config, error) {
+	if c.Verifier != nil {
+		return c, nil
+	}
+	ac := c.Auth
+	if ac.Mode == "" { // the zero Config: no authentication, as `dev` defaults
+		ac.Mode = auth.ModeNone
+	}
+	v, err := auth.New(ctx, ac)
+	if err != nil {
+		return c, err
+	}
+	c.Verifier = v
+	return c, nil
 }
 
 // retryer is the SDK clients' retry policy: the standard one (throttling and 5xx retried with

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -26,6 +28,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
 )
 
@@ -146,8 +149,11 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &syncLines{}
-	svc := app.NewService(app.Config{DeliveryConcurrency: 32}, s, app.Deps{Gateway: app.NewGateway(awsCfg, srv.URL+"/prod", 32),
+	svc, err := app.NewService(app.Config{DeliveryConcurrency: 32}, s, app.Deps{Gateway: app.NewGateway(awsCfg, srv.URL+"/prod", 32),
 		Poster: poster, Metrics: out}, zerolog.New(out))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer svc.Close()
 	ctx := context.Background()
 	for i := range 400 {
@@ -157,11 +163,8 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	item, err := store.MessageItem(store.Message{ID: "m1", RoomID: "r1", Author: "a", Text: "t", CreatedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := store.ChangeRecord(store.Insert, nil, item, 77, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
+	item := messageItem(t, model.Message{ID: "m1", RoomID: "r1", Author: "a", Text: "t", CreatedAt: time.Now()})
+	rec, err := stream.ChangeRecord(stream.Insert, nil, item, 77, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,4 +208,22 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 	if reported != 1 || metrics != 1 {
 		t.Fatalf("%d lines reporting the record and %d metric lines, want one each:\n%s", reported, metrics, strings.Join(out.lines(), "\n"))
 	}
+}
+
+// messageItem is a message as the data table stores it: the schema's @item type Message.
+func messageItem(t testing.TB, m model.Message) store.Item {
+	t.Helper()
+	src, err := graph.Analyze(graph.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, ok := src.Item("Message")
+	if !ok {
+		t.Fatal("the schema has no @item type Message")
+	}
+	item, err := typ.Encode(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return item
 }

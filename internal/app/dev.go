@@ -3,6 +3,8 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
@@ -52,6 +55,9 @@ type DevConfig struct {
 	// (local.Config.MaxOutbound and MaxOutboundBytes); zero values take local's defaults.
 	MaxOutbound      int
 	MaxOutboundBytes int64
+	// MaxInflight bounds one connection's frames handled at once; default
+	// local.DefaultMaxInflight.
+	MaxInflight int
 }
 
 // ChunkQueue is the name of the emulated chunk queue.
@@ -66,7 +72,10 @@ type Dev struct {
 	Store store.Store
 	// Runtime is the local runtime, for tests that look at its emulated queues.
 	Runtime *local.Runtime
-	done    chan error
+	// Invoke runs the handler with an event, as Lambda does for sources the runtime does not
+	// emulate (an EventBridge rule's event).
+	Invoke func(ctx context.Context, payload []byte) ([]byte, error)
+	done   chan error
 }
 
 // Wait returns when the runtime has shut down and its store is closed.
@@ -115,6 +124,11 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 // queue (ChunkQueue), and feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
 func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
+	cfg, err := cfg.verifier(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(dc.Host, strconv.Itoa(dc.Port)))
 	if err != nil {
 		s.Close()
@@ -129,6 +143,12 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 	}
 	base := "http://" + addr
 	awsCfg := localAWSConfig()
+	creds, err := awsCfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
 	poster, err := NewPoster(awsCfg, base, cfg.DeliveryConcurrency)
 	if err != nil {
 		ln.Close()
@@ -136,14 +156,21 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		return nil, err
 	}
 	cfg.ChunkQueueURL = local.QueueURL(addr, ChunkQueue)
-	svc := NewService(cfg, s, Deps{Gateway: NewGateway(awsCfg, base, cfg.DeliveryConcurrency), Poster: poster,
+	svc, err := NewService(cfg, s, Deps{Gateway: NewGateway(awsCfg, base, cfg.DeliveryConcurrency), Poster: poster,
 		Queue: NewQueue(awsCfg, cfg.ChunkQueueURL, base), Metrics: dc.Metrics}, log)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
 	rt := local.New(local.Config{Handler: svc, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
-		ScheduleInterval: dc.SweepInterval, MaxOutbound: dc.MaxOutbound, MaxOutboundBytes: dc.MaxOutboundBytes,
+		ScheduleInterval: dc.SweepInterval, MaxInflight: dc.MaxInflight, MaxOutbound: dc.MaxOutbound, MaxOutboundBytes: dc.MaxOutboundBytes,
+		MaxHTTPBody: cmp.Or(cfg.MaxHTTPBody, gqlhttp.DefaultMaxBody), CORSOrigins: cfg.CORSOrigins,
+		Credentials: creds, Region: awsCfg.Region,
 		// The chunk queue's mapping as serverless.yml declares it: batches of 4.
 		Queues: []local.QueueConfig{{Name: ChunkQueue, BatchSize: 4, Consumers: cmp.Or(dc.ChunkConsumers, 4), VisibilityTimeout: dc.ChunkVisibility}}})
-	d := &Dev{Addr: addr, Store: s, Runtime: rt, done: make(chan error, 1)}
+	d := &Dev{Addr: addr, Store: s, Runtime: rt, Invoke: rt.Invoke, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)
 		svc.Close()
@@ -155,11 +182,19 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 	return d, nil
 }
 
-// localAWSConfig is the SDK configuration for local endpoints: requests are signed with dummy
-// credentials and never leave the machine.
+// localAWSConfig is the SDK configuration for local endpoints: requests never leave the machine.
+// The credentials are made anew for each process: the runtime's management API accepts only
+// requests they sign, so no other process on the machine can post to, read or close a socket.
 func localAWSConfig() aws.Config {
-	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", localSecret, "")}
 }
+
+// localSecret is the secret access key of localAWSConfig, random per process.
+var localSecret = func() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
 
 // changeFeed adapts the embedded store's change log to the local runtime's.
 type changeFeed struct{ *embedded.Store }

@@ -60,6 +60,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -67,6 +68,7 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
 )
 
@@ -228,8 +230,10 @@ func runHandlerChild() {
 		if err != nil {
 			fail(err)
 		}
-		svc = app.NewService(app.Config{DeliveryConcurrency: conc}, s, app.Deps{
-			Gateway: app.NewGateway(awsCfg, info.URL+"/prod", conc), Poster: poster}, zerolog.Nop())
+		if svc, err = app.NewService(app.Config{DeliveryConcurrency: conc}, s, app.Deps{
+			Gateway: app.NewGateway(awsCfg, info.URL+"/prod", conc), Poster: poster}, zerolog.Nop()); err != nil {
+			fail(err)
+		}
 	}
 	var pmu sync.Mutex
 	posters := map[string]postFunc{} // one client per loop kind, for the life of the process
@@ -481,7 +485,7 @@ func warm(b *testing.B, handler string, ep endpointInfo) {
 	b.Helper()
 	var e0, e1 endpointCounts
 	getJSON(b, http.MethodGet, ep.Control, nil, &e0)
-	invoke(b, handler, streamBatch(b, "warm"))
+	invokeChild(b, handler, streamBatch(b, "warm"))
 	getJSON(b, http.MethodGet, ep.Control, nil, &e1)
 	if e1.Posts-e0.Posts != warmSubs {
 		b.Fatalf("the warm-up posted %d times, want %d", e1.Posts-e0.Posts, warmSubs)
@@ -573,12 +577,9 @@ var benchSeq atomic.Int64
 func streamBatch(b *testing.B, room string) []byte {
 	b.Helper()
 	seq := benchSeq.Add(1)
-	item, err := store.MessageItem(store.Message{ID: fmt.Sprintf("01J9Z8Q4M2XK7W3V5T6R%06d", seq), RoomID: room, Author: "ann",
+	item := messageItem(b, model.Message{ID: fmt.Sprintf("01J9Z8Q4M2XK7W3V5T6R%06d", seq), RoomID: room, Author: "ann",
 		Text: "hello, world", CreatedAt: time.Now()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rec, err := store.ChangeRecord(store.Insert, nil, item, uint64(1e9+seq), "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
+	rec, err := stream.ChangeRecord(stream.Insert, nil, item, uint64(1e9+seq), "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -587,7 +588,7 @@ func streamBatch(b *testing.B, room string) []byte {
 	return payload
 }
 
-func invoke(b *testing.B, handler string, payload []byte) {
+func invokeChild(b *testing.B, handler string, payload []byte) {
 	b.Helper()
 	var resp events.DynamoDBEventResponse
 	getJSON(b, http.MethodPost, handler+"/invoke", payload, &resp)
@@ -704,7 +705,7 @@ func BenchmarkFanoutPath(b *testing.B) {
 				var f runFigures
 				for b.Loop() {
 					payload := streamBatch(b, "bench")
-					f = measureRun(b, h, info, func() { invoke(b, h, payload) })
+					f = measureRun(b, h, info, func() { invokeChild(b, h, payload) })
 					if f.posts != int64(v.n) {
 						b.Fatalf("%d posts for %d subscribers", f.posts, v.n)
 					}

@@ -46,26 +46,10 @@ func payload(t testing.TB, m wstest.Msg) string {
 	return buf.String()
 }
 
-// subPayload returns a subscription result's payload as compact JSON without
-// extensions.event, which it must carry: the change's identity, {"id": the stream record's
-// eventID, "seq": its sequence number}.
-func subPayload(t testing.TB, m wstest.Msg) string {
-	t.Helper()
-	var p map[string]json.RawMessage
-	if err := json.Unmarshal(m.Payload, &p); err != nil {
-		t.Fatalf("payload of %s: %v", m, err)
-	}
-	var ext struct {
-		Event *struct{ ID, Seq string } `json:"event"`
-	}
-	if err := json.Unmarshal(p["extensions"], &ext); err != nil || ext.Event == nil || ext.Event.ID == "" || ext.Event.Seq == "" {
-		t.Fatalf("%s carries no extensions.event {id, seq}", m)
-	}
-	delete(p, "extensions")
-	out, _ := json.Marshal(p)
-	var buf bytes.Buffer
-	json.Compact(&buf, out)
-	return buf.String()
+// withEvent is a result payload as the fan-out sends it: with the identity of the event, the
+// seq-th write of the data table, in extensions.event.
+func withEvent(payload string, seq int) string {
+	return strings.TrimSuffix(payload, "}") + fmt.Sprintf(`,"extensions":{"event":{"id":"%032x","seq":"%d"}}}`, seq, seq)
 }
 
 // TestScenarioChat runs the chat scenario through the local runtime with clients of both
@@ -145,10 +129,10 @@ func chatScenario(t *testing.T, d *app.Dev) {
 	del("r2", y1)
 
 	// A: exactly its r1 events, in write order, with its own selection sets.
-	if m := a.Expect("next", "a1"); subPayload(t, m) != fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"hello r1"}}}`, x1) {
+	if m := a.Expect("next", "a1"); payload(t, m) != withEvent(fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"hello r1"}}}`, x1), 1) {
 		t.Fatalf("A a1 #1: %s", m)
 	}
-	if m := a.Expect("next", "a1"); subPayload(t, m) != fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"second"}}}`, x2) {
+	if m := a.Expect("next", "a1"); payload(t, m) != withEvent(fmt.Sprintf(`{"data":{"messageAdded":{"id":%q,"text":"second"}}}`, x2), 3) {
 		t.Fatalf("A a1 #2: %s", m)
 	}
 	m = a.Expect("next", "a2")
@@ -161,18 +145,18 @@ func chatScenario(t *testing.T, d *app.Dev) {
 	if len(edited.Data.MessageEdited) != 2 || edited.Data.MessageEdited["text"] != "hello r1 (edited)" || edited.Data.MessageEdited["editedAt"] == nil {
 		t.Fatalf("A a2: %s", m)
 	}
-	if m := a.Expect("next", "a3"); subPayload(t, m) != fmt.Sprintf(`{"data":{"gone":{"id":%q}}}`, x2) {
+	if m := a.Expect("next", "a3"); payload(t, m) != withEvent(fmt.Sprintf(`{"data":{"gone":{"id":%q}}}`, x2), 6) {
 		t.Fatalf("A a3: %s", m)
 	}
 
 	// B: exactly its r2 events, framed as legacy data messages.
-	if m := b.Expect("data", "b1"); subPayload(t, m) != `{"data":{"messageAdded":{"roomId":"r2","author":"bob","text":"hello r2"}}}` {
+	if m := b.Expect("data", "b1"); payload(t, m) != withEvent(`{"data":{"messageAdded":{"roomId":"r2","author":"bob","text":"hello r2"}}}`, 2) {
 		t.Fatalf("B b1: %s", m)
 	}
-	if m := b.Expect("data", "b2"); subPayload(t, m) != `{"data":{"messageEdited":{"text":"hello r2 (edited)"}}}` {
+	if m := b.Expect("data", "b2"); payload(t, m) != withEvent(`{"data":{"messageEdited":{"text":"hello r2 (edited)"}}}`, 5) {
 		t.Fatalf("B b2: %s", m)
 	}
-	if m := b.Expect("data", "b3"); subPayload(t, m) != `{"data":{"messageDeleted":{"author":"bob"}}}` {
+	if m := b.Expect("data", "b3"); payload(t, m) != withEvent(`{"data":{"messageDeleted":{"author":"bob"}}}`, 7) {
 		t.Fatalf("B b3: %s", m)
 	}
 	a.ExpectNone(100 * time.Millisecond)
@@ -201,10 +185,10 @@ func chatScenario(t *testing.T, d *app.Dev) {
 	edit("r1", x3, "after complete (edited)")
 	y3 := send("r2", "bob", "after stop")
 	edit("r2", y3, "after stop (edited)")
-	if m := a.Expect("next", "a2"); !strings.Contains(subPayload(t, m), "after complete (edited)") {
+	if m := a.Expect("next", "a2"); !strings.Contains(payload(t, m), "after complete (edited)") {
 		t.Fatalf("A a2 after complete: %s", m)
 	}
-	if m := b.Expect("data", "b2"); !strings.Contains(subPayload(t, m), "after stop (edited)") {
+	if m := b.Expect("data", "b2"); !strings.Contains(payload(t, m), "after stop (edited)") {
 		t.Fatalf("B b2 after stop: %s", m)
 	}
 	a.ExpectNone(100 * time.Millisecond)

@@ -113,3 +113,15 @@ func (p *Principal) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+// ExpiredJSON reports whether a principal stored as JSON (the form MarshalJSON writes, as a
+// connection or a subscription keeps it) has expired at now: the rule the fan-out, the sweeper
+// and the WebSocket routes apply. Empty JSON is the anonymous principal, which never expires; JSON
+// that cannot be read counts as expired, so that it is never trusted.
+func ExpiredJSON(raw json.RawMessage, now time.Time) bool {
+	var p Principal
+	if err := p.UnmarshalJSON(raw); err != nil {
+		return true
+	}
+	return p.Expired(now)
+}

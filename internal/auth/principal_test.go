@@ -141,3 +141,21 @@ func FuzzPrincipalJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestExpiredJSON(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{
+		{``, false}, {`null`, false}, {`{}`, false},
+		{`{"sub":"a","exp":1800000001}`, false},
+		{`{"sub":"a","exp":1800000000}`, true}, // exp is exclusive, as Expired
+		{`{"sub":"a","exp":1799999999}`, true},
+		{`{"sub":`, true}, {`[1]`, true},
+	} {
+		if got := auth.ExpiredJSON(json.RawMessage(tc.raw), now); got != tc.want {
+			t.Errorf("ExpiredJSON(%s) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+}

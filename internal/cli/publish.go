@@ -16,36 +16,49 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/envelope"
 )
 
-// PublishUsage is the synopsis of `bootstrap publish`.
-const PublishUsage = "usage: bootstrap publish --type T --data JSON [--target local|eventbridge|sqs|sns] [--url URL] [--bus B] [--queue-url U] [--topic-arn A] [--source S]"
-
 // A PublishCommand is a parsed `bootstrap publish`: the emitter's configuration (without its AWS
-// configuration, which Publish loads) and the event.
+// configuration, which Run loads) and the event.
 type PublishCommand struct {
 	Config emit.Config
 	Type   string
 	Data   json.RawMessage
 }
 
-// ParsePublish parses and checks the arguments of `bootstrap publish` (those after "publish"),
-// reporting every mistake at once. Usage and flag errors go to stderr; -h returns flag.ErrHelp.
-func ParsePublish(args []string, stderr io.Writer) (PublishCommand, error) {
+// PublishFlags returns the flags of `bootstrap publish` with their defaults, for help (the
+// command's synopsis and its help are bootstrap's, in main).
+func PublishFlags() *flag.FlagSet {
+	var (
+		c            PublishCommand
+		target, data string
+	)
+	return publishFlags(&c, &target, &data)
+}
+
+// publishFlags defines the flags of `bootstrap publish`, read into c, target and data. The flag
+// set prints nothing.
+func publishFlags(c *PublishCommand, target, data *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, PublishUsage)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&c.Type, "type", "", "the event `type`, as @fromEvent(type: ...) names it (required)")
+	fs.StringVar(data, "data", "{}", "the payload, a `JSON` object of at most 128 KiB")
+	fs.StringVar(target, "target", string(emit.Local), "where the event goes: local (the invoke endpoint), eventbridge, sqs or sns; "+
+		"the AWS `target`s use the SDK's standard configuration (AWS_REGION, AWS_PROFILE, credentials, AWS_ENDPOINT_URL)")
+	fs.StringVar(&c.Config.URL, "url", emit.DefaultLocalURL, "the local runtime's invoke endpoint `URL` (target local)")
+	fs.StringVar(&c.Config.EventBusName, "bus", emit.DefaultEventBus, "the EventBridge `bus`'s name or ARN (target eventbridge)")
+	fs.StringVar(&c.Config.QueueURL, "queue-url", "", "the SQS queue's `URL` (target sqs, required)")
+	fs.StringVar(&c.Config.TopicARN, "topic-arn", "", "the SNS topic's `ARN` (target sns, required)")
+	fs.StringVar(&c.Config.Source, "source", emit.DefaultSource, "the EventBridge or CloudEvents `source` naming the sender")
+	return fs
+}
+
+// ParsePublish parses and checks the arguments of `bootstrap publish` (those after "publish"),
+// reporting every mistake at once, one per line of the error. It prints nothing: the caller
+// reports the error once. -h and --help return flag.ErrHelp.
+func ParsePublish(args []string) (PublishCommand, error) {
 	var c PublishCommand
 	var target, data string
-	fs.StringVar(&c.Type, "type", "", "the event type, as @fromEvent(type: ...) names it (required)")
-	fs.StringVar(&data, "data", "{}", "the payload, a JSON object of at most 128 KiB")
-	fs.StringVar(&target, "target", string(emit.Local), "where the event goes: local, eventbridge, sqs or sns")
-	fs.StringVar(&c.Config.URL, "url", emit.DefaultLocalURL, "the local runtime's invoke endpoint (target local)")
-	fs.StringVar(&c.Config.EventBusName, "bus", emit.DefaultEventBus, "the EventBridge bus's name or ARN (target eventbridge)")
-	fs.StringVar(&c.Config.QueueURL, "queue-url", "", "the SQS queue's URL (target sqs, required)")
-	fs.StringVar(&c.Config.TopicARN, "topic-arn", "", "the SNS topic's ARN (target sns, required)")
-	fs.StringVar(&c.Config.Source, "source", emit.DefaultSource, "the EventBridge or CloudEvents source naming the sender")
+	fs := publishFlags(&c, &target, &data)
 	if err := fs.Parse(args); err != nil {
 		return PublishCommand{}, err
 	}
@@ -86,19 +99,16 @@ func ParsePublish(args []string, stderr io.Writer) (PublishCommand, error) {
 		errs = append(errs, errors.New("--target sns needs --topic-arn"))
 	}
 	if len(errs) > 0 {
-		return PublishCommand{}, fmt.Errorf("publish: %w\n%s", errors.Join(errs...), PublishUsage)
+		return PublishCommand{}, errors.Join(errs...)
 	}
 	return c, nil
 }
 
-// Publish runs `bootstrap publish`: it emits one event and prints its id on stdout. The AWS targets
-// load the SDK's configuration the standard way (AWS_REGION, AWS_PROFILE, credentials, and
+// Run runs a parsed `bootstrap publish`: it emits the event and prints its id on stdout. The AWS
+// targets load the SDK's configuration the standard way (AWS_REGION, AWS_PROFILE, credentials, and
 // AWS_ENDPOINT_URL to reach an emulator).
-func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := ParsePublish(args, stderr)
-	if err != nil {
-		return err
-	}
+func (c PublishCommand) Run(ctx context.Context, stdout io.Writer) error {
+	var err error
 	if c.Config.Target != emit.Local {
 		if c.Config.AWS, err = config.LoadDefaultConfig(ctx); err != nil {
 			return fmt.Errorf("publish: aws config: %w", err)

@@ -50,7 +50,9 @@ func Build(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "bootstrap")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		// -buildvcs=auto: stamp the commit whenever Go can read it (bootstrap --version),
+		// whatever GOFLAGS says.
+		cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, ".")
 		cmd.Dir = Root(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

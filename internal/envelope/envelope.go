@@ -42,6 +42,14 @@ const (
 	ScheduledDetailType = "Scheduled Event"
 )
 
+// ReservedTypePrefix starts the event types the service itself understands; a schema cannot
+// subscribe to them.
+const ReservedTypePrefix = "lambdaws."
+
+// InvalidateType is the type of the event that invalidates subscriptions (by subject or topic),
+// from any source (EventBridge, SQS, SNS); it goes to publish's Invalidator, never to subscribers.
+const InvalidateType = ReservedTypePrefix + "invalidate"
+
 // IsScheduled reports whether an EventBridge event with this source and detail-type is a
 // scheduled rule's event.
 func IsScheduled(source, detailType string) bool {

@@ -52,6 +52,17 @@ const (
 	MaxHTTPPayload = 10 << 20
 )
 
+// Lambda.
+const (
+	// MaxInvokePayload is the largest event a synchronous invoke carries, in bytes: 6 MB. The
+	// local runtime's invoke endpoint refuses a larger one (413) without invoking.
+	MaxInvokePayload = 6 << 20
+
+	// InvokePath is the path of the invoke endpoint of the Lambda runtime interface emulator, which
+	// the local runtime serves too: POST the event JSON, get the handler's response.
+	InvokePath = "/2015-03-31/functions/function/invocations"
+)
+
 // EventBridge.
 const (
 	// ScheduleRate is EventBridge's finest schedule rate, and the rate at which serverless.yml

@@ -48,7 +48,9 @@ func (p *countPoster) Post(_ context.Context, _ string, data []byte) error {
 func TestDeliveryAllocatesNothing(t *testing.T) {
 	poster := &countPoster{}
 	e := New(Config{Registry: nopRegistry{}, Renderer: constRenderer{}, Poster: poster, Concurrency: 1,
-		Match:   func(*store.Subscription, *Event) bool { return true },
+		Match: func(context.Context, *Event) func(*store.Subscription) bool {
+			return func(*store.Subscription) bool { return true }
+		},
 		Expired: func(*store.Subscription, time.Time) bool { return false }})
 	defer e.Close()
 	inv := e.begin(context.Background())

@@ -199,11 +199,18 @@ type Config struct {
 	Queue Queue
 	// Classify sorts post errors; default DefaultClassify.
 	Classify func(error) Class
-	// Match reports whether the event concerns the subscription (its filter); nil matches all.
-	// Called before rendering; it must not keep s or ev.
-	Match func(s *store.Subscription, ev *Event) bool
+	// Match returns the test of whether one event concerns a subscription beyond its topic (its
+	// filter). It is called once per event per Deliver or Continue (by the event's reader, before
+	// its first page), so the test can keep what it derives from the event (the payload decoded
+	// once, each distinct filter compiled once); the workers then call the test concurrently, for
+	// each subscription, before rendering, and it must not keep s. Nil, or a nil test, matches
+	// every subscription.
+	Match func(ctx context.Context, ev *Event) func(s *store.Subscription) bool
 	// Expired reports whether the subscription's principal has expired at now; nil: never.
 	Expired func(s *store.Subscription, now time.Time) bool
+	// Now is the clock Expired is given, read once per page; default time.Now. (Deadlines always
+	// follow the real clock.)
+	Now func() time.Time
 	// CloseExpired closes the connection of an expired principal, once per connection per
 	// invocation; default Registry.DeleteConnection.
 	CloseExpired func(ctx context.Context, connID string) error
@@ -244,6 +251,9 @@ type Engine struct {
 func New(cfg Config) *Engine {
 	if cfg.Classify == nil {
 		cfg.Classify = DefaultClassify
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.CloseExpired == nil && cfg.Registry != nil {
 		cfg.CloseExpired = cfg.Registry.DeleteConnection

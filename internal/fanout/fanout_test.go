@@ -768,12 +768,15 @@ func TestFilterAndExpiredPrincipals(t *testing.T) {
 	// Two subscriptions on one expired connection: closed once.
 	all = append(all, store.Subscription{ConnectionID: "c00000", ID: "2", Subprotocol: gqlws.TransportWS, Query: "other", Principal: json.RawMessage(`{"exp":1}`)})
 	s.reg.add("t", all...)
-	var matched atomic.Int64
-	s.cfg.Match = func(sub *store.Subscription, ev *fanout.Event) bool {
-		matched.Add(1)
-		var i int
-		fmt.Sscanf(sub.ConnectionID[1:], "%d", &i)
-		return i%2 == 0 && ev.Topic == "t"
+	var matched, tests atomic.Int64
+	s.cfg.Match = func(_ context.Context, ev *fanout.Event) func(*store.Subscription) bool {
+		tests.Add(1) // once per event
+		return func(sub *store.Subscription) bool {
+			matched.Add(1)
+			var i int
+			fmt.Sscanf(sub.ConnectionID[1:], "%d", &i)
+			return i%2 == 0 && ev.Topic == "t"
+		}
 	}
 	s.cfg.Expired = func(sub *store.Subscription, now time.Time) bool {
 		return string(sub.Principal) == `{"exp":1}` && !now.IsZero()
@@ -794,6 +797,9 @@ func TestFilterAndExpiredPrincipals(t *testing.T) {
 	// 41 subscriptions: 11 expired (10 connections); of the 30 left, the 10 even ones match.
 	if st.Expired != 11 || st.Filtered != 20 || st.Delivered != 10 || matched.Load() != 30 || len(closed) != 10 {
 		t.Fatalf("stats %+v, %d matched, closed %v", st, matched.Load(), closed)
+	}
+	if tests.Load() != 1 {
+		t.Fatalf("Match called %d times for one event, want once", tests.Load())
 	}
 	if s.rend.calls[`subscription { changed { id } }|||`] != 1 || len(s.rend.calls) != 1 {
 		t.Fatalf("renders %v: an expired principal's operation was rendered", s.rend.calls)

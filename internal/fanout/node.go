@@ -34,6 +34,9 @@ type node struct {
 	planned   bool // chunking was tried
 	savedDone bool // a done row was written
 
+	// match is the event's filter test (Config.Match); nil matches every subscription.
+	match func(s *store.Subscription) bool
+
 	renders  map[uint64]*rendered // reader-only
 	rendersX map[string]*rendered // reader-only, for hash collisions
 
@@ -97,6 +100,9 @@ func (inv *invocation) newNode(ev *Event, key, path string, prog Progress, hasRo
 	n := &node{inv: inv, e: inv.e, ev: ev, key: key, path: path, prog: prog, hasRow: hasRow,
 		renders: map[uint64]*rendered{}}
 	n.cond.L = &n.mu
+	if inv.e.cfg.Match != nil {
+		n.match = inv.e.cfg.Match(inv.work, ev)
+	}
 	if path != "" {
 		n.depth = 1
 		for i := range len(path) {
@@ -233,7 +239,7 @@ func (n *node) deliverOwn(after string) Outcome {
 // dispatch hands a page's subscribers to the workers; false when it stopped midway.
 func (n *node) dispatch(pg Page) bool {
 	inv, e := n.inv, n.e
-	p := &page{subs: pg.Subs, next: pg.Next, now: time.Now(), state: make([]atomic.Uint32, len(pg.Subs))}
+	p := &page{subs: pg.Subs, next: pg.Next, now: e.cfg.Now(), state: make([]atomic.Uint32, len(pg.Subs))}
 	p.left.Store(1)
 	n.pmu.Lock()
 	n.pages = append(n.pages, p)
@@ -406,7 +412,7 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		n.c.gone.Add(1)
 		return sOK
 	}
-	if e.cfg.Match != nil && !e.cfg.Match(s, n.ev) {
+	if n.match != nil && !n.match(s) {
 		n.c.filtered.Add(1)
 		return sOK
 	}

@@ -242,3 +242,14 @@ func (s *Spec) CheckAgainst(obj *ast.Definition) error {
 	}
 	return nil
 }
+
+// Check checks at start-up that the input type named inputType is a filter (SpecFor) of the
+// payload type obj (CheckAgainst). It has the shape of engine.FilterSpec, which is how the engine
+// checks every subscription field's filter argument: engine.WithFilterSpec(filter.Check).
+func Check(schema *ast.Schema, inputType string, obj *ast.Definition) error {
+	spec, err := SpecFor(schema, inputType)
+	if err != nil {
+		return err
+	}
+	return spec.CheckAgainst(obj)
+}

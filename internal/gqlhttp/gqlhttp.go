@@ -15,12 +15,19 @@
 //     application/graphql-response+json, 200 for application/json, never a data entry.
 //
 // An executed operation answers 200, field errors included.
+//
+// Authentication (Config.Verifier in jwt mode): the token is the Authorization header's Bearer
+// token. None, or one that does not verify, answers 401 with a WWW-Authenticate challenge and a
+// GraphQL error (UNAUTHENTICATED) before the body is read; the operation runs with the principal
+// (graph.WithPrincipal). A body over the limit is refused by its Content-Length before it is read.
+// Cross-origin requests are answered as Config.CORSOrigins allows (internal/cors).
 package gqlhttp
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -30,6 +37,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -48,22 +57,46 @@ type Executor interface {
 	ErrorResponse(ctx context.Context, errs gqlerror.List) *graphql.Response
 }
 
+// Verifier authenticates tokens; *auth.Verifier satisfies it.
+type Verifier interface {
+	Mode() auth.Mode
+	Verify(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// Config holds the Handler's settings.
+type Config struct {
+	// MaxBody bounds a request body; larger ones answer 413. Default DefaultMaxBody
+	// (HTTP_MAX_BODY).
+	MaxBody int64
+	// Verifier authenticates callers; nil accepts everyone as anonymous (AUTH_MODE=none).
+	Verifier Verifier
+	// CORSOrigins are the origins allowed to call from a browser (CORS_ORIGINS); none: no
+	// cross-origin request.
+	CORSOrigins []string
+}
+
 // Handler is the GraphQL HTTP endpoint.
 type Handler struct {
-	exec Executor
-	// maxBody bounds a request body; larger ones answer 413.
-	maxBody int64
+	exec     Executor
+	maxBody  int64
+	verifier Verifier // nil when not authenticating
+	cors     http.Handler
 }
 
 // DefaultMaxBody is the default request body limit, 1 MiB.
 const DefaultMaxBody = 1 << 20
 
-// New returns a Handler; maxBody <= 0 means DefaultMaxBody.
-func New(exec Executor, maxBody int64) *Handler {
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBody
+// New returns a Handler.
+func New(exec Executor, cfg Config) *Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
 	}
-	return &Handler{exec: exec, maxBody: maxBody}
+	h := &Handler{exec: exec, maxBody: cfg.MaxBody}
+	if cfg.Verifier != nil && cfg.Verifier.Mode() == auth.ModeJWT {
+		h.verifier = cfg.Verifier
+	}
+	h.cors = cors.New(cfg.CORSOrigins).Handler(http.HandlerFunc(h.serve))
+	return h
 }
 
 // params are the GraphQL request parameters, as JSON values still.
@@ -89,7 +122,9 @@ func malformed(format string, args ...any) *refusal {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.cors.ServeHTTP(w, r) }
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -99,6 +134,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	media, ok := negotiate(r.Header.Values("Accept"))
 	if !ok {
 		httpError(w, http.StatusNotAcceptable, "accept "+MediaResponse+" or "+MediaJSON)
+		return
+	}
+	principal, err := h.authenticate(r)
+	if err != nil {
+		zerolog.Ctx(ctx).Info().Err(err).Msg("request refused: not authenticated")
+		challenge := `Bearer realm="lambdaws"`
+		if !errors.Is(err, auth.ErrNoToken) {
+			challenge += `, error="invalid_token", error_description="` + auth.ClientMessage(err) + `"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		write(w, http.StatusUnauthorized, media, graph.ErrorsJSON(graph.Unauthenticated(auth.ClientMessage(err))))
+		return
+	}
+	ctx = graph.WithPrincipal(ctx, principal)
+	if r.ContentLength > h.maxBody {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.maxBody))
 		return
 	}
 
@@ -145,6 +196,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	write(w, http.StatusOK, media, body)
+}
+
+// authenticate returns the caller's principal: anonymous when not authenticating, else the one
+// the Authorization header's bearer token verifies as.
+func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
+	if h.verifier == nil {
+		return auth.Anonymous(), nil
+	}
+	v := r.Header.Get("Authorization")
+	if v == "" {
+		return auth.Principal{}, auth.ErrNoToken
+	}
+	token, ok := auth.FromAuthorizationHeader(v)
+	if !ok {
+		return auth.Principal{}, fmt.Errorf("%w: the Authorization header is not a Bearer token", auth.ErrInvalidToken)
+	}
+	return h.verifier.Verify(r.Context(), token)
 }
 
 // queryParams reads the parameters of a GET request from its query string: query and
@@ -233,7 +301,7 @@ func (h *Handler) requestErrors(ctx context.Context, w http.ResponseWriter, medi
 // executor.
 func (h *Handler) writeErrors(ctx context.Context, w http.ResponseWriter, media string, status int, errs gqlerror.List) {
 	resp := h.exec.ErrorResponse(ctx, errs)
-	zerolog.Ctx(ctx).Info().Int("status", status).Str("error", resp.Errors.Error()).Msg("request rejected")
+	zerolog.Ctx(ctx).Info().Int("status", status).Str("error", strings.ReplaceAll(strings.TrimSuffix(resp.Errors.Error(), "\n"), "\n", "; ")).Msg("request rejected")
 	body, _ := json.Marshal(struct {
 		Errors     gqlerror.List  `json:"errors"`
 		Extensions map[string]any `json:"extensions,omitempty"`

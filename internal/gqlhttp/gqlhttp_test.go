@@ -12,8 +12,8 @@ import (
 
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
-	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/rs/zerolog"
 )
 
 // request is one HTTP request to the handler.
@@ -279,8 +279,15 @@ func newHandler(t *testing.T) func(maxBody int64) *gqlhttp.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	exec := graph.NewExecutor(&graph.Resolver{Messages: store.NewMessages(s)}, graph.Options{})
-	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, maxBody) }
+	res, err := graph.NewResolver(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := graph.NewExecutor(res, graph.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(maxBody int64) *gqlhttp.Handler { return gqlhttp.New(exec, gqlhttp.Config{MaxBody: maxBody}) }
 }
 
 func serve(t *testing.T, h http.Handler, r request) *httptest.ResponseRecorder {
@@ -356,5 +363,24 @@ func check(t *testing.T, rec *httptest.ResponseRecorder, w want) {
 		if w.code != code {
 			t.Errorf("error code %q, want %q: %s", code, w.code, body)
 		}
+	}
+}
+
+// TestRejectionLogLine: a rejected request is one log line, its errors joined with "; " rather
+// than each ending in a newline (gqlerror.List's Error does that).
+func TestRejectionLogLine(t *testing.T) {
+	h := newHandler(t)(0)
+	var buf bytes.Buffer
+	req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query":"{ nope1 nope2 }"}`))
+	req.Header.Set("Content-Type", gqlhttp.MediaJSON)
+	req = req.WithContext(zerolog.New(&buf).WithContext(req.Context()))
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var line struct{ Message, Error string }
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || strings.Count(buf.String(), "\n") != 1 {
+		t.Fatalf("want one JSON line, got %q (%v)", buf.String(), err)
+	}
+	if line.Message != "request rejected" || strings.Contains(line.Error, "\n") || strings.Count(line.Error, "; ") != 1 ||
+		!strings.Contains(line.Error, "nope1") || !strings.Contains(line.Error, "nope2") {
+		t.Errorf("log line %q: want both errors on one line, joined with \"; \"", buf.String())
 	}
 }

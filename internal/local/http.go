@@ -3,6 +3,8 @@ package local
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,18 +14,21 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
-	"github.com/realtime-gql/lambdaws/internal/facts"
 )
 
 // serveHTTPAPI turns a request into an HTTP API payload 2.0 event and the handler's response into
 // the HTTP response, as API Gateway's HTTP API does.
 func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, facts.MaxHTTPPayload+1))
+	if r.ContentLength > rt.cfg.MaxHTTPBody {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request Entity Too Large")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, rt.cfg.MaxHTTPBody+1))
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
 		return
 	}
-	if len(body) > facts.MaxHTTPPayload {
+	if int64(len(body)) > rt.cfg.MaxHTTPBody {
 		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request Entity Too Large")
 		return
 	}
@@ -72,13 +77,16 @@ func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	payload, _ := json.Marshal(ev)
-	out, err := rt.invokeTracked(payload)
+	out, err := rt.invokeTracked(r.Context(), payload)
 	var resp events.APIGatewayV2HTTPResponse
 	if err == nil {
 		err = json.Unmarshal(out, &resp)
 	}
 	if err != nil || resp.StatusCode == 0 {
-		rt.log.Error().Err(err).Msg("HTTP API invocation failed")
+		if err == nil {
+			err = errors.New("the handler answered no statusCode")
+		}
+		failed(w, fmt.Errorf("HTTP API invocation: %w", err))
 		writeAPIError(w, http.StatusInternalServerError, "", "Internal Server Error")
 		return
 	}
@@ -89,12 +97,18 @@ func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// As API Gateway with a CorsConfiguration, the integration's CORS headers are replaced by
+	// the API's own (set by the policy before this handler ran).
 	for k, v := range resp.Headers {
-		w.Header().Set(k, v)
+		if !isCORSHeader(k) {
+			w.Header().Set(k, v)
+		}
 	}
 	for k, vs := range resp.MultiValueHeaders {
 		for _, v := range vs {
-			w.Header().Add(k, v)
+			if !isCORSHeader(k) {
+				w.Header().Add(k, v)
+			}
 		}
 	}
 	for _, c := range resp.Cookies {
@@ -104,9 +118,28 @@ func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
 	w.Write(respBody)
 }
 
+func isCORSHeader(name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), "access-control-")
+}
+
 // serveConnections is the management API: POST posts a message, GET describes the connection,
-// DELETE closes it. Unknown or closing connections answer 410 GoneException.
+// DELETE closes it. Every request must be signed with the runtime's credentials (403
+// otherwise). Unknown or closing connections answer 410 GoneException.
 func (rt *Runtime) serveConnections(w http.ResponseWriter, r *http.Request, escapedID string) {
+	if r.ContentLength > rt.cfg.MaxMessage {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, rt.cfg.MaxMessage+1))
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
+		return
+	}
+	if err := rt.verifySignature(r, data); err != nil {
+		refuse(w, "management API: "+err.Error())
+		writeAPIError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+		return
+	}
 	id, err := url.PathUnescape(strings.TrimSuffix(escapedID, "/"))
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "bad connection id")
@@ -119,11 +152,6 @@ func (rt *Runtime) serveConnections(w http.ResponseWriter, r *http.Request, esca
 	}
 	switch r.Method {
 	case http.MethodPost:
-		data, err := io.ReadAll(io.LimitReader(r.Body, rt.cfg.MaxMessage+1))
-		if err != nil {
-			writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
-			return
-		}
 		if int64(len(data)) > rt.cfg.MaxMessage {
 			writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
 			return

@@ -1,4 +1,4 @@
-// Package local is the local runtime: on one port it emulates API Gateway (WebSocket API, HTTP API, the @connections management API) and Lambda's DynamoDB stream poller, driving the same handler with the same event JSON AWS sends.
+// Package local is the local runtime: on one port it emulates API Gateway (WebSocket API, HTTP API, the @connections management API), Lambda's DynamoDB stream poller, SQS queues with their event source mappings and the Lambda runtime interface emulator's invoke endpoint, driving the same handler with the same event JSON AWS sends.
 //
 // It sees only the handler (Invoke, as Lambda calls it) and a change log to poll; never the
 // GraphQL layer or the store's internals.
@@ -12,7 +12,13 @@
 //	                             the pages (Config.Pages: GraphiQL and the demo), when set
 //	POST|GET|DELETE /@connections/{id}
 //	                             the management API, with API Gateway's status codes and error shapes,
-//	                             so the real SDK client can be pointed at it
+//	                             so the real SDK client can be pointed at it; as on AWS, only requests
+//	                             SigV4-signed with the configured credentials are served (403 otherwise)
+//	POST /2015-03-31/functions/function/invocations
+//	                             the invoke endpoint of the Lambda runtime interface emulator: any
+//	                             event JSON (EventBridge, SQS, SNS, ...) goes to the handler as it is,
+//	                             and the answer is the handler's response or a function error, as the
+//	                             emulator answers
 //	stream                       a poller reads the change log in order, invokes the handler with
 //	                             DynamoDB stream batches, keeps a durable checkpoint and honours
 //	                             batchItemFailures (retry from the reported record, bounded, then skip)
@@ -24,7 +30,10 @@
 // outbound queue and a writer; a connection whose client stops reading until the queue
 // overflows is closed with 1008, and later posts to it answer 410.
 //
-// Invocations run concurrently, as on AWS: two frames of one connection may be handled at once.
+// Invocations run concurrently, as on AWS: two frames of one connection may be handled at once,
+// up to MaxInflight per connection; further frames wait to be read (backpressure on the flooder
+// alone). An HTTP request whose client goes away cancels its invocation's context. A body over
+// MaxHTTPBody is refused by its Content-Length before it is read.
 // Each carries a lambdacontext with a request id of its own, as Lambda's do, so the handler's logs
 // name it. Everything the runtime starts (socket loops, invocations, the poller, the limit
 // enforcer, the schedule) ends before Serve returns.
@@ -46,6 +55,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/rs/zerolog"
 )
@@ -100,6 +111,22 @@ type Config struct {
 	InvokeTimeout time.Duration
 	// MaxConcurrency bounds invocations in flight, as Lambda's account concurrency; default 1000.
 	MaxConcurrency int
+	// MaxInflight bounds one connection's frames being handled at once, pings included; default
+	// DefaultMaxInflight. A connection with that many waits: its next frame is not read until one
+	// ends, so a flood slows the flooder alone.
+	MaxInflight int
+	// MaxHTTPBody is the largest HTTP request body passed to the handler; default
+	// facts.MaxHTTPPayload (API Gateway's). A larger one is refused with 413 by its
+	// Content-Length, before it is read, or as soon as reading passes it.
+	MaxHTTPBody int64
+	// CORSOrigins are the origins the HTTP API answers cross-origin requests from, preflight
+	// included, as API Gateway's CorsConfiguration does (internal/cors).
+	CORSOrigins []string
+	// Credentials are the only ones the management API accepts: a request must be SigV4-signed
+	// with them (service execute-api, Region Region), as API Gateway checks IAM. Required.
+	Credentials aws.Credentials
+	// Region is the Region of the signatures; default "us-east-1".
+	Region string
 
 	// MaxMessage is the largest WebSocket message in either direction; default facts.MaxMessage.
 	// A larger inbound message closes the connection with 1009; a larger post answers 413.
@@ -150,6 +177,9 @@ func (c *Config) defaults() {
 	}
 	c.InvokeTimeout = cmp.Or(c.InvokeTimeout, facts.IntegrationTimeout)
 	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, 1000)
+	c.MaxInflight = cmp.Or(c.MaxInflight, DefaultMaxInflight)
+	c.MaxHTTPBody = cmp.Or(c.MaxHTTPBody, facts.MaxHTTPPayload)
+	c.Region = cmp.Or(c.Region, "us-east-1")
 	c.MaxMessage = cmp.Or(c.MaxMessage, facts.MaxMessage)
 	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, 1024)
@@ -164,12 +194,16 @@ func (c *Config) defaults() {
 	c.PollInterval = cmp.Or(c.PollInterval, 250*time.Millisecond)
 }
 
+// DefaultMaxInflight is how many frames of one connection are handled at once by default.
+const DefaultMaxInflight = 8
+
 // Runtime is the local runtime.
 type Runtime struct {
-	cfg    Config
-	log    zerolog.Logger
-	slots  chan struct{} // invocation concurrency
-	queues map[string]*sqsQueue
+	cfg     Config
+	log     zerolog.Logger
+	slots   chan struct{} // invocation concurrency
+	httpAPI http.Handler  // the HTTP API, behind its CORS policy
+	queues  map[string]*sqsQueue
 
 	outboundPeak atomic.Int64 // see OutboundPeak
 
@@ -196,6 +230,7 @@ func New(cfg Config) *Runtime {
 	for _, qc := range cfg.Queues {
 		rt.queues[qc.Name] = newSQSQueue(qc)
 	}
+	rt.httpAPI = cors.New(cfg.CORSOrigins).Handler(http.HandlerFunc(rt.serveHTTPAPI))
 	return rt
 }
 
@@ -310,20 +345,36 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// ServeHTTP routes the runtime's endpoints.
+// ServeHTTP routes the runtime's endpoints, logging one line per request (see access.go).
 func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
+	if path == "/graphql" && isUpgrade(r) {
+		rt.serveWebSocket(w, r) // one line per route invocation instead
+		return
+	}
+	aw := &accessWriter{ResponseWriter: w}
+	start := time.Now()
+	rt.route(aw, r)
+	rt.logRequest(r, aw, start)
+}
+
+// route serves a request other than a WebSocket upgrade.
+func (rt *Runtime) route(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
 	switch {
-	case r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS."):
+	case isSQS(r):
 		rt.serveSQS(w, r)
-	case strings.Contains(path, "/@connections/"):
+	case isManagement(path):
 		rt.serveConnections(w, r, path[strings.Index(path, "/@connections/")+len("/@connections/"):])
-	case path == "/graphql" && isUpgrade(r):
-		rt.serveWebSocket(w, r)
+	case path == facts.InvokePath:
+		rt.serveInvoke(w, r)
 	case rt.cfg.Pages != nil && !isUpgrade(r) && rt.cfg.Pages.Serves(r):
 		rt.cfg.Pages.ServeHTTP(w, r)
 	case path == "/graphql":
-		rt.serveHTTPAPI(w, r)
+		rt.httpAPI.ServeHTTP(w, r)
+		if o := crossOrigin(r); o != "" && w.Header().Get("Access-Control-Allow-Origin") == "" {
+			refuse(w, "CORS: origin "+o+" is not allowed (CORS_ORIGINS): the browser keeps the answer from the page")
+		}
 	default:
 		writeAPIError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 	}
@@ -332,11 +383,20 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // invoke runs the handler as Lambda would: within the concurrency limit, with the integration
 // timeout, and with a lambdacontext carrying a request id of its own. The caller is counted by
 // the socket loops, the poller, the schedule or track, so the invocation ends before Serve
-// returns. Invocations are not cancelled by the client going away, as on AWS.
+// returns. WebSocket frames are not cancelled by the client going away, as on AWS.
 func (rt *Runtime) invoke(payload []byte) ([]byte, error) {
+	return rt.invokeCtx(context.Background(), payload)
+}
+
+// invokeCtx is invoke with a caller whose end cancels the invocation (an HTTP request's).
+func (rt *Runtime) invokeCtx(caller context.Context, payload []byte) ([]byte, error) {
 	rt.slots <- struct{}{}
 	defer func() { <-rt.slots }()
-	ctx := lambdacontext.NewContext(rt.invocations, &lambdacontext.LambdaContext{
+	parent, cancelParent := context.WithCancel(rt.invocations)
+	defer cancelParent()
+	stop := context.AfterFunc(caller, cancelParent)
+	defer stop()
+	ctx := lambdacontext.NewContext(parent, &lambdacontext.LambdaContext{
 		AwsRequestID:       newRequestID(),
 		InvokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:" + rt.cfg.APIID,
 	})
@@ -347,13 +407,21 @@ func (rt *Runtime) invoke(payload []byte) ([]byte, error) {
 
 // invokeTracked is invoke for work no loop owns (an HTTP request): it is refused with errStopped
 // once the runtime has stopped.
-func (rt *Runtime) invokeTracked(payload []byte) ([]byte, error) {
+func (rt *Runtime) invokeTracked(caller context.Context, payload []byte) ([]byte, error) {
 	done, ok := rt.track()
 	if !ok {
 		return nil, errStopped
 	}
 	defer done()
-	return rt.invoke(payload)
+	return rt.invokeCtx(caller, payload)
+}
+
+// Invoke runs the handler with an event the runtime does not emulate a source of (an
+// EventBridge rule's event, say), as Lambda invokes it: in the concurrency limit, with the
+// integration timeout and a request id, cancelled if ctx ends. It is refused once the runtime has
+// stopped.
+func (rt *Runtime) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return rt.invokeTracked(ctx, payload)
 }
 
 // newRequestID returns a request id shaped like Lambda's (a random UUID).
@@ -373,6 +441,15 @@ func newID() string {
 }
 
 func requestTime(t time.Time) string { return t.UTC().Format("02/Jan/2006:15:04:05 -0700") }
+
+// isManagement reports whether an escaped path is the management API's: /@connections/{id}.
+func isManagement(path string) bool { return strings.Contains(path, "/@connections/") }
+
+// isSQS reports whether a request is one of the SQS API's (the JSON protocol: a POST naming its
+// action in X-Amz-Target).
+func isSQS(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
+}
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

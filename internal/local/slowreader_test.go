@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/coder/websocket"
 	"github.com/realtime-gql/lambdaws/internal/local"
@@ -67,7 +68,8 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 4096, MaxOutbound: 256, MaxOutboundBytes: maxBytes})
+	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 4096, MaxOutbound: 256, MaxOutboundBytes: maxBytes,
+		Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Serve(ctx, smallBuffers{ln}) }()

@@ -278,7 +278,7 @@ func (rt *Runtime) invokeQueue(q *sqsQueue, batch []*sqsMessage) {
 				q.dead = q.dead[1:]
 			}
 			q.dead = append(q.dead, m)
-			rt.log.Error().Str("queue", q.cfg.Name).Str("message", m.id).Int("receives", m.receives).Str("why", why).
+			rt.log.Error().Str("queue", q.cfg.Name).Str("messageId", m.id).Int("receives", m.receives).Str("why", why).
 				Msg("message failed every receive: moved to the dead-letter queue")
 		default:
 			m.visibleAt = received.Add(q.cfg.VisibilityTimeout)
@@ -300,6 +300,7 @@ var queryCodes = map[string]string{
 
 // sqsError is an error answer of the JSON protocol, as SQS sends it.
 func sqsError(w http.ResponseWriter, status int, code, msg string) {
+	refuse(w, code+": "+msg)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	w.Header().Set("X-Amzn-Query-Error", cmp.Or(queryCodes[code], code)+";Sender")
 	w.WriteHeader(status)

@@ -24,6 +24,7 @@ type wsConn struct {
 	userAgent   string
 
 	frames     *frameWatcher // flags inbound frames over MaxFrame
+	inflight   chan struct{} // one slot per frame being handled (MaxInflight)
 	mu         sync.Mutex
 	lastActive time.Time
 	closing    bool
@@ -106,22 +107,19 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent(), out: newOutbound()}
+	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent(), out: newOutbound(),
+		inflight: make(chan struct{}, rt.cfg.MaxInflight)}
 	log := rt.log.With().Str("conn", conn.id).Logger()
 
 	payload, _ := json.Marshal(rt.wsEvent(conn, "$connect", "CONNECT", r))
-	out, err := rt.invoke(payload)
-	var resp events.APIGatewayProxyResponse
-	if err == nil {
-		err = json.Unmarshal(out, &resp)
-	}
-	if err != nil {
-		log.Error().Err(err).Msg("$connect invocation failed: handshake refused with 502")
+	start := time.Now()
+	resp, err := rt.invokeRoute(payload)
+	rt.logRoute("$connect", conn.id, start, resp.StatusCode, err)
+	if err != nil { // the handshake is refused with 502
 		http.Error(w, "Internal server error", http.StatusBadGateway)
 		return
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		log.Info().Int("status", resp.StatusCode).Msg("$connect refused the handshake")
+	if resp.StatusCode < 200 || resp.StatusCode > 299 { // $connect refused the handshake
 		http.Error(w, resp.Body, resp.StatusCode)
 		return
 	}
@@ -164,9 +162,12 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // readLoop turns every frame into a $default invocation, concurrently, until the socket closes.
+// At most MaxInflight of a connection's frames are handled at once: with that many, the next
+// frame is not read until one ends, and the flooder's own TCP window fills.
 func (rt *Runtime) readLoop(conn *wsConn) {
 	ctx := context.Background()
 	for {
+		conn.inflight <- struct{}{}
 		typ, data, err := conn.c.Read(ctx)
 		if err != nil {
 			status := websocket.CloseStatus(err)
@@ -206,25 +207,34 @@ func (rt *Runtime) readLoop(conn *wsConn) {
 		}
 		done, ok := rt.track()
 		if !ok {
+			<-conn.inflight
 			continue // shutting down: the close that ends this loop is on its way
 		}
 		go func() {
 			defer done()
+			defer func() { <-conn.inflight }()
 			rt.message(conn, ev)
 		}()
 	}
 }
 
-func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyRequest) {
-	payload, _ := json.Marshal(ev)
-	out, err := rt.invoke(payload)
+// invokeRoute invokes the handler with a WebSocket route event and decodes its response.
+func (rt *Runtime) invokeRoute(payload []byte) (events.APIGatewayProxyResponse, error) {
 	var resp events.APIGatewayProxyResponse
+	out, err := rt.invoke(payload)
 	if err == nil {
 		err = json.Unmarshal(out, &resp)
 	}
+	return resp, err
+}
+
+func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyRequest) {
+	payload, _ := json.Marshal(ev)
+	start := time.Now()
+	resp, err := rt.invokeRoute(payload)
+	rt.logRoute("$default", conn.id, start, resp.StatusCode, err)
 	if err != nil {
 		// What API Gateway sends when the integration fails.
-		rt.log.Error().Err(err).Str("conn", conn.id).Msg("$default invocation failed")
 		msg, _ := json.Marshal(map[string]string{"message": "Internal server error", "connectionId": conn.id, "requestId": ev.RequestContext.RequestID})
 		rt.send(conn, msg)
 		return
@@ -292,9 +302,9 @@ func (rt *Runtime) disconnect(conn *wsConn, status websocket.StatusCode, reason 
 		ev.RequestContext.DisconnectStatusCode = int64(status)
 		ev.RequestContext.DisconnectReason = &reason
 		payload, _ := json.Marshal(ev)
-		if _, err := rt.invoke(payload); err != nil {
-			rt.log.Error().Err(err).Str("conn", conn.id).Msg("$disconnect invocation failed")
-		}
+		start := time.Now()
+		resp, err := rt.invokeRoute(payload)
+		rt.logRoute("$disconnect", conn.id, start, resp.StatusCode, err)
 	})
 }
 

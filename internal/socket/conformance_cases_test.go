@@ -1,6 +1,7 @@
 package socket_test
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -29,6 +30,12 @@ const (
 	eUnknownFld  = `{"message":"Cannot query field \"nope\" on type \"Query\".","locations":[{"line":1,"column":3}],"extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}`
 	eMissingVar  = `{"message":"must be defined","path":["variable","r"],"extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}`
 )
+
+// ev is a subscription result payload as the fan-out sends it: with the identity of the event
+// (the seq-th stream record of the case's store) in extensions.event.
+func ev(payload string, seq int) string {
+	return strings.TrimSuffix(payload, "}") + fmt.Sprintf(`,"extensions":{"event":{"id":"%032x","seq":"%d"}}}`, seq, seq)
+}
 
 func initAck() []step { return []step{send(frInit), expect(frAck)} }
 
@@ -78,7 +85,7 @@ func transportCases() []confCase {
 		{name: "subscribe before init closes", steps: script(send(frSubscribe("s1", qAddedText)), closed(4401, "Unauthorized"))},
 		{name: "query before init closes", steps: script(send(frSubscribe("q1", qMessages)), closed(4401, "Unauthorized"))},
 		{name: "subscription is stored and receives next", steps: script(initAck(), send(frSubscribe("s1", qAddedFull)), nothing(),
-			activeQuery("s1", "roomId author text"), mutate(mHello), expect(next("s1", pAddedFull)), mutate(mHello), expect(next("s1", pAddedFull)),
+			activeQuery("s1", "roomId author text"), mutate(mHello), expect(next("s1", ev(pAddedFull, 1))), mutate(mHello), expect(next("s1", ev(pAddedFull, 2))),
 			active("s1"))},
 		{name: "duplicate active id closes", steps: script(initAck(), send(frSubscribe("s1", qAddedText)), active("s1"),
 			send(frSubscribe("s1", qAddedAuthor)), closed(4409, "Subscriber for s1 already exists"))},
@@ -88,9 +95,9 @@ func transportCases() []confCase {
 			send(frSubscribe("s1", qMessages)), closed(4409, "Subscriber for s1 already exists"))},
 		{name: "id is reused after complete", steps: script(initAck(), send(frSubscribe("s1", qAddedText)), activeQuery("s1", "text"),
 			send(frComplete("s1")), nothing(), active(), send(frSubscribe("s1", qAddedAuthor)), nothing(), activeQuery("s1", "author"),
-			mutate(mHello), expect(next("s1", pAddedAuthor)))},
+			mutate(mHello), expect(next("s1", ev(pAddedAuthor, 1))))},
 		{name: "complete stops delivery", steps: script(initAck(), send(frSubscribe("s1", qAddedText)), send(frSubscribe("s2", qAddedAuthor)),
-			active("s1", "s2"), send(frComplete("s1")), active("s2"), mutate(mHello), expect(next("s2", pAddedAuthor)))},
+			active("s1", "s2"), send(frComplete("s1")), active("s2"), mutate(mHello), expect(next("s2", ev(pAddedAuthor, 1))))},
 		{name: "complete of an unknown id is ignored", steps: script(initAck(), send(frComplete("nope")), nothing(), send(frPing), expect(frPong))},
 		{name: "complete before init is ignored", steps: script(send(frComplete("nope")), nothing(), initAck())},
 		{name: "complete of a finished query is ignored", steps: script(initAck(), send(frSubscribe("q1", qMessages)),
@@ -193,13 +200,13 @@ func legacyCases() []confCase {
 		{name: "start without init is refused", initTimeout: 10 * time.Second, steps: script(send(frStart("s1", qAddedText)),
 			expect(errMsg("s1", `{"message":"connection_init must be sent before start"}`)), active(), initAck())},
 		{name: "start right after init waits for the ack", steps: script(send(frInit), send(frStart("s1", qAddedFull)), expect(frAck),
-			active("s1"), mutate(mHello), expect(data("s1", pAddedFull)))},
+			active("s1"), mutate(mHello), expect(data("s1", ev(pAddedFull, 1))))},
 		{name: "query start right after init answers after the ack", steps: script(send(frInit), send(frStart("q1", qMessages)),
 			expect(frAck, data("q1", `{"data":{"messages":[]}}`), done("q1")))},
 		{name: "subscription is stored and receives data", steps: script(initAck(), send(frStart("s1", qAddedFull)), nothing(),
-			activeQuery("s1", "roomId author text"), mutate(mHello), expect(data("s1", pAddedFull)), mutate(mHello), expect(data("s1", pAddedFull)))},
+			activeQuery("s1", "roomId author text"), mutate(mHello), expect(data("s1", ev(pAddedFull, 1))), mutate(mHello), expect(data("s1", ev(pAddedFull, 2))))},
 		{name: "start with a running id replaces it", steps: script(initAck(), send(frStart("s1", qAddedText)), activeQuery("s1", "{ text }"),
-			send(frStart("s1", qAddedAuthor)), nothing(), activeQuery("s1", "{ author }"), mutate(mHello), expect(data("s1", pAddedAuthor)))},
+			send(frStart("s1", qAddedAuthor)), nothing(), activeQuery("s1", "{ author }"), mutate(mHello), expect(data("s1", ev(pAddedAuthor, 1))))},
 		{name: "start with a running id replaces it by a query", steps: script(initAck(), send(frStart("s1", qAddedText)), active("s1"),
 			send(frStart("s1", qMessages)), expect(data("s1", `{"data":{"messages":[]}}`), done("s1")), active(), mutate(mHello))},
 		{name: "query gets data then complete", steps: script(mutate(mHello), initAck(), send(frStart("q1", qMessages)),
@@ -222,12 +229,12 @@ func legacyCases() []confCase {
 
 		// stop
 		{name: "stop completes an active subscription", steps: script(initAck(), send(frStart("s1", qAddedText)), send(frStart("s2", qAddedAuthor)),
-			active("s1", "s2"), send(frStop("s1")), expect(done("s1")), active("s2"), mutate(mHello), expect(data("s2", pAddedAuthor)))},
+			active("s1", "s2"), send(frStop("s1")), expect(done("s1")), active("s2"), mutate(mHello), expect(data("s2", ev(pAddedAuthor, 1))))},
 		{name: "stop of an unknown id is ignored", steps: script(initAck(), send(frStop("nope")), nothing(), send(frInit), expect(frAck))},
 		{name: "stop of a finished query is ignored", steps: script(initAck(), send(frStart("q1", qMessages)),
 			expect(data("q1", `{"data":{"messages":[]}}`), done("q1")), send(frStop("q1")), nothing())},
 		{name: "id is reused after stop", steps: script(initAck(), send(frStart("s1", qAddedText)), active("s1"), send(frStop("s1")),
-			expect(done("s1")), send(frStart("s1", qAddedAuthor)), nothing(), activeQuery("s1", "author"), mutate(mHello), expect(data("s1", pAddedAuthor)))},
+			expect(done("s1")), send(frStart("s1", qAddedAuthor)), nothing(), activeQuery("s1", "author"), mutate(mHello), expect(data("s1", ev(pAddedAuthor, 1))))},
 
 		// invalid messages: connection_error, the connection stays open
 		{name: "invalid JSON is a connection_error", steps: script(send(`{"type":"connection_init"`), expect(connErr("message is not a JSON object")),

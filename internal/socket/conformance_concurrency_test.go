@@ -1,6 +1,7 @@
 package socket_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/rs/zerolog"
 )
 
 // Router-level cases: overlapping invocations of one connection (the local runtime overlaps them
@@ -220,7 +222,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			for i := range n {
 				id := fmt.Sprintf("s%d", i)
 				frames = append(frames, frSubscribe(id, qAddedText))
-				want = append(want, frOp("next", id, pAddedText))
+				want = append(want, frOp("next", id, ev(pAddedText, 1)))
 				ops = append(ops, wantOp{id: id})
 			}
 			if b := bodies(l.concurrently(frames...)); b[""] != n {
@@ -228,7 +230,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			}
 			l.nothing()
 			l.active(ops)
-			l.mutate(mHello)
+			l.mutate(mHello, "")
 			l.expectUnordered(want)
 		}},
 		{"concurrent completes of one id: nothing sent, the id released", protoTransport, func(t *testing.T, l *routerLevel, strict bool) {
@@ -241,7 +243,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			}
 			l.nothing()
 			l.active([]wantOp{})
-			l.mutate(mHello)
+			l.mutate(mHello, "")
 			l.nothing()
 		}},
 		{"start racing its init: both work", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
@@ -250,8 +252,8 @@ func TestConformanceConcurrency(t *testing.T) {
 			l.expect([]string{frAck, frOp("data", "q1", `{"data":{"messages":[]}}`), frComplete("q1")})
 			l.nothing()
 			l.active([]wantOp{{id: "s1", query: "roomId"}})
-			l.mutate(mHello)
-			l.expect([]string{frOp("data", "s1", pAddedFull)})
+			l.mutate(mHello, "")
+			l.expect([]string{frOp("data", "s1", ev(pAddedFull, 1))})
 		}},
 		{"concurrent starts of one id: one stored, no error", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
 			l.send(send(frInit))
@@ -264,8 +266,8 @@ func TestConformanceConcurrency(t *testing.T) {
 			if c := l.topicCount("messageAdded?roomId=r1"); c != 1 {
 				l.fatalf("topic has %d subscriptions, want 1", c)
 			}
-			l.mutate(mHello)
-			l.expect([]string{frOp("data", "s1", pAddedText)})
+			l.mutate(mHello, "")
+			l.expect([]string{frOp("data", "s1", ev(pAddedText, 1))})
 		}},
 		{"concurrent stops of one id: one complete", protoLegacy, func(t *testing.T, l *routerLevel, strict bool) {
 			l.send(send(frInit))
@@ -277,7 +279,7 @@ func TestConformanceConcurrency(t *testing.T) {
 			}
 			l.expect([]string{frComplete("s1")})
 			l.active([]wantOp{})
-			l.mutate(mHello)
+			l.mutate(mHello, "")
 			l.nothing()
 		}},
 	}
@@ -308,7 +310,7 @@ func (l *routerLevel) expectUnordered(want []string) {
 		if s.close {
 			l.fatalf("saw %v, want %v", got, want)
 		}
-		c, err := canon(withoutEventIdentity(s.data, ""))
+		c, err := canon(s.data)
 		if err != nil {
 			l.fatalf("%s: %v", s.data, err)
 		}
@@ -335,6 +337,16 @@ func TestConformanceServiceFailure(t *testing.T) {
 			{name: "subscribe fails: error for the operation, the connection stays", steps: script(initAck(), fault("put"),
 				send(frSubscribe("s1", qAddedText)), expect(frOp("error", "s1", "["+internal+"]")), fault("none"),
 				send(frPing), expect(frPong), send(frSubscribe("s1", qAddedText)), nothing(), active("s1"))},
+			// The registry entirely unreachable (issue 7, defect 6): the connection cannot even be
+			// read, so its subprotocol is unknown; each message is answered as far as it can be.
+			{name: "registry down: ping is answered", steps: script(initAck(), fault("outage"), send(frPing), expect(frPong),
+				send(`{"type":"ping","payload":{"n":1}}`), expect(`{"type":"pong","payload":{"n":1}}`), fault("none"), send(frPing), expect(frPong))},
+			{name: "registry down: subscribe gets an error, the connection stays", steps: script(initAck(), fault("outage"),
+				send(frSubscribe("s1", qAddedText)), expect(frOp("error", "s1", "["+internal+"]")), fault("none"),
+				send(frSubscribe("s1", qAddedText)), nothing(), active("s1"))},
+			{name: "registry down: init closes", steps: script(fault("outage"), send(frInit), closedInOutage())},
+			{name: "registry down: complete is answered with nothing", steps: script(initAck(), send(frSubscribe("s1", qAddedText)),
+				active("s1"), fault("outage"), send(frComplete("s1")), nothing(), fault("none"), send(frPing), expect(frPong))},
 		},
 		protoLegacy: {
 			// The legacy ack is posted before it is recorded (so that a waiting start answers after
@@ -345,19 +357,39 @@ func TestConformanceServiceFailure(t *testing.T) {
 			{name: "start fails: error for the operation, the connection stays", steps: script(initAck(), fault("put"),
 				send(frStart("s1", qAddedText)), expect(frOp("error", "s1", internal)), fault("none"),
 				send(frStart("s1", qAddedText)), nothing(), active("s1"))},
+			// (The legacy ack is posted before it is recorded: the query makes sure it is.)
+			{name: "registry down: start gets an error, the connection stays", steps: script(initAck(),
+				send(frStart("q0", qMessages)), expect(frOp("data", "q0", `{"data":{"messages":[]}}`), frComplete("q0")), fault("outage"),
+				send(frStart("s1", qAddedText)), expect(frOp("error", "s1", internal)), fault("none"),
+				send(frStart("s1", qAddedText)), nothing(), active("s1"))},
+			{name: "registry down: init closes", steps: script(fault("outage"), send(frInit), closedInOutage())},
+			{name: "registry down: stop is answered with nothing", steps: script(initAck(), send(frStart("s1", qAddedText)),
+				active("s1"), fault("outage"), send(frStop("s1")), nothing(), fault("none"), send(frStop("s1")), expect(frComplete("s1")))},
 		},
 	}
 	for _, proto := range []string{protoTransport, protoLegacy} {
-		for _, c := range tables[proto] {
-			c.proto = proto
-			for _, strict := range []bool{false, true} {
-				t.Run(proto+"/"+c.name+"/"+modeName(strict)+"/router", func(t *testing.T) {
-					t.Parallel()
-					l := newRouterLevel(t, c, strict)
-					runCase(t, c, strict, l, &l.at)
-				})
-			}
-		}
+		t.Run(proto, func(t *testing.T) { runTable(t, proto, tables[proto]) })
+	}
+}
+
+// TestDisconnectWhileTheRegistryIsDown: $disconnect is answered (200) even when the registry
+// cannot be written, and the failure is logged once, with the connection's id.
+func TestDisconnectWhileTheRegistryIsDown(t *testing.T) {
+	l := newRouterLevel(t, confCase{proto: protoTransport}, false)
+	var logs bytes.Buffer
+	h, err := app.Handler(app.Config{}, l.st, l.gw, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.r = h
+	l.st.setFault("outage")
+	resp := l.invoke(events.APIGatewayWebsocketProxyRequest{RequestContext: l.requestContext("$disconnect", "DISCONNECT")})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("$disconnect answered %d", resp.StatusCode)
+	}
+	if n := strings.Count(logs.String(), "websocket route failed"); n != 1 || !strings.Contains(logs.String(), l.conn) ||
+		!strings.Contains(logs.String(), "injected: registry unreachable") {
+		t.Fatalf("logged %d failures: %s", n, logs.String())
 	}
 }
 

@@ -39,7 +39,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -53,6 +56,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
+	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/router"
@@ -71,33 +76,52 @@ type confCase struct {
 	proto string // set by the table
 	// initTimeout is INIT_TIMEOUT; zero keeps the default (3s).
 	initTimeout time.Duration
-	steps       []step
+	// verifier authenticates (AUTH_MODE=jwt); nil runs without authentication.
+	verifier *auth.Verifier
+	// connectHeader and connectQuery are added to the $connect request (a token there).
+	connectHeader map[string]string
+	connectQuery  url.Values
+	// maxSubs is SUBSCRIPTIONS_PER_CONNECTION; zero keeps the default.
+	maxSubs int
+	// maxPerSubject is CONNECTIONS_PER_SUBJECT; zero is unbounded.
+	maxPerSubject int
+	// setup prepares the registry before the client connects.
+	setup func(t *testing.T, reg store.Registry)
+	// realTime makes the router level's waits real too (for token expiry, which the fan-out
+	// reckons on the real clock).
+	realTime bool
+	steps    []step
 }
 
 type stepKind int
 
 const (
-	stepSend    stepKind = iota // the client sends a frame
-	stepWait                    // time passes
-	stepExpect                  // exactly these messages arrive next, in order
-	stepNothing                 // nothing arrives, the connection stays open
-	stepClosed                  // the connection is closed (1000)
-	stepMutate                  // a mutation is made over HTTP (its change reaches the stream)
-	stepActive                  // the connection's active operation ids are exactly these
-	stepFault                   // router level only: the registry starts failing
+	stepSend       stepKind = iota // the client sends a frame
+	stepWait                       // time passes
+	stepExpect                     // exactly these messages arrive next, in order
+	stepNothing                    // nothing arrives, the connection stays open
+	stepClosed                     // the connection is closed (1000)
+	stepMutate                     // a mutation is made over HTTP (its change reaches the stream)
+	stepActive                     // the connection's active operation ids are exactly these
+	stepFault                      // the registry starts failing
+	stepInvalidate                 // a lambdaws.invalidate event with this data arrives (EventBridge, SQS or SNS)
 )
 
 type step struct {
 	kind   stepKind
 	frame  []byte
+	gen    func() string // builds the frame when it is sent (a token that expires)
 	binary bool
 	d      time.Duration
 	msgs   []string
 	code   int // stepClosed: the close code the specification gives (0: none)
 	reason string
+	outage bool // stepClosed: the registry is down, so the connection's record stays
 	query  string
+	token  string // stepMutate: the bearer token of the request
 	ops    []wantOp
 	fault  string
+	source string // stepInvalidate: viaEventBridge, viaSQS or viaSNS
 }
 
 // wantOp is an operation expected active: its id and a text its stored query contains.
@@ -130,14 +154,32 @@ func (s step) String() string {
 
 // Steps.
 
-func send(frame string) step              { return step{kind: stepSend, frame: []byte(frame)} }
+func send(frame string) step { return step{kind: stepSend, frame: []byte(frame)} }
+func sendGen(gen func() string) step {
+	return step{kind: stepSend, gen: gen, frame: []byte("<generated>")}
+}
 func sendBinary(frame []byte) step        { return step{kind: stepSend, frame: frame, binary: true} }
 func wait(d time.Duration) step           { return step{kind: stepWait, d: d} }
 func expect(msgs ...string) step          { return step{kind: stepExpect, msgs: msgs} }
 func nothing() step                       { return step{kind: stepNothing} }
 func closed(code int, reason string) step { return step{kind: stepClosed, code: code, reason: reason} }
 func mutate(query string) step            { return step{kind: stepMutate, query: query} }
+func mutateAs(token, query string) step   { return step{kind: stepMutate, query: query, token: token} }
+func closedInOutage() step                { return step{kind: stepClosed, outage: true} }
 func fault(what string) step              { return step{kind: stepFault, fault: what} }
+func invalidateEvent(detail string) step  { return invalidateVia(viaEventBridge, detail) }
+
+// invalidateVia: a lambdaws.invalidate event with this data arrives from source.
+func invalidateVia(source, data string) step {
+	return step{kind: stepInvalidate, query: data, source: source}
+}
+
+// The sources an invalidation arrives from.
+const (
+	viaEventBridge = "eventbridge"
+	viaSQS         = "sqs"
+	viaSNS         = "sns"
+)
 
 // active expects exactly these operation ids active on the connection.
 func active(ids ...string) step {
@@ -243,39 +285,9 @@ func canon(b []byte) (string, error) {
 }
 
 func sameJSON(got []byte, want string) bool {
-	g, err1 := canon(withoutEventIdentity(got, want))
+	g, err1 := canon(got)
 	w, err2 := canon([]byte(want))
 	return err1 == nil && err2 == nil && g == w
-}
-
-// withoutEventIdentity drops payload.extensions.event, the change's identity every fan-out
-// result carries (publish's tests check it), from a frame whose expected form has none, so that
-// the scripts state the protocol alone.
-func withoutEventIdentity(got []byte, want string) []byte {
-	if strings.Contains(want, `"event"`) || !bytes.Contains(got, []byte(`"event"`)) {
-		return got
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(got, &m) != nil {
-		return got
-	}
-	var payload map[string]json.RawMessage
-	if json.Unmarshal(m["payload"], &payload) != nil {
-		return got
-	}
-	var ext map[string]json.RawMessage
-	if json.Unmarshal(payload["extensions"], &ext) != nil || ext["event"] == nil {
-		return got
-	}
-	delete(ext, "event")
-	if len(ext) == 0 {
-		delete(payload, "extensions")
-	} else {
-		payload["extensions"], _ = json.Marshal(ext)
-	}
-	m["payload"], _ = json.Marshal(payload)
-	out, _ := json.Marshal(m)
-	return out
 }
 
 // sameOps reports whether a connection's active operations are exactly want.
@@ -312,15 +324,17 @@ type level interface {
 	expect(msgs []string)
 	nothing()
 	closed(frames []string)
-	mutate(query string)
+	mutate(query, token string)
 	active(ops []wantOp)
 	fault(what string)
+	invalidate(source string, payload []byte)
 	finish()
 }
 
 // caseConfig is the configuration a case runs with (GRAPHQL_WS_STRICT and INIT_TIMEOUT).
 func caseConfig(c confCase, strict bool) app.Config {
-	return app.Config{Strict: strict, InitTimeout: c.initTimeout}
+	return app.Config{Strict: strict, InitTimeout: c.initTimeout, Verifier: c.verifier, MaxSubscriptions: c.maxSubs,
+		MaxConnectionsPerSubject: c.maxPerSubject}
 }
 
 // runCase runs one case's script at one level.
@@ -330,6 +344,9 @@ func runCase(t *testing.T, c confCase, strict bool, lv level, at *string) {
 		*at = fmt.Sprintf("step %d (%s)", i+1, s)
 		switch s.kind {
 		case stepSend:
+			if s.gen != nil {
+				s.frame = []byte(s.gen())
+			}
 			if sl, ok := lv.(*socketLevel); ok && s.binary {
 				// API Gateway (and so the local runtime) refuses binary frames itself, closing
 				// with 1003: the handler never sees them. Its defensive handling of a binary
@@ -347,13 +364,18 @@ func runCase(t *testing.T, c confCase, strict bool, lv level, at *string) {
 		case stepNothing:
 			lv.nothing()
 		case stepClosed:
+			if rl, ok := lv.(*routerLevel); ok && s.outage {
+				rl.keepRecord = true
+			}
 			lv.closed(closeFrames(c.proto, strict, s))
 		case stepMutate:
-			lv.mutate(s.query)
+			lv.mutate(s.query, s.token)
 		case stepActive:
 			lv.active(s.ops)
 		case stepFault:
 			lv.fault(s.fault)
+		case stepInvalidate:
+			lv.invalidate(s.source, invalidation(s.source, s.query))
 		}
 	}
 	*at = "end of script"
@@ -442,6 +464,7 @@ type probeStore struct {
 	mu       sync.Mutex
 	failAck  bool
 	failPut  bool
+	down     bool // every registry call fails
 	timeline []string
 	ops      map[string]map[string]store.Subscription // connection id → operation id → operation
 }
@@ -460,27 +483,50 @@ func (p *probeStore) setFault(what string) {
 		p.failAck = true
 	case "put":
 		p.failPut = true
+	case "outage":
+		p.down = true
 	case "none":
-		p.failAck, p.failPut = false, false
+		p.failAck, p.failPut, p.down = false, false, false
 	default:
 		panic("unknown fault " + what)
 	}
 }
 
-func (p *probeStore) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
+// isDown reports whether the registry is out.
+func (p *probeStore) isDown() bool {
 	p.mu.Lock()
-	fail := p.failAck
+	defer p.mu.Unlock()
+	return p.down
+}
+
+func (p *probeStore) Connection(ctx context.Context, id string) (store.Connection, error) {
+	if p.isDown() {
+		return store.Connection{}, errInjected
+	}
+	return p.Store.Connection(ctx, id)
+}
+
+func (p *probeStore) TouchConnection(ctx context.Context, id string, at time.Time) error {
+	if p.isDown() {
+		return errInjected
+	}
+	return p.Store.TouchConnection(ctx, id, at)
+}
+
+func (p *probeStore) AcknowledgeConnection(ctx context.Context, id string, ack store.Ack) error {
+	p.mu.Lock()
+	fail := p.failAck || p.down
 	p.mu.Unlock()
 	if fail {
 		return errInjected
 	}
-	return p.Store.AcknowledgeConnection(ctx, id, principal, at)
+	return p.Store.AcknowledgeConnection(ctx, id, ack)
 }
 
 func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, replace bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failPut {
+	if p.failPut || p.down {
 		return errInjected
 	}
 	err := p.Store.PutSubscription(ctx, s, replace)
@@ -502,6 +548,9 @@ func (p *probeStore) PutSubscription(ctx context.Context, s store.Subscription, 
 func (p *probeStore) DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		return false, errInjected
+	}
 	active, err := p.Store.DeleteSubscription(ctx, connectionID, id)
 	if err == nil {
 		if _, known := p.ops[connectionID][id]; known != active {
@@ -515,6 +564,10 @@ func (p *probeStore) DeleteSubscription(ctx context.Context, connectionID, id st
 func (p *probeStore) DeleteConnection(ctx context.Context, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		p.timeline = append(p.timeline, "delete connection failed")
+		return errInjected
+	}
 	err := p.Store.DeleteConnection(ctx, id)
 	p.timeline = append(p.timeline, "delete connection")
 	if err == nil {
@@ -543,22 +596,25 @@ func (p *probeStore) active(connectionID string) []store.Subscription {
 // routerLevel drives the real handlers (app.Handler) over an embedded store with events shaped
 // as API Gateway sends them.
 type routerLevel struct {
-	t       *testing.T
-	at      string
-	proto   string
-	r       *router.Router
-	emb     *embedded.Store // the stream's source
-	st      *probeStore
-	gw      *mgmttest.Gateway
-	calls   []mgmttest.Call // what the gateway answered, in order
-	seenAt  int             // calls before this index have been taken as seen
-	sentAt  int             // calls before this index have been taken as sent
-	conn    string
-	connect int64 // connectedAt, epoch ms
-	now     int64 // the clock, epoch ms
-	seq     uint64
-	pending []seen
-	gone    bool // the client has seen the close
+	t        *testing.T
+	at       string
+	proto    string
+	realTime bool
+	r        *router.Router
+	emb      *embedded.Store // the stream's source
+	st       *probeStore
+	gw       *mgmttest.Gateway
+	calls    []mgmttest.Call // what the gateway answered, in order
+	seenAt   int             // calls before this index have been taken as seen
+	sentAt   int             // calls before this index have been taken as sent
+	conn     string
+	connect  int64 // connectedAt, epoch ms
+	now      int64 // the clock, epoch ms
+	seq      uint64
+	pending  []seen
+	gone     bool // the client has seen the close
+	// keepRecord: the close happened with the registry down, so the record is still there.
+	keepRecord bool
 }
 
 func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
@@ -569,11 +625,20 @@ func newRouterLevel(t *testing.T, c confCase, strict bool) *routerLevel {
 	}
 	t.Cleanup(func() { emb.Close() })
 	st := newProbeStore(emb)
+	if c.setup != nil {
+		c.setup(t, st)
+	}
 	gw := mgmttest.New()
 	now := time.Now().UnixMilli()
-	l := &routerLevel{t: t, proto: c.proto, r: app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t)), emb: emb, st: st, gw: gw,
-		conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
-	resp := l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": c.proto}, nil)
+	h, err := app.Handler(caseConfig(c, strict), st, gw, apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &routerLevel{t: t, proto: c.proto, realTime: c.realTime, r: h,
+		emb: emb, st: st, gw: gw, conn: "Conf" + strconv.FormatInt(now%100000, 10) + "=", connect: now, now: now}
+	headers := map[string]string{"Sec-WebSocket-Protocol": c.proto}
+	maps.Copy(headers, c.connectHeader)
+	resp := l.connectQueryEvent(headers, c.connectQuery)
 	if resp.StatusCode != http.StatusOK || resp.Headers["Sec-WebSocket-Protocol"] != c.proto {
 		t.Fatalf("$connect offering %s: %+v", c.proto, resp)
 	}
@@ -619,6 +684,19 @@ func (l *routerLevel) connectEvent(headers map[string]string, multi map[string][
 		Headers: headers, MultiValueHeaders: multi,
 		RequestContext: l.requestContext("$connect", "CONNECT"),
 	})
+}
+
+// connectQueryEvent is a $connect with a query string, as API Gateway decodes it.
+func (l *routerLevel) connectQueryEvent(headers map[string]string, query url.Values) events.APIGatewayProxyResponse {
+	l.t.Helper()
+	ev := events.APIGatewayWebsocketProxyRequest{Headers: headers, RequestContext: l.requestContext("$connect", "CONNECT")}
+	if len(query) > 0 {
+		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = map[string]string{}, map[string][]string(query)
+		for k, vs := range query {
+			ev.QueryStringParameters[k] = vs[len(vs)-1]
+		}
+	}
+	return l.invoke(ev)
 }
 
 // deliver is one $default invocation: what it posts, then its route response. Safe for
@@ -728,7 +806,12 @@ func (l *routerLevel) send(s step) {
 	l.pump()
 }
 
-func (l *routerLevel) wait(d time.Duration) { l.now += d.Milliseconds() }
+func (l *routerLevel) wait(d time.Duration) {
+	l.now += d.Milliseconds()
+	if l.realTime {
+		time.Sleep(d)
+	}
+}
 
 func (l *routerLevel) expect(msgs []string) {
 	l.t.Helper()
@@ -761,15 +844,18 @@ func (l *routerLevel) closed(frames []string) {
 	}
 	l.pending = l.pending[1:]
 	l.gone = true
+	if l.keepRecord {
+		return
+	}
 	if _, err := l.st.Connection(context.Background(), l.conn); !errors.Is(err, store.ErrNotFound) {
 		l.fatalf("closed connection still registered (%v)", err)
 	}
 }
 
-func (l *routerLevel) mutate(query string) {
+func (l *routerLevel) mutate(query, token string) {
 	l.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query})
-	out, err := l.r.Invoke(context.Background(), httpEvent(string(body)))
+	out, err := l.r.Invoke(context.Background(), httpEventAs(string(body), token))
 	if err != nil {
 		l.fatalf("mutation: %v", err)
 	}
@@ -781,10 +867,17 @@ func (l *routerLevel) mutate(query string) {
 }
 
 // httpEvent is an HTTP API (payload 2.0) POST /graphql event.
-func httpEvent(body string) []byte {
+func httpEvent(body string) []byte { return httpEventAs(body, "") }
+
+// httpEventAs is httpEvent with a bearer token.
+func httpEventAs(body, token string) []byte {
+	headers := map[string]string{"content-type": "application/json", "accept": "application/json"}
+	if token != "" {
+		headers["authorization"] = "Bearer " + token
+	}
 	b, _ := json.Marshal(events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "POST /graphql", RawPath: "/graphql",
-		Headers: map[string]string{"content-type": "application/json", "accept": "application/json"},
+		Headers: headers,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			APIID: "h1j2k3l4m5", DomainName: "h1j2k3l4m5.execute-api.us-east-1.amazonaws.com", Stage: "$default",
 			RequestID: "conformance", RouteKey: "POST /graphql", TimeEpoch: time.Now().UnixMilli(),
@@ -803,6 +896,48 @@ func (l *routerLevel) active(ops []wantOp) {
 }
 
 func (l *routerLevel) fault(what string) { l.st.setFault(what) }
+
+// invalidation is the Lambda event of a lambdaws.invalidate event with this data, as source
+// delivers it: an EventBridge event, or a CloudEvent in an SQS message or an SNS notification.
+func invalidation(source, data string) []byte {
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	if source == viaEventBridge {
+		return []byte(`{"version":"0","id":"` + id + `","detail-type":"lambdaws.invalidate",` +
+			`"source":"com.example.admin","account":"123456789012","time":"2026-11-26T14:13:30Z","region":"us-east-1","resources":[],"detail":` + data + `}`)
+	}
+	ce, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "com.example.admin", "type": "lambdaws.invalidate",
+		"datacontenttype": "application/json", "data": json.RawMessage(data)})
+	var ev any
+	switch source {
+	case viaSQS:
+		ev = events.SQSEvent{Records: []events.SQSMessage{{MessageId: id, Body: string(ce), EventSource: "aws:sqs",
+			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:lambdaws-prod-events", AWSRegion: "us-east-1"}}}
+	case viaSNS:
+		ev = events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", EventVersion: "1.0",
+			SNS: events.SNSEntity{Type: "Notification", MessageID: id, TopicArn: "arn:aws:sns:us-east-1:123456789012:lambdaws-prod-events",
+				Message: string(ce), Timestamp: time.Now()}}}}
+	default:
+		panic("unknown source " + source)
+	}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// invalidationAnswer is what the handler answers an invalidation it handled from source: an
+// empty object, or for SQS a partial batch response that reports nothing.
+func invalidationAnswer(source string) string {
+	if source == viaSQS {
+		return `{"batchItemFailures":[]}`
+	}
+	return "{}"
+}
+
+func (l *routerLevel) invalidate(source string, payload []byte) {
+	l.t.Helper()
+	if out, err := l.r.Invoke(context.Background(), payload); err != nil || string(out) != invalidationAnswer(source) {
+		l.fatalf("invalidation from %s answered %s, %v", source, out, err)
+	}
+}
 
 func (l *routerLevel) finish() {
 	l.t.Helper()
@@ -831,8 +966,19 @@ func newSocketLevel(t *testing.T, c confCase, strict bool) *socketLevel {
 		t.Fatal(err)
 	}
 	st := newProbeStore(s)
+	if c.setup != nil {
+		c.setup(t, st)
+	}
 	d := apptest.Serve(t, cfg, dc, st, feed)
-	cl := wstest.Dial(t, "ws://"+d.Addr+"/graphql", c.proto)
+	u := "ws://" + d.Addr + "/graphql"
+	if len(c.connectQuery) > 0 {
+		u += "?" + c.connectQuery.Encode()
+	}
+	header := http.Header{}
+	for k, v := range c.connectHeader {
+		header.Set(k, v)
+	}
+	cl := wstest.DialHeader(t, u, header, c.proto)
 	if cl.Subprotocol() != c.proto {
 		t.Fatalf("offered %s, negotiated %q", c.proto, cl.Subprotocol())
 	}
@@ -928,9 +1074,9 @@ func (l *socketLevel) closed(frames []string) {
 	l.isClosed = true
 }
 
-func (l *socketLevel) mutate(query string) {
+func (l *socketLevel) mutate(query, token string) {
 	l.t.Helper()
-	apptest.GraphQL(l.t, l.d.Addr, query, nil)
+	apptest.GraphQLAs(l.t, l.d.Addr, token, query, nil)
 }
 
 // connectionID finds the one connection of this case's runtime.
@@ -965,9 +1111,31 @@ func (l *socketLevel) active(ops []wantOp) {
 	}
 }
 
-func (l *socketLevel) fault(what string) {
+func (l *socketLevel) fault(what string) { l.st.setFault(what) }
+
+// invalidate invokes the handler with the event as its source would: an EventBridge rule's event
+// through the runtime's Invoke, an SQS batch or SNS notification through the runtime's invoke
+// endpoint (where `bootstrap publish` sends events in dev).
+func (l *socketLevel) invalidate(source string, payload []byte) {
 	l.t.Helper()
-	l.fatalf("faults are injected at router level only")
+	var out []byte
+	var err error
+	if source == viaEventBridge {
+		out, err = l.d.Invoke(context.Background(), payload)
+	} else {
+		var resp *http.Response
+		resp, err = http.Post("http://"+l.d.Addr+facts.InvokePath, "application/json", bytes.NewReader(payload))
+		if err == nil {
+			out, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("invoke endpoint answered %s", resp.Status)
+			}
+		}
+	}
+	if err != nil || string(out) != invalidationAnswer(source) {
+		l.fatalf("invalidation from %s answered %s, %v", source, out, err)
+	}
 }
 
 // refusedByGateway expects the runtime to close the connection with 1003, sending nothing.

@@ -17,6 +17,16 @@
 // two may be handled at once: a start that finds its connection pending waits (bounded) for the
 // acknowledgement, as the reference server awaits its init promise.
 //
+// Authentication (Config.Verifier in jwt mode): a token comes at $connect (the Authorization
+// header or the authorization query parameter; a bad one refuses the handshake with 401) or in
+// the connection_init payload (a missing one closes as 4401, a bad one as 4403). The connection
+// stores the principal, never the token, and every operation runs with it. A connection whose
+// principal has expired is closed (4403) by its next message.
+//
+// When the registry cannot be read, a message is answered as far as it can be without it: ping
+// gets its pong, subscribe and start an error for the operation, connection_init a close; the
+// failure is returned to the router, which logs it.
+//
 // API Gateway cannot send close codes: closing is DeleteConnection, which the client sees as 1000.
 // The graphql-ws client reconnects at once after a 1000 close whenever it still has active
 // subscriptions, so where the specification closes with a code the client must not retry after
@@ -40,6 +50,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/store"
@@ -64,11 +75,29 @@ type Gateway interface {
 		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
 }
 
+// Verifier authenticates tokens; *auth.Verifier satisfies it.
+type Verifier interface {
+	Mode() auth.Mode
+	Verify(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// DefaultMaxSubscriptions is how many subscriptions a connection may have by default.
+const DefaultMaxSubscriptions = 100
+
 // Config holds the Handler's dependencies and settings.
 type Config struct {
 	Registry store.Registry
 	Executor Executor
 	Gateway  Gateway
+	// Verifier authenticates callers; nil accepts everyone as anonymous (AUTH_MODE=none).
+	Verifier Verifier
+
+	// MaxSubscriptions bounds a connection's subscriptions; default DefaultMaxSubscriptions
+	// (SUBSCRIPTIONS_PER_CONNECTION). One more gets an error for that operation.
+	MaxSubscriptions int
+	// MaxConnectionsPerSubject bounds the connections one principal may have acknowledged at
+	// once; zero is unbounded (CONNECTIONS_PER_SUBJECT). One more is refused at connection_init.
+	MaxConnectionsPerSubject int
 
 	// InitTimeout is how long after connecting a connection_init may arrive; default
 	// facts.InitTimeout.
@@ -104,6 +133,7 @@ func New(cfg Config) *Handler {
 	cfg.AckWait = cmp.Or(cfg.AckWait, 3*time.Second)
 	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
 	cfg.TouchInterval = cmp.Or(cfg.TouchInterval, time.Minute)
+	cfg.MaxSubscriptions = cmp.Or(cfg.MaxSubscriptions, DefaultMaxSubscriptions)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -149,8 +179,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayWebsocketProxy
 	case "$connect":
 		return h.connect(ctx, ev)
 	case "$disconnect":
+		// Nobody hears the answer; a failure is logged by the router, and what the connection
+		// left behind goes with the fan-out's GoneException, the sweeper or the TTL.
 		if err := h.cfg.Registry.DeleteConnection(ctx, rc.ConnectionID); err != nil {
-			return serverError(), fmt.Errorf("disconnect: %w", err)
+			return ok(nil), fmt.Errorf("disconnect: %w", err)
 		}
 		return ok(nil), nil
 	default:
@@ -166,10 +198,17 @@ func (h *Handler) connect(ctx context.Context, ev events.APIGatewayWebsocketProx
 		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest,
 			Body: "Subprotocol not acceptable: offer graphql-transport-ws or graphql-ws"}, nil
 	}
+	principal, err := h.connectPrincipal(ctx, ev)
+	if err != nil {
+		zerolog.Ctx(ctx).Info().Err(err).Msg("handshake refused: not authenticated")
+		return events.APIGatewayProxyResponse{StatusCode: http.StatusUnauthorized,
+			Body: "Unauthorized: " + auth.ClientMessage(err)}, nil
+	}
 	at := epochMillis(ev.RequestContext.ConnectedAt, h.cfg.Now())
 	c := store.Connection{
 		ID: ev.RequestContext.ConnectionID, Subprotocol: proto, State: store.StatePending,
-		ConnectedAt: at, ExpiresAt: at.Add(h.cfg.MaxLifetime),
+		Principal: principal, ConnectedAt: at, ExpiresAt: at.Add(h.cfg.MaxLifetime),
+		MaxSubscriptions: h.cfg.MaxSubscriptions,
 	}
 	if err := h.cfg.Registry.CreateConnection(ctx, c); err != nil {
 		return serverError(), fmt.Errorf("connect: %w", err)
@@ -178,13 +217,57 @@ func (h *Handler) connect(ctx context.Context, ev events.APIGatewayWebsocketProx
 		Headers: map[string]string{"Sec-WebSocket-Protocol": proto}}, nil
 }
 
+// authenticating reports whether callers must bring a token.
+func (h *Handler) authenticating() bool {
+	return h.cfg.Verifier != nil && h.cfg.Verifier.Mode() == auth.ModeJWT
+}
+
+// connectPrincipal verifies the token of a $connect, from its Authorization header or its
+// authorization query parameter, and returns the principal to store (nil: none yet). No token is
+// no error: browsers cannot set headers, and connection_init may bring it.
+func (h *Handler) connectPrincipal(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (json.RawMessage, error) {
+	if !h.authenticating() {
+		return nil, nil
+	}
+	var token string
+	if v := header(ev.Headers, ev.MultiValueHeaders, "Authorization"); v != "" {
+		t, ok := auth.FromAuthorizationHeader(v)
+		if !ok {
+			return nil, fmt.Errorf("%w: the Authorization header is not a Bearer token", auth.ErrInvalidToken)
+		}
+		token = t
+	} else if v, ok := queryParam(ev, "authorization"); ok {
+		if token, ok = auth.FromQuery(v); !ok {
+			return nil, fmt.Errorf("%w: empty authorization parameter", auth.ErrInvalidToken)
+		}
+	}
+	if token == "" {
+		return nil, nil
+	}
+	p, err := h.cfg.Verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(p)
+}
+
+// queryParam finds a $connect query parameter by name.
+func queryParam(ev events.APIGatewayWebsocketProxyRequest, name string) (string, bool) {
+	if vs, ok := ev.MultiValueQueryStringParameters[name]; ok && len(vs) > 0 {
+		return vs[len(vs)-1], true
+	}
+	v, ok := ev.QueryStringParameters[name]
+	return v, ok
+}
+
 // invocation is the handling of one $default event: the message, its connection as read at the
 // start, and the request's logger.
 type invocation struct {
-	h    *Handler
-	conn store.Connection
-	at   time.Time // when API Gateway received the message
-	log  *zerolog.Logger
+	h         *Handler
+	conn      store.Connection
+	principal auth.Principal // the connection's, once read
+	at        time.Time      // when API Gateway received the message
+	log       *zerolog.Logger
 }
 
 func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
@@ -196,19 +279,26 @@ func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProx
 		h.hangUp(ctx, id)
 		return ok(nil), nil
 	}
-	if err != nil {
-		return serverError(), fmt.Errorf("read connection: %w", err)
-	}
-	inv := &invocation{h: h, conn: conn, at: epochMillis(ev.RequestContext.RequestTimeEpoch, h.cfg.Now()), log: zerolog.Ctx(ctx)}
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
 		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
 			body = nil
 		}
 	}
+	if err != nil {
+		return h.outage(ctx, id, body, fmt.Errorf("read connection: %w", err))
+	}
+	inv := &invocation{h: h, conn: conn, at: epochMillis(ev.RequestContext.RequestTimeEpoch, h.cfg.Now()), log: zerolog.Ctx(ctx)}
+	if inv.principal, err = graph.PrincipalFromJSON(conn.Principal); err != nil {
+		inv.log.Error().Err(err).Msg("unreadable principal")
+		return inv.reject(ctx, CloseForbidden, "Forbidden", "unauthorized")
+	}
 	if conn.State == store.StatePending && inv.at.Sub(conn.ConnectedAt) > h.cfg.InitTimeout {
 		// The reference server's timer would have closed the socket by now.
 		return inv.close(ctx, CloseInitTimeout, "Connection initialisation timeout")
+	}
+	if conn.State == store.StateReady && inv.principal.Expired(inv.at) {
+		return inv.reject(ctx, CloseForbidden, "Forbidden: token expired", auth.ClientMessage(auth.ErrExpired))
 	}
 	if inv.at.Sub(conn.LastActive()) > h.cfg.TouchInterval {
 		if err := h.cfg.Registry.TouchConnection(ctx, id, inv.at); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -239,7 +329,7 @@ func (h *Handler) message(ctx context.Context, ev events.APIGatewayWebsocketProx
 func (inv *invocation) transport(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
 	switch msg.Type {
 	case gqlws.ConnectionInit:
-		return inv.init(ctx)
+		return inv.init(ctx, msg)
 	case gqlws.Ping:
 		return inv.reply(gqlws.Message{Type: gqlws.Pong, Payload: msg.Payload})
 	case gqlws.Pong:
@@ -250,9 +340,11 @@ func (inv *invocation) transport(ctx context.Context, msg gqlws.Message) (events
 		}
 		return inv.subscribe(ctx, msg, false)
 	case gqlws.Complete:
-		if _, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID); err != nil {
-			return serverError(), fmt.Errorf("complete %s: %w", msg.ID, err)
+		active, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
+		if err != nil {
+			return ok(nil), fmt.Errorf("complete %s: %w", msg.ID, err)
 		}
+		inv.log.Debug().Str("op", msg.ID).Bool("active", active).Msg("complete")
 		return ok(nil), nil
 	}
 	return inv.close(ctx, CloseBadRequest, "Unexpected message type "+msg.Type)
@@ -262,12 +354,13 @@ func (inv *invocation) transport(ctx context.Context, msg gqlws.Message) (events
 func (inv *invocation) legacy(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
 	switch msg.Type {
 	case gqlws.ConnectionInit:
-		return inv.init(ctx)
+		return inv.init(ctx, msg)
 	case gqlws.Start:
 		if inv.conn.State != store.StateReady {
 			ready, err := inv.awaitAck(ctx)
 			if err != nil {
-				return serverError(), err
+				resp, _ := inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: inv.errorsPayload(gqlerror.List{graph.InternalError()})})
+				return resp, err
 			}
 			if !ready {
 				inv.log.Info().Str("op", msg.ID).Msg("start before connection_init")
@@ -279,8 +372,9 @@ func (inv *invocation) legacy(ctx context.Context, msg gqlws.Message) (events.AP
 	case gqlws.Stop:
 		active, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
 		if err != nil {
-			return serverError(), fmt.Errorf("stop %s: %w", msg.ID, err)
+			return ok(nil), fmt.Errorf("stop %s: %w", msg.ID, err)
 		}
+		inv.log.Debug().Str("op", msg.ID).Bool("active", active).Msg("stop")
 		if !active {
 			return ok(nil), nil
 		}
@@ -289,29 +383,49 @@ func (inv *invocation) legacy(ctx context.Context, msg gqlws.Message) (events.AP
 		err := inv.h.cfg.Registry.DeleteConnection(ctx, inv.conn.ID)
 		inv.h.hangUp(ctx, inv.conn.ID) // even if the registry failed: the client asked to close
 		if err != nil {
-			return serverError(), fmt.Errorf("terminate: %w", err)
+			return ok(nil), fmt.Errorf("terminate: %w", err)
 		}
 		return ok(nil), nil
 	}
 	return inv.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(fmt.Errorf("unexpected message type %q", msg.Type))})
 }
 
-// init acknowledges the connection, once.
+// init authenticates and acknowledges the connection, once.
 //
 // A legacy client sends start right after connection_init, and the start waits until the
 // connection is acknowledged in the registry. A route response is sent only when this invocation
 // returns, so the start's own answer could overtake it; the legacy ack is therefore posted first
 // and recorded after, so anything a waiting start sends follows the ack on the wire. (A second
 // legacy init is acknowledged again, so posting before the conditional write is safe.)
-func (inv *invocation) init(ctx context.Context) (events.APIGatewayProxyResponse, error) {
+func (inv *invocation) init(ctx context.Context, msg gqlws.Message) (events.APIGatewayProxyResponse, error) {
 	legacy := inv.conn.Subprotocol == gqlws.LegacyWS
+	if n := len(msg.Payload); n > auth.MaxInitPayloadBytes {
+		err := fmt.Errorf("connection_init payload of %d bytes, over the limit of %d", n, auth.MaxInitPayloadBytes)
+		return inv.invalid(ctx, err)
+	}
+	principal, authenticated, err := inv.initPrincipal(ctx, msg.Payload)
+	switch {
+	case errors.Is(err, auth.ErrInvalidPayload):
+		return inv.invalid(ctx, errors.New(strings.TrimPrefix(err.Error(), "auth: ")))
+	case err != nil:
+		inv.log.Info().Err(err).Msg("connection_init refused: not authenticated")
+		return inv.reject(ctx, CloseForbidden, "Forbidden: "+auth.ClientMessage(err), auth.ClientMessage(err))
+	case !authenticated:
+		inv.log.Info().Msg("connection_init refused: no token")
+		return inv.reject(ctx, CloseUnauthorized, "Unauthorized: no token", auth.ClientMessage(auth.ErrNoToken))
+	}
+	raw, _ := json.Marshal(principal)
+	if principal.IsAnonymous() {
+		raw = nil
+	}
 	if legacy {
 		if err := inv.h.post(ctx, inv.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionAck})); err != nil {
 			inv.log.Info().Err(err).Msg("connection_ack not delivered")
 			return ok(nil), nil
 		}
 	}
-	err := inv.h.cfg.Registry.AcknowledgeConnection(ctx, inv.conn.ID, nil, inv.at)
+	err = inv.h.cfg.Registry.AcknowledgeConnection(ctx, inv.conn.ID, store.Ack{Principal: raw, Subject: principal.Subject,
+		At: inv.at, ExpiresAt: inv.conn.ExpiresAt, MaxPerSubject: inv.h.cfg.MaxConnectionsPerSubject})
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		if legacy {
@@ -321,6 +435,9 @@ func (inv *invocation) init(ctx context.Context) (events.APIGatewayProxyResponse
 	case errors.Is(err, store.ErrNotFound):
 		inv.h.hangUp(ctx, inv.conn.ID)
 		return ok(nil), nil
+	case errors.Is(err, store.ErrLimit):
+		inv.log.Info().Err(err).Msg("connection_init refused: the subject has too many connections")
+		return inv.reject(ctx, CloseForbidden, "Forbidden: too many connections", "too many connections")
 	case err != nil:
 		err = fmt.Errorf("acknowledge: %w", err)
 		if legacy {
@@ -341,6 +458,79 @@ func (inv *invocation) init(ctx context.Context) (events.APIGatewayProxyResponse
 		return ok(nil), nil // posted above
 	}
 	return inv.reply(gqlws.Message{Type: gqlws.ConnectionAck})
+}
+
+// initPrincipal is the principal a connection_init acknowledges: verified from the payload's
+// token if it brings one, else the one stored at $connect. ok is false when authentication is
+// required and neither has one. Without authentication it is the anonymous principal.
+func (inv *invocation) initPrincipal(ctx context.Context, payload json.RawMessage) (p auth.Principal, ok bool, err error) {
+	if !inv.h.authenticating() {
+		return auth.Anonymous(), true, nil
+	}
+	token, found, err := auth.FromInitPayload(payload)
+	if err != nil {
+		return p, false, err
+	}
+	if found {
+		p, err = inv.h.cfg.Verifier.Verify(ctx, token)
+		return p, err == nil, err
+	}
+	if inv.principal.IsAnonymous() {
+		return p, false, nil
+	}
+	if inv.principal.Expired(inv.at) {
+		return p, false, auth.ErrExpired
+	}
+	return inv.principal, true, nil
+}
+
+// reject refuses a connection for its credentials: graphql-transport-ws closes with code (4401
+// or 4403, with strict mode's terminal frame where the client must not retry); legacy graphql-ws
+// gets connection_error with msg, then the close.
+func (inv *invocation) reject(ctx context.Context, code int, reason, msg string) (events.APIGatewayProxyResponse, error) {
+	if inv.conn.Subprotocol == gqlws.LegacyWS {
+		if err := inv.h.post(ctx, inv.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionError,
+			Payload: errorPayload(errors.New(msg))})); err != nil {
+			inv.log.Debug().Err(err).Msg("post connection_error")
+		}
+	}
+	return inv.close(ctx, code, reason)
+}
+
+// invalid answers an invalid message: graphql-transport-ws closes with 4400; legacy graphql-ws
+// gets connection_error and stays open.
+func (inv *invocation) invalid(ctx context.Context, err error) (events.APIGatewayProxyResponse, error) {
+	if inv.conn.Subprotocol == gqlws.LegacyWS {
+		inv.log.Info().Err(err).Msg("invalid message")
+		return inv.reply(gqlws.Message{Type: gqlws.ConnectionError, Payload: errorPayload(err)})
+	}
+	return inv.close(ctx, CloseBadRequest, err.Error())
+}
+
+// outage answers a message when its connection cannot be read: a ping (graphql-transport-ws)
+// gets its pong, a subscribe or a start an error for the operation, a connection_init a close.
+// The subprotocol is in the registry, so these are told apart by the message alone: ping,
+// subscribe and start each belong to one subprotocol, and a close is the same in both (with no
+// strict-mode frame, which only graphql-transport-ws may get). Anything else is left
+// unanswered. err is returned for the router to log.
+func (h *Handler) outage(ctx context.Context, connID string, body []byte, err error) (events.APIGatewayProxyResponse, error) {
+	if m, derr := gqlws.Decode(gqlws.TransportWS, body); derr == nil {
+		switch m.Type {
+		case gqlws.Ping:
+			return ok(gqlws.Encode(gqlws.Message{Type: gqlws.Pong, Payload: m.Payload})), err
+		case gqlws.Subscribe:
+			payload, _ := json.Marshal(gqlerror.List{graph.InternalError()})
+			return ok(gqlws.Encode(gqlws.Message{ID: m.ID, Type: gqlws.Error, Payload: payload})), err
+		case gqlws.ConnectionInit:
+			h.hangUp(ctx, connID)
+			return ok(nil), err
+		}
+	}
+	if m, derr := gqlws.Decode(gqlws.LegacyWS, body); derr == nil && m.Type == gqlws.Start {
+		payload, _ := json.Marshal(graph.InternalError())
+		return ok(gqlws.Encode(gqlws.Message{ID: m.ID, Type: gqlws.Error, Payload: payload})), err
+	}
+	return ok(nil), err
 }
 
 // awaitAck polls, with consistent reads and growing pauses, until the connection is acknowledged
@@ -364,7 +554,11 @@ func (inv *invocation) awaitAck(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("await ack: %w", err)
 		}
 		if c.State == store.StateReady {
-			inv.conn = c
+			p, err := graph.PrincipalFromJSON(c.Principal)
+			if err != nil {
+				return false, fmt.Errorf("await ack: %w", err)
+			}
+			inv.conn, inv.principal = c, p
 			return true, nil
 		}
 		select {
@@ -382,15 +576,16 @@ func (inv *invocation) awaitAck(ctx context.Context) (bool, error) {
 func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace bool) (events.APIGatewayProxyResponse, error) {
 	req := msg.Request
 	greq := graph.Request{Query: req.Query, OperationName: req.OperationName, Variables: req.Variables}
+	ctx = graph.WithPrincipal(ctx, inv.principal)
 	op, errs := inv.h.cfg.Executor.Prepare(ctx, greq)
 	if errs != nil {
 		resp := inv.h.cfg.Executor.ErrorResponse(ctx, errs)
-		inv.log.Info().Str("op", msg.ID).Str("error", resp.Errors.Error()).Msg("operation rejected")
+		inv.log.Info().Str("op", msg.ID).Str("error", oneLine(resp.Errors)).Msg("operation rejected")
 		return inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error, Payload: inv.errorsPayload(resp.Errors)})
 	}
 	now := inv.h.cfg.Now()
 	sub := store.Subscription{
-		ConnectionID: inv.conn.ID, ID: msg.ID, Topic: op.Topic, Subprotocol: inv.conn.Subprotocol,
+		ConnectionID: inv.conn.ID, ID: msg.ID, Topic: op.Topic, Filter: op.Filter, Subprotocol: inv.conn.Subprotocol,
 		Query: req.Query, OperationName: req.OperationName, Variables: req.Variables,
 		Principal: inv.conn.Principal, CreatedAt: now, ExpiresAt: inv.conn.ExpiresAt,
 	}
@@ -400,6 +595,11 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 	if err := inv.h.cfg.Registry.PutSubscription(ctx, sub, replace); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return inv.close(ctx, CloseSubscriberExists, "Subscriber for "+msg.ID+" already exists")
+		}
+		if errors.Is(err, store.ErrLimit) {
+			inv.log.Info().Str("op", msg.ID).Int("max", inv.h.cfg.MaxSubscriptions).Msg("subscription refused: too many on the connection")
+			return inv.reply(gqlws.Message{ID: msg.ID, Type: gqlws.Error,
+				Payload: inv.errorsPayload(gqlerror.List{graph.TooManySubscriptions(inv.h.cfg.MaxSubscriptions)})})
 		}
 		// The service failed, not the client: end this operation with an error and keep the
 		// connection, so the client can try again.
@@ -414,23 +614,28 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 		if _, err := inv.h.cfg.Registry.Connection(ctx, inv.conn.ID); errors.Is(err, store.ErrNotFound) {
 			inv.log.Info().Str("op", msg.ID).Msg("connection closed while subscribing: subscription removed")
 			if _, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID); err != nil {
-				return serverError(), fmt.Errorf("remove subscription %s of a closed connection: %w", msg.ID, err)
+				return ok(nil), fmt.Errorf("remove subscription %s of a closed connection: %w", msg.ID, err)
 			}
+			return ok(nil), nil
 		}
+		inv.log.Debug().Str("op", msg.ID).Str("topic", op.Topic).Msg("subscribed")
 		return ok(nil), nil
 	}
 
 	resp := inv.h.cfg.Executor.Execute(ctx, op)
-	active, err := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
-	if err != nil {
-		return serverError(), fmt.Errorf("release operation %s: %w", msg.ID, err)
+	active, releaseErr := inv.h.cfg.Registry.DeleteSubscription(ctx, inv.conn.ID, msg.ID)
+	if releaseErr != nil {
+		// The result is sent all the same; the id stays claimed until the connection ends.
+		releaseErr = fmt.Errorf("release operation %s: %w", msg.ID, releaseErr)
+		active = true
 	}
 	if !active {
 		return ok(nil), nil // completed by the client while it ran: send nothing more
 	}
 	payload, err := json.Marshal(resp)
 	if err != nil {
-		return serverError(), fmt.Errorf("encode result of %s: %w", msg.ID, err)
+		zerolog.Ctx(ctx).Error().Err(err).Str("op", msg.ID).Msg("encode result")
+		payload = graph.ErrorsJSON(graph.InternalError())
 	}
 	if len(payload)+len(msg.ID)+64 > inv.h.cfg.MaxMessage {
 		inv.log.Warn().Str("op", msg.ID).Int("bytes", len(payload)).Msg("result over the message limit; sent an error instead")
@@ -447,7 +652,13 @@ func (inv *invocation) subscribe(ctx context.Context, msg gqlws.Message, replace
 			break
 		}
 	}
-	return ok(nil), nil
+	return ok(nil), releaseErr
+}
+
+// oneLine is a list of GraphQL errors as one line of a log, "; " between them (its Error() ends
+// each error with a newline).
+func oneLine(errs gqlerror.List) string {
+	return strings.ReplaceAll(strings.TrimSuffix(errs.Error(), "\n"), "\n", "; ")
 }
 
 // errorsPayload is the payload of an error message: an array in graphql-transport-ws, the first
@@ -482,7 +693,7 @@ func (inv *invocation) close(ctx context.Context, code int, reason string) (even
 	// in the fan-out, the sweeper or the TTL removes the records later.
 	inv.h.hangUp(ctx, inv.conn.ID)
 	if err != nil {
-		return serverError(), fmt.Errorf("close: %w", err)
+		return ok(nil), fmt.Errorf("close: %w", err)
 	}
 	return ok(nil), nil
 }

@@ -5,6 +5,8 @@
 //   - is older than the maximum connection duration (API Gateway closes at 2 hours) or expired;
 //   - is still waiting for connection_init after the init timeout (the lazy check on the next
 //     message cannot catch a client that sends nothing);
+//   - has a principal whose token has expired (it receives nothing more: the fan-out skips it, and
+//     its next message closes it; this closes the ones that stay silent);
 //   - has been idle longer than the idle timeout (API Gateway closes at 10 minutes), as confirmed
 //     by the management API: a connection whose record looks idle is looked up (GetConnection); if
 //     it is gone, or API Gateway also saw nothing for that long, it is removed, otherwise its
@@ -27,6 +29,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/emf"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/store"
@@ -96,6 +99,7 @@ type Stats struct {
 	Scanned     int
 	Expired     int64 // past the maximum duration or the TTL
 	InitTimeout int64
+	Principal   int64 // their principal's token expired
 	Idle        int64 // idle per API Gateway too
 	Gone        int64 // API Gateway no longer knew them
 	Refreshed   int64 // looked idle here, but API Gateway saw activity
@@ -103,7 +107,9 @@ type Stats struct {
 }
 
 // Removed is the number of connections removed.
-func (st Stats) Removed() int64 { return st.Expired + st.InitTimeout + st.Idle + st.Gone }
+func (st Stats) Removed() int64 {
+	return st.Expired + st.InitTimeout + st.Principal + st.Idle + st.Gone
+}
 
 // Metrics are the run's EMF metrics; took is how long it ran.
 func (st Stats) Metrics(took time.Duration) []emf.Metric {
@@ -112,6 +118,7 @@ func (st Stats) Metrics(took time.Duration) []emf.Metric {
 		{Name: "Removed", Unit: "Count", Value: float64(st.Removed())},
 		{Name: "ExpiredConnections", Unit: "Count", Value: float64(st.Expired)},
 		{Name: "InitTimeout", Unit: "Count", Value: float64(st.InitTimeout)},
+		{Name: "PrincipalExpired", Unit: "Count", Value: float64(st.Principal)},
 		{Name: "Idle", Unit: "Count", Value: float64(st.Idle)},
 		{Name: "GoneConnections", Unit: "Count", Value: float64(st.Gone)},
 		{Name: "Refreshed", Unit: "Count", Value: float64(st.Refreshed)},
@@ -124,18 +131,19 @@ func (st Stats) Metrics(took time.Duration) []emf.Metric {
 type outcome int
 
 const (
-	kept        outcome = iota // not stale
-	expired                    // past the maximum duration or the TTL: removed
-	initTimeout                // no connection_init within the init timeout: removed
-	idle                       // idle here and at API Gateway: removed
-	gone                       // API Gateway no longer knows it: removed
-	refreshed                  // idle here, active at API Gateway: its activity recorded, kept
-	failed                     // stale, but removing it failed
-	outcomes                   // the number of outcomes
+	kept             outcome = iota // not stale
+	expired                         // past the maximum duration or the TTL: removed
+	initTimeout                     // no connection_init within the init timeout: removed
+	principalExpired                // its principal's token expired: removed
+	idle                            // idle here and at API Gateway: removed
+	gone                            // API Gateway no longer knows it: removed
+	refreshed                       // idle here, active at API Gateway: its activity recorded, kept
+	failed                          // stale, but removing it failed
+	outcomes                        // the number of outcomes
 )
 
 func (o outcome) String() string {
-	return [...]string{"kept", "expired", "init timeout", "idle", "gone", "refreshed", "failed"}[o]
+	return [...]string{"kept", "expired", "init timeout", "principal expired", "idle", "gone", "refreshed", "failed"}[o]
 }
 
 // HandleSchedule is the handler of the scheduled event.
@@ -171,12 +179,13 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 	}
 	g.Wait()
 	st.Expired, st.InitTimeout, st.Idle, st.Gone = counts[expired].Load(), counts[initTimeout].Load(), counts[idle].Load(), counts[gone].Load()
+	st.Principal = counts[principalExpired].Load()
 	st.Refreshed, st.Failed = counts[refreshed].Load(), counts[failed].Load()
 	e := log.Debug()
 	if st.Removed() > 0 || st.Failed > 0 {
 		e = log.Info()
 	}
-	e.Int("scanned", st.Scanned).Int64("expired", st.Expired).Int64("initTimeout", st.InitTimeout).
+	e.Int("scanned", st.Scanned).Int64("expired", st.Expired).Int64("initTimeout", st.InitTimeout).Int64("principalExpired", st.Principal).
 		Int64("idle", st.Idle).Int64("gone", st.Gone).Int64("refreshed", st.Refreshed).Int64("failed", st.Failed).Msg("swept connections")
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.Write(append(emf.Line(s.cfg.Namespace, map[string]string{"Source": "sweep"}, start, st.Metrics(time.Since(start))), '\n'))
@@ -195,6 +204,8 @@ func (s *Sweeper) stale(c store.Connection, now time.Time) outcome {
 		return expired
 	case c.State == store.StatePending && now.Sub(c.ConnectedAt) > s.cfg.InitTimeout:
 		return initTimeout
+	case auth.ExpiredJSON(c.Principal, now):
+		return principalExpired
 	case now.Sub(c.LastActive()) > s.cfg.IdleTimeout:
 		return idle
 	}

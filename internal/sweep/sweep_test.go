@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"net/http"
 	"path/filepath"
@@ -40,6 +41,7 @@ func TestSweep(t *testing.T) {
 	}
 	defer s.Close()
 	start := clk.Now()
+	var principal json.RawMessage // of the next connection added
 	add := func(id string, connectedAgo time.Duration, ready bool, seenAgo time.Duration) {
 		at := start.Add(-connectedAgo)
 		c := store.Connection{ID: id, Subprotocol: "graphql-transport-ws", State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(2*time.Hour + 10*time.Minute)}
@@ -47,7 +49,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ready {
-			if err := s.AcknowledgeConnection(ctx, id, nil, at.Add(time.Second)); err != nil {
+			if err := s.AcknowledgeConnection(ctx, id, store.Ack{Principal: principal, At: at.Add(time.Second)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -68,9 +70,13 @@ func TestSweep(t *testing.T) {
 	add("idle", 30*time.Minute, true, 20*time.Minute)       // idle here and at API Gateway: removed
 	add("idle-but-active", time.Hour, true, 15*time.Minute) // idle here, active at API Gateway: kept, refreshed
 	add("gone", time.Hour, true, 15*time.Minute)            // API Gateway no longer knows it: removed
+	principal = json.RawMessage(fmt.Sprintf(`{"sub":"ann","exp":%d}`, start.Add(-time.Second).Unix()))
+	add("token-expired", time.Minute, true, -1) // active, but its token has expired: removed
+	principal = json.RawMessage(fmt.Sprintf(`{"sub":"bob","exp":%d}`, start.Add(time.Minute).Unix()))
+	add("token-live", time.Minute, true, -1) // its token is still valid: kept
 	api := mgmttest.New()
 	for id, last := range map[string]time.Time{
-		"fresh": start, "pending-new": start, "pending-old": start, "old": start,
+		"fresh": start, "pending-new": start, "pending-old": start, "old": start, "token-expired": start, "token-live": start,
 		"idle": start.Add(-20 * time.Minute), "idle-but-active": start.Add(-2 * time.Minute),
 	} {
 		api.SetLastActive(id, last)
@@ -81,7 +87,7 @@ func TestSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Scanned != 7 || st.Expired != 1 || st.InitTimeout != 1 || st.Idle != 1 || st.Gone != 1 || st.Refreshed != 1 || st.Failed != 0 {
+	if st.Scanned != 9 || st.Expired != 1 || st.InitTimeout != 1 || st.Principal != 1 || st.Idle != 1 || st.Gone != 1 || st.Refreshed != 1 || st.Failed != 0 {
 		t.Fatalf("stats = %+v", st)
 	}
 	var left []string
@@ -92,7 +98,7 @@ func TestSweep(t *testing.T) {
 		left = append(left, c.ID)
 	}
 	sort.Strings(left)
-	if want := "[fresh idle-but-active pending-new]"; fmtList(left) != want {
+	if want := "[fresh idle-but-active pending-new token-live]"; fmtList(left) != want {
 		t.Fatalf("connections left: %v, want %s", left, want)
 	}
 	// Their subscriptions went with them.
@@ -104,14 +110,14 @@ func TestSweep(t *testing.T) {
 		subs = append(subs, sub.ConnectionID)
 	}
 	sort.Strings(subs)
-	if fmtList(subs) != "[fresh idle-but-active pending-new]" {
+	if fmtList(subs) != "[fresh idle-but-active pending-new token-live]" {
 		t.Fatalf("subscriptions left: %v", subs)
 	}
 	// Only connections that looked idle were looked up; removed ones were closed.
 	if got := calls(api, mgmttest.Get); fmtList(got) != "[gone idle idle-but-active]" {
 		t.Fatalf("GetConnection calls: %v", got)
 	}
-	if got := calls(api, mgmttest.Delete); fmtList(got) != "[gone idle old pending-old]" {
+	if got := calls(api, mgmttest.Delete); fmtList(got) != "[gone idle old pending-old token-expired]" {
 		t.Fatalf("DeleteConnection calls: %v", got)
 	}
 	// The refreshed connection carries API Gateway's activity, so the next run leaves it alone.
@@ -185,7 +191,7 @@ func TestSweepRereadsBeforeAnInitTimeout(t *testing.T) {
 	at := clk.Now().Add(-10 * time.Second)
 	c := store.Connection{ID: "c", State: store.StatePending, ConnectedAt: at, ExpiresAt: at.Add(time.Hour)}
 	s.CreateConnection(ctx, c)
-	s.AcknowledgeConnection(ctx, "c", nil, clk.Now()) // acknowledged after the listing was read
+	s.AcknowledgeConnection(ctx, "c", store.Ack{At: clk.Now()}) // acknowledged after the listing was read
 	api := mgmttest.New()
 	api.SetLastActive("c", clk.Now())
 	st, err := sweep.New(sweep.Config{Registry: staleListing{s, map[string]store.Connection{"c": c}}, Gateway: api, Now: clk.Now}).Sweep(ctx)

@@ -11,14 +11,30 @@ import (
 // InCI reports whether the tests run in CI, where every tool must be present.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
-// Missing skips the test with a clear message on a developer machine, and fails it in CI.
+// Missing skips the test with a clear message on a developer machine, and fails it in CI: what is
+// missing from node_modules, and that `make test` installs it.
 func Missing(t testing.TB, what string) {
+	t.Helper()
+	MissingTool(t, what, InstallNPM)
+}
+
+// MissingTool is Missing for what `make test` cannot install: the message says how to. `make
+// test` lists it among the skips.
+func MissingTool(t testing.TB, what, install string) {
 	t.Helper()
 	if InCI() {
 		t.Fatalf("%s is missing, and CI must run this test (.ci/run installs it)", what)
 	}
-	t.Skipf("skipped: %s is missing (run `npm ci` at the repository root; CI runs this test)", what)
+	t.Skipf("%s is missing: %s (CI runs this test)", what, install)
 }
+
+// Install hints, for MissingTool.
+const (
+	// InstallNode is how to get Node.
+	InstallNode = "install Node 20 (https://nodejs.org, or apt-get install -y nodejs npm); make test then installs the npm packages"
+	// InstallNPM is how to get the npm packages.
+	InstallNPM = "run make test (it runs npm ci when node_modules is missing or older than package-lock.json), or npm ci at the repository root"
+)
 
 // Node returns the path of node and the repository's node_modules directory, after checking that
 // each named package is installed there.
@@ -26,7 +42,7 @@ func Node(t testing.TB, root string, packages ...string) (node, modules string) 
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		Missing(t, "node")
+		MissingTool(t, "node", InstallNode)
 	}
 	modules = filepath.Join(root, "node_modules")
 	for _, p := range packages {
@@ -49,7 +65,7 @@ func Chromium(t testing.TB) string {
 		if InCI() {
 			t.Fatalf("Chromium (%s) is missing, and CI must run this test (.ci/run installs it)", path)
 		}
-		t.Skipf("skipped: Chromium (%s) is missing (apt-get install -y chromium, or set CHROMIUM; CI runs this test)", path)
+		t.Skipf("Chromium (%s) is missing: install it (Debian and Ubuntu: sudo apt-get install -y chromium), or set CHROMIUM to a Chromium or Chrome binary (CI runs this test)", path)
 	}
 	return path
 }

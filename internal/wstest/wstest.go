@@ -46,11 +46,26 @@ func Dial(t testing.TB, url string, protocols ...string) *Client {
 	return Wrap(t, c)
 }
 
+// DialHeader is Dial with headers on the handshake request (an Authorization header, say).
+func DialHeader(t testing.TB, url string, header http.Header, protocols ...string) *Client {
+	t.Helper()
+	c, _, err := TryDialHeader(url, header, protocols...)
+	if err != nil {
+		t.Fatalf("dial %s %v: %v", url, protocols, err)
+	}
+	return Wrap(t, c)
+}
+
 // TryDial connects and returns the handshake response, for tests of refused handshakes.
 func TryDial(url string, protocols ...string) (*websocket.Conn, *http.Response, error) {
+	return TryDialHeader(url, nil, protocols...)
+}
+
+// TryDialHeader is TryDial with headers on the handshake request.
+func TryDialHeader(url string, header http.Header, protocols ...string) (*websocket.Conn, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: protocols})
+	return websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: header})
 }
 
 // Wrap starts recording a connection.

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 var _ store.Data = (*Store)(nil)
@@ -41,9 +42,9 @@ func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
 		return fmt.Errorf("create item %q/%q: %w", pk, sk, err)
 	}
 	if old != nil {
-		s.changed(store.Modify, old, it)
+		s.changed(stream.Modify, old, it)
 	} else {
-		s.changed(store.Insert, nil, it)
+		s.changed(stream.Insert, nil, it)
 	}
 	return nil
 }
@@ -82,7 +83,7 @@ func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, err
 	case err != nil: // including ErrNotFound (no old item), which the condition rules out
 		return nil, fmt.Errorf("replace item %q/%q: %w", pk, sk, err)
 	}
-	s.changed(store.Modify, old, it)
+	s.changed(stream.Modify, old, it)
 	return old, nil
 }
 
@@ -100,7 +101,7 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 	case err != nil:
 		return nil, fmt.Errorf("delete item %q/%q: %w", pk, sk, err)
 	}
-	s.changed(store.Remove, old, nil)
+	s.changed(stream.Remove, old, nil)
 	return old, nil
 }
 
@@ -147,7 +148,7 @@ func (s *Store) QueryItems(ctx context.Context, pk, skPrefix string, limit int, 
 }
 
 // changed reports a successful write to OnChange.
-func (s *Store) changed(kind store.ChangeKind, old, new store.Item) {
+func (s *Store) changed(kind stream.ChangeKind, old, new store.Item) {
 	if s.onChange != nil {
 		s.onChange(kind, old, new)
 	}

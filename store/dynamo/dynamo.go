@@ -8,9 +8,13 @@
 // (no ttl for a zero ExpiresAt, which never expires).
 //
 //	row          pk                         sk                                holds
-//	connection   "conns#<shard>"            "conn#<connectionId>"             the Connection
+//	connection   "conns#<shard>"            "conn#<connectionId>"             the Connection, its subject and
+//	                                                                          subscription count (subs, maxSubs)
 //	operation    "conn#<connectionId>"      "op#<operationId>"                the whole Subscription
 //	topic row    "topic#<topic>"            "<connectionId>#<operationId>"    the whole Subscription
+//	subject row  "subject#<subject>"        "conn#<connectionId>"             the connection id (its index entry)
+//	slots row    "subject#<subject>"        "slots"                           conns: the subject's connection ids,
+//	                                                                          when CONNECTIONS_PER_SUBJECT bounds them
 //
 // Connection rows live in a fixed set of 16 shard partitions, so that they can be listed without
 // a Scan (which the IAM role does not grant) and without an index: <shard> is fnv-32a of the
@@ -64,6 +68,13 @@
 //   - CreateItem puts if no live item has the key (the condition of CreateConnection);
 //     ReplaceItem and DeleteItem require a live item (attribute_exists(pk) AND (no ttl OR ttl >
 //     now)). All three return the old item (ALL_OLD), which OnChange needs.
+//   - Before, a subscription takes a place in its connection's count: ADD subs 1 if the row
+//     exists, is live and subs < maxSubs; a complete, or a claim that loses, gives it back
+//     (ADD subs -1).
+//   - AcknowledgeConnection, with a bound on the subject's connections, first adds the id to the
+//     subject's slots row if size(conns) < max (or it is there already); ids of connections that
+//     ended without giving their slot back are cleared, and the add retried once, before
+//     ErrLimit. The subject row is written before the acknowledgement and taken back if it fails.
 //
 // Changes to several rows are ordered so that a crash between writes leaves only rows that reads
 // ignore or that TTL removes, never a live topic row without its operation: PutSubscription claims
@@ -94,6 +105,7 @@ import (
 	"github.com/guregu/dynamo/v2"
 	"github.com/guregu/dynamo/v2/dynamodbiface"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // Options configure a Store.
@@ -109,11 +121,11 @@ type Options struct {
 	PageSize int
 	// OnChange, when set, is called after each successful write to app data with what the stream
 	// would report: the kind and the item before and after (nil for none), as the table holds
-	// them, so store.ChangeRecord makes the record DynamoDB would stream. A development aid for
+	// them, so stream.ChangeRecord makes the record DynamoDB would stream. A development aid for
 	// DynamoDB endpoints without a stream API; nil on AWS. It runs in the writing goroutine once
 	// the write has returned, so unlike a stream it may report racing writes to one item out of
 	// order, and a process that dies between the write and the call loses the report.
-	OnChange func(kind store.ChangeKind, old, new store.Item)
+	OnChange func(kind stream.ChangeKind, old, new store.Item)
 }
 
 // Store is the DynamoDB backend. It is safe for concurrent use.
@@ -123,7 +135,7 @@ type Store struct {
 	data     dynamo.Table
 	now      func() time.Time
 	pageSize int
-	onChange func(kind store.ChangeKind, old, new store.Item)
+	onChange func(kind stream.ChangeKind, old, new store.Item)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -156,10 +168,12 @@ const (
 	attrSK  = "sk"
 	attrTTL = "ttl"
 
-	connsPrefix = "conns#" // a shard partition of connection rows
-	connPrefix  = "conn#"  // a connection row's sk; an operation row's pk
-	opPrefix    = "op#"
-	topicPrefix = "topic#"
+	connsPrefix   = "conns#" // a shard partition of connection rows
+	connPrefix    = "conn#"  // a connection row's sk; an operation row's pk
+	opPrefix      = "op#"
+	topicPrefix   = "topic#"
+	subjectPrefix = "subject#"
+	slotsSK       = "slots" // a subject's slots row
 
 	// connShards is how many partitions the connection rows are spread over.
 	connShards = 16
@@ -180,6 +194,8 @@ func opPK(connID string) string          { return connPrefix + connID }
 func opSK(opID string) string            { return opPrefix + opID }
 func topicPK(topic string) string        { return topicPrefix + topic }
 func topicSK(connID, opID string) string { return connID + "#" + opID }
+func subjectPK(subject string) string    { return subjectPrefix + subject }
+func subjectSK(connID string) string     { return connPrefix + connID }
 
 // live reports whether a row with this ttl is live at now. The rule matches the conditions of the
 // writes (ttl <= now is expired), evaluated on whole seconds: for an integer ttl,

@@ -26,6 +26,7 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/storetest"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 func TestMain(m *testing.M) {
@@ -88,11 +89,11 @@ func TestConformance(t *testing.T) {
 		var mu sync.Mutex
 		var recs []events.DynamoDBEventRecord
 		var seq uint64
-		e := newEnv(t, dynamo.Options{Now: now, PageSize: 7, OnChange: func(kind store.ChangeKind, old, new store.Item) {
+		e := newEnv(t, dynamo.Options{Now: now, PageSize: 7, OnChange: func(kind stream.ChangeKind, old, new store.Item) {
 			mu.Lock()
 			defer mu.Unlock()
 			seq++
-			rec, err := store.ChangeRecord(kind, old, new, seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", now())
+			rec, err := stream.ChangeRecord(kind, old, new, seq, "arn:aws:dynamodb:us-east-1:123456789012:table/data/stream/x", now())
 			if err != nil {
 				t.Errorf("OnChange(%s): %v", kind, err)
 			}
@@ -287,8 +288,8 @@ func attrN(item map[string]types.AttributeValue, name string) string {
 
 // sameItem compares two items by their JSON as a stream would show them.
 func sameItem(a, b map[string]types.AttributeValue) bool {
-	ja, _ := json.Marshal(store.ToStreamImage(a))
-	jb, _ := json.Marshal(store.ToStreamImage(b))
+	ja, _ := json.Marshal(stream.ToStreamImage(a))
+	jb, _ := json.Marshal(stream.ToStreamImage(b))
 	return bytes.Equal(ja, jb)
 }
 
@@ -391,8 +392,8 @@ func TestCreateTables(t *testing.T) {
 }
 
 // TestTableLayout checks that rows are where the deployment template and the IAM policy expect
-// them: keys, the ttl attribute (epoch seconds, rounded up), and message items exactly as
-// store.MessageItem encodes them.
+// them: keys, the ttl attribute (epoch seconds, rounded up), and items exactly as their
+// ItemType encodes them.
 func TestTableLayout(t *testing.T) {
 	ctx := t.Context()
 	clk := storetest.NewClock()
@@ -444,16 +445,16 @@ func TestTableLayout(t *testing.T) {
 		t.Fatalf("topic lookup = %+v", got)
 	}
 
-	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := store.NewMessages(e.s).PutMessage(ctx, m); err != nil {
+	m := message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := store.NewItems[message](e.s, msgType).Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
-	want, err := store.MessageItem(m)
+	want, err := msgType.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if row := e.getRow(t, data, "room#r1", "msg#"+m.ID); !sameItem(row, want) {
-		t.Fatalf("message item = %v, want %v", store.ToStreamImage(row), store.ToStreamImage(want))
+		t.Fatalf("message item = %v, want %v", stream.ToStreamImage(row), stream.ToStreamImage(want))
 	}
 	// Nothing of the registry went to the data table, nor the reverse.
 	if row := e.getRow(t, data, "conns#09", "conn#c1"); row != nil {
@@ -465,7 +466,7 @@ func TestTableLayout(t *testing.T) {
 }
 
 type change struct {
-	kind     store.ChangeKind
+	kind     stream.ChangeKind
 	old, new store.Item
 }
 
@@ -477,7 +478,7 @@ func TestOnChange(t *testing.T) {
 	clk := storetest.NewClock()
 	var mu sync.Mutex
 	var changes []change
-	e := newEnv(t, dynamo.Options{Now: clk.Now, OnChange: func(kind store.ChangeKind, old, new store.Item) {
+	e := newEnv(t, dynamo.Options{Now: clk.Now, OnChange: func(kind stream.ChangeKind, old, new store.Item) {
 		mu.Lock()
 		defer mu.Unlock()
 		changes = append(changes, change{kind, old, new})
@@ -500,7 +501,7 @@ func TestOnChange(t *testing.T) {
 			return
 		}
 		if !sameItem(row, it) {
-			t.Fatalf("table holds %v, reported %v", store.ToStreamImage(row), store.ToStreamImage(it))
+			t.Fatalf("table holds %v, reported %v", stream.ToStreamImage(row), stream.ToStreamImage(it))
 		}
 	}
 	item := func(text string) store.Item {
@@ -513,7 +514,7 @@ func TestOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := took()
-	if len(ch) != 1 || ch[0].kind != store.Insert || ch[0].old != nil || attrN(ch[0].new, "n") != "15" {
+	if len(ch) != 1 || ch[0].kind != stream.Insert || ch[0].old != nil || attrN(ch[0].new, "n") != "15" {
 		t.Fatalf("after CreateItem: %+v, want one INSERT of the item as DynamoDB stores it", ch)
 	}
 	tableHolds(ch[0].new, "p", "s")
@@ -551,7 +552,7 @@ func TestOnChange(t *testing.T) {
 	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.s.AcknowledgeConnection(ctx, "c1", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+	if err := e.s.AcknowledgeConnection(ctx, "c1", store.Ack{Principal: json.RawMessage(`{"sub":"ann"}`), At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.PutSubscription(ctx, sub("c1", "1", "messageAdded?roomId=r1", clk.Now()), false); err != nil {
@@ -573,7 +574,7 @@ func TestOnChange(t *testing.T) {
 		t.Fatalf("ReplaceItem = %v, %v; want the old item", old, err)
 	}
 	ch = took()
-	if len(ch) != 1 || ch[0].kind != store.Modify || !sameItem(ch[0].old, before) || attrS(ch[0].new, "text") != "hello" {
+	if len(ch) != 1 || ch[0].kind != stream.Modify || !sameItem(ch[0].old, before) || attrS(ch[0].new, "text") != "hello" {
 		t.Fatalf("after ReplaceItem: %+v, want one MODIFY", ch)
 	}
 	tableHolds(ch[0].new, "p", "s")
@@ -583,7 +584,7 @@ func TestOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch = took()
-	if len(ch) != 1 || ch[0].kind != store.Remove || ch[0].new != nil || !sameItem(ch[0].old, before) {
+	if len(ch) != 1 || ch[0].kind != stream.Remove || ch[0].new != nil || !sameItem(ch[0].old, before) {
 		t.Fatalf("after DeleteItem: %+v, want one REMOVE of the item", ch)
 	}
 	tableHolds(nil, "p", "s")
@@ -721,7 +722,7 @@ func TestExpiry(t *testing.T) {
 	if _, err := e.s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired Connection = %v, want ErrNotFound", err)
 	}
-	if err := e.s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+	if err := e.s.AcknowledgeConnection(ctx, "c1", store.Ack{At: clk.Now()}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ack of an expired connection = %v, want ErrNotFound", err)
 	}
 	if err := e.s.TouchConnection(ctx, "c1", clk.Now()); !errors.Is(err, store.ErrNotFound) {
@@ -1127,7 +1128,7 @@ func TestListConnectionPages(t *testing.T) {
 		}
 	}
 	seen := clk.Now().Add(30 * time.Second)
-	if err := e.s.AcknowledgeConnection(ctx, "conn-07", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+	if err := e.s.AcknowledgeConnection(ctx, "conn-07", store.Ack{Principal: json.RawMessage(`{"sub":"ann"}`), At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.TouchConnection(ctx, "conn-07", seen); err != nil {
@@ -1292,7 +1293,7 @@ func TestTouchConnection(t *testing.T) {
 	if err := e.s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.s.AcknowledgeConnection(ctx, "c1", json.RawMessage(`{"sub":"ann"}`), clk.Now()); err != nil {
+	if err := e.s.AcknowledgeConnection(ctx, "c1", store.Ack{Principal: json.RawMessage(`{"sub":"ann"}`), At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	before := e.getRow(t, reg, pk, sk)
@@ -1315,7 +1316,7 @@ func TestTouchConnection(t *testing.T) {
 	after := e.getRow(t, reg, pk, sk)
 	delete(after, "lastSeenAt")
 	if !sameItem(before, after) {
-		t.Fatalf("touch changed more than lastSeenAt:\n%v\n%v", store.ToStreamImage(before), store.ToStreamImage(after))
+		t.Fatalf("touch changed more than lastSeenAt:\n%v\n%v", stream.ToStreamImage(before), stream.ToStreamImage(after))
 	}
 
 	// Each step: touch at base+d; then LastSeenAt must be base+want, and the requests as given.

@@ -21,6 +21,10 @@ type connItem struct {
 	Subprotocol string          `dynamo:"subprotocol,omitempty"`
 	State       store.ConnState `dynamo:"state,omitempty"`
 	Principal   string          `dynamo:"principal,omitempty"` // JSON text
+	Subject     string          `dynamo:"subject,omitempty"`
+	Slot        bool            `dynamo:"slot,omitempty"` // holds a place in its subject's slots row
+	MaxSubs     int             `dynamo:"maxSubs,omitempty"`
+	Subs        int             `dynamo:"subs,omitempty"`
 	ConnectedAt time.Time       `dynamo:"connectedAt,omitempty"`
 	AckedAt     time.Time       `dynamo:"ackedAt,omitempty"`
 	LastSeenAt  sortableTime    `dynamo:"lastSeenAt,omitempty"`
@@ -30,14 +34,15 @@ type connItem struct {
 func newConnItem(c store.Connection) connItem {
 	pk, sk := connRowKey(c.ID)
 	return connItem{PK: pk, SK: sk, TTL: ttlOf(c.ExpiresAt), ID: c.ID,
-		Subprotocol: c.Subprotocol, State: c.State, Principal: string(c.Principal),
-		ConnectedAt: c.ConnectedAt.UTC(), AckedAt: c.AckedAt.UTC(), LastSeenAt: sortableTime{c.LastSeenAt.UTC()},
+		Subprotocol: c.Subprotocol, State: c.State, Principal: string(c.Principal), Subject: c.Subject,
+		MaxSubs: c.MaxSubscriptions, Subs: c.Subscriptions, ConnectedAt: c.ConnectedAt.UTC(), AckedAt: c.AckedAt.UTC(), LastSeenAt: sortableTime{c.LastSeenAt.UTC()},
 		ExpiresAt: c.ExpiresAt.UTC()}
 }
 
 func (it connItem) connection() store.Connection {
 	return store.Connection{ID: it.ID, Subprotocol: it.Subprotocol, State: it.State,
-		Principal: rawJSON(it.Principal), ConnectedAt: it.ConnectedAt, AckedAt: it.AckedAt,
+		Principal: rawJSON(it.Principal), Subject: it.Subject, MaxSubscriptions: it.MaxSubs, Subscriptions: it.Subs,
+		ConnectedAt: it.ConnectedAt, AckedAt: it.AckedAt,
 		LastSeenAt: it.LastSeenAt.Time, ExpiresAt: it.ExpiresAt}
 }
 
@@ -74,6 +79,7 @@ type subItem struct {
 	OperationName string    `dynamo:"operationName,omitempty"`
 	Variables     string    `dynamo:"variables,omitempty"` // JSON text
 	Principal     string    `dynamo:"principal,omitempty"` // JSON text
+	Filter        string    `dynamo:"filter,omitempty"`
 	CreatedAt     time.Time `dynamo:"createdAt,omitempty"`
 	ExpiresAt     time.Time `dynamo:"expiresAt,omitempty"`
 }
@@ -81,7 +87,7 @@ type subItem struct {
 func newSubItem(pk, sk string, s store.Subscription) subItem {
 	return subItem{PK: pk, SK: sk, TTL: ttlOf(s.ExpiresAt), ConnectionID: s.ConnectionID, ID: s.ID,
 		Topic: s.Topic, Subprotocol: s.Subprotocol, Query: s.Query, OperationName: s.OperationName,
-		Variables: string(s.Variables), Principal: string(s.Principal),
+		Variables: string(s.Variables), Principal: string(s.Principal), Filter: s.Filter,
 		CreatedAt: s.CreatedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC()}
 }
 
@@ -96,7 +102,7 @@ func topicItem(s store.Subscription) subItem {
 func (it subItem) subscription() store.Subscription {
 	return store.Subscription{ConnectionID: it.ConnectionID, ID: it.ID, Topic: it.Topic,
 		Subprotocol: it.Subprotocol, Query: it.Query, OperationName: it.OperationName,
-		Variables: rawJSON(it.Variables), Principal: rawJSON(it.Principal),
+		Variables: rawJSON(it.Variables), Principal: rawJSON(it.Principal), Filter: it.Filter,
 		CreatedAt: it.CreatedAt, ExpiresAt: it.ExpiresAt}
 }
 
@@ -133,18 +139,42 @@ func (s *Store) Connection(ctx context.Context, id string) (store.Connection, er
 	return it.connection(), nil
 }
 
-// AcknowledgeConnection implements store.Registry. The condition cannot tell why it failed
-// (ReturnValuesOnConditionCheckFailure would, but dynalite ignores it), so a failure is followed
-// by a consistent read: a row that is absent or expired is ErrNotFound, any other ErrConflict.
-func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
+// AcknowledgeConnection implements store.Registry. With a subject it first takes a slot in the
+// subject's slots row (when ack.MaxPerSubject bounds it) and writes the subject's index row, then
+// acknowledges; if the acknowledgement fails, what it wrote for the subject is taken back. The
+// condition cannot tell why it failed (ReturnValuesOnConditionCheckFailure would, but dynalite
+// ignores it), so a failure is followed by a consistent read: a row that is absent or expired is
+// ErrNotFound, any other ErrConflict.
+func (s *Store) AcknowledgeConnection(ctx context.Context, id string, ack store.Ack) error {
+	slot := ack.Subject != "" && ack.MaxPerSubject > 0
+	if slot {
+		if err := s.takeSlot(ctx, ack.Subject, id, ack.MaxPerSubject, ack.ExpiresAt); err != nil {
+			return fmt.Errorf("acknowledge connection %s: %w", id, err)
+		}
+	}
+	if ack.Subject != "" {
+		row := subjectItem{PK: subjectPK(ack.Subject), SK: subjectSK(id), TTL: ttlOf(ack.ExpiresAt), ConnectionID: id}
+		if err := s.registry.Put(row).Run(ctx); err != nil {
+			s.releaseSubject(ctx, ack.Subject, id, slot)
+			return fmt.Errorf("acknowledge connection %s: index subject: %w", id, err)
+		}
+	}
 	pk, sk := connRowKey(id)
 	u := s.registry.Update(attrPK, pk).Range(attrSK, sk).
 		Set("state", store.StateReady).
-		Set("ackedAt", at.UTC())
-	if len(principal) > 0 {
-		u.Set("principal", string(principal))
+		Set("ackedAt", ack.At.UTC())
+	if len(ack.Principal) > 0 {
+		u.Set("principal", string(ack.Principal))
 	} else {
 		u.Remove("principal")
+	}
+	if ack.Subject != "" {
+		u.Set("subject", ack.Subject)
+	} else {
+		u.Remove("subject")
+	}
+	if slot {
+		u.Set("slot", true)
 	}
 	u.If("attribute_exists($) AND $ = ? AND (attribute_not_exists($) OR $ > ?)",
 		attrPK, "state", store.StatePending, attrTTL, attrTTL, s.now().Unix())
@@ -153,12 +183,163 @@ func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal 
 		return nil
 	}
 	if !dynamo.IsCondCheckFailed(err) {
+		s.releaseSubject(ctx, ack.Subject, id, slot)
 		return fmt.Errorf("acknowledge connection %s: %w", id, err)
 	}
-	if _, err := s.Connection(ctx, id); err != nil {
+	c, err := s.Connection(ctx, id)
+	if err != nil {
+		s.releaseSubject(ctx, ack.Subject, id, slot)
 		return fmt.Errorf("acknowledge: %w", err)
 	}
+	if c.Subject != ack.Subject { // acknowledged before, as someone else: leave no index of this one
+		s.releaseSubject(ctx, ack.Subject, id, slot)
+	}
 	return fmt.Errorf("acknowledge connection %s: not pending: %w", id, store.ErrConflict)
+}
+
+// subjectItem is a subject's index row: one per connection acknowledged with the subject.
+type subjectItem struct {
+	PK           string `dynamo:"pk,hash"`
+	SK           string `dynamo:"sk,range"`
+	TTL          int64  `dynamo:"ttl,omitempty"`
+	ConnectionID string `dynamo:"connectionId"`
+}
+
+// slotsItem is a subject's slots row: the ids of its connections, when their number is bounded.
+type slotsItem struct {
+	PK    string   `dynamo:"pk,hash"`
+	SK    string   `dynamo:"sk,range"`
+	Conns []string `dynamo:"conns,set"`
+}
+
+// takeSlot adds a connection to its subject's slots row unless the row holds max others: one
+// conditional UpdateItem, so concurrent acknowledgements cannot pass the bound. Ids of
+// connections that have ended without releasing their slot (a crash, or TTL) are cleared out and
+// the update tried once more before ErrLimit.
+func (s *Store) takeSlot(ctx context.Context, subject, id string, max int, expiresAt time.Time) error {
+	add := func() error {
+		return s.registry.Update(attrPK, subjectPK(subject)).Range(attrSK, slotsSK).
+			AddStringsToSet("conns", id).
+			Set(attrTTL, ttlOf(expiresAt)).
+			If("attribute_not_exists($) OR size($) < ? OR contains($, ?)", "conns", "conns", max, "conns", id).
+			Run(ctx)
+	}
+	err := add()
+	if !dynamo.IsCondCheckFailed(err) {
+		return err
+	}
+	var row slotsItem
+	if err := s.registry.Get(attrPK, subjectPK(subject)).Range(attrSK, dynamo.Equal, slotsSK).Consistent(true).One(ctx, &row); err != nil {
+		return fmt.Errorf("read slots: %w", err)
+	}
+	var ended []string
+	for _, other := range row.Conns {
+		switch _, err := s.Connection(ctx, other); {
+		case errors.Is(err, store.ErrNotFound):
+			ended = append(ended, other)
+		case err != nil:
+			return err
+		}
+	}
+	if len(ended) == 0 {
+		return fmt.Errorf("%d connections of the subject already: %w", len(row.Conns), store.ErrLimit)
+	}
+	if err := s.registry.Update(attrPK, subjectPK(subject)).Range(attrSK, slotsSK).DeleteStringsFromSet("conns", ended...).Run(ctx); err != nil {
+		return fmt.Errorf("clear ended connections from slots: %w", err)
+	}
+	if err := add(); dynamo.IsCondCheckFailed(err) {
+		return fmt.Errorf("the subject has the most connections it may have: %w", store.ErrLimit)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// releaseSubject removes a connection's subject index row and, if it took one, its slot. It is
+// cleanup: it runs even if ctx is done, and a failure leaves rows that expire with the
+// connection (an index row read later names a connection that is gone; a slot of an ended
+// connection is cleared by the next takeSlot that needs it).
+func (s *Store) releaseSubject(ctx context.Context, subject, id string, slot bool) {
+	if subject == "" {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = s.registry.Delete(attrPK, subjectPK(subject)).Range(attrSK, subjectSK(id)).Run(cctx)
+	if slot {
+		_ = s.registry.Update(attrPK, subjectPK(subject)).Range(attrSK, slotsSK).
+			DeleteStringsFromSet("conns", id).If("attribute_exists($)", attrPK).Run(cctx)
+	}
+}
+
+// SubjectConnections implements store.Registry: strongly consistent Queries of the subject's
+// partition (its index rows), PageSize rows a page.
+func (s *Store) SubjectConnections(ctx context.Context, subject string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		var start dynamo.PagingKey
+		for {
+			if err := ctx.Err(); err != nil {
+				yield("", err)
+				return
+			}
+			q := s.registry.Get(attrPK, subjectPK(subject)).Range(attrSK, dynamo.BeginsWith, connPrefix).
+				Consistent(true).SearchLimit(s.pageSize)
+			if start != nil {
+				q = q.StartFrom(start)
+			}
+			var page []subjectItem
+			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
+			if err != nil {
+				yield("", fmt.Errorf("connections of a subject: %w", err))
+				return
+			}
+			now := s.now()
+			for _, r := range page {
+				if live(r.TTL, now) && !yield(r.ConnectionID, nil) {
+					return
+				}
+			}
+			if len(next) == 0 {
+				return
+			}
+			start = next
+		}
+	}
+}
+
+// Operations implements store.Registry: strongly consistent Queries of the connection's
+// partition (its operation rows), PageSize rows a page.
+func (s *Store) Operations(ctx context.Context, connectionID string) iter.Seq2[store.Subscription, error] {
+	return func(yield func(store.Subscription, error) bool) {
+		var start dynamo.PagingKey
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(store.Subscription{}, err)
+				return
+			}
+			q := s.registry.Get(attrPK, opPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).
+				Consistent(true).SearchLimit(s.pageSize)
+			if start != nil {
+				q = q.StartFrom(start)
+			}
+			var page []subItem
+			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
+			if err != nil {
+				yield(store.Subscription{}, fmt.Errorf("operations of %s: %w", connectionID, err))
+				return
+			}
+			now := s.now()
+			for _, r := range page {
+				if live(r.TTL, now) && !yield(r.subscription(), nil) {
+					return
+				}
+			}
+			if len(next) == 0 {
+				return
+			}
+			start = next
+		}
+	}
 }
 
 // DeleteConnection implements store.Registry: the connection row first, then the topic rows,
@@ -173,8 +354,13 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	// crash after this first delete leaves rows of a connection that no longer exists: the
 	// fan-out's GoneException, the next delete, or the TTL removes them.
 	pk, sk := connRowKey(id)
-	if err := s.registry.Delete(attrPK, pk).Range(attrSK, sk).Run(ctx); err != nil {
+	var old connItem
+	switch err := s.registry.Delete(attrPK, pk).Range(attrSK, sk).OldValue(ctx, &old); {
+	case errors.Is(err, dynamo.ErrNotFound):
+	case err != nil:
 		return fmt.Errorf("delete connection %s: %w", id, err)
+	default:
+		s.releaseSubject(ctx, old.Subject, id, old.Slot)
 	}
 	var rows []subItem
 	err := s.registry.Get(attrPK, opPK(id)).Range(attrSK, dynamo.BeginsWith, opPrefix).Consistent(true).All(ctx, &rows)
@@ -272,41 +458,80 @@ func (s *Store) deleteRows(ctx context.Context, keys []dynamo.Keyed) error {
 	return err
 }
 
-// PutSubscription implements store.Registry. The operation row is written first, as the claim of
-// the id; then the topic row. If the topic row cannot be written, the claim is withdrawn.
+// PutSubscription implements store.Registry. A subscription first takes its place in its
+// connection's count (a conditional UpdateItem on the connection row: it exists, and its count is
+// below its maximum); then the operation row is written, as the claim of the id; then the topic
+// row. If the claim loses or the topic row cannot be written, what was done is taken back. A
+// subscription replacing a live one gives that one's place back.
 func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, replace bool) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("put subscription %s/%s: %w", sub.ConnectionID, sub.ID, err)
 	}
 	op := opItem(sub)
 	var old, prev subItem // the row read before a replace; the row the put replaced
+	if replace {
+		err := s.registry.Get(attrPK, op.PK).Range(attrSK, dynamo.Equal, op.SK).Consistent(true).One(ctx, &old)
+		if err != nil && !errors.Is(err, dynamo.ErrNotFound) {
+			return wrap(err)
+		}
+	}
+	// A subscription replacing a live subscription takes over its place in the count.
+	takeover := sub.Topic != "" && old.Topic != "" && live(old.TTL, s.now())
+	counted := false // this put took a place in the connection's count
+	if sub.Topic != "" && !takeover {
+		var err error
+		if counted, err = s.countSubscription(ctx, sub.ConnectionID); err != nil {
+			if errors.Is(err, store.ErrLimit) && !replace {
+				// A duplicate id is the client's protocol error, whatever the count says.
+				var cur subItem
+				if s.registry.Get(attrPK, op.PK).Range(attrSK, dynamo.Equal, op.SK).Consistent(true).One(ctx, &cur) == nil &&
+					live(cur.TTL, s.now()) {
+					return wrap(store.ErrConflict)
+				}
+			}
+			return wrap(err)
+		}
+	}
+	uncount := func() {
+		if counted {
+			s.uncountSubscription(ctx, sub.ConnectionID)
+		}
+	}
 	var err error
 	if replace {
 		// Remove the running operation's topic row before replacing it, so an interruption
 		// cannot leave the old subscription receiving changes.
-		err = s.registry.Get(attrPK, op.PK).Range(attrSK, dynamo.Equal, op.SK).Consistent(true).One(ctx, &old)
-		switch {
-		case err == nil:
-			if err := s.deleteTopicRow(ctx, old, sub.Topic); err != nil {
-				return wrap(err)
-			}
-		case !errors.Is(err, dynamo.ErrNotFound):
+		if err := s.deleteTopicRow(ctx, old, sub.Topic); err != nil {
+			uncount()
 			return wrap(err)
 		}
 		err = s.registry.Put(op).OldValue(ctx, &prev)
 	} else {
 		err = s.registry.Put(op).If(absentOrExpired, attrPK, attrTTL, s.now().Unix()).OldValue(ctx, &prev)
 	}
+	replacedSub := err == nil && prev.Topic != "" && live(prev.TTL, s.now())
 	switch {
 	case dynamo.IsCondCheckFailed(err):
+		uncount()
 		return wrap(store.ErrConflict)
 	case errors.Is(err, dynamo.ErrNotFound): // there was no row to replace
 	case err != nil:
+		uncount()
 		return wrap(err)
 	case prev.Topic != old.Topic:
 		// The row replaced (expired, or written by a racing replace) had a topic row not yet
 		// removed.
 		if err := s.deleteTopicRow(ctx, prev, sub.Topic); err != nil {
+			return wrap(err)
+		}
+	}
+	switch {
+	case replacedSub && !takeover:
+		s.uncountSubscription(ctx, sub.ConnectionID) // the replaced subscription's place
+	case takeover && !replacedSub:
+		// The subscription read before the put ended meanwhile, giving its place back: take one.
+		if _, err := s.countSubscription(ctx, sub.ConnectionID); err != nil {
+			s.withdraw(ctx, op)
 			return wrap(err)
 		}
 	}
@@ -328,9 +553,53 @@ func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, rep
 		if derr := s.registry.Delete(attrPK, op.PK).Range(attrSK, op.SK).Run(cctx); derr != nil {
 			errs = append(errs, fmt.Errorf("withdraw claim: %w", derr))
 		}
+		uncount()
 		return wrap(errors.Join(errs...))
 	}
 	return nil
+}
+
+// withdraw deletes an operation row this call wrote, even if ctx is done.
+func (s *Store) withdraw(ctx context.Context, op subItem) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = s.registry.Delete(attrPK, op.PK).Range(attrSK, op.SK).Run(cctx)
+}
+
+// countSubscription takes a place in a connection's subscription count: one conditional
+// UpdateItem (the row exists, is live, and counts fewer than its maximum). It reports whether it
+// counted: a connection that is absent or expired bounds nothing. ErrLimit when it is full.
+func (s *Store) countSubscription(ctx context.Context, connID string) (bool, error) {
+	pk, sk := connRowKey(connID)
+	err := s.registry.Update(attrPK, pk).Range(attrSK, sk).Add("subs", 1).
+		If("attribute_exists($) AND (attribute_not_exists($) OR $ > ?) AND (attribute_not_exists($) OR attribute_not_exists($) OR $ < $)",
+			attrPK, attrTTL, attrTTL, s.now().Unix(), "maxSubs", "subs", "subs", "maxSubs").
+		Run(ctx)
+	if err == nil {
+		return true, nil
+	}
+	if !dynamo.IsCondCheckFailed(err) {
+		return false, fmt.Errorf("count subscription: %w", err)
+	}
+	c, err := s.Connection(ctx, connID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return false, fmt.Errorf("the connection has %d subscriptions, the most it may have: %w", c.Subscriptions, store.ErrLimit)
+}
+
+// uncountSubscription gives a place back; a connection that is gone has nothing to give back. A
+// failure leaves the count one too high (never too low), and is otherwise harmless: the count
+// lives as long as the connection.
+func (s *Store) uncountSubscription(ctx context.Context, connID string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	pk, sk := connRowKey(connID)
+	_ = s.registry.Update(attrPK, pk).Range(attrSK, sk).Add("subs", -1).
+		If("attribute_exists($) AND $ > ?", attrPK, "subs", 0).Run(cctx)
 }
 
 // refused reports whether DynamoDB answered a request with a client error (4xx), which it does
@@ -384,7 +653,11 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 			return false, wrap(err)
 		}
 	}
-	return live(removed.TTL, s.now()), nil
+	active := live(removed.TTL, s.now())
+	if active && removed.Topic != "" {
+		s.uncountSubscription(ctx, connectionID)
+	}
+	return active, nil
 }
 
 // Subscriptions implements store.Registry: one strongly consistent Query of the topic's

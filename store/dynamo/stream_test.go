@@ -12,6 +12,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // TestStreamTo: the records StreamTo appends are the stream records of the writes, numbered by the
@@ -19,28 +20,38 @@ import (
 func TestStreamTo(t *testing.T) {
 	log := local.NewMemoryLog()
 	onChange := dynamo.StreamTo(log, "lambdaws-dev-data")
-	m := store.Message{ID: "01J0000000000000000000000A", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	m := message{ID: "01J0000000000000000000000A", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	edited := m
 	edited.Text = "hi!"
-	item := func(m store.Message) store.Item {
-		it, err := store.MessageItem(m)
+	item := func(m message) store.Item {
+		it, err := msgType.Encode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return it
 	}
-	onChange(store.Insert, nil, item(m))
-	onChange(store.Modify, item(m), item(edited))
-	onChange(store.Remove, item(edited), nil)
+	onChange(stream.Insert, nil, item(m))
+	onChange(stream.Modify, item(m), item(edited))
+	onChange(stream.Remove, item(edited), nil)
 
 	recs, err := log.ReadChanges(context.Background(), 0, 10)
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("ReadChanges = %d records, %v; want 3", len(recs), err)
 	}
 	want := []struct {
-		kind     store.ChangeKind
-		old, new *store.Message
-	}{{store.Insert, nil, &m}, {store.Modify, &m, &edited}, {store.Remove, &edited, nil}}
+		kind     stream.ChangeKind
+		old, new *message
+	}{{stream.Insert, nil, &m}, {stream.Modify, &m, &edited}, {stream.Remove, &edited, nil}}
+	payload := func(m *message) string {
+		if m == nil {
+			return ""
+		}
+		p, err := store.ItemPayload(item(*m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(p)
+	}
 	for i, r := range recs {
 		var rec events.DynamoDBEventRecord
 		if err := json.Unmarshal(r.JSON, &rec); err != nil {
@@ -49,23 +60,9 @@ func TestStreamTo(t *testing.T) {
 		if rec.Change.SequenceNumber != strconv.FormatUint(r.Seq, 10) || !strings.Contains(rec.EventSourceArn, "table/lambdaws-dev-data/stream/") {
 			t.Errorf("record %d: sequence %s (log seq %d), ARN %s", i, rec.Change.SequenceNumber, r.Seq, rec.EventSourceArn)
 		}
-		ch, ok, err := store.DecodeChange(rec)
-		if err != nil || !ok || ch.Kind != want[i].kind || !sameOptional(ch.Old, want[i].old) || !sameOptional(ch.New, want[i].new) {
-			t.Errorf("record %d decodes to %+v, %v, %v; want %s", i, ch, ok, err, want[i].kind)
+		ch, ok, err := stream.DecodeItemChange(rec)
+		if err != nil || !ok || ch.Kind != want[i].kind || ch.Type != "Message" || string(ch.Old) != payload(want[i].old) || string(ch.New) != payload(want[i].new) {
+			t.Errorf("record %d decodes to %+v (old %s new %s), %v, %v; want %s", i, ch, ch.Old, ch.New, ok, err, want[i].kind)
 		}
 	}
-}
-
-func sameOptional(a, b *store.Message) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return sameMessage(*a, *b)
-}
-
-func sameMessage(a, b store.Message) bool {
-	if (a.EditedAt == nil) != (b.EditedAt == nil) || (a.EditedAt != nil && !a.EditedAt.Equal(*b.EditedAt)) {
-		return false
-	}
-	return a.ID == b.ID && a.RoomID == b.RoomID && a.Author == b.Author && a.Text == b.Text && a.CreatedAt.Equal(b.CreatedAt)
 }

@@ -28,15 +28,15 @@ func populate(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := store.NewMessages(s)
+	msgs := messages(s)
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	for i := range 120 {
 		text := fmt.Sprint("message ", i)
 		if i%40 == 0 {
 			text += strings.Repeat(" long", 1500) // 7.5 KB: an item over several pages
 		}
-		m := store.Message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%3), Author: "ann", Text: text, CreatedAt: at}
-		if err := msgs.PutMessage(ctx, m); err != nil {
+		m := message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%3), Author: "ann", Text: text, CreatedAt: at}
+		if err := msgs.Create(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +66,7 @@ func snapshot(t *testing.T, s *embedded.Store) string {
 	ctx := context.Background()
 	var b strings.Builder
 	for room := range 3 {
-		ms, err := store.NewMessages(s).Messages(ctx, fmt.Sprint("r", room), store.MaxQueryItems)
+		ms, err := messages(s).Query(ctx, roomOf(fmt.Sprint("r", room)), store.MaxQueryItems)
 		if err != nil {
 			t.Fatalf("messages: %v", err)
 		}
@@ -331,7 +331,7 @@ func BenchmarkOpen(b *testing.B) {
 				return err
 			}
 			for i := range n {
-				m := store.Message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%10), Author: "ann", Text: strings.Repeat("x", 100), CreatedAt: at}
+				m := message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%10), Author: "ann", Text: strings.Repeat("x", 100), CreatedAt: at}
 				raw, _ := json.Marshal(m)
 				key := append(binary.AppendUvarint(nil, uint64(len(m.RoomID))), m.RoomID...)
 				if err := bk.Put(append(key, m.ID...), raw); err != nil {

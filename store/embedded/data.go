@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -29,7 +30,7 @@ func decodeItem(key, raw []byte) (store.Item, error) {
 	if err := json.Unmarshal(raw, &img); err != nil {
 		return nil, fmt.Errorf("corrupt item %q: %w", key, err)
 	}
-	it, err := store.FromStreamImage(img)
+	it, err := stream.FromStreamImage(img)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt item %q: %w", key, err)
 	}
@@ -37,7 +38,7 @@ func decodeItem(key, raw []byte) (store.Item, error) {
 }
 
 func putItem(b *bolt.Bucket, key []byte, it store.Item) error {
-	return putJSON(b, key, store.ToStreamImage(it))
+	return putJSON(b, key, stream.ToStreamImage(it))
 }
 
 func keyOf(it store.Item) (pk, sk string) {
@@ -66,9 +67,9 @@ func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
 			return err
 		}
 		if old != nil { // an expired item DynamoDB has not removed yet: the put replaces it
-			return s.appendChange(tx, store.Modify, old, it)
+			return s.appendChange(tx, stream.Modify, old, it)
 		}
-		return s.appendChange(tx, store.Insert, nil, it)
+		return s.appendChange(tx, stream.Insert, nil, it)
 	})
 }
 
@@ -113,7 +114,7 @@ func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, err
 		if err := putItem(b, key, it); err != nil {
 			return err
 		}
-		return s.appendChange(tx, store.Modify, old, it)
+		return s.appendChange(tx, stream.Modify, old, it)
 	})
 	if err != nil {
 		return nil, err
@@ -140,7 +141,7 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 		if err := b.Delete(key); err != nil {
 			return err
 		}
-		return s.appendChange(tx, store.Remove, old, nil)
+		return s.appendChange(tx, stream.Remove, old, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -208,9 +209,13 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
+// legacyMessage is how Open stores the messages of a file written before items were generic: as
+// items of the example app's Message type, whose @item keys are these.
+var legacyMessage = store.MustItemType("Message", "room#{roomId}", "msg#{id}")
+
 // migrateMessages moves the messages of a file written before items were generic into the items
-// bucket, as store.MessageItem encodes them, and drops the old bucket. It writes no change
-// records: nothing changed for the app.
+// bucket, as legacyMessage encodes them (their JSON as it was), and drops the old bucket. It writes
+// no change records: nothing changed for the app.
 func migrateMessages(tx *bolt.Tx) error {
 	old := tx.Bucket(bucketLegacyMessages)
 	if old == nil {
@@ -218,11 +223,7 @@ func migrateMessages(tx *bolt.Tx) error {
 	}
 	items := tx.Bucket(bucketItems)
 	err := old.ForEach(func(k, v []byte) error {
-		var m store.Message
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("migrate message %q: %w", k, err)
-		}
-		it, err := store.MessageItem(m)
+		it, err := legacyMessage.Encode(json.RawMessage(v))
 		if err == nil {
 			it, err = store.NormalizeItem(it)
 		}
@@ -251,13 +252,13 @@ func (s *Store) write(fn func(tx *bolt.Tx) error) error {
 }
 
 // appendChange adds the stream record of a write to the change log, in the write's transaction.
-func (s *Store) appendChange(tx *bolt.Tx, kind store.ChangeKind, old, new store.Item) error {
+func (s *Store) appendChange(tx *bolt.Tx, kind stream.ChangeKind, old, new store.Item) error {
 	b := tx.Bucket(bucketChanges)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
-	rec, err := store.ChangeRecord(kind, old, new, seq, s.arn, s.now())
+	rec, err := stream.ChangeRecord(kind, old, new, seq, s.arn, s.now())
 	if err != nil {
 		return err
 	}

@@ -8,16 +8,18 @@
 // Buckets and keys (lp(x) is x prefixed with its length as a uvarint, so no id can be a prefix of
 // another):
 //
-//	conns     lp(connectionID)                  → Connection JSON
+//	conns     lp(connectionID)                  → Connection JSON (with its subscription count)
 //	ops       lp(connectionID) opID             → Subscription JSON (every active operation)
 //	topics    lp(topic) lp(connectionID) opID   → Subscription JSON (subscriptions only)
+//	subjects  lp(subject) connectionID          → the connection's expiry (RFC 3339), once acknowledged
 //	items     lp(pk) sk                         → the item in DynamoDB JSON ({"attr":{"S":"…"}})
 //	changes   seq (8 bytes, big endian)         → stream record JSON
 //	meta      "checkpoint/" name                → seq (8 bytes, big endian)
 //
 // Within a partition, items sort by the bytes of their sort keys, as DynamoDB sorts them.
 // Files written before items were generic hold messages in a bucket "messages" (lp(roomID)
-// messageID → Message JSON); Open moves them into items, as store.MessageItem encodes them.
+// messageID → Message JSON); Open moves them into items of type Message (pk room#{roomId}, sk
+// msg#{id}), the JSON as it was.
 //
 // # Damage
 //
@@ -50,12 +52,13 @@ import (
 )
 
 var (
-	bucketConns   = []byte("conns")
-	bucketOps     = []byte("ops")
-	bucketTopics  = []byte("topics")
-	bucketItems   = []byte("items")
-	bucketChanges = []byte("changes")
-	bucketMeta    = []byte("meta")
+	bucketConns    = []byte("conns")
+	bucketOps      = []byte("ops")
+	bucketTopics   = []byte("topics")
+	bucketSubjects = []byte("subjects")
+	bucketItems    = []byte("items")
+	bucketChanges  = []byte("changes")
+	bucketMeta     = []byte("meta")
 
 	// bucketLegacyMessages held messages before items were generic; Open migrates it.
 	bucketLegacyMessages = []byte("messages")
@@ -186,7 +189,7 @@ func checkMetaPages(path string, pageSize int) error {
 	return nil
 }
 
-var buckets = [][]byte{bucketConns, bucketOps, bucketTopics, bucketItems, bucketChanges, bucketMeta}
+var buckets = [][]byte{bucketConns, bucketOps, bucketTopics, bucketSubjects, bucketItems, bucketChanges, bucketMeta}
 
 // prepare creates the buckets a new file lacks and migrates an old one's layout. A file that
 // needs neither is not written to.
@@ -336,10 +339,11 @@ func lp(b []byte, x string) []byte {
 	return append(b, x...)
 }
 
-func connKey(id string) []byte         { return lp(nil, id) }
-func opKey(connID, opID string) []byte { return append(lp(nil, connID), opID...) }
-func topicPrefix(topic string) []byte  { return lp(nil, topic) }
-func itemKey(pk, sk string) []byte     { return append(lp(nil, pk), sk...) }
+func connKey(id string) []byte                 { return lp(nil, id) }
+func opKey(connID, opID string) []byte         { return append(lp(nil, connID), opID...) }
+func topicPrefix(topic string) []byte          { return lp(nil, topic) }
+func subjectKey(subject, connID string) []byte { return append(lp(nil, subject), connID...) }
+func itemKey(pk, sk string) []byte             { return append(lp(nil, pk), sk...) }
 func topicKey(s store.Subscription) []byte {
 	return append(lp(lp(nil, s.Topic), s.ConnectionID), s.ID...)
 }
@@ -403,8 +407,9 @@ func (s *Store) liveConnection(b *bolt.Bucket, id, what string) (store.Connectio
 	return c, nil
 }
 
-// AcknowledgeConnection implements store.Registry.
-func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal json.RawMessage, at time.Time) error {
+// AcknowledgeConnection implements store.Registry. The subject's live connections are counted
+// in the same transaction, so the bound holds whatever the concurrency.
+func (s *Store) AcknowledgeConnection(ctx context.Context, id string, ack store.Ack) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConns)
 		c, err := s.liveConnection(b, id, "acknowledge connection")
@@ -414,15 +419,57 @@ func (s *Store) AcknowledgeConnection(ctx context.Context, id string, principal 
 		if c.State != store.StatePending {
 			return fmt.Errorf("acknowledge connection %s: %w", id, store.ErrConflict)
 		}
-		c.State, c.Principal, c.AckedAt = store.StateReady, principal, at
+		if ack.Subject != "" {
+			subjects := tx.Bucket(bucketSubjects)
+			if ack.MaxPerSubject > 0 {
+				n, err := s.countSubject(b, subjects, ack.Subject, id)
+				if err != nil {
+					return err
+				}
+				if n >= ack.MaxPerSubject {
+					return fmt.Errorf("acknowledge connection %s: %d connections of the subject already: %w", id, n, store.ErrLimit)
+				}
+			}
+			exp, _ := ack.ExpiresAt.UTC().MarshalText()
+			if err := subjects.Put(subjectKey(ack.Subject, id), exp); err != nil {
+				return err
+			}
+		}
+		c.State, c.Principal, c.Subject, c.AckedAt = store.StateReady, ack.Principal, ack.Subject, ack.At
 		return putJSON(b, connKey(id), c)
 	})
+}
+
+// countSubject counts the live connections indexed under a subject, other than except.
+func (s *Store) countSubject(conns, subjects *bolt.Bucket, subject, except string) (int, error) {
+	prefix := lp(nil, subject)
+	n := 0
+	c := subjects.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := string(k[len(prefix):])
+		if id == except {
+			continue
+		}
+		if _, err := s.liveConnection(conns, id, "connection"); err == nil {
+			n++
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // DeleteConnection implements store.Registry.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketConns).Delete(connKey(id)); err != nil {
+		conns := tx.Bucket(bucketConns)
+		var conn store.Connection
+		if found, err := getJSON(conns, connKey(id), &conn); err == nil && found && conn.Subject != "" {
+			if err := tx.Bucket(bucketSubjects).Delete(subjectKey(conn.Subject, id)); err != nil {
+				return err
+			}
+		}
+		if err := conns.Delete(connKey(id)); err != nil {
 			return err
 		}
 		ops, topics := tx.Bucket(bucketOps), tx.Bucket(bucketTopics)
@@ -510,7 +557,8 @@ func (s *Store) Connections(ctx context.Context) iter.Seq2[store.Connection, err
 	}
 }
 
-// PutSubscription implements store.Registry.
+// PutSubscription implements store.Registry. The connection's subscription count changes in the
+// same transaction as the rows.
 func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, replace bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		ops, topics := tx.Bucket(bucketOps), tx.Bucket(bucketTopics)
@@ -520,15 +568,28 @@ func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, rep
 		if err != nil {
 			return err
 		}
+		replaced := false // a live subscription this put replaces
 		if found {
-			if store.Live(old.ExpiresAt, s.now()) && !replace {
+			live := store.Live(old.ExpiresAt, s.now())
+			if live && !replace {
 				return fmt.Errorf("put subscription %s/%s: %w", sub.ConnectionID, sub.ID, store.ErrConflict)
 			}
+			replaced = live && old.Topic != ""
 			if old.Topic != "" {
 				if err := topics.Delete(topicKey(old)); err != nil {
 					return err
 				}
 			}
+		}
+		delta := 0
+		if sub.Topic != "" {
+			delta++
+		}
+		if replaced {
+			delta--
+		}
+		if err := s.count(tx, sub.ConnectionID, delta); err != nil {
+			return fmt.Errorf("put subscription %s/%s: %w", sub.ConnectionID, sub.ID, err)
 		}
 		if err := putJSON(ops, key, sub); err != nil {
 			return err
@@ -538,6 +599,27 @@ func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription, rep
 		}
 		return nil
 	})
+}
+
+// count adds delta to a live connection's subscription count, refusing with ErrLimit to pass its
+// MaxSubscriptions. An absent connection counts nothing.
+func (s *Store) count(tx *bolt.Tx, connID string, delta int) error {
+	if delta == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketConns)
+	c, err := s.liveConnection(b, connID, "connection")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if delta > 0 && c.MaxSubscriptions > 0 && c.Subscriptions+delta > c.MaxSubscriptions {
+		return fmt.Errorf("the connection has %d subscriptions, the most it may have: %w", c.Subscriptions, store.ErrLimit)
+	}
+	c.Subscriptions = max(c.Subscriptions+delta, 0)
+	return putJSON(b, connKey(connID), c)
 }
 
 // DeleteSubscription implements store.Registry.
@@ -555,6 +637,11 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 		if old.Topic != "" {
 			if err := tx.Bucket(bucketTopics).Delete(topicKey(old)); err != nil {
 				return err
+			}
+			if active {
+				if err := s.count(tx, connectionID, -1); err != nil {
+					return err
+				}
 			}
 		}
 		return ops.Delete(key)
@@ -608,6 +695,88 @@ func (s *Store) Subscriptions(ctx context.Context, topic string) iter.Seq2[store
 				return
 			}
 			after = last
+		}
+	}
+}
+
+// SubjectConnections implements store.Registry. Each page is read in its own read transaction.
+func (s *Store) SubjectConnections(ctx context.Context, subject string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		prefix := lp(nil, subject)
+		for row, err := range s.scan(ctx, bucketSubjects, prefix) {
+			if err != nil {
+				yield("", fmt.Errorf("connections of a subject: %w", err))
+				return
+			}
+			var exp time.Time
+			if err := exp.UnmarshalText(row.value); err != nil {
+				yield("", fmt.Errorf("corrupt record %q: %w", row.key, err))
+				return
+			}
+			if store.Live(exp, s.now()) && !yield(string(row.key[len(prefix):]), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Operations implements store.Registry. Each page is read in its own read transaction.
+func (s *Store) Operations(ctx context.Context, connectionID string) iter.Seq2[store.Subscription, error] {
+	return func(yield func(store.Subscription, error) bool) {
+		for row, err := range s.scan(ctx, bucketOps, connKey(connectionID)) {
+			if err != nil {
+				yield(store.Subscription{}, fmt.Errorf("operations of %s: %w", connectionID, err))
+				return
+			}
+			var sub store.Subscription
+			if err := json.Unmarshal(row.value, &sub); err != nil {
+				yield(store.Subscription{}, fmt.Errorf("corrupt record %q: %w", row.key, err))
+				return
+			}
+			if store.Live(sub.ExpiresAt, s.now()) && !yield(sub, nil) {
+				return
+			}
+		}
+	}
+}
+
+// kv is one record a scan read.
+type kv struct{ key, value []byte }
+
+// scan yields the records of a bucket under a prefix, a page of PageSize per read transaction.
+func (s *Store) scan(ctx context.Context, bucket, prefix []byte) iter.Seq2[kv, error] {
+	return func(yield func(kv, error) bool) {
+		after := prefix
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(kv{}, err)
+				return
+			}
+			var page []kv
+			err := s.db.View(func(tx *bolt.Tx) error {
+				c := tx.Bucket(bucket).Cursor()
+				k, v := c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+				for ; k != nil && bytes.HasPrefix(k, prefix) && len(page) < s.pageSize; k, v = c.Next() {
+					page = append(page, kv{bytes.Clone(k), bytes.Clone(v)})
+				}
+				return nil
+			})
+			if err != nil {
+				yield(kv{}, err)
+				return
+			}
+			for _, row := range page {
+				if !yield(row, nil) {
+					return
+				}
+			}
+			if len(page) < s.pageSize {
+				return
+			}
+			after = page[len(page)-1].key
 		}
 	}
 }

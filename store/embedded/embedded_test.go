@@ -14,6 +14,7 @@ import (
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 	"github.com/realtime-gql/lambdaws/store/storetest"
+	"github.com/realtime-gql/lambdaws/store/stream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -47,7 +48,7 @@ func TestConformance(t *testing.T) {
 }
 
 // TestChangeLog checks that each app-data write appends exactly its stream record, in order, with
-// images DecodeChange reads back, and that registry writes append nothing.
+// images DecodeItemChange reads back, and that registry writes and failed writes append nothing.
 func TestChangeLog(t *testing.T) {
 	ctx := context.Background()
 	clk := storetest.NewClock()
@@ -57,10 +58,10 @@ func TestChangeLog(t *testing.T) {
 	}
 	defer s.Close()
 
-	msgs := store.NewMessages(s)
+	msgs := messages(s)
 	woke := s.Changed()
-	m := store.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := msgs.PutMessage(ctx, m); err != nil {
+	m := message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := msgs.Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -71,14 +72,18 @@ func TestChangeLog(t *testing.T) {
 	if err := s.CreateConnection(ctx, store.Connection{ID: "c", ExpiresAt: clk.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := msgs.EditMessage(ctx, "r1", m.ID, "hello", clk.Now()); err != nil {
+	edited := m
+	at := clk.Now()
+	edited.Text, edited.EditedAt = "hello", &at
+	if _, err := msgs.Replace(ctx, &edited); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := msgs.DeleteMessage(ctx, "r1", m.ID); err != nil {
+	key := map[string]any{"roomId": "r1", "id": m.ID}
+	if _, err := msgs.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := msgs.EditMessage(ctx, "r1", m.ID, "x", clk.Now()); err == nil {
-		t.Fatal("edit of a deleted message succeeded")
+	if _, err := msgs.Replace(ctx, &edited); err == nil {
+		t.Fatal("replacing a deleted message succeeded")
 	}
 
 	changes, err := s.ReadChanges(ctx, 0, 100)
@@ -88,7 +93,7 @@ func TestChangeLog(t *testing.T) {
 	if len(changes) != 3 {
 		t.Fatalf("%d change records, want 3 (registry writes and failed writes append none)", len(changes))
 	}
-	wantKinds := []store.ChangeKind{store.Insert, store.Modify, store.Remove}
+	wantKinds := []stream.ChangeKind{stream.Insert, stream.Modify, stream.Remove}
 	for i, c := range changes {
 		var rec events.DynamoDBEventRecord
 		if err := json.Unmarshal(c.Record, &rec); err != nil {
@@ -100,24 +105,35 @@ func TestChangeLog(t *testing.T) {
 		if rec.EventSource != "aws:dynamodb" || rec.Change.StreamViewType != "NEW_AND_OLD_IMAGES" {
 			t.Fatalf("record %d: source %q view %q", i, rec.EventSource, rec.Change.StreamViewType)
 		}
-		ch, ok, err := store.DecodeChange(rec)
-		if err != nil || !ok {
-			t.Fatalf("DecodeChange(record %d) = %v, %v", i, ok, err)
+		ch, ok, err := stream.DecodeItemChange(rec)
+		if err != nil || !ok || ch.Type != "Message" {
+			t.Fatalf("DecodeItemChange(record %d) = %+v, %v, %v", i, ch, ok, err)
 		}
 		if ch.Kind != wantKinds[i] {
 			t.Fatalf("record %d kind %s, want %s", i, ch.Kind, wantKinds[i])
 		}
+		decode := func(p json.RawMessage) *message {
+			if p == nil {
+				return nil
+			}
+			var m message
+			if err := json.Unmarshal(p, &m); err != nil {
+				t.Fatalf("record %d: payload %s: %v", i, p, err)
+			}
+			return &m
+		}
+		old, new := decode(ch.Old), decode(ch.New)
 		switch ch.Kind {
-		case store.Insert:
-			if ch.Old != nil || ch.New.Text != "hi" {
+		case stream.Insert:
+			if old != nil || new.Text != "hi" {
 				t.Fatalf("insert: %+v", ch)
 			}
-		case store.Modify:
-			if ch.Old.Text != "hi" || ch.New.Text != "hello" || ch.New.EditedAt == nil {
-				t.Fatalf("modify: old %+v new %+v", ch.Old, ch.New)
+		case stream.Modify:
+			if old.Text != "hi" || new.Text != "hello" || new.EditedAt == nil {
+				t.Fatalf("modify: old %+v new %+v", old, new)
 			}
-		case store.Remove:
-			if ch.New != nil || ch.Old.Text != "hello" {
+		case stream.Remove:
+			if new != nil || old.Text != "hello" {
 				t.Fatalf("remove: %+v", ch)
 			}
 		}
@@ -146,8 +162,8 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		m := store.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: string(rune('a' + i)), CreatedAt: time.Now()}
-		if err := store.NewMessages(s).PutMessage(ctx, m); err != nil {
+		m := message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: string(rune('a' + i)), CreatedAt: time.Now()}
+		if err := messages(s).Create(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -164,7 +180,7 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	msgs, _ := store.NewMessages(s).Messages(ctx, "r", 10)
+	msgs, _ := messages(s).Query(ctx, roomOf("r"), 10)
 	if len(msgs) != 5 {
 		t.Fatalf("%d messages after reopen, want 5", len(msgs))
 	}
@@ -174,8 +190,8 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatalf("after reopen: checkpoint %d, %d pending changes", cp, len(changes))
 	}
 	// Sequence numbers keep increasing across restarts.
-	m := store.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: "z", CreatedAt: time.Now()}
-	if err := store.NewMessages(s).PutMessage(ctx, m); err != nil {
+	m := message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: "z", CreatedAt: time.Now()}
+	if err := messages(s).Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
 	changes, _ = s.ReadChanges(ctx, cp, 100)
@@ -196,14 +212,14 @@ func TestMigratesLegacyMessages(t *testing.T) {
 	}
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	edited := at.Add(time.Minute)
-	var want []store.Message
+	var want []message
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("messages"))
 		if err != nil {
 			return err
 		}
 		for i, room := range []string{"r1", "r1", "r1", "r10"} {
-			m := store.Message{ID: store.NewID(at.Add(time.Duration(i) * time.Second)), RoomID: room, Author: "ann",
+			m := message{ID: store.NewID(at.Add(time.Duration(i) * time.Second)), RoomID: room, Author: "ann",
 				Text: fmt.Sprint("m", i), CreatedAt: at.Add(time.Duration(i) * time.Second)}
 			if i == 1 {
 				m.EditedAt = &edited
@@ -226,7 +242,7 @@ func TestMigratesLegacyMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := store.NewMessages(s).Messages(ctx, "r1", 10)
+	got, err := messages(s).Query(ctx, roomOf("r1"), 10)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("Messages(r1) = %d, %v; want 3", len(got), err)
 	}
@@ -250,7 +266,7 @@ func TestMigratesLegacyMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got, err := store.NewMessages(s).Messages(ctx, "r1", 10); err != nil || len(got) != 3 {
+	if got, err := messages(s).Query(ctx, roomOf("r1"), 10); err != nil || len(got) != 3 {
 		t.Fatalf("after reopening: %d messages, %v", len(got), err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 // Attribute value constructors, to keep items readable.
@@ -47,7 +48,7 @@ func canonical(t *testing.T, it store.Item) string {
 	if it == nil {
 		return "null"
 	}
-	img := store.ToStreamImage(sortSets(it))
+	img := stream.ToStreamImage(sortSets(it))
 	raw, err := json.Marshal(img)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func sameItems(t *testing.T, got, want store.Item) bool {
 
 // A change is one stream record a test expects: the kind and the item before and after.
 type change struct {
-	kind     store.ChangeKind
+	kind     stream.ChangeKind
 	old, new store.Item
 }
 
@@ -137,7 +138,7 @@ func expectChanges(t *testing.T, b Backend, want ...change) {
 		if keyItem == nil {
 			keyItem = w.old
 		}
-		keys, err := store.FromStreamImage(rec.Change.Keys)
+		keys, err := stream.FromStreamImage(rec.Change.Keys)
 		if err != nil || !sameItems(t, keys, store.Item{store.AttrPK: keyItem[store.AttrPK], store.AttrSK: keyItem[store.AttrSK]}) {
 			t.Fatalf("%s: Keys %s, want pk and sk of %s (%v)", where, canonical(t, keys), canonical(t, keyItem), err)
 		}
@@ -152,12 +153,12 @@ func expectChanges(t *testing.T, b Backend, want ...change) {
 				}
 				continue
 			}
-			it, err := store.FromStreamImage(img.got)
+			it, err := stream.FromStreamImage(img.got)
 			if err != nil || !sameItems(t, it, img.want) {
 				t.Fatalf("%s: %s %s\nwant %s (%v)", where, img.name, canonical(t, it), canonical(t, img.want), err)
 			}
 		}
-		ch, ok, err := store.DecodeItemChange(rec)
+		ch, ok, err := stream.DecodeItemChange(rec)
 		if err != nil || !ok {
 			t.Fatalf("%s: DecodeItemChange = %v, %v", where, ok, err)
 		}
@@ -175,7 +176,7 @@ func expectChanges(t *testing.T, b Backend, want ...change) {
 				}
 				continue
 			}
-			it, err := store.FromStreamImage(p.img)
+			it, err := stream.FromStreamImage(p.img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +229,7 @@ func testItemCreateGet(t *testing.T, open Factory) {
 	if !sameItems(t, got, stored) {
 		t.Fatalf("GetItem = %s\nwant %s", canonical(t, got), canonical(t, stored))
 	}
-	expectChanges(t, s, change{store.Insert, nil, stored})
+	expectChanges(t, s, change{stream.Insert, nil, stored})
 	if err := s.CreateItem(ctx, item("thing#1", "v#1", "other", avS("x"))); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("CreateItem over an existing item = %v, want ErrConflict", err)
 	}
@@ -292,7 +293,7 @@ func testItemInvalid(t *testing.T, open Factory) {
 	if err := s.CreateItem(ctx, edge); err != nil {
 		t.Fatalf("CreateItem with keys at their bounds: %v", err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, edge})
+	expectChanges(t, s, change{stream.Insert, nil, edge})
 }
 
 // testItemSizeBound writes an item of exactly MaxItemBytes, then one byte more.
@@ -317,7 +318,7 @@ func testItemSizeBound(t *testing.T, open Factory) {
 	if _, err := s.ReplaceItem(ctx, overReplace); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("replacing with an item of %d bytes = %v, want ErrInvalid", store.ItemSize(overReplace), err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, max})
+	expectChanges(t, s, change{stream.Insert, nil, max})
 }
 
 func testItemReplace(t *testing.T, open Factory) {
@@ -345,7 +346,7 @@ func testItemReplace(t *testing.T, open Factory) {
 	if got, _ := s.GetItem(ctx, "p", "s"); !sameItems(t, got, v2) {
 		t.Fatalf("after replace: %s, want %s (attributes not in the new item are gone)", canonical(t, got), canonical(t, v2))
 	}
-	expectChanges(t, s, change{store.Insert, nil, v1}, change{store.Modify, v1, v2})
+	expectChanges(t, s, change{stream.Insert, nil, v1}, change{stream.Modify, v1, v2})
 }
 
 func testItemDelete(t *testing.T, open Factory) {
@@ -373,7 +374,7 @@ func testItemDelete(t *testing.T, open Factory) {
 	if err := s.CreateItem(ctx, v); err != nil {
 		t.Fatalf("CreateItem after delete: %v", err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, v}, change{store.Remove, v, nil}, change{store.Insert, nil, v})
+	expectChanges(t, s, change{stream.Insert, nil, v}, change{stream.Remove, v, nil}, change{stream.Insert, nil, v})
 }
 
 // testItemQuery fills a partition with items of two prefixes, and neighbouring partitions, and
@@ -481,7 +482,7 @@ func testItemTTL(t *testing.T, open Factory) {
 	if got, err := s.GetItem(ctx, "p", "s1"); err != nil || !sameItems(t, got, fresh) {
 		t.Fatalf("after create over the expired item: %v, %v", got, err)
 	}
-	expectChanges(t, s, change{store.Insert, nil, short}, change{store.Insert, nil, keep}, change{store.Modify, short, fresh})
+	expectChanges(t, s, change{stream.Insert, nil, short}, change{stream.Insert, nil, keep}, change{stream.Modify, short, fresh})
 }
 
 // testItemCreateOnce races creates of one key: exactly one wins, and one record is written.
@@ -600,7 +601,7 @@ func testTypedItems(t *testing.T, open Factory) {
 	if len(recs) != 14 || recs[12].EventName != "MODIFY" || recs[13].EventName != "REMOVE" {
 		t.Fatalf("%d records, want 12 INSERT, MODIFY, REMOVE", len(recs))
 	}
-	ch, ok, err := store.DecodeItemChange(recs[12])
+	ch, ok, err := stream.DecodeItemChange(recs[12])
 	if err != nil || !ok || ch.Type != "Reading" {
 		t.Fatalf("DecodeItemChange = %+v, %v, %v", ch, ok, err)
 	}
@@ -618,114 +619,134 @@ func testTypedItems(t *testing.T, open Factory) {
 	}
 }
 
-func testMessages(t *testing.T, open Factory) {
+// note is an item type of time-ordered entries in partitions, as a chat app's messages are: its
+// ids are ULIDs (store.NewID), so a partition's items sort by creation.
+type note struct {
+	ID        string     `json:"id"`
+	Room      string     `json:"room"`
+	Author    string     `json:"author"`
+	Text      string     `json:"text"`
+	CreatedAt time.Time  `json:"createdAt"`
+	EditedAt  *time.Time `json:"editedAt,omitempty"`
+}
+
+var noteType = store.MustItemType("Note", "room#{room}", "note#{id}")
+
+func noteKey(room, id string) map[string]any { return map[string]any{"room": room, "id": id} }
+
+// testTimeline runs the life of time-ordered items through Items: create, read the last n in
+// order, get, replace, delete, and the stream records of each.
+func testTimeline(t *testing.T, open Factory) {
 	ctx := context.Background()
 	clk := NewClock()
 	b := open(t, clk.Now)
-	s := store.NewMessages(b)
-	var sent []store.Message
+	s := store.NewItems[note](b, noteType)
+	var sent []note
 	for i := range 120 {
-		at := clk.Now().Add(time.Duration(i) * time.Millisecond)
-		m := store.Message{ID: store.NewID(at), RoomID: "r1", Author: "ann", Text: fmt.Sprintf("m%d", i), CreatedAt: at}
-		if err := s.PutMessage(ctx, m); err != nil {
+		at := clk.Now().Add(time.Duration(i) * time.Millisecond).UTC()
+		n := note{ID: store.NewID(at), Room: "r1", Author: "ann", Text: fmt.Sprintf("m%d", i), CreatedAt: at}
+		if err := s.Create(ctx, &n); err != nil {
 			t.Fatal(err)
 		}
-		sent = append(sent, m)
+		sent = append(sent, n)
 	}
-	if err := s.PutMessage(ctx, sent[0]); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("PutMessage of an existing id = %v, want ErrConflict", err)
+	if err := s.Create(ctx, &sent[0]); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Create of an existing id = %v, want ErrConflict", err)
 	}
-	last, err := s.Messages(ctx, "r1", 50)
+	last, err := s.Query(ctx, map[string]any{"room": "r1"}, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(last) != 50 {
-		t.Fatalf("Messages(last 50) = %d", len(last))
+		t.Fatalf("Query(last 50) = %d", len(last))
 	}
-	for i, m := range last {
+	for i, n := range last {
 		want := sent[70+i]
-		if m.ID != want.ID || m.Text != want.Text || !m.CreatedAt.Equal(want.CreatedAt) || m.EditedAt != nil {
-			t.Fatalf("Messages[%d] = %+v, want %+v", i, m, want)
+		if n.ID != want.ID || n.Text != want.Text || !n.CreatedAt.Equal(want.CreatedAt) || n.EditedAt != nil {
+			t.Fatalf("Query[%d] = %+v, want %+v", i, n, want)
 		}
 	}
-	all, err := s.Messages(ctx, "r1", 500)
+	all, err := s.Query(ctx, map[string]any{"room": "r1"}, 500)
 	if err != nil || len(all) != 120 || all[0].ID != sent[0].ID {
-		t.Fatalf("Messages(last 500) = %d, %v", len(all), err)
+		t.Fatalf("Query(last 500) = %d, %v", len(all), err)
 	}
-	got, err := s.Message(ctx, "r1", sent[3].ID)
+	got, err := s.Get(ctx, noteKey("r1", sent[3].ID))
 	if err != nil || got.Text != "m3" {
-		t.Fatalf("Message = %+v, %v", got, err)
+		t.Fatalf("Get = %+v, %v", got, err)
 	}
-	if _, err := s.Message(ctx, "r1", "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Message(absent) = %v, want ErrNotFound", err)
+	if _, err := s.Get(ctx, noteKey("r1", "nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(absent) = %v, want ErrNotFound", err)
 	}
 	b.Changes(t) // the inserts
-	edAt := clk.Now().Add(time.Hour)
-	ed, err := s.EditMessage(ctx, "r1", sent[3].ID, "edited", edAt)
-	if err != nil {
-		t.Fatal(err)
+	edAt := clk.Now().Add(time.Hour).UTC()
+	ed := sent[3]
+	ed.Text, ed.EditedAt = "edited", &edAt
+	prev, err := s.Replace(ctx, &ed)
+	if err != nil || prev.Text != "m3" || prev.EditedAt != nil {
+		t.Fatalf("Replace = %+v, %v", prev, err)
 	}
-	if ed.Text != "edited" || ed.EditedAt == nil || !ed.EditedAt.Equal(edAt) || ed.Author != "ann" || !ed.CreatedAt.Equal(sent[3].CreatedAt) {
-		t.Fatalf("EditMessage = %+v", ed)
+	if got, _ := s.Get(ctx, noteKey("r1", sent[3].ID)); got.Text != "edited" || got.EditedAt == nil || !got.EditedAt.Equal(edAt) ||
+		got.Author != "ann" || !got.CreatedAt.Equal(sent[3].CreatedAt) {
+		t.Fatalf("after Replace, Get = %+v", got)
 	}
-	if got, _ := s.Message(ctx, "r1", sent[3].ID); got.Text != "edited" || got.EditedAt == nil {
-		t.Fatalf("after edit, Message = %+v", got)
+	absent := note{ID: "nope", Room: "r1", Text: "x"}
+	if _, err := s.Replace(ctx, &absent); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Replace(absent) = %v, want ErrNotFound", err)
 	}
-	if _, err := s.EditMessage(ctx, "r1", "nope", "x", edAt); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("EditMessage(absent) = %v, want ErrNotFound", err)
-	}
-	del, err := s.DeleteMessage(ctx, "r1", sent[3].ID)
+	del, err := s.Delete(ctx, noteKey("r1", sent[3].ID))
 	if err != nil || del.Text != "edited" || del.ID != sent[3].ID {
-		t.Fatalf("DeleteMessage = %+v, %v", del, err)
+		t.Fatalf("Delete = %+v, %v", del, err)
 	}
-	if _, err := s.DeleteMessage(ctx, "r1", sent[3].ID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("DeleteMessage twice = %v, want ErrNotFound", err)
+	if _, err := s.Delete(ctx, noteKey("r1", sent[3].ID)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Delete twice = %v, want ErrNotFound", err)
 	}
-	if all, _ := s.Messages(ctx, "r1", 500); len(all) != 119 {
-		t.Fatalf("after delete, %d messages, want 119", len(all))
+	if all, _ := s.Query(ctx, map[string]any{"room": "r1"}, 500); len(all) != 119 {
+		t.Fatalf("after delete, %d items, want 119", len(all))
 	}
-	orig, err := store.MessageItem(sent[3])
+	orig, err := noteType.Encode(sent[3])
 	if err != nil {
 		t.Fatal(err)
 	}
-	edited, err := store.MessageItem(ed)
+	edited, err := noteType.Encode(ed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectChanges(t, b, change{store.Modify, orig, edited}, change{store.Remove, edited, nil})
-	// A message id too long to be a key is a message that does not exist.
-	if _, err := s.Message(ctx, "r1", strings.Repeat("é", 512)); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Message(id of 1,024 bytes) = %v, want ErrNotFound", err)
+	expectChanges(t, b, change{stream.Modify, orig, edited}, change{stream.Remove, edited, nil})
+	// An id too long to be a key is an item that does not exist.
+	if _, err := s.Get(ctx, noteKey("r1", strings.Repeat("é", 512))); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(id of 1,024 bytes) = %v, want ErrNotFound", err)
 	}
 }
 
-func testRoomsIsolated(t *testing.T, open Factory) {
+// testPartitionsIsolated checks that a partition's query never reads another's items, whatever
+// the partition values (one a prefix of another, one holding the template's separator).
+func testPartitionsIsolated(t *testing.T, open Factory) {
 	ctx := context.Background()
 	clk := NewClock()
-	s := store.NewMessages(open(t, clk.Now))
+	s := store.NewItems[note](open(t, clk.Now), noteType)
 	for _, room := range []string{"a", "ab", "b", "a#b"} {
 		for i := range 3 {
-			m := store.Message{ID: store.NewID(clk.Now()), RoomID: room, Author: "x", Text: room + fmt.Sprint(i), CreatedAt: clk.Now()}
-			if err := s.PutMessage(ctx, m); err != nil {
+			n := note{ID: store.NewID(clk.Now()), Room: room, Author: "x", Text: room + fmt.Sprint(i), CreatedAt: clk.Now()}
+			if err := s.Create(ctx, &n); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	for _, room := range []string{"a", "ab", "b", "a#b"} {
-		got, err := s.Messages(ctx, room, 10)
+		got, err := s.Query(ctx, map[string]any{"room": room}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != 3 {
-			t.Fatalf("room %s has %d messages, want 3", room, len(got))
+			t.Fatalf("room %s has %d items, want 3", room, len(got))
 		}
-		for _, m := range got {
-			if m.RoomID != room {
-				t.Fatalf("room %s returned a message of room %s", room, m.RoomID)
+		for _, n := range got {
+			if n.Room != room {
+				t.Fatalf("room %s returned an item of room %s", room, n.Room)
 			}
 		}
 	}
-	if got, err := s.Messages(ctx, "zzz", 10); err != nil || len(got) != 0 {
+	if got, err := s.Query(ctx, map[string]any{"room": "zzz"}, 10); err != nil || len(got) != 0 {
 		t.Fatalf("empty room = %d, %v", len(got), err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,7 @@ type Backend struct {
 	store.Store
 	// Changes returns the stream records of the app-data writes made since its previous call, in
 	// order, each as Lambda receives it: the embedded change log's records, or for DynamoDB
-	// (whose stream the tests cannot read) the records store.ChangeRecord makes of what OnChange
+	// (whose stream the tests cannot read) the records stream.ChangeRecord makes of what OnChange
 	// reports.
 	Changes func(t *testing.T) []events.DynamoDBEventRecord
 }
@@ -66,12 +67,21 @@ func Run(t *testing.T, open Factory) {
 	t.Run("ItemTTL", func(t *testing.T) { testItemTTL(t, open) })
 	t.Run("ItemCreateOnce", func(t *testing.T) { testItemCreateOnce(t, open) })
 	t.Run("TypedItems", func(t *testing.T) { testTypedItems(t, open) })
-	t.Run("Messages", func(t *testing.T) { testMessages(t, open) })
-	t.Run("MessageRoomsIsolated", func(t *testing.T) { testRoomsIsolated(t, open) })
+	t.Run("Timeline", func(t *testing.T) { testTimeline(t, open) })
+	t.Run("PartitionsIsolated", func(t *testing.T) { testPartitionsIsolated(t, open) })
+	t.Run("SubscriptionLimit", func(t *testing.T) { testSubscriptionLimit(t, open) })
+	t.Run("SubscriptionLimitRace", func(t *testing.T) { testSubscriptionLimitRace(t, open) })
+	t.Run("SubjectIndex", func(t *testing.T) { testSubjectIndex(t, open) })
+	t.Run("SubjectLimit", func(t *testing.T) { testSubjectLimit(t, open) })
+	t.Run("SubjectLimitRace", func(t *testing.T) { testSubjectLimitRace(t, open) })
+	t.Run("Operations", func(t *testing.T) { testOperations(t, open) })
 }
 
 // proto is the subprotocol the records carry; the store keeps it as it is.
 const proto = "graphql-transport-ws"
+
+// ack is an anonymous acknowledgement at `at`.
+func ack(at time.Time) store.Ack { return store.Ack{At: at} }
 
 func conn(id string, now time.Time) store.Connection {
 	return store.Connection{ID: id, Subprotocol: proto, State: store.StatePending,
@@ -108,7 +118,7 @@ func testConnections(t *testing.T, open Factory) {
 		t.Fatalf("Connection = %+v, want %+v", got, c)
 	}
 	principal := json.RawMessage(`{"sub":"alice"}`)
-	if err := s.AcknowledgeConnection(ctx, "c1", principal, clk.Now()); err != nil {
+	if err := s.AcknowledgeConnection(ctx, "c1", store.Ack{Principal: principal, At: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.Connection(ctx, "c1")
@@ -118,10 +128,10 @@ func testConnections(t *testing.T, open Factory) {
 	if got.State != store.StateReady || string(got.Principal) != string(principal) || !got.AckedAt.Equal(clk.Now()) {
 		t.Fatalf("after ack: %+v", got)
 	}
-	if err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrConflict) {
+	if err := s.AcknowledgeConnection(ctx, "c1", ack(clk.Now())); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second ack = %v, want ErrConflict", err)
 	}
-	if err := s.AcknowledgeConnection(ctx, "nope", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+	if err := s.AcknowledgeConnection(ctx, "nope", ack(clk.Now())); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ack of absent = %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteConnection(ctx, "c1"); err != nil {
@@ -148,7 +158,7 @@ func testAcknowledgeOnce(t *testing.T, open Factory) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			switch err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); {
+			switch err := s.AcknowledgeConnection(ctx, "c1", ack(clk.Now())); {
 			case err == nil:
 				wins.Add(1)
 			case errors.Is(err, store.ErrConflict):
@@ -177,7 +187,7 @@ func testConnectionTTL(t *testing.T, open Factory) {
 	if _, err := s.Connection(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired Connection = %v, want ErrNotFound", err)
 	}
-	if err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now()); !errors.Is(err, store.ErrNotFound) {
+	if err := s.AcknowledgeConnection(ctx, "c1", ack(clk.Now())); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ack of expired = %v, want ErrNotFound", err)
 	}
 	// An expired record does not block a new connection with the same id.
@@ -210,6 +220,28 @@ func testSubscriptions(t *testing.T, open Factory) {
 		if g.ConnectionID == "c1" && (g.Query != a.Query || string(g.Variables) != `{"a":1}` || g.Subprotocol != proto) {
 			t.Fatalf("stored subscription = %+v, want %+v", g, a)
 		}
+	}
+	// A subscription's filter and principal are stored with it, under its topic too.
+	f := sub("c3", "1", "messageAdded?roomId=r1", now)
+	f.Filter = `{"author":{"eq":"ann"},"text":{"contains":"#tag"}}`
+	f.Principal = json.RawMessage(`{"sub":"u1"}`)
+	if err := s.PutSubscription(ctx, f, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range collect(t, s, "messageAdded?roomId=r1") {
+		switch g.ConnectionID {
+		case "c3":
+			if g.Filter != f.Filter || string(g.Principal) != string(f.Principal) {
+				t.Fatalf("stored filter %q principal %s, want %q %s", g.Filter, g.Principal, f.Filter, f.Principal)
+			}
+		default:
+			if g.Filter != "" {
+				t.Fatalf("subscription without a filter stored with %q", g.Filter)
+			}
+		}
+	}
+	if _, err := s.DeleteSubscription(ctx, "c3", "1"); err != nil {
+		t.Fatal(err)
 	}
 	// Replacing moves the id to another topic (legacy start on a running id).
 	b := sub("c1", "1", "messageEdited?roomId=r1", now)
@@ -418,7 +450,7 @@ func testTouch(t *testing.T, open Factory) {
 	if err := s.TouchConnection(ctx, "c1", seen); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AcknowledgeConnection(ctx, "c1", nil, clk.Now().Add(time.Second)); err != nil {
+	if err := s.AcknowledgeConnection(ctx, "c1", ack(clk.Now().Add(time.Second))); err != nil {
 		t.Fatalf("ack after a touch: %v", err)
 	}
 	got, err := s.Connection(ctx, "c1")
@@ -468,7 +500,7 @@ func testListConnections(t *testing.T, open Factory) {
 		}
 		want[c.ID] = c
 	}
-	if err := s.AcknowledgeConnection(ctx, "conn-007", nil, clk.Now()); err != nil {
+	if err := s.AcknowledgeConnection(ctx, "conn-007", ack(clk.Now())); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutSubscription(ctx, sub("conn-001", "1", "messageAdded?roomId=r", clk.Now()), false); err != nil {
@@ -516,4 +548,321 @@ func collect(t *testing.T, s store.Registry, topic string) []store.Subscription 
 		out = append(out, sub)
 	}
 	return out
+}
+
+// limitedConn is a connection of at most max subscriptions.
+func limitedConn(id string, now time.Time, max int) store.Connection {
+	c := conn(id, now)
+	c.MaxSubscriptions = max
+	return c
+}
+
+func subscriptionsOf(t *testing.T, s store.Store, id string) int {
+	t.Helper()
+	c, err := s.Connection(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Subscriptions
+}
+
+// testSubscriptionLimit: a connection's subscriptions are counted and bounded; queries, completes
+// and replaces keep the count right; a connection that does not exist bounds nothing.
+func testSubscriptionLimit(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	now := clk.Now()
+	if err := s.CreateConnection(ctx, limitedConn("c1", now, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), "messageAdded?roomId=r1", now), false); err != nil {
+			t.Fatalf("subscription %d of 3: %v", i+1, err)
+		}
+	}
+	if n := subscriptionsOf(t, s, "c1"); n != 3 {
+		t.Fatalf("count %d, want 3", n)
+	}
+	if err := s.PutSubscription(ctx, sub("c1", "3", "messageAdded?roomId=r1", now), false); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("a fourth subscription = %v, want ErrLimit", err)
+	}
+	if n := len(collect(t, s, "messageAdded?roomId=r1")); n != 3 {
+		t.Fatalf("topic has %d subscriptions after a refused one, want 3", n)
+	}
+	// A query holds an id but is no subscription.
+	if err := s.PutSubscription(ctx, sub("c1", "q", "", now), false); err != nil {
+		t.Fatalf("a query at the limit: %v", err)
+	}
+	// A legacy start replacing a subscription takes no new place.
+	if err := s.PutSubscription(ctx, sub("c1", "0", "messageEdited?roomId=r1", now), true); err != nil {
+		t.Fatalf("replacing at the limit: %v", err)
+	}
+	// A conflict takes no place either.
+	if err := s.PutSubscription(ctx, sub("c1", "1", "messageAdded?roomId=r1", now), false); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a duplicate id = %v, want ErrConflict", err)
+	}
+	if n := subscriptionsOf(t, s, "c1"); n != 3 {
+		t.Fatalf("count %d after a query, a replace and a conflict, want 3", n)
+	}
+	// Completing one frees its place; completing a query frees none.
+	if _, err := s.DeleteSubscription(ctx, "c1", "q"); err != nil {
+		t.Fatal(err)
+	}
+	if active, err := s.DeleteSubscription(ctx, "c1", "1"); err != nil || !active {
+		t.Fatalf("complete: %v %v", active, err)
+	}
+	if n := subscriptionsOf(t, s, "c1"); n != 2 {
+		t.Fatalf("count %d after a complete, want 2", n)
+	}
+	if err := s.PutSubscription(ctx, sub("c1", "4", "messageAdded?roomId=r1", now), false); err != nil {
+		t.Fatalf("subscribing after a complete: %v", err)
+	}
+	if err := s.PutSubscription(ctx, sub("c1", "5", "messageAdded?roomId=r1", now), false); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("past the limit again = %v, want ErrLimit", err)
+	}
+	// A legacy start replacing a query with a subscription needs a place.
+	if err := s.PutSubscription(ctx, sub("c1", "q2", "", now), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSubscription(ctx, sub("c1", "q2", "messageAdded?roomId=r1", now), true); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("replacing a query with a subscription at the limit = %v, want ErrLimit", err)
+	}
+	// Unbounded connections and absent ones accept any number.
+	if err := s.CreateConnection(ctx, conn("c2", now)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		for _, c := range []string{"c2", "absent"} {
+			if err := s.PutSubscription(ctx, sub(c, fmt.Sprint(i), "messageAdded?roomId=r2", now), false); err != nil {
+				t.Fatalf("%s subscription %d: %v", c, i, err)
+			}
+		}
+	}
+}
+
+// testSubscriptionLimitRace: concurrent subscribes on one connection never pass its bound.
+func testSubscriptionLimitRace(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	if err := s.CreateConnection(ctx, limitedConn("c1", clk.Now(), 5)); err != nil {
+		t.Fatal(err)
+	}
+	var wins, limited atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			switch err := s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), "messageAdded?roomId=r1", clk.Now()), false); {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrLimit):
+				limited.Add(1)
+			default:
+				t.Errorf("put: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 5 || limited.Load() != 15 {
+		t.Fatalf("%d stored and %d refused, want 5 and 15", wins.Load(), limited.Load())
+	}
+	if n := len(collect(t, s, "messageAdded?roomId=r1")); n != 5 {
+		t.Fatalf("topic has %d subscriptions, want 5", n)
+	}
+	if n := subscriptionsOf(t, s, "c1"); n != 5 {
+		t.Fatalf("count %d, want 5", n)
+	}
+}
+
+func subjectConns(t *testing.T, s store.Store, subject string) []string {
+	t.Helper()
+	var ids []string
+	for id, err := range s.SubjectConnections(context.Background(), subject) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// subjectAck acknowledges as subject.
+func subjectAck(subject string, at time.Time, max int) store.Ack {
+	return store.Ack{Principal: json.RawMessage(`{"sub":"` + subject + `"}`), Subject: subject, At: at,
+		ExpiresAt: at.Add(2 * time.Hour), MaxPerSubject: max}
+}
+
+// testSubjectIndex: acknowledged connections are found by subject until they are deleted or
+// expire; anonymous ones are in no index.
+func testSubjectIndex(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	for _, id := range []string{"c1", "c2", "c3", "c4", "c5"} {
+		c := conn(id, clk.Now())
+		if id == "c4" {
+			c.ExpiresAt = clk.Now().Add(time.Minute)
+		}
+		if err := s.CreateConnection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, subject := range map[string]string{"c1": "ann", "c2": "ann", "c3": "bob", "c5": ""} {
+		if err := s.AcknowledgeConnection(ctx, id, subjectAck(subject, clk.Now(), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := subjectAck("ann", clk.Now(), 0)
+	a.ExpiresAt = clk.Now().Add(time.Minute)
+	if err := s.AcknowledgeConnection(ctx, "c4", a); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjectConns(t, s, "ann"); fmt.Sprint(got) != "[c1 c2 c4]" {
+		t.Fatalf("ann's connections %v", got)
+	}
+	if c, _ := s.Connection(ctx, "c1"); c.Subject != "ann" || string(c.Principal) != `{"sub":"ann"}` {
+		t.Fatalf("acknowledged connection %+v", c)
+	}
+	if got := subjectConns(t, s, "bob"); fmt.Sprint(got) != "[c3]" {
+		t.Fatalf("bob's connections %v", got)
+	}
+	if got := subjectConns(t, s, ""); len(got) != 0 {
+		t.Fatalf("anonymous connections indexed: %v", got)
+	}
+	// A second acknowledgement (refused) does not index the connection under another subject.
+	if err := s.AcknowledgeConnection(ctx, "c3", subjectAck("mallory", clk.Now(), 0)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second ack = %v", err)
+	}
+	if got := subjectConns(t, s, "mallory"); len(got) != 0 {
+		t.Fatalf("a refused ack indexed %v", got)
+	}
+	if err := s.DeleteConnection(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute) // c4 expires
+	if got := subjectConns(t, s, "ann"); fmt.Sprint(got) != "[c2]" {
+		t.Fatalf("ann's connections after a delete and an expiry: %v", got)
+	}
+}
+
+// testSubjectLimit: a subject's live connections are bounded; a deleted or expired one frees its
+// place; the refused connection stays pending.
+func testSubjectLimit(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	for i := range 5 {
+		c := conn(fmt.Sprintf("c%d", i), clk.Now())
+		if i == 1 {
+			c.ExpiresAt = clk.Now().Add(time.Minute)
+		}
+		if err := s.CreateConnection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"c0", "c1"} {
+		a := subjectAck("ann", clk.Now(), 2)
+		if id == "c1" {
+			a.ExpiresAt = clk.Now().Add(time.Minute)
+		}
+		if err := s.AcknowledgeConnection(ctx, id, a); err != nil {
+			t.Fatalf("ack %s: %v", id, err)
+		}
+	}
+	if err := s.AcknowledgeConnection(ctx, "c2", subjectAck("ann", clk.Now(), 2)); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("a third connection of ann = %v, want ErrLimit", err)
+	}
+	if c, _ := s.Connection(ctx, "c2"); c.State != store.StatePending {
+		t.Fatalf("refused connection is %s", c.State)
+	}
+	if got := subjectConns(t, s, "ann"); fmt.Sprint(got) != "[c0 c1]" {
+		t.Fatalf("ann's connections %v", got)
+	}
+	// Another subject is counted apart.
+	if err := s.AcknowledgeConnection(ctx, "c3", subjectAck("bob", clk.Now(), 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteConnection(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcknowledgeConnection(ctx, "c2", subjectAck("ann", clk.Now(), 2)); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	clk.Advance(2 * time.Minute) // c1 expires without being deleted
+	if err := s.AcknowledgeConnection(ctx, "c4", subjectAck("ann", clk.Now(), 2)); err != nil {
+		t.Fatalf("after an expiry: %v", err)
+	}
+	if got := subjectConns(t, s, "ann"); fmt.Sprint(got) != "[c2 c4]" {
+		t.Fatalf("ann's connections %v", got)
+	}
+}
+
+// testSubjectLimitRace: concurrent acknowledgements of one subject never pass its bound.
+func testSubjectLimitRace(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	const n, max = 10, 3
+	for i := range n {
+		if err := s.CreateConnection(ctx, conn(fmt.Sprintf("c%d", i), clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wins, limited atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			switch err := s.AcknowledgeConnection(ctx, fmt.Sprintf("c%d", i), subjectAck("ann", clk.Now(), max)); {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrLimit):
+				limited.Add(1)
+			default:
+				t.Errorf("ack: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != max || limited.Load() != n-max {
+		t.Fatalf("%d acknowledged and %d refused, want %d and %d", wins.Load(), limited.Load(), max, n-max)
+	}
+	if got := subjectConns(t, s, "ann"); len(got) != max {
+		t.Fatalf("ann's connections %v, want %d", got, max)
+	}
+}
+
+// testOperations: a connection's live operations, subscriptions and queries, and no other's.
+func testOperations(t *testing.T, open Factory) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := open(t, clk.Now)
+	now := clk.Now()
+	for _, sb := range []store.Subscription{sub("c1", "a", "messageAdded?roomId=r1", now), sub("c1", "q", "", now),
+		sub("c2", "a", "messageAdded?roomId=r1", now), sub("c10", "x", "messageAdded?roomId=r1", now)} {
+		if err := s.PutSubscription(ctx, sb, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short := sub("c1", "old", "messageAdded?roomId=r1", now)
+	short.ExpiresAt = now.Add(time.Minute)
+	if err := s.PutSubscription(ctx, short, false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	var got []string
+	for op, err := range s.Operations(ctx, "c1") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op.ConnectionID != "c1" {
+			t.Fatalf("an operation of %s", op.ConnectionID)
+		}
+		got = append(got, op.ID+"/"+op.Topic)
+	}
+	slices.Sort(got)
+	if fmt.Sprint(got) != "[a/messageAdded?roomId=r1 q/]" {
+		t.Fatalf("operations of c1: %v", got)
+	}
 }

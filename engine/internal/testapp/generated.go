@@ -280,7 +280,7 @@ var sources = []*ast.Source{
 Marks an object type as an item of the data table. ` + "`" + `pk` + "`" + ` and ` + "`" + `sk` + "`" + ` are key templates: literal text
 with ` + "`" + `{field}` + "`" + ` placeholders, each naming a non-null scalar or enum field of the type, for example
 ` + "`" + `@item(pk: "room#{roomId}", sk: "msg#{id}")` + "`" + `. ` + "`" + `pk` + "`" + ` has at least one placeholder; two placeholders
-are separated by literal text.
+are separated by literal text; a literal brace is written twice ({{ or }}).
 """
 directive @item(pk: String!, sk: String!) on OBJECT
 

@@ -90,8 +90,22 @@ func started(t testing.TB, start func(ctx context.Context) (*app.Dev, error)) *a
 // error in the response fails the test.
 func GraphQL(t testing.TB, addr, query string, vars map[string]any) map[string]any {
 	t.Helper()
+	return GraphQLAs(t, addr, "", query, vars)
+}
+
+// GraphQLAs is GraphQL with a bearer token ("" for none).
+func GraphQLAs(t testing.TB, addr, token, query string, vars map[string]any) map[string]any {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post("http://"+addr+"/graphql", "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,175 @@
+package app_test
+
+// Authentication and authorization over HTTP, at router level (app.Handler fed HTTP API events)
+// and through the local runtime (real requests): every kind of refused token, an unknown key id
+// then a rotation, another author's edit, a room outside the rooms claim.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
+	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+)
+
+func jwksVerifier(t *testing.T, iss *authtest.Issuer) *auth.Verifier {
+	t.Helper()
+	env := iss.Env()
+	env["AUTH_LEEWAY"] = "0s"
+	env["AUTH_JWKS_MIN_REFRESH_INTERVAL"] = "1s"
+	cfg, err := auth.ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := auth.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// httpDo is one GraphQL request over HTTP with a bearer token ("" for none), answered by either
+// level: status, WWW-Authenticate, body.
+type httpDo func(token, query string) (int, string, string)
+
+func routerHTTP(t *testing.T, cfg app.Config) httpDo {
+	t.Helper()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	r, err := app.Handler(cfg, s, mgmttest.New(), apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(token, query string) (int, string, string) {
+		body, _ := json.Marshal(map[string]any{"query": query})
+		headers := map[string]string{"content-type": "application/json"}
+		if token != "" {
+			headers["authorization"] = "Bearer " + token
+		}
+		ev, _ := json.Marshal(events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "POST /graphql", RawPath: "/graphql", Headers: headers,
+			RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/graphql"}},
+			Body:           string(body)})
+		out, err := r.Invoke(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		if err := json.Unmarshal(out, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Headers["Www-Authenticate"], resp.Body
+	}
+}
+
+func runtimeHTTP(t *testing.T, cfg app.Config) httpDo {
+	t.Helper()
+	d := apptest.Start(t, cfg)
+	return func(token, query string) (int, string, string) {
+		body, _ := json.Marshal(map[string]any{"query": query})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+d.Addr+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(b)
+	}
+}
+
+func TestHTTPAuthentication(t *testing.T) {
+	for _, lvl := range []string{"router", "runtime"} {
+		t.Run(lvl, func(t *testing.T) {
+			iss := authtest.NewIssuer(t)
+			cfg := app.Config{Verifier: jwksVerifier(t, iss)}
+			do := routerHTTP(t, cfg)
+			if lvl == "runtime" {
+				do = runtimeHTTP(t, cfg)
+			}
+			other, _ := rsa.GenerateKey(rand.Reader, 2048)
+			claims := jwt.MapClaims{"iss": authtest.Iss, "aud": authtest.Aud, "sub": "mallory", "exp": time.Now().Add(time.Hour).Unix()}
+			sign := func(m jwt.SigningMethod, key any, kid string) string {
+				tok := jwt.NewWithClaims(m, claims)
+				tok.Header["kid"] = kid
+				s, err := tok.SignedString(key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			pub, _ := x509.MarshalPKIXPublicKey(&iss.Key().PublicKey)
+			pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
+			const send = `mutation { sendMessage(roomId: "r1", text: "hi") { id author } }`
+			for _, tc := range []struct{ name, token, msg string }{
+				{"no token", "", "no token"},
+				{"malformed", "abc.def.ghi", "invalid token"},
+				{"wrong signature", sign(jwt.SigningMethodRS256, other, iss.KID()), "invalid token"},
+				{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, iss.KID()), "invalid token"},
+				{"HS256 with the RSA public key", sign(jwt.SigningMethodHS256, pubPEM, iss.KID()), "invalid token"},
+				{"wrong issuer", iss.Token(jwt.MapClaims{"iss": "https://evil.example/"}), "invalid token"},
+				{"wrong audience", iss.Token(jwt.MapClaims{"aud": "another-app"}), "invalid token"},
+				{"expired", iss.Token(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}), "token expired"},
+				{"not yet valid", iss.Token(jwt.MapClaims{"nbf": time.Now().Add(10 * time.Minute).Unix()}), "invalid token"},
+				{"unknown key id", sign(jwt.SigningMethodRS256, other, "key-unknown"), "invalid token"},
+			} {
+				status, challenge, body := do(tc.token, send)
+				if status != http.StatusUnauthorized || !strings.HasPrefix(challenge, `Bearer realm="lambdaws"`) ||
+					!strings.Contains(body, `"message":"`+tc.msg+`"`) || !strings.Contains(body, "UNAUTHENTICATED") {
+					t.Errorf("%s: %d %q %s", tc.name, status, challenge, body)
+				}
+			}
+			// After a rotation, tokens of the new key are accepted (the key set is fetched again).
+			time.Sleep(1100 * time.Millisecond) // AUTH_JWKS_MIN_REFRESH_INTERVAL since the unknown key id
+			iss.Rotate()
+			ann := iss.Token(jwt.MapClaims{"sub": "ann", "name": "Ann", "rooms": []string{"r1"}})
+			status, _, body := do(ann, send)
+			var sent struct {
+				Data struct{ SendMessage struct{ ID, Author string } }
+			}
+			if json.Unmarshal([]byte(body), &sent); status != 200 || sent.Data.SendMessage.Author != "Ann" {
+				t.Fatalf("after rotation: %d %s", status, body)
+			}
+			id := sent.Data.SendMessage.ID
+			bob := iss.Token(jwt.MapClaims{"sub": "bob", "name": "Ann"}) // the same name is not the same author
+			for _, tc := range []struct{ who, token, query, want string }{
+				{"bob edits ann's message", bob, fmt.Sprintf(`mutation { editMessage(roomId: "r1", id: %q, text: "x") { id } }`, id), "FORBIDDEN"},
+				{"bob deletes ann's message", bob, fmt.Sprintf(`mutation { deleteMessage(roomId: "r1", id: %q) { id } }`, id), "FORBIDDEN"},
+				{"ann writes as someone else", ann, `mutation { sendMessage(roomId: "r1", author: "Bob", text: "x") { id } }`, "FORBIDDEN"},
+				{"ann reads outside her rooms", ann, `{ messages(roomId: "r2") { id } }`, "FORBIDDEN"},
+				{"ann writes outside her rooms", ann, `mutation { sendMessage(roomId: "r2", text: "x") { id } }`, "FORBIDDEN"},
+				{"ann edits her message", ann, fmt.Sprintf(`mutation { editMessage(roomId: "r1", id: %q, text: "edited") { text } }`, id), `"text":"edited"`},
+			} {
+				if status, _, body := do(tc.token, tc.query); status != 200 || !strings.Contains(body, tc.want) {
+					t.Errorf("%s: %d %s, want %s", tc.who, status, body, tc.want)
+				}
+			}
+		})
+	}
+}
