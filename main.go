@@ -32,12 +32,12 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/cli"
 	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/logging"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/watch"
-	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/rs/zerolog"
 )
 
@@ -79,7 +79,7 @@ type settings struct {
 // README's table (a test compares them, and another that readSettings reads no variable missing
 // here).
 var env = []envVar{
-	{"LOG_LEVEL", "info", "dev, Lambda", "log level: debug, info, warn or error", func(s *settings, v string) (err error) {
+	{"LOG_LEVEL", "info", "dev, Lambda", "log level: debug, info, warn or error; on Lambda the EMF metric lines share stdout with the JSON logs, and dev prints them (on stdout) at debug", func(s *settings, v string) (err error) {
 		s.LogLevel, err = zerolog.ParseLevel(v)
 		return err
 	}},
@@ -87,9 +87,17 @@ var env = []envVar{
 		s.LogFormat, err = logging.ParseFormat(v)
 		return err
 	}},
-	{"DELIVERY_CONCURRENCY", strconv.Itoa(publish.DefaultConcurrency), "dev, Lambda", "posts in flight per event; also the management client's keep-alive pool size", func(s *settings, v string) (err error) {
+	{"DELIVERY_CONCURRENCY", strconv.Itoa(fanout.DefaultConcurrency), "dev, Lambda", "the fan-out's delivery workers (posts in flight) per process; also the management clients' keep-alive pool size", func(s *settings, v string) (err error) {
 		s.DeliveryConcurrency, err = positive(v)
 		return err
+	}},
+	{"CHUNK_SIZE", strconv.Itoa(fanout.DefaultChunkSize), "dev, Lambda", "subscribers of a topic one invocation delivers before it hands the rest to the chunk queue, in chunks of this size (negative: never)", func(s *settings, v string) (err error) {
+		s.ChunkSize, err = nonZero(v)
+		return err
+	}},
+	{"CHUNK_QUEUE_URL", "none (no chunking)", "Lambda", "the chunk queue's URL (set by serverless.yml); dev runs its own emulated queue", func(s *settings, v string) error {
+		s.ChunkQueueURL = v
+		return nil
 	}},
 	{"INIT_TIMEOUT", facts.InitTimeout.String(), "dev, Lambda", "how long after connecting connection_init may arrive (enforced on the next message)", func(s *settings, v string) (err error) {
 		s.InitTimeout, err = duration(v)
@@ -175,6 +183,7 @@ var env = []envVar{
 		s.DynamoDBEndpoint = v
 		return nil
 	}},
+	{"AWS_ENDPOINT_URL_SQS", "none", "Lambda", "the SDK's standard endpoint override for the chunk queue's SQS client", nil},
 	{"AWS_LAMBDA_RUNTIME_API", "set by Lambda", "Lambda", "when present, the binary serves Lambda invocations", nil},
 	{"AWS_REGION, credentials", "set by Lambda", "Lambda", "the SDK's standard configuration", nil},
 	{"NO_COLOR", "none", "dev", "any value turns colour off in console logs (https://no-color.org)", nil},
@@ -207,6 +216,14 @@ func positive(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
 		return n, fmt.Errorf("want a positive integer, got %q", v)
+	}
+	return n, nil
+}
+
+func nonZero(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n == 0 {
+		return n, fmt.Errorf("want a non-zero integer (negative: no chunking), got %q", v)
 	}
 	return n, nil
 }
@@ -290,8 +307,10 @@ func runLambda(ctx context.Context, cfg settings) error {
 	if !cfg.AuthModeSet {
 		return auth.ErrModeNotSet
 	}
-	log := logging.New(os.Stdout, logging.Options{Format: logging.JSON, Level: cfg.LogLevel})
-	h, err := app.Lambda(ctx, cfg.Config, cfg.WebSocketEndpoint, log)
+	// The JSON log lines and the EMF metric lines share stdout, one whole line per write.
+	out := zerolog.SyncWriter(os.Stdout)
+	log := logging.New(out, logging.Options{Format: logging.JSON, Level: cfg.LogLevel})
+	h, err := app.Lambda(ctx, cfg.Config, cfg.WebSocketEndpoint, out, log)
 	if err != nil {
 		return err
 	}
@@ -381,6 +400,9 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout, stderr io.
 		}
 		return watch.Run(ctx, watch.Config{Args: args, Stdout: stdout, Stderr: stderr, Log: log})
 	}
+	if cfg.LogLevel <= zerolog.DebugLevel {
+		dc.Metrics = zerolog.SyncWriter(stdout) // the EMF lines Lambda would print, on stdout
+	}
 	d, err := app.StartDev(ctx, cfg.Config, dc, log)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("%w: another process is listening there; pick another port with --port N (make dev PORT=N), or --port 0 for a free one", err)
@@ -403,6 +425,7 @@ func runDev(ctx context.Context, cfg settings, args []string, stdout, stderr io.
 		{"GraphQL over HTTP", "http://" + d.Addr + "/graphql"},
 		{"management API", "http://" + d.Addr + "/@connections/{id}  (SigV4 with this process's own credentials only)"},
 		{"invoke (events)", "POST http://" + d.Addr + facts.InvokePath + "  (any event JSON: EventBridge, SQS, SNS; bootstrap publish)"},
+		{"chunk queue (SQS)", local.QueueURL(d.Addr, app.ChunkQueue) + "  (the SQS API, emulated: the fan-out's continuations)"},
 		{"authentication", authLine(cfg)},
 	} {
 		fmt.Fprintf(stdout, "  %-23s %s\n", u[0], u[1])

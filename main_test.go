@@ -35,10 +35,11 @@ func TestReadSettings(t *testing.T) {
 		"AUTH_LEEWAY": "10s", "GRAPHQL_MAX_TOKENS": "2000", "GRAPHQL_MAX_SELECTIONS": "100", "GRAPHQL_MAX_DEPTH": "5",
 		"GRAPHQL_MAX_COMPLEXITY": "900", "SUBSCRIPTIONS_PER_CONNECTION": "20", "CONNECTIONS_PER_SUBJECT": "3",
 		"HTTP_MAX_BODY": "65536", "CORS_ORIGINS": "https://a.example, https://b.example",
+		"CHUNK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/lambdaws-prod-chunks", "CHUNK_SIZE": "500",
 	}
 	s, err := readSettings(func(k string) string { return env[k] })
 	want := settings{Config: app.Config{DeliveryConcurrency: 8, InitTimeout: 5 * time.Second, DisableIntrospection: true, Strict: true,
-		RegistryTable: "reg", DataTable: "data", Playground: true, WebSocketURL: "wss://api.example.com/graphql",
+		RegistryTable: "reg", DataTable: "data", ChunkQueueURL: env["CHUNK_QUEUE_URL"], ChunkSize: 500, Playground: true, WebSocketURL: "wss://api.example.com/graphql",
 		Auth:             auth.Config{Mode: auth.ModeJWT, JWKSURL: "https://idp.example/jwks.json", Issuer: "https://idp.example/", Audience: "app", Leeway: 10 * time.Second},
 		Limits:           graph.Limits{MaxTokens: 2000, MaxSelections: 100, MaxDepth: 5, MaxComplexity: 900},
 		MaxSubscriptions: 20, MaxConnectionsPerSubject: 3, MaxHTTPBody: 65536, CORSOrigins: []string{"https://a.example", "https://b.example"}},
@@ -55,7 +56,7 @@ func TestReadSettings(t *testing.T) {
 	bad := map[string]string{"LOG_LEVEL": "loud", "LOG_FORMAT": "xml", "DELIVERY_CONCURRENCY": "0", "INIT_TIMEOUT": "soon",
 		"GRAPHQL_WS_STRICT": "yes please", "GRAPHQL_INTROSPECTION": "maybe", "PLAYGROUND": "sure",
 		"AUTH_MODE": "maybe", "GRAPHQL_MAX_DEPTH": "0", "SUBSCRIPTIONS_PER_CONNECTION": "-1",
-		"CONNECTIONS_PER_SUBJECT": "x", "HTTP_MAX_BODY": "20000000"}
+		"CONNECTIONS_PER_SUBJECT": "x", "HTTP_MAX_BODY": "20000000", "CHUNK_SIZE": "lots"}
 	_, err = readSettings(func(k string) string { return bad[k] })
 	for name := range bad {
 		if err == nil || !strings.Contains(err.Error(), name) {

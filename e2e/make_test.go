@@ -121,6 +121,7 @@ func TestMakeDev(t *testing.T) {
 		"GraphQL over HTTP       http://" + addr[1] + "/graphql\n",
 		"management API          http://" + addr[1] + "/@connections/{id}  (SigV4 with this process's own credentials only)\n",
 		"invoke (events)         POST http://" + addr[1] + "/2015-03-31/functions/function/invocations  (any event JSON",
+		"chunk queue (SQS)       http://" + addr[1] + "/000000000000/lambdaws-dev-chunks  (the SQS API, emulated",
 		"authentication          none: AUTH_MODE is unset",
 	} {
 		if !strings.Contains(out, want) {

@@ -218,35 +218,20 @@ func (e *Executor) Filter(field, key string) (*filter.Filter, error) {
 // Render executes a stored subscription against one event and returns the result the subscriber
 // receives, or nil when the event does not concern it. ctx carries the subscriber's stored
 // principal (WithPrincipal). A stored request that no longer validates, passes the limits or its
-// SubscribeRule renders as an error result. Every result carries the event's identity in
-// extensions.event: {"id": ..., "seq": ...} (seq only for stream records), so a client can
-// recognise a redelivered event.
+// SubscribeRule renders as an error result. The event's identity (extensions.event) is not added
+// here: the fan-out engine splices it into every frame it sends, error results of its own
+// included (internal/fanout.WithEvent).
 func (e *Executor) Render(ctx context.Context, req Request, ev *engine.Event) *graphql.Response {
 	op, errs := e.Prepare(ctx, req)
-	var resp *graphql.Response
 	switch {
 	case errs != nil:
-		resp = e.ErrorResponse(ctx, errs)
+		return e.ErrorResponse(ctx, errs)
 	case op.Kind != ast.Subscription:
-		resp = e.ErrorResponse(ctx, gqlerror.List{gqlerror.Errorf("stored operation is not a subscription")})
-	default:
-		ctx = engine.WithEvent(ctx, ev)
-		handler, hctx := e.exec.DispatchOperation(ctx, op.opCtx)
-		resp = handler(hctx)
+		return e.ErrorResponse(ctx, gqlerror.List{gqlerror.Errorf("stored operation is not a subscription")})
 	}
-	if resp != nil {
-		if resp.Extensions == nil {
-			resp.Extensions = map[string]any{}
-		}
-		resp.Extensions["event"] = eventIdentity{ID: ev.ID, Seq: ev.Seq}
-	}
-	return resp
-}
-
-// eventIdentity is extensions.event of a rendered result.
-type eventIdentity struct {
-	ID  string `json:"id"`
-	Seq string `json:"seq,omitempty"`
+	ctx = engine.WithEvent(ctx, ev)
+	handler, hctx := e.exec.DispatchOperation(ctx, op.opCtx)
+	return handler(hctx)
 }
 
 // ErrorResponse presents request errors (from Prepare) as a response.

@@ -6,19 +6,17 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
-// nopPoster accepts every post, so the benchmark measures the fan-out itself.
-type nopPoster struct{}
+// nopGateway accepts every post, so the benchmark measures the fan-out itself.
+type nopGateway struct{}
 
-func (nopPoster) PostToConnection(context.Context, *apigatewaymanagementapi.PostToConnectionInput, ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
-	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
-}
+func (nopGateway) Post(context.Context, string, []byte) error { return nil }
+func (nopGateway) Delete(context.Context, string) error       { return nil }
 
 // BenchmarkFanout delivers one change to n subscribers of its topic. "shared" subscribers hold the
 // same operation, so it is rendered once; the "per-subscriber" baseline gives each subscriber
@@ -41,8 +39,10 @@ func BenchmarkFanout(b *testing.B) {
 						subs[i].Filter = []string{`{"author":{"eq":"ann"}}`, `{"author":{"in":["bob","eve"]}}`}[i%2]
 					}
 				}
-				reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
-				f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Poster: nopPoster{}})
+				// Stateless: the one event, delivered again and again, is never found done.
+				reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}, pageSize: 1000, stateless: true}
+				f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: nopGateway{}})
+				defer f.Close()
 				rec, err := stream.ChangeRecord(stream.Insert, nil, item(b, msg("r1", "m1", "hello")), 1, "arn:x", msg("r1", "m1", "").CreatedAt)
 				if err != nil {
 					b.Fatal(err)

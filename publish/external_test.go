@@ -1,7 +1,6 @@
 package publish_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,7 +69,7 @@ type externalFixture struct {
 	poster *mgmttest.Gateway
 	inv    *recordingInvalidator
 	f      *publish.Fanout
-	logs   *bytes.Buffer
+	logs   *logBuffer
 	ctx    context.Context
 }
 
@@ -96,9 +95,9 @@ func newExternal(t *testing.T) *externalFixture {
 		}},
 		poster: mgmttest.New(),
 		inv:    &recordingInvalidator{},
-		logs:   &bytes.Buffer{},
+		logs:   &logBuffer{},
 	}
-	x.f = publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Poster: x.poster, Invalidator: x.inv})
+	x.f = publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(x.poster), Invalidator: x.inv})
 	x.ctx = zerolog.New(x.logs).WithContext(context.Background())
 	return x
 }
@@ -222,7 +221,7 @@ func TestSQSPartialBatch(t *testing.T) {
 	}
 	x.delivered(t, "com.example.chat ce-1", "c4")
 	if n := len(x.logLines("error")); n != 2 {
-		t.Fatalf("%d error lines, want one per reported message:\n%s", n, x.logs)
+		t.Fatalf("%d error lines, want one per reported message:\n%s", n, x.logs.String())
 	}
 }
 
@@ -246,7 +245,7 @@ func TestSQSFIFOKeepsOrder(t *testing.T) {
 // is reported for redelivery.
 func TestSQSDeadline(t *testing.T) {
 	x := newExternal(t)
-	f := publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Poster: x.poster, DeadlineMargin: time.Hour})
+	f := publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(x.poster), Margin: time.Hour})
 	ctx, cancel := context.WithTimeout(x.ctx, time.Minute)
 	defer cancel()
 	resp, _ := f.HandleSQS(ctx, events.SQSEvent{Records: []events.SQSMessage{
@@ -326,7 +325,7 @@ func TestInvalidateFromEverySource(t *testing.T) {
 
 	// Without an invalidator the event is dropped with a warning, not delivered.
 	y := newExternal(t)
-	f := publish.New(publish.Config{Registry: y.reg, Sources: exec, Renderer: newRenderer(), Poster: y.poster})
+	f := publish.New(publish.Config{Registry: y.reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(y.poster)})
 	if err := f.HandleEventBridge(y.ctx, ebEvent("eb-i", "lambdaws.invalidate", data)); err != nil || len(y.poster.Posts()) != 0 {
 		t.Fatalf("without an invalidator: %v, posts %v", err, y.poster.Posts())
 	}

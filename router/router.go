@@ -2,7 +2,9 @@
 //
 // Shapes, told apart by one partial decode: a WebSocket route event has requestContext.eventType
 // and connectionId; an HTTP API (payload 2.0) event has requestContext.http; a DynamoDB stream
-// batch has Records[0].eventSource "aws:dynamodb", an SQS batch "aws:sqs"; an SNS notification has
+// batch has Records[0].eventSource "aws:dynamodb", an SQS batch "aws:sqs" (the events queue's
+// CloudEvents and the chunk queue's continuations alike: publish tells them apart per message);
+// an SNS notification has
 // Records[0].EventSource (capital E) "aws:sns"; the sweeper's schedule is an EventBridge event
 // with source "aws.events" and detail-type "Scheduled Event", and any other EventBridge event
 // (source and detail-type), lambdaws.invalidate included, is an external event for publish,
@@ -42,8 +44,8 @@ type Stream interface {
 	HandleDynamoDB(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 }
 
-// Events handles external events: EventBridge events, SQS batches and SNS notifications
-// (*publish.Fanout).
+// Events handles external events: EventBridge events, SQS batches (CloudEvents, and the chunk
+// queue's continuations) and SNS notifications (*publish.Fanout).
 type Events interface {
 	HandleEventBridge(ctx context.Context, ev events.EventBridgeEvent) error
 	HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)

@@ -175,6 +175,7 @@ type Ack struct {
 // Store is everything a backend provides.
 type Store interface {
 	Registry
+	FanoutState
 	Data
 	Close() error
 }

@@ -44,6 +44,20 @@ func TestServerlessTemplate(t *testing.T) {
 		}
 	})
 
+	t.Run("alarms notify the topic given as a parameter", func(t *testing.T) {
+		const topic = "arn:aws:sns:us-east-1:123456789012:ops"
+		tpl := decode(t, packageTemplate(t, "--param=alarmTopicArn="+topic))
+		for _, problem := range checkTemplate(tpl) {
+			t.Error(problem)
+		}
+		if got := alarmTopic(tpl); got != topic {
+			t.Errorf("the alarms notify %q, want %q", got, topic)
+		}
+		if got := alarmTopic(decode(t, raw)); got != "" {
+			t.Errorf("without the parameter the alarms notify %q, want nothing", got)
+		}
+	})
+
 	// GraphiQL is public: it is served only when the deployment turns it on.
 	t.Run("playground parameter", func(t *testing.T) {
 		on := decode(t, packageTemplate(t, "--param=playground=true"))
@@ -238,7 +252,9 @@ func (c *checker) want(what string, got, want any) {
 type stackIDs struct {
 	function, role        string
 	registry, data, queue string
+	chunks, chunksDLQ     string
 	websocketAPI, httpAPI string
+	timeout               float64 // the function's
 	// The external events' queue, its dead-letter queue, the asynchronous invokes' failure
 	// queue and the SNS topic.
 	events, eventsDLQ, asyncFailures, topic string
@@ -259,6 +275,7 @@ func checkTemplateWith(tpl map[string]any, playground string) []string {
 	c.checkWebSocketAPI(&ids)
 	c.checkHTTPAPI(&ids)
 	c.checkStream(&ids)
+	c.checkChunks(&ids)
 	c.checkEventsQueue(&ids)
 	c.checkSchedule(&ids)
 	c.checkEventRule(&ids)
@@ -267,6 +284,7 @@ func checkTemplateWith(tpl map[string]any, playground string) []string {
 	c.checkSecurity(&ids)
 	c.checkPermissions(&ids)
 	c.checkIAM(&ids)
+	c.checkAlarms(&ids, obj(tpl["Conditions"]))
 	c.checkOutputs(obj(tpl["Outputs"]))
 	return c.problems
 }
@@ -331,27 +349,38 @@ func keyList(v any, field string) string {
 }
 
 // checkQueue: the queues, told apart by name: the stream's on-failure destination, the external
-// events' queue and its dead-letter queue, the asynchronous invokes' on-failure destination.
+// events' queue and its dead-letter queue, the asynchronous invokes' on-failure destination, the
+// chunk queue and its dead-letter queue.
 func (c *checker) checkQueue(ids *stackIDs) {
 	byName := map[string]*string{"-stream-failures": &ids.queue, "-events": &ids.events, "-events-dlq": &ids.eventsDLQ,
-		"-async-failures": &ids.asyncFailures}
+		"-async-failures": &ids.asyncFailures, "-chunks": &ids.chunks, "-chunks-dlq": &ids.chunksDLQ}
 	for _, id := range c.ofType("AWS::SQS::Queue") {
 		p := c.props(id)
 		name := str(p["QueueName"])
 		_, suffix, ok := strings.Cut(name, "-"+stage)
 		if !ok || byName[suffix] == nil {
-			c.errorf("queue %s QueueName %q: want <service>-%s- and one of -stream-failures, -events, -events-dlq, -async-failures", id, name, stage)
+			c.errorf("queue %s QueueName %q: want <service>-%s- and one of -stream-failures, -events, -events-dlq, -async-failures, -chunks, -chunks-dlq", id, name, stage)
 			continue
 		}
 		*byName[suffix] = id
-		// The SQS default is 4 days; failures deserve longer to be looked at.
-		if r, ok := num(p["MessageRetentionPeriod"]); suffix != "-events" && (!ok || r < 4*24*3600) {
+		// The SQS default is 4 days; failures deserve longer to be looked at. (The chunk
+		// queue's continuations live as long as their progress rows, a day.)
+		if r, ok := num(p["MessageRetentionPeriod"]); suffix != "-events" && suffix != "-chunks" && (!ok || r < 4*24*3600) {
 			c.errorf("queue %s MessageRetentionPeriod = %s, want at least the 4-day default (e.g. 1209600, 14 days)", id, show(p["MessageRetentionPeriod"]))
 		}
 	}
 	for suffix, id := range byName {
 		if *id == "" {
 			c.errorf("no AWS::SQS::Queue named <service>-%s%s", stage, suffix)
+		}
+	}
+	if id := ids.chunks; id != "" {
+		rp := obj(c.props(id)["RedrivePolicy"])
+		if ids.chunksDLQ == "" || render(rp["deadLetterTargetArn"]) != "${"+ids.chunksDLQ+".Arn}" {
+			c.errorf("chunk queue %s RedrivePolicy = %s, want failing continuations sent to the chunk dead-letter queue", id, show(rp))
+		}
+		if n, ok := num(rp["maxReceiveCount"]); !ok || n < 1 || n > 10 {
+			c.errorf("chunk queue %s RedrivePolicy.maxReceiveCount = %s, want 1..10", id, show(rp["maxReceiveCount"]))
 		}
 	}
 	if ids.events == "" {
@@ -391,6 +420,8 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	// API Gateway gives up on a WebSocket integration after 29 s (see serverless.yml).
 	if s, ok := num(p["Timeout"]); !ok || s < 10 || s > 29 {
 		c.errorf("function Timeout = %s, want 10..29 s", show(p["Timeout"]))
+	} else {
+		ids.timeout = s
 	}
 	if key := str(obj(p["Code"])["S3Key"]); !strings.HasSuffix(key, "/"+standInArtifact) {
 		c.errorf("function Code.S3Key = %q: the artifact is not the zip ARTIFACT names (%s)", key, standInArtifact)
@@ -406,6 +437,9 @@ func (c *checker) checkFunction(ids *stackIDs) {
 	c.want("WEBSOCKET_ENDPOINT", canon(render(env["WEBSOCKET_ENDPOINT"])),
 		"https://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/"+stage)
 	c.want("LOG_LEVEL", env["LOG_LEVEL"], "info")
+	if ids.chunks != "" {
+		c.want("CHUNK_QUEUE_URL", render(env["CHUNK_QUEUE_URL"]), "${"+ids.chunks+"}")
+	}
 	c.want("PLAYGROUND", env["PLAYGROUND"], c.playground)
 	c.want("AUTH_MODE", env["AUTH_MODE"], "jwt")
 	c.want("AUTH_JWKS_URL", env["AUTH_JWKS_URL"], "https://idp.example/.well-known/jwks.json")
@@ -527,8 +561,8 @@ func (c *checker) checkHTTPAPI(ids *stackIDs) {
 // record from blocking its shard.
 func (c *checker) checkStream(ids *stackIDs) {
 	esms := c.mappings()
-	if len(esms) != 2 {
-		c.errorf("want exactly two AWS::Lambda::EventSourceMapping (the data stream, the events queue), got %v", esms)
+	if len(esms) != 3 {
+		c.errorf("want exactly three AWS::Lambda::EventSourceMapping (the data stream, the events queue, the chunk queue), got %v", esms)
 	}
 	id := esms["stream"]
 	if id == "" {
@@ -541,6 +575,10 @@ func (c *checker) checkStream(ids *stackIDs) {
 	}
 	if ids.function != "" {
 		c.want("event source mapping FunctionName", render(p["FunctionName"]), "${"+ids.function+".Arn}")
+	}
+	// Order per partition key is what the fan-out relies on (serverless.yml says why).
+	if n, ok := num(p["ParallelizationFactor"]); !ok || n < 1 || n > 10 {
+		c.errorf("event source mapping ParallelizationFactor = %s, want it set, 1..10, with its ordering argument", show(p["ParallelizationFactor"]))
 	}
 	c.want("event source mapping BatchSize", p["BatchSize"], 100)
 	c.want("event source mapping StartingPosition", p["StartingPosition"], "LATEST")
@@ -563,16 +601,137 @@ func (c *checker) checkStream(ids *stackIDs) {
 	}
 }
 
+// checkChunks: the chunk queue into the function: partial batch responses, bounded batches and
+// concurrency, and a visibility timeout of at least 6 times the function's timeout.
+func (c *checker) checkChunks(ids *stackIDs) {
+	if ids.chunks == "" {
+		return
+	}
+	if v, ok := num(c.props(ids.chunks)["VisibilityTimeout"]); !ok || ids.timeout == 0 || v < 6*ids.timeout {
+		c.errorf("chunk queue %s VisibilityTimeout = %s, want at least 6 × the function's timeout (%v s)", ids.chunks, show(c.props(ids.chunks)["VisibilityTimeout"]), ids.timeout)
+	}
+	id := c.mappings()["chunks"]
+	if id == "" {
+		c.errorf("no event source mapping consumes the chunk queue %s", ids.chunks)
+		return
+	}
+	p := c.props(id)
+	if ids.function != "" {
+		c.want("chunk queue mapping FunctionName", render(p["FunctionName"]), "${"+ids.function+".Arn}")
+	}
+	c.want("chunk queue mapping FunctionResponseTypes", p["FunctionResponseTypes"], "[ReportBatchItemFailures]")
+	if n, ok := num(p["BatchSize"]); !ok || n < 1 || n > 10 {
+		c.errorf("chunk queue mapping BatchSize = %s, want 1..10", show(p["BatchSize"]))
+	}
+	if n, ok := num(obj(p["ScalingConfig"])["MaximumConcurrency"]); !ok || n < 2 || n > 1000 {
+		c.errorf("chunk queue mapping ScalingConfig.MaximumConcurrency = %s, want 2..1000 (parallel chunk consumers, bounded)", show(p["ScalingConfig"]))
+	}
+	if e, ok := p["Enabled"]; ok {
+		c.want("chunk queue mapping Enabled", e, true)
+	}
+}
+
+// checkAlarms: an alarm on each failure and dead-letter queue's depth (the stream's failures, the
+// chunk and events dead-letter queues, the asynchronous invokes' failures), the chunk queue's
+// age, the stream's IteratorAge and the function's errors and throttles, each notifying the
+// alarmTopicArn parameter's topic when there is one.
+func (c *checker) checkAlarms(ids *stackIDs, conditions map[string]any) {
+	topic, ok := alarmCondition(conditions)
+	if !ok {
+		c.errorf("no condition AlarmNotifications: !Not [!Equals [<alarmTopicArn>, '']] (Conditions = %s)", show(conditions))
+	}
+	type want struct {
+		namespace, metric, dimension, target string
+	}
+	queueName := func(id string) string { return "${" + id + ".QueueName}" }
+	wants := map[string]want{
+		"the stream failure queue's depth":     {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.queue)},
+		"the chunk dead-letter queue's depth":  {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.chunksDLQ)},
+		"the events dead-letter queue's depth": {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.eventsDLQ)},
+		"the async failure queue's depth":      {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName(ids.asyncFailures)},
+		"the chunk queue's oldest message":     {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queueName(ids.chunks)},
+		"the stream's IteratorAge":             {"AWS/Lambda", "IteratorAge", "FunctionName", "${" + ids.function + "}"},
+		"the function's Errors":                {"AWS/Lambda", "Errors", "FunctionName", "${" + ids.function + "}"},
+		"the function's Throttles":             {"AWS/Lambda", "Throttles", "FunctionName", "${" + ids.function + "}"},
+	}
+	found := map[string]bool{}
+	for _, id := range c.ofType("AWS::CloudWatch::Alarm") {
+		p := c.props(id)
+		dims := list(p["Dimensions"])
+		var dim, target string
+		if len(dims) == 1 {
+			dim, target = str(obj(dims[0])["Name"]), render(obj(dims[0])["Value"])
+		}
+		for what, w := range wants {
+			if p["Namespace"] == w.namespace && p["MetricName"] == w.metric && dim == w.dimension && target == w.target {
+				found[what] = true
+			}
+		}
+		if _, ok := num(p["Threshold"]); !ok || p["ComparisonOperator"] != "GreaterThanThreshold" || p["TreatMissingData"] != "notBreaching" {
+			c.errorf("alarm %s: Threshold %s, ComparisonOperator %s, TreatMissingData %s: want GreaterThanThreshold a threshold, missing data not breaching",
+				id, show(p["Threshold"]), show(p["ComparisonOperator"]), show(p["TreatMissingData"]))
+		}
+		for _, k := range []string{"AlarmActions", "OKActions"} {
+			if got := alarmActions(p[k]); !ok || got != topic {
+				c.errorf("alarm %s %s = %s: want !If [AlarmNotifications, [<alarmTopicArn>], !Ref AWS::NoValue]", id, k, show(p[k]))
+			}
+		}
+	}
+	for what := range wants {
+		if !found[what] {
+			c.errorf("no AWS::CloudWatch::Alarm on %s", what)
+		}
+	}
+}
+
+// alarmCondition returns the value AlarmNotifications compares with "".
+func alarmCondition(conditions map[string]any) (string, bool) {
+	not := list(obj(conditions["AlarmNotifications"])["Fn::Not"])
+	if len(not) != 1 {
+		return "", false
+	}
+	eq := list(obj(not[0])["Fn::Equals"])
+	if len(eq) != 2 || eq[1] != "" {
+		return "", false
+	}
+	v, ok := eq[0].(string)
+	return v, ok
+}
+
+// alarmActions returns the topic of Fn::If [AlarmNotifications, [topic], NoValue], or "<bad>".
+func alarmActions(v any) string {
+	f := list(obj(v)["Fn::If"])
+	if len(f) != 3 || f[0] != "AlarmNotifications" || render(f[2]) != "${AWS::NoValue}" || len(list(f[1])) != 1 {
+		return "<bad>"
+	}
+	return str(list(f[1])[0])
+}
+
+// alarmTopic is the topic the template's alarms notify, "" for none.
+func alarmTopic(tpl map[string]any) string {
+	topic, ok := alarmCondition(obj(tpl["Conditions"]))
+	if !ok {
+		return "<no condition>"
+	}
+	return topic
+}
+
 // mappings returns the event source mappings by what they read: "stream" (a DynamoDB stream),
-// "events" (an SQS queue), or their logical id.
+// "events" and "chunks" (the SQS queues named <service>-<stage>-events and -chunks), or their
+// logical id.
 func (c *checker) mappings() map[string]string {
 	out := map[string]string{}
 	for _, id := range c.ofType("AWS::Lambda::EventSourceMapping") {
-		switch src := render(c.props(id)["EventSourceArn"]); {
+		src := render(c.props(id)["EventSourceArn"])
+		queue := strings.TrimSuffix(strings.TrimPrefix(src, "${"), ".Arn}")
+		_, suffix, _ := strings.Cut(str(c.props(queue)["QueueName"]), "-"+stage)
+		switch {
 		case strings.HasSuffix(src, ".StreamArn}"):
 			out["stream"] = id
-		case strings.HasSuffix(src, ".Arn}") && str(obj(c.res[strings.TrimSuffix(strings.TrimPrefix(src, "${"), ".Arn}")])["Type"]) == "AWS::SQS::Queue":
+		case strings.HasSuffix(src, ".Arn}") && str(obj(c.res[queue])["Type"]) == "AWS::SQS::Queue" && suffix == "-events":
 			out["events"] = id
+		case strings.HasSuffix(src, ".Arn}") && str(obj(c.res[queue])["Type"]) == "AWS::SQS::Queue" && suffix == "-chunks":
+			out["chunks"] = id
 		default:
 			out[id] = id
 		}
@@ -913,7 +1072,7 @@ func (c *checker) checkIAM(ids *stackIDs) {
 	// Exact dynamodb and sqs grants per resource.
 	want := map[string][]string{}
 	if ids.registry != "" {
-		want["${"+ids.registry+".Arn}"] = []string{"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+		want["${"+ids.registry+".Arn}"] = []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
 	}
 	if ids.data != "" {
 		want["${"+ids.data+".Arn}"] = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
@@ -921,6 +1080,9 @@ func (c *checker) checkIAM(ids *stackIDs) {
 	}
 	if ids.queue != "" {
 		want["${"+ids.queue+".Arn}"] = []string{"sqs:SendMessage"}
+	}
+	if ids.chunks != "" {
+		want["${"+ids.chunks+".Arn}"] = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}
 	}
 	if ids.asyncFailures != "" {
 		want["${"+ids.asyncFailures+".Arn}"] = []string{"sqs:SendMessage"}
@@ -942,7 +1104,7 @@ func (c *checker) checkIAM(ids *stackIDs) {
 		}
 		sort.Strings(got)
 		if len(got) > 0 && want[r] == nil {
-			c.errorf("role %s grants %v on %s, which is none of the tables, the data stream, the events queue or the failure queues", ids.role, got, r)
+			c.errorf("role %s grants %v on %s, which is none of the tables, the data stream, the events queue, the chunk queue or the failure queues", ids.role, got, r)
 		}
 		if want[r] != nil {
 			c.want(fmt.Sprintf("role %s actions on %s", ids.role, r), got, want[r])
@@ -1116,6 +1278,35 @@ func streamMapping(t *testing.T, tpl map[string]any) map[string]any {
 	return nil
 }
 
+// queueMapping returns the Properties of the event source mapping of the queue whose name ends
+// with suffix.
+func queueMapping(t *testing.T, tpl map[string]any, suffix string) map[string]any {
+	t.Helper()
+	res := obj(tpl["Resources"])
+	for _, r := range res {
+		p := obj(obj(r)["Properties"])
+		queue := strings.TrimSuffix(strings.TrimPrefix(render(p["EventSourceArn"]), "${"), ".Arn}")
+		if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && strings.HasSuffix(str(obj(obj(res[queue])["Properties"])["QueueName"]), suffix) {
+			return p
+		}
+	}
+	t.Fatalf("no event source mapping of the queue *%s", suffix)
+	return nil
+}
+
+// queueProps returns the Properties of the queue whose name ends with suffix.
+func queueProps(t *testing.T, tpl map[string]any, suffix string) map[string]any {
+	t.Helper()
+	for _, r := range obj(tpl["Resources"]) {
+		p := obj(obj(r)["Properties"])
+		if str(obj(r)["Type"]) == "AWS::SQS::Queue" && strings.HasSuffix(str(p["QueueName"]), suffix) {
+			return p
+		}
+	}
+	t.Fatalf("no queue named *%s", suffix)
+	return nil
+}
+
 func routeProps(t *testing.T, tpl map[string]any, key string) (string, map[string]any) {
 	t.Helper()
 	for id, r := range obj(tpl["Resources"]) {
@@ -1151,6 +1342,75 @@ var mutations = []mutation{
 	}},
 	{"there is no on-failure destination", "OnFailure", func(t *testing.T, tpl map[string]any) {
 		delete(streamMapping(t, tpl), "DestinationConfig")
+	}},
+	{"the stream has no parallelization factor", "ParallelizationFactor", func(t *testing.T, tpl map[string]any) {
+		delete(streamMapping(t, tpl), "ParallelizationFactor")
+	}},
+	{"the chunk queue has no dead-letter queue", "RedrivePolicy", func(t *testing.T, tpl map[string]any) {
+		delete(queueProps(t, tpl, "-chunks"), "RedrivePolicy")
+	}},
+	{"the chunk queue's visibility timeout is the function's timeout", "VisibilityTimeout", func(t *testing.T, tpl map[string]any) {
+		queueProps(t, tpl, "-chunks")["VisibilityTimeout"] = 29.0
+	}},
+	{"the chunk queue mapping reports no partial failures", "chunk queue mapping FunctionResponseTypes", func(t *testing.T, tpl map[string]any) {
+		delete(queueMapping(t, tpl, "-chunks"), "FunctionResponseTypes")
+	}},
+	{"the chunk queue mapping has unbounded concurrency", "MaximumConcurrency", func(t *testing.T, tpl map[string]any) {
+		delete(queueMapping(t, tpl, "-chunks"), "ScalingConfig")
+	}},
+	{"the chunk queue has no consumer", "no event source mapping consumes the chunk queue", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		p := queueMapping(t, tpl, "-chunks")
+		for id, r := range res {
+			if str(obj(r)["Type"]) == "AWS::Lambda::EventSourceMapping" && render(obj(obj(r)["Properties"])["EventSourceArn"]) == render(p["EventSourceArn"]) {
+				delete(res, id)
+			}
+		}
+	}},
+	{"CHUNK_QUEUE_URL is missing", "CHUNK_QUEUE_URL", func(t *testing.T, tpl map[string]any) {
+		delete(obj(obj(resourceProps(t, tpl, "AWS::Lambda::Function", "")["Environment"])["Variables"]), "CHUNK_QUEUE_URL")
+	}},
+	{"the function cannot receive from the chunk queue", "sqs:ReceiveMessage", func(t *testing.T, tpl map[string]any) {
+		doc := roleStatements(t, tpl)
+		for _, st := range list(doc["Statement"]) {
+			acts := strs(obj(st)["Action"])
+			if slices.Contains(acts, "sqs:ReceiveMessage") {
+				obj(st)["Action"] = slices.DeleteFunc(acts, func(a string) bool { return a == "sqs:ReceiveMessage" })
+				return
+			}
+		}
+		t.Fatal("no statement grants sqs:ReceiveMessage")
+	}},
+	{"the async failure queue has no alarm", "the async failure queue's depth", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if dims := list(obj(obj(r)["Properties"])["Dimensions"]); len(dims) == 1 && strings.Contains(render(obj(dims[0])["Value"]), "AsyncFailure") {
+				delete(res, id)
+			}
+		}
+	}},
+	{"the events dead-letter queue has no alarm", "the events dead-letter queue's depth", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if dims := list(obj(obj(r)["Properties"])["Dimensions"]); len(dims) == 1 && strings.Contains(render(obj(dims[0])["Value"]), "EventsDeadLetter") {
+				delete(res, id)
+			}
+		}
+	}},
+	{"the throttles alarm is gone", "Throttles", func(t *testing.T, tpl map[string]any) {
+		res := obj(tpl["Resources"])
+		for id, r := range res {
+			if obj(obj(r)["Properties"])["MetricName"] == "Throttles" {
+				delete(res, id)
+			}
+		}
+	}},
+	{"an alarm notifies a fixed topic", "AlarmActions", func(t *testing.T, tpl map[string]any) {
+		for _, r := range obj(tpl["Resources"]) {
+			if obj(obj(r)["Properties"])["MetricName"] == "IteratorAge" {
+				obj(obj(r)["Properties"])["AlarmActions"] = []any{"arn:aws:sns:us-east-1:123456789012:other"}
+			}
+		}
 	}},
 	{"the registry table has a stream", "StreamSpecification", func(t *testing.T, tpl map[string]any) {
 		resourceProps(t, tpl, "AWS::DynamoDB::Table", "-registry")["StreamSpecification"] = map[string]any{"StreamViewType": "KEYS_ONLY"}

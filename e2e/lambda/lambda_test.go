@@ -226,6 +226,31 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 	if got := m.Posts()[connID]; len(got) != 1 || got[0] != want {
 		t.Fatalf("management endpoint received %v\nwant [%s]", m.Calls(), want)
 	}
+	// The same batch again (Lambda retries whole batches after a timeout): every event is marked
+	// done, nobody receives it twice.
+	if err := json.Unmarshal(invoke(batch), &batchResp); err != nil || len(batchResp.BatchItemFailures) != 0 {
+		t.Fatalf("stream batch again: %+v %v", batchResp, err)
+	}
+	if got := m.Posts()[connID]; len(got) != 1 {
+		t.Fatalf("the batch delivered twice reached the subscriber %d times", len(got))
+	}
+
+	// A continuation from the chunk queue (as an SQS batch): delivered to the listed
+	// subscription; a message that is not a continuation is reported.
+	cont := fmt.Sprintf(`{"v":1,"event":{"id":"e-cont","seq":"9","field":"messageAdded","topic":"messageAdded?roomId=r1",`+
+		`"payload":{"id":%q,"roomId":"r1","author":"ann","text":"continued","createdAt":"2026-11-26T14:11:00Z"}},"part":"1","keys":[[%q,"s1"]]}`, id, connID)
+	marked := map[string]events.SQSMessageAttribute{"lambdaws": {DataType: "String", StringValue: aws.String("continuation")}}
+	sqsBatch := events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "m-cont", Body: cont, MessageAttributes: marked, EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:lambdaws-prod-chunks"},
+		{MessageId: "m-other", Body: `{"specversion":"1.0"}`, EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:lambdaws-prod-chunks"},
+	}}
+	var sqsResp events.SQSEventResponse
+	if err := json.Unmarshal(invoke(sqsBatch), &sqsResp); err != nil || len(sqsResp.BatchItemFailures) != 1 || sqsResp.BatchItemFailures[0].ItemIdentifier != "m-other" {
+		t.Fatalf("SQS batch: %+v %v", sqsResp, err)
+	}
+	if got := m.Posts()[connID]; len(got) != 2 || !strings.Contains(got[1], `"text":"continued"`) || !strings.Contains(got[1], `"event":{"id":"e-cont","seq":"9"}`) {
+		t.Fatalf("after the continuation the subscriber has %v", got)
+	}
 
 	// A malformed payload is refused with an error, and the runtime goes on serving.
 	invokeRaw := func(payload string) (int, string) {
@@ -251,16 +276,30 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 	} else {
 		t.Errorf("the emulator reported no init duration:\n%s", out.String())
 	}
-	// The function logs JSON lines (one per batch published, at least).
+	// The function logs JSON lines (one per batch published, at least), and prints an EMF metric
+	// line per stream and queue batch among them.
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	var jsonLines int
+	sources := map[string]int{}
 	for sc.Scan() {
-		if line := sc.Text(); strings.HasPrefix(line, "{") && json.Valid([]byte(line)) {
-			jsonLines++
+		line := sc.Text()
+		if !strings.HasPrefix(line, "{") || !json.Valid([]byte(line)) {
+			continue
+		}
+		jsonLines++
+		var emf struct {
+			Source string
+			AWS    *struct{ CloudWatchMetrics []struct{ Namespace string } } `json:"_aws"`
+		}
+		if json.Unmarshal([]byte(line), &emf); emf.AWS != nil && len(emf.AWS.CloudWatchMetrics) == 1 && emf.AWS.CloudWatchMetrics[0].Namespace == "lambdaws" {
+			sources[emf.Source]++
 		}
 	}
 	if jsonLines == 0 {
 		t.Errorf("no JSON log lines from the function:\n%s", out.String())
+	}
+	if sources["stream"] != 2 || sources["chunks"] != 1 {
+		t.Errorf("EMF lines per source %v, want 2 for the stream batches and 1 for the queue batch:\n%s", sources, out.String())
 	}
 }
 

@@ -8,18 +8,24 @@ package app
 import (
 	"cmp"
 	"context"
+	"io"
 	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/chunkq"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/internal/invalidate"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/socket"
 	"github.com/realtime-gql/lambdaws/internal/sweep"
 	"github.com/realtime-gql/lambdaws/publish"
@@ -32,8 +38,9 @@ import (
 // Config is the service's configuration (the README's table of environment variables). Zero
 // values take the documented defaults.
 type Config struct {
-	// DeliveryConcurrency is the number of posts in flight per event, and the management
-	// client's keep-alive pool size; default publish.DefaultConcurrency.
+	// DeliveryConcurrency is the number of the fan-out's delivery workers (posts in flight per
+	// process), and the management clients' keep-alive pool size; default
+	// fanout.DefaultConcurrency.
 	DeliveryConcurrency int
 	// InitTimeout is how long after connecting connection_init may arrive; default
 	// facts.InitTimeout.
@@ -53,6 +60,13 @@ type Config struct {
 	// RegistryTable and DataTable name the DynamoDB tables; defaults lambdaws-dev-registry and
 	// lambdaws-dev-data.
 	RegistryTable, DataTable string
+	// ChunkQueueURL is the chunk queue's URL (CHUNK_QUEUE_URL); empty: no chunking. The local
+	// runtime sets its own emulated queue's.
+	ChunkQueueURL string
+	// ChunkSize is how many subscribers of a topic one invocation delivers before it hands the
+	// rest to the chunk queue in chunks of that size (CHUNK_SIZE); default
+	// fanout.DefaultChunkSize.
+	ChunkSize int
 	// Playground serves GraphiQL on a deployed stage (PLAYGROUND): to a browser's GET /graphql,
 	// ahead of the API (package web's Pages.Wrap). Off by default, since the page is public. The
 	// local runtime always serves it.
@@ -91,26 +105,59 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Gateway is what the handlers use of API Gateway's management API: posting to, looking up and
-// closing connections. *apigatewaymanagementapi.Client satisfies it.
+// Gateway is what the WebSocket routes and the sweeper use of API Gateway's management API:
+// posting to, looking up and closing connections. *apigatewaymanagementapi.Client satisfies it.
 type Gateway interface {
 	socket.Gateway
-	publish.Poster
 	sweep.Gateway
 	invalidate.Gateway
 }
 
-// Handler builds the one Lambda handler over a store and a management API client: the WebSocket
-// routes, GraphQL over HTTP, the fan-out of stream records and external events (with the
-// invalidation of subscriptions, from any of them), and the sweeper, behind the router. It fails
-// when the schema's declarations are invalid (the error names each field that is wrong): the
-// service refuses to start rather than fail at the first event.
-func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router.Router, error) {
-	return handler(cfg, s, gw, log, nil)
+// Deps are the clients the handler talks to besides its store.
+type Deps struct {
+	// Gateway is the SDK's management API client (NewGateway): the WebSocket routes, the
+	// invalidator and the sweeper use it.
+	Gateway Gateway
+	// Poster is the fan-out's management API client (NewPoster); nil posts through Gateway
+	// (publish.SDK), as the in-process fakes need.
+	Poster publish.Gateway
+	// Queue is the chunk queue (NewQueue); nil: no chunking (what the deadline leaves
+	// undelivered fails its record).
+	Queue fanout.Queue
+	// Metrics receives the EMF lines of the fan-out and the sweeper; nil prints none.
+	Metrics io.Writer
 }
 
-// handler is Handler with pages (nil: none) served ahead of GraphQL over HTTP.
-func handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger, pages *web.Pages) (*router.Router, error) {
+// Handler builds the one Lambda handler over a store and the SDK's management API client, with
+// the fan-out posting through that client (the binary uses NewService): the WebSocket routes,
+// GraphQL over HTTP, the fan-out of stream records, external events and chunk continuations (with
+// the invalidation of subscriptions, from any source), and the sweeper, behind the router. It
+// fails when the schema's declarations are invalid (the error names each field that is wrong): the
+// service refuses to start rather than fail at the first event.
+func Handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger) (*router.Router, error) {
+	svc, err := NewService(cfg, s, Deps{Gateway: gw}, log)
+	if err != nil {
+		return nil, err
+	}
+	return svc.Router, nil
+}
+
+// Service is the handler and what it must stop: the fan-out engine's workers.
+type Service struct {
+	*router.Router
+	fan *publish.Fanout
+}
+
+// Close stops the fan-out's workers; call it once no invocation runs.
+func (s *Service) Close() { s.fan.Close() }
+
+// NewService builds the handler over a store and its clients.
+func NewService(cfg Config, s store.Store, d Deps, log zerolog.Logger) (*Service, error) {
+	return newService(cfg, s, d, log, nil)
+}
+
+// newService is NewService with pages (nil: none) served ahead of GraphQL over HTTP.
+func newService(cfg Config, s store.Store, d Deps, log zerolog.Logger, pages *web.Pages) (*Service, error) {
 	var verifier socket.Verifier
 	if cfg.Verifier != nil {
 		verifier = cfg.Verifier
@@ -124,25 +171,31 @@ func handler(cfg Config, s store.Store, gw Gateway, log zerolog.Logger, pages *w
 	if err != nil {
 		return nil, err
 	}
-	// The fan-out of stream records and of external events (EventBridge, SQS, SNS); the events of
-	// type lambdaws.invalidate, from any of those sources, go to the invalidator.
-	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Poster: gw, Closer: gw,
-		Invalidator: invalidate.New(invalidate.Config{Registry: s, Gateway: gw}),
-		Concurrency: cfg.DeliveryConcurrency, MaxMessage: cfg.MaxMessage})
+	poster := d.Poster
+	if poster == nil {
+		poster = publish.SDK(d.Gateway)
+	}
+	// The fan-out of stream records, of external events (EventBridge, SQS, SNS) and of the chunk
+	// queue's continuations; the events of type lambdaws.invalidate, from any of those sources, go
+	// to the invalidator.
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: poster, Queue: d.Queue,
+		Invalidator: invalidate.New(invalidate.Config{Registry: s, Gateway: d.Gateway}),
+		Concurrency: cfg.DeliveryConcurrency, MaxMessage: cfg.MaxMessage, ChunkSize: cfg.ChunkSize, Metrics: d.Metrics})
 	var api http.Handler = gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins})
 	if pages != nil {
 		api = pages.Wrap(api)
 	}
-	return router.New(router.Handlers{
-		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: gw, Verifier: verifier, InitTimeout: cfg.InitTimeout,
+	r := router.New(router.Handlers{
+		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: d.Gateway, Verifier: verifier, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin,
 			MaxSubscriptions: cfg.MaxSubscriptions, MaxConnectionsPerSubject: cfg.MaxConnectionsPerSubject}),
 		HTTP:   api,
 		Stream: fan,
 		Events: fan,
-		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: gw, InitTimeout: cfg.InitTimeout,
-			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration}),
-	}, log), nil
+		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: d.Gateway, InitTimeout: cfg.InitTimeout,
+			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration, Metrics: d.Metrics}),
+	}, log)
+	return &Service{Router: r, fan: fan}, nil
 }
 
 // verifier returns cfg with its Verifier built from Auth, when it has none; the background JWKS
@@ -163,12 +216,26 @@ func (c Config) verifier(ctx context.Context) (Config, error) {
 	return c, nil
 }
 
-// NewGateway builds the management API client the handlers share: one client for the life of
-// the process, its keep-alive pool sized to the delivery concurrency (<= 0: the default),
-// throttling retried with backoff. endpoint is
-// https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the local runtime's address.
+// retryer is the SDK clients' retry policy: the standard one (throttling and 5xx retried with
+// jittered backoff) without the client-wide retry-token bucket, which, once drained by a burst
+// of throttling, fails every later retry of the process at once.
+func retryer(maxAttempts int) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = maxAttempts
+			so.MaxBackoff = 2 * time.Second
+			so.RateLimiter = ratelimit.None
+		})
+	}
+}
+
+// NewGateway builds the SDK's management API client that the WebSocket routes and the sweeper
+// share: one client for the life of the process, its keep-alive pool sized to concurrency (<= 0:
+// fanout.DefaultConcurrency), throttling retried with backoff and no retry-token bucket.
+// endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the local
+// runtime's address.
 func NewGateway(cfg aws.Config, endpoint string, concurrency int) *apigatewaymanagementapi.Client {
-	concurrency = cmp.Or(concurrency, publish.DefaultConcurrency)
+	concurrency = cmp.Or(concurrency, fanout.DefaultConcurrency)
 	hc := awshttp.NewBuildableClient().
 		WithTimeout(10 * time.Second).
 		WithTransportOptions(func(t *http.Transport) {
@@ -179,9 +246,29 @@ func NewGateway(cfg aws.Config, endpoint string, concurrency int) *apigatewayman
 	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.HTTPClient = hc
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = 5
-			so.MaxBackoff = 2 * time.Second
-		})
+		o.Retryer = retryer(5)()
 	})
+}
+
+// NewPoster builds the fan-out's management API client (internal/mgmt): SigV4 by the SDK's
+// signer with cfg's credentials and Region, a keep-alive pool sized to concurrency (<= 0:
+// fanout.DefaultConcurrency), retries bounded by each post's deadline. The client keeps no
+// margin of its own: the engine's posts end at its hard deadline (the invocation's less the
+// engine's margin), which leaves the answer its time, and a post cut there is carried, not
+// counted as failed.
+func NewPoster(cfg aws.Config, endpoint string, concurrency int) (*mgmt.Client, error) {
+	return mgmt.New(mgmt.Config{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials,
+		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}})
+}
+
+// NewQueue builds the chunk queue's sender: the SDK's SQS client (at endpoint when set, else
+// where cfg resolves it) sending to the queue at url, with no retry-token bucket.
+func NewQueue(cfg aws.Config, url, endpoint string) *chunkq.Queue {
+	client := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.Retryer = retryer(5)()
+	})
+	return chunkq.New(client, url)
 }

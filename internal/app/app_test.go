@@ -3,8 +3,10 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"golang.org/x/sync/errgroup"
 )
 
 // TestGatewayRetriesThrottling: the management client the handlers share retries a throttled
@@ -43,5 +46,43 @@ func TestGatewayRetriesThrottling(t *testing.T) {
 	}
 	if attempts["busy="] != 3 || attempts["gone="] != 1 {
 		t.Fatalf("attempts %v, want busy= 3 (two throttled) and gone= 1", attempts)
+	}
+}
+
+// TestGatewayRetriesAreNotRationed: the SDK client the WebSocket routes and the sweeper share
+// has no retry-token bucket. The SDK's default one (500 tokens, 5 per retry, refunded only by a
+// retry that succeeds) is drained by posts throttled three times each (10 tokens apiece): after
+// about 50 of them every later retry of the process fails at once ("retry quota exceeded"). Here
+// all 80 are delivered.
+func TestGatewayRetriesAreNotRationed(t *testing.T) {
+	gw := mgmttest.New()
+	var mu sync.Mutex
+	throttled := map[string]int{}
+	gw.Inject(func(c mgmttest.Call) mgmttest.Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		if throttled[c.ConnectionID] < 3 {
+			throttled[c.ConnectionID]++
+			return mgmttest.Fault{Status: http.StatusTooManyRequests}
+		}
+		return mgmttest.Fault{}
+	})
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	client := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 40)
+	var g errgroup.Group
+	g.SetLimit(40)
+	for i := range 80 {
+		g.Go(func() error {
+			_, err := client.PostToConnection(context.Background(), &apigatewaymanagementapi.PostToConnectionInput{
+				ConnectionId: aws.String(fmt.Sprintf("c%03d=", i)), Data: []byte("x")})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("a post throttled three times was not delivered: %v", err)
+	}
+	if n := len(gw.Posts()); n != 80 {
+		t.Fatalf("%d of 80 delivered", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,10 +43,26 @@ type DevConfig struct {
 	MaxFrame int64
 	// SweepInterval is how often the sweeper runs; default facts.ScheduleRate.
 	SweepInterval time.Duration
+	// ChunkConsumers is how many invocations consume the emulated chunk queue at once (the
+	// event source mapping's maximum concurrency); default 4.
+	ChunkConsumers int
+	// ChunkVisibility is the emulated chunk queue's visibility timeout: a failed chunk comes back
+	// that long after it was received; default local's (30s).
+	ChunkVisibility time.Duration
+	// Metrics receives the EMF metric lines; nil prints none (main sets stdout with
+	// LOG_LEVEL=debug).
+	Metrics io.Writer
+	// Outbound bounds, per connection, the messages accepted and not yet read by the client
+	// (local.Config.MaxOutbound and MaxOutboundBytes); zero values take local's defaults.
+	MaxOutbound      int
+	MaxOutboundBytes int64
 	// MaxInflight bounds one connection's frames handled at once; default
 	// local.DefaultMaxInflight.
 	MaxInflight int
 }
+
+// ChunkQueue is the name of the emulated chunk queue.
+const ChunkQueue = "lambdaws-dev-chunks"
 
 // Dev is a running local runtime.
 type Dev struct {
@@ -54,6 +71,8 @@ type Dev struct {
 	// Store is the store it runs on, for tests that look at the registry; the runtime closes it
 	// when it shuts down.
 	Store store.Store
+	// Runtime is the local runtime, for tests that look at its emulated queues.
+	Runtime *local.Runtime
 	// Invoke runs the handler with an event, as Lambda does for sources the runtime does not
 	// emulate (an EventBridge rule's event).
 	Invoke func(ctx context.Context, payload []byte) ([]byte, error)
@@ -100,9 +119,10 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 	return s, feed, nil
 }
 
-// ServeDev starts the local runtime on dc's address, driving the handler Handler builds over s,
-// with the real management API client pointed at the runtime's own @connections endpoint, and
-// feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
+// ServeDev starts the local runtime on dc's address, driving the handler NewService builds over
+// s, with the real management API clients (the SDK's, and internal/mgmt's for the fan-out)
+// pointed at the runtime's own @connections endpoint, the real SQS client at its emulated chunk
+// queue (ChunkQueue), and feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
 func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
 	cfg, err := cfg.verifier(ctx)
@@ -124,6 +144,7 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
+	base := "http://" + addr
 	awsCfg := localAWSConfig()
 	creds, err := awsCfg.Credentials.Retrieve(ctx)
 	if err != nil {
@@ -131,21 +152,31 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
-	gw := NewGateway(awsCfg, "http://"+addr, cfg.DeliveryConcurrency)
-	h, err := Handler(cfg, s, gw, log)
+	poster, err := NewPoster(awsCfg, base, cfg.DeliveryConcurrency)
 	if err != nil {
 		ln.Close()
 		s.Close()
 		return nil, err
 	}
-	rt := local.New(local.Config{Handler: h, Stream: feed, Log: log, Pages: pages,
+	cfg.ChunkQueueURL = local.QueueURL(addr, ChunkQueue)
+	svc, err := NewService(cfg, s, Deps{Gateway: NewGateway(awsCfg, base, cfg.DeliveryConcurrency), Poster: poster,
+		Queue: NewQueue(awsCfg, cfg.ChunkQueueURL, base), Metrics: dc.Metrics}, log)
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
+	rt := local.New(local.Config{Handler: svc, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
-		ScheduleInterval: dc.SweepInterval, MaxInflight: dc.MaxInflight,
+		ScheduleInterval: dc.SweepInterval, MaxInflight: dc.MaxInflight, MaxOutbound: dc.MaxOutbound, MaxOutboundBytes: dc.MaxOutboundBytes,
 		MaxHTTPBody: cmp.Or(cfg.MaxHTTPBody, gqlhttp.DefaultMaxBody), CORSOrigins: cfg.CORSOrigins,
-		Credentials: creds, Region: awsCfg.Region})
-	d := &Dev{Addr: addr, Store: s, Invoke: rt.Invoke, done: make(chan error, 1)}
+		Credentials: creds, Region: awsCfg.Region,
+		// The chunk queue's mapping as serverless.yml declares it: batches of 4.
+		Queues: []local.QueueConfig{{Name: ChunkQueue, BatchSize: 4, Consumers: cmp.Or(dc.ChunkConsumers, 4), VisibilityTimeout: dc.ChunkVisibility}}})
+	d := &Dev{Addr: addr, Store: s, Runtime: rt, Invoke: rt.Invoke, done: make(chan error, 1)}
 	go func() {
 		err := rt.Serve(ctx, ln)
+		svc.Close()
 		if cerr := s.Close(); err == nil {
 			err = cerr
 		}

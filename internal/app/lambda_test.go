@@ -25,7 +25,7 @@ func TestLambdaPlayground(t *testing.T) {
 	const endpoint = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 	get := func(t *testing.T, cfg app.Config, accept string) events.APIGatewayV2HTTPResponse {
 		t.Helper()
-		h, err := app.Lambda(context.Background(), cfg, endpoint, zerolog.Nop())
+		h, err := app.Lambda(context.Background(), cfg, endpoint, nil, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,11 +66,11 @@ func TestLambdaPlayground(t *testing.T) {
 	if r := get(t, app.Config{Playground: true}, "application/json"); isPage(r) || r.StatusCode != 400 {
 		t.Errorf("PLAYGROUND on: an API GET /graphql = %d %s, want the API's 400", r.StatusCode, r.Headers["Content-Type"])
 	}
-	if _, err := app.Lambda(context.Background(), app.Config{Playground: true, WebSocketURL: "http://x/prod"}, endpoint, zerolog.Nop()); err == nil ||
+	if _, err := app.Lambda(context.Background(), app.Config{Playground: true, WebSocketURL: "http://x/prod"}, endpoint, nil, zerolog.Nop()); err == nil ||
 		!strings.Contains(err.Error(), "WEBSOCKET_URL") {
 		t.Errorf("a WEBSOCKET_URL that is not ws: or wss: was accepted: %v", err)
 	}
-	if _, err := app.Lambda(context.Background(), app.Config{Playground: true}, "", zerolog.Nop()); err == nil {
+	if _, err := app.Lambda(context.Background(), app.Config{Playground: true}, "", nil, zerolog.Nop()); err == nil {
 		t.Error("PLAYGROUND with neither WEBSOCKET_URL nor WEBSOCKET_ENDPOINT was accepted")
 	}
 }

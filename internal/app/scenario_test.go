@@ -20,6 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if runBenchChild() {
+		return
+	}
 	code := m.Run()
 	dynalite.StopShared()
 	os.Exit(code)

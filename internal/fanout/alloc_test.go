@@ -14,20 +14,20 @@ import (
 
 type nopRegistry struct{}
 
-func (nopRegistry) Pages(context.Context, string, string, string) iter.Seq2[Page, error] {
+func (nopRegistry) TopicPages(context.Context, string, string, string) iter.Seq2[Page, error] {
 	return func(func(Page, error) bool) {}
 }
-func (nopRegistry) Get(context.Context, string, []SubKey) ([]store.Subscription, error) {
+func (nopRegistry) TopicSubscriptions(context.Context, string, []SubKey) ([]store.Subscription, error) {
 	return nil, nil
 }
-func (nopRegistry) Cursors(context.Context, string, string, string, int) ([]string, error) {
+func (nopRegistry) TopicCursors(context.Context, string, string, string, int) ([]string, error) {
 	return nil, nil
 }
 func (nopRegistry) DeleteConnection(context.Context, string) error { return nil }
-func (nopRegistry) Progress(context.Context, []string) (map[string]Progress, error) {
+func (nopRegistry) FanoutProgress(context.Context, []string) (map[string]Progress, error) {
 	return nil, nil
 }
-func (nopRegistry) SaveProgress(context.Context, []Progress) error { return nil }
+func (nopRegistry) SaveFanoutProgress(context.Context, []Progress) error { return nil }
 
 type constRenderer struct{}
 
@@ -48,7 +48,9 @@ func (p *countPoster) Post(_ context.Context, _ string, data []byte) error {
 func TestDeliveryAllocatesNothing(t *testing.T) {
 	poster := &countPoster{}
 	e := New(Config{Registry: nopRegistry{}, Renderer: constRenderer{}, Poster: poster, Concurrency: 1,
-		Match:   func(*store.Subscription, *Event) bool { return true },
+		Match: func(context.Context, *Event) func(*store.Subscription) bool {
+			return func(*store.Subscription) bool { return true }
+		},
 		Expired: func(*store.Subscription, time.Time) bool { return false }})
 	defer e.Close()
 	inv := e.begin(context.Background())

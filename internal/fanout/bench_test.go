@@ -43,7 +43,7 @@ func benchSubs(n int) []store.Subscription {
 // DynamoDB query page holds).
 type benchRegistry struct{ subs []store.Subscription }
 
-func (r *benchRegistry) Pages(ctx context.Context, topic, after, until string) iter.Seq2[fanout.Page, error] {
+func (r *benchRegistry) TopicPages(ctx context.Context, topic, after, until string) iter.Seq2[fanout.Page, error] {
 	return func(yield func(fanout.Page, error) bool) {
 		lo := 0
 		if after != "" {
@@ -73,17 +73,17 @@ func (r *benchRegistry) Subscriptions(ctx context.Context, topic string) iter.Se
 	}
 }
 
-func (r *benchRegistry) Get(context.Context, string, []fanout.SubKey) ([]store.Subscription, error) {
+func (r *benchRegistry) TopicSubscriptions(context.Context, string, []fanout.SubKey) ([]store.Subscription, error) {
 	return nil, nil
 }
-func (r *benchRegistry) Cursors(context.Context, string, string, string, int) ([]string, error) {
+func (r *benchRegistry) TopicCursors(context.Context, string, string, string, int) ([]string, error) {
 	return nil, nil
 }
 func (r *benchRegistry) DeleteConnection(context.Context, string) error { return nil }
-func (r *benchRegistry) Progress(context.Context, []string) (map[string]fanout.Progress, error) {
+func (r *benchRegistry) FanoutProgress(context.Context, []string) (map[string]fanout.Progress, error) {
 	return nil, nil
 }
-func (r *benchRegistry) SaveProgress(context.Context, []fanout.Progress) error { return nil }
+func (r *benchRegistry) SaveFanoutProgress(context.Context, []fanout.Progress) error { return nil }
 
 type benchRenderer struct{}
 

@@ -206,7 +206,7 @@ func (e *Engine) Continue(ctx context.Context, c Continuation) (Outcome, Stats) 
 		return failed(ReasonInvalid, err), stats()
 	}
 	key := c.Key()
-	rows, err := e.cfg.Registry.Progress(inv.work, []string{key})
+	rows, err := e.cfg.Registry.FanoutProgress(inv.work, []string{key})
 	if err != nil {
 		reason := ReasonRegistry
 		if inv.work.Err() != nil {

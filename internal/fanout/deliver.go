@@ -34,7 +34,7 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 	var rows map[string]Progress
 	if len(keys) > 0 {
 		var err error
-		if rows, err = e.cfg.Registry.Progress(inv.work, keys); err != nil {
+		if rows, err = e.cfg.Registry.FanoutProgress(inv.work, keys); err != nil {
 			reason := ReasonRegistry
 			if inv.work.Err() != nil {
 				reason = ReasonDeadline
@@ -172,7 +172,8 @@ func (inv *invocation) record(r *Record, keys []string, rows map[string]Progress
 // markDone writes done markers for the events that were delivered but will be delivered again:
 // a DynamoDB stream resumes from the lowest reported record, so every record after it, and the
 // done events of a reported record, come back. A single-page event writes no row when it
-// completes, so it gets one here, and only here.
+// completes, so it gets one here, and only here. With Config.MarkAll every delivered event is
+// marked.
 func (inv *invocation) markDone(outs []Outcome, nodes [][]*node, nodeOuts [][]Outcome) {
 	first := -1
 	for i, o := range outs {
@@ -180,6 +181,9 @@ func (inv *invocation) markDone(outs []Outcome, nodes [][]*node, nodeOuts [][]Ou
 			first = i
 			break
 		}
+	}
+	if inv.e.cfg.MarkAll {
+		first = 0
 	}
 	if first < 0 {
 		return
@@ -198,7 +202,7 @@ func (inv *invocation) markDone(outs []Outcome, nodes [][]*node, nodeOuts [][]Ou
 	ctx, cancel := inv.tail()
 	defer cancel()
 	inv.stats.progressWrites.Add(int64(len(rows)))
-	if err := inv.e.cfg.Registry.SaveProgress(ctx, rows); err != nil {
+	if err := inv.e.cfg.Registry.SaveFanoutProgress(ctx, rows); err != nil {
 		inv.log.Warn().Err(err).Int("rows", len(rows)).Msg("mark delivered records done; a retry delivers them again")
 	}
 }

@@ -74,7 +74,7 @@ func (r *fakeRegistry) snapshot(topic, after, until string) []store.Subscription
 	return subs[lo:hi]
 }
 
-func (r *fakeRegistry) Pages(ctx context.Context, topic, after, until string) iter.Seq2[fanout.Page, error] {
+func (r *fakeRegistry) TopicPages(ctx context.Context, topic, after, until string) iter.Seq2[fanout.Page, error] {
 	return func(yield func(fanout.Page, error) bool) {
 		subs := r.snapshot(topic, after, until)
 		for i := 0; ; i++ {
@@ -105,7 +105,7 @@ func (r *fakeRegistry) Pages(ctx context.Context, topic, after, until string) it
 	}
 }
 
-func (r *fakeRegistry) Get(ctx context.Context, topic string, keys []fanout.SubKey) ([]store.Subscription, error) {
+func (r *fakeRegistry) TopicSubscriptions(ctx context.Context, topic string, keys []fanout.SubKey) ([]store.Subscription, error) {
 	r.mu.Lock()
 	delay := r.getDelay
 	r.mu.Unlock()
@@ -127,7 +127,7 @@ func (r *fakeRegistry) Get(ctx context.Context, topic string, keys []fanout.SubK
 	return out, nil
 }
 
-func (r *fakeRegistry) Cursors(ctx context.Context, topic, after, until string, every int) ([]string, error) {
+func (r *fakeRegistry) TopicCursors(ctx context.Context, topic, after, until string, every int) ([]string, error) {
 	r.cursorWalks.Add(1)
 	subs := r.snapshot(topic, after, until)
 	var out []string
@@ -144,7 +144,7 @@ func (r *fakeRegistry) DeleteConnection(ctx context.Context, id string) error {
 	return nil
 }
 
-func (r *fakeRegistry) Progress(ctx context.Context, keys []string) (map[string]fanout.Progress, error) {
+func (r *fakeRegistry) FanoutProgress(ctx context.Context, keys []string) (map[string]fanout.Progress, error) {
 	r.progressReads.Add(1)
 	if r.failProgress != nil {
 		return nil, r.failProgress
@@ -160,7 +160,7 @@ func (r *fakeRegistry) Progress(ctx context.Context, keys []string) (map[string]
 	return out, nil
 }
 
-func (r *fakeRegistry) SaveProgress(ctx context.Context, rows []fanout.Progress) error {
+func (r *fakeRegistry) SaveFanoutProgress(ctx context.Context, rows []fanout.Progress) error {
 	r.saves.Add(int64(len(rows)))
 	if r.failSave != nil {
 		return r.failSave

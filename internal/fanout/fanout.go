@@ -19,7 +19,9 @@
 // # Deadline
 //
 // With M = Config.Margin and D the context's deadline: no page is read and no post is started
-// after D−M; every post's context ends at D−M; what was not delivered by then is handed to the
+// after D−M; a post in flight then has until D−M+M/5 to be answered (so that a post the service
+// is answering is not cut, and delivered twice when its subscriber is carried; the poster may
+// retry within that time), and its context ends there; what was not delivered is handed to the
 // Queue as continuations (or the record fails when there is no queue), and Deliver returns by
 // about D−M/2, whatever the poster does.
 //
@@ -36,7 +38,8 @@
 // Deliver (every event of the batch in one call; needed to skip what a retry already did) and
 // one per Continue; waiting for parts polls their rows with backoff. Writes: none for an event
 // whose topic fits one page and completes (the common case: a retry of it delivers it again,
-// which extensions.event lets clients recognise); for a multi-page topic, at most one per page
+// which extensions.event lets clients recognise), unless Config.MarkAll asks for a done marker
+// for every event, written together at the end of Deliver; for a multi-page topic, at most one per page
 // (the cursor after the last fully delivered page, written when it moves) and one done marker;
 // one per part, always (the waiting record reads it); and, when a batch has a failed or carried
 // record, one done marker for each event delivered after it, because the stream resumes from
@@ -52,27 +55,17 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/maphash"
-	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
-// Event is one change addressed to one field's topic (engine.Event in the target design).
-type Event struct {
-	// ID identifies the change: the stream record's eventID, the external event's id.
-	ID string
-	// Seq is the change's sequence number where the source has one; empty otherwise.
-	Seq string
-	// Field is the subscription field the event feeds.
-	Field string
-	// Topic selects the subscriptions that receive the event.
-	Topic string
-	// Payload is the change's value (new image, old image, event data).
-	Payload json.RawMessage
-}
+// Event is one change addressed to one field's topic: the engine's neutral event (ID and Seq
+// identify the change, Field and Topic address it, Payload is the value the field yields).
+type Event = engine.Event
 
 // A Record is one item of a batch: the events of one change, delivered together.
 type Record struct {
@@ -85,61 +78,26 @@ type Record struct {
 	Created time.Time
 }
 
-// A Page is one read of a topic's subscriptions.
-type Page struct {
-	// Subs are the page's subscriptions, in key order. The engine keeps the slice until the
-	// page is delivered: the registry must not reuse it.
-	Subs []store.Subscription
-	// Next is the cursor after the page's last subscription; "" on the last page of the range.
-	Next string
-}
+// A Page is one read of a topic's subscriptions (store.Page): the engine keeps Subs until the
+// page is delivered, so the registry must not reuse the slice.
+type Page = store.Page
 
 // A SubKey identifies one subscription of a topic.
-type SubKey struct {
-	ConnectionID string
-	ID           string
-}
+type SubKey = store.SubKey
 
-// Progress is one fan-out state row. A row exists for an event (key EventKey) and for each part
-// handed to the queue (key EventKey + "/" + Continuation.Part).
-type Progress struct {
-	// Key is the row's key.
-	Key string
-	// Cursor is the cursor after the last fully delivered page of the row's own range; "" when
-	// none was.
-	Cursor string
-	// Until ends the row's own range (inclusive cursor) when the rest of the topic was handed
-	// off in chunks; "" for the whole topic.
-	Until string
-	// Done reports that the row's own range was delivered or handed off as parts.
-	Done bool
-	// Parts is how many parts the row handed to the queue (keys Key+"/1" … Key+"/Parts"). The
-	// row is complete when Done and every part is complete.
-	Parts int
-	// ExpiresAt is the row's TTL; reads may ignore rows past it.
-	ExpiresAt time.Time
-}
+// Progress is one fan-out state row (store.Progress). A row exists for an event (key EventKey)
+// and for each part handed to the queue (key EventKey + "/" + Continuation.Part). The row is
+// complete when Done and every part is complete.
+type Progress = store.Progress
 
-// Registry is what the engine reads and writes in the store. Every method should return soon
-// after its context ends; the engine answers by D−M/2 regardless, failing a record whose read
-// is still running.
+// Registry is what the engine reads and writes in the store; both backends implement it
+// (store.FanoutState, whose doc states the contract, and DeleteConnection). Every method should
+// return soon after its context ends; the engine answers by D−M/2 regardless, failing a record
+// whose read is still running.
 type Registry interface {
-	// Pages yields the topic's subscriptions in key order, page by page, from just after the
-	// cursor after ("" = the first) up to and including the subscription at cursor until ("" =
-	// the last). Page.Next is "" on the final page. It stops at the first error, which it yields.
-	Pages(ctx context.Context, topic, after, until string) iter.Seq2[Page, error]
-	// Get reads the listed subscriptions of a topic; absent ones are left out.
-	Get(ctx context.Context, topic string, keys []SubKey) ([]store.Subscription, error)
-	// Cursors walks the topic's keys only, from just after the cursor after up to until ("" =
-	// the end), and returns the cursor of every every-th subscription: the chunk boundaries.
-	// A boundary equal to until, or at the very last subscription, may be left out.
-	Cursors(ctx context.Context, topic, after, until string, every int) ([]string, error)
+	store.FanoutState
 	// DeleteConnection forgets a connection and everything it owns.
 	DeleteConnection(ctx context.Context, id string) error
-	// Progress reads fan-out state rows; absent (or expired) keys are left out of the map.
-	Progress(ctx context.Context, keys []string) (map[string]Progress, error)
-	// SaveProgress writes fan-out state rows, each replacing the row of its key.
-	SaveProgress(ctx context.Context, rows []Progress) error
 }
 
 // Renderer executes a stored subscription against one event.
@@ -241,11 +199,18 @@ type Config struct {
 	Queue Queue
 	// Classify sorts post errors; default DefaultClassify.
 	Classify func(error) Class
-	// Match reports whether the event concerns the subscription (its filter); nil matches all.
-	// Called before rendering; it must not keep s or ev.
-	Match func(s *store.Subscription, ev *Event) bool
+	// Match returns the test of whether one event concerns a subscription beyond its topic (its
+	// filter). It is called once per event per Deliver or Continue (by the event's reader, before
+	// its first page), so the test can keep what it derives from the event (the payload decoded
+	// once, each distinct filter compiled once); the workers then call the test concurrently, for
+	// each subscription, before rendering, and it must not keep s. Nil, or a nil test, matches
+	// every subscription.
+	Match func(ctx context.Context, ev *Event) func(s *store.Subscription) bool
 	// Expired reports whether the subscription's principal has expired at now; nil: never.
 	Expired func(s *store.Subscription, now time.Time) bool
+	// Now is the clock Expired is given, read once per page; default time.Now. (Deadlines always
+	// follow the real clock.)
+	Now func() time.Time
 	// CloseExpired closes the connection of an expired principal, once per connection per
 	// invocation; default Registry.DeleteConnection.
 	CloseExpired func(ctx context.Context, connID string) error
@@ -263,6 +228,11 @@ type Config struct {
 	// PollInterval is the first wait between reads of chunk done markers; it doubles up to one
 	// second. Default 50 ms.
 	PollInterval time.Duration
+	// MarkAll writes a done marker for every event Deliver delivers (in one write at its end),
+	// so that a record delivered again, whole (a Lambda retry after a timeout or a crash, a
+	// duplicate), is skipped instead of reaching its subscribers twice. Off, only the events that
+	// will come back (after a failed or carried record) and multi-page events are marked.
+	MarkAll bool
 }
 
 // Engine delivers batches of records and continuations. It is safe for concurrent use; its
@@ -281,6 +251,9 @@ type Engine struct {
 func New(cfg Config) *Engine {
 	if cfg.Classify == nil {
 		cfg.Classify = DefaultClassify
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.CloseExpired == nil && cfg.Registry != nil {
 		cfg.CloseExpired = cfg.Registry.DeleteConnection

@@ -768,12 +768,15 @@ func TestFilterAndExpiredPrincipals(t *testing.T) {
 	// Two subscriptions on one expired connection: closed once.
 	all = append(all, store.Subscription{ConnectionID: "c00000", ID: "2", Subprotocol: gqlws.TransportWS, Query: "other", Principal: json.RawMessage(`{"exp":1}`)})
 	s.reg.add("t", all...)
-	var matched atomic.Int64
-	s.cfg.Match = func(sub *store.Subscription, ev *fanout.Event) bool {
-		matched.Add(1)
-		var i int
-		fmt.Sscanf(sub.ConnectionID[1:], "%d", &i)
-		return i%2 == 0 && ev.Topic == "t"
+	var matched, tests atomic.Int64
+	s.cfg.Match = func(_ context.Context, ev *fanout.Event) func(*store.Subscription) bool {
+		tests.Add(1) // once per event
+		return func(sub *store.Subscription) bool {
+			matched.Add(1)
+			var i int
+			fmt.Sscanf(sub.ConnectionID[1:], "%d", &i)
+			return i%2 == 0 && ev.Topic == "t"
+		}
 	}
 	s.cfg.Expired = func(sub *store.Subscription, now time.Time) bool {
 		return string(sub.Principal) == `{"exp":1}` && !now.IsZero()
@@ -794,6 +797,9 @@ func TestFilterAndExpiredPrincipals(t *testing.T) {
 	// 41 subscriptions: 11 expired (10 connections); of the 30 left, the 10 even ones match.
 	if st.Expired != 11 || st.Filtered != 20 || st.Delivered != 10 || matched.Load() != 30 || len(closed) != 10 {
 		t.Fatalf("stats %+v, %d matched, closed %v", st, matched.Load(), closed)
+	}
+	if tests.Load() != 1 {
+		t.Fatalf("Match called %d times for one event, want once", tests.Load())
 	}
 	if s.rend.calls[`subscription { changed { id } }|||`] != 1 || len(s.rend.calls) != 1 {
 		t.Fatalf("renders %v: an expired principal's operation was rendered", s.rend.calls)
@@ -1011,5 +1017,40 @@ func TestAPartWhoseDoneMarkerIsNotSavedFails(t *testing.T) {
 	s.reg.failSave = nil
 	if out, _ := e.Continue(context.Background(), c); out.Status != fanout.Done || !s.reg.progress[c.Key()].Done {
 		t.Fatalf("%+v", out)
+	}
+}
+
+// TestMarkAllSkipsARecordDeliveredAgain: with MarkAll, a batch delivered whole a second time (a
+// Lambda retry after a timeout, a duplicate) reaches nobody twice, for a single-page topic too;
+// without it, the single-page event is delivered again (extensions.event tells the client).
+func TestMarkAllSkipsARecordDeliveredAgain(t *testing.T) {
+	for _, markAll := range []bool{false, true} {
+		t.Run(fmt.Sprint("MarkAll=", markAll), func(t *testing.T) {
+			s := newSetup(10)
+			s.cfg.MarkAll = markAll
+			s.reg.add("small", subs(3, "a")...)
+			s.reg.add("big", subs(25, "b")...)
+			e := s.engine(t)
+			batch := []fanout.Record{record("e1", "1", "small"), record("e2", "2", "big")}
+			for range 2 {
+				outs, _ := e.Deliver(context.Background(), batch)
+				for i, o := range outs {
+					if o.Status != fanout.Done {
+						t.Fatalf("record %d: %+v", i, o)
+					}
+				}
+			}
+			byConn := s.poster.byConn()
+			want := 1
+			if !markAll {
+				want = 2 // the single-page event has no marker; the multi-page one has
+			}
+			if n := len(byConn["a00000"]); n != want {
+				t.Fatalf("a subscriber of the single-page topic got %d frames, want %d", n, want)
+			}
+			if n := len(byConn["b00000"]); n != 1 {
+				t.Fatalf("a subscriber of the multi-page topic got %d frames, want 1", n)
+			}
+		})
 	}
 }

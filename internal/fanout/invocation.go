@@ -13,10 +13,15 @@ import (
 type invocation struct {
 	e   *Engine
 	log *zerolog.Logger
-	// work is the context of page reads, renders and posts: it ends at the hard deadline D−M
-	// (or when the caller's context ends).
+	// work is the context of page reads and renders: it ends at the hard deadline D−M (or when
+	// the caller's context ends).
 	work   context.Context
 	cancel context.CancelFunc
+	// posts is the context of posts: no post starts after D−M, but one in flight then has until
+	// D−M+M/5 to be answered, so that a post the service is answering is not cut (and carried,
+	// to be delivered twice); only a post still unanswered then is.
+	posts       context.Context
+	cancelPosts context.CancelFunc
 	// hard is D−M, finish is D−M/2; zero without a deadline.
 	hard, finish time.Time
 	start        time.Time
@@ -44,8 +49,10 @@ func (e *Engine) begin(ctx context.Context) *invocation {
 	if dl, ok := ctx.Deadline(); ok {
 		inv.hard, inv.finish = dl.Add(-m), dl.Add(-m/2)
 		inv.work, inv.cancel = context.WithDeadline(ctx, inv.hard)
+		inv.posts, inv.cancelPosts = context.WithDeadline(ctx, inv.hard.Add(m/5))
 	} else {
 		inv.work, inv.cancel = context.WithCancel(ctx)
+		inv.posts, inv.cancelPosts = context.WithCancel(ctx)
 	}
 	inv.stopAfter = context.AfterFunc(inv.work, func() {
 		inv.stop()
@@ -61,6 +68,7 @@ func (e *Engine) begin(ctx context.Context) *invocation {
 func (inv *invocation) end() {
 	inv.stopAfter()
 	inv.cancel()
+	inv.cancelPosts()
 	inv.mu.Lock()
 	if inv.timer != nil {
 		inv.timer.Stop()

@@ -34,6 +34,9 @@ type node struct {
 	planned   bool // chunking was tried
 	savedDone bool // a done row was written
 
+	// match is the event's filter test (Config.Match); nil matches every subscription.
+	match func(s *store.Subscription) bool
+
 	renders  map[uint64]*rendered // reader-only
 	rendersX map[string]*rendered // reader-only, for hash collisions
 
@@ -60,6 +63,9 @@ type node struct {
 type nodeCounters struct {
 	subscribers, delivered, gone, filtered, expired, tooLarge, renders atomic.Int64
 	forbidden, server, other, throttled, unavailable, cut              atomic.Int64
+	// Posts still throttled or unanswered when the deadline ended the poster's retries: carried
+	// (not counted as failed), but they count toward telling a failing service.
+	lateThrottled, lateUnavailable atomic.Int64
 }
 
 // page is one read of a topic, while its subscribers are delivered.
@@ -94,6 +100,9 @@ func (inv *invocation) newNode(ev *Event, key, path string, prog Progress, hasRo
 	n := &node{inv: inv, e: inv.e, ev: ev, key: key, path: path, prog: prog, hasRow: hasRow,
 		renders: map[uint64]*rendered{}}
 	n.cond.L = &n.mu
+	if inv.e.cfg.Match != nil {
+		n.match = inv.e.cfg.Match(inv.work, ev)
+	}
 	if path != "" {
 		n.depth = 1
 		for i := range len(path) {
@@ -154,7 +163,7 @@ func (n *node) deliverOwn(after string) Outcome {
 		subsRead  int
 	)
 	if n.keys != nil {
-		subs, err := e.cfg.Registry.Get(inv.work, n.ev.Topic, n.keys)
+		subs, err := e.cfg.Registry.TopicSubscriptions(inv.work, n.ev.Topic, n.keys)
 		if err != nil {
 			readErr = err
 		} else {
@@ -164,7 +173,7 @@ func (n *node) deliverOwn(after string) Outcome {
 		}
 	} else {
 		broke := false
-		for pg, err := range e.cfg.Registry.Pages(inv.work, n.ev.Topic, after, n.until) {
+		for pg, err := range e.cfg.Registry.TopicPages(inv.work, n.ev.Topic, after, n.until) {
 			if err != nil {
 				readErr = err
 				broke = true
@@ -230,7 +239,7 @@ func (n *node) deliverOwn(after string) Outcome {
 // dispatch hands a page's subscribers to the workers; false when it stopped midway.
 func (n *node) dispatch(pg Page) bool {
 	inv, e := n.inv, n.e
-	p := &page{subs: pg.Subs, next: pg.Next, now: time.Now(), state: make([]atomic.Uint32, len(pg.Subs))}
+	p := &page{subs: pg.Subs, next: pg.Next, now: e.cfg.Now(), state: make([]atomic.Uint32, len(pg.Subs))}
 	p.left.Store(1)
 	n.pmu.Lock()
 	n.pages = append(n.pages, p)
@@ -403,7 +412,7 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		n.c.gone.Add(1)
 		return sOK
 	}
-	if e.cfg.Match != nil && !e.cfg.Match(s, n.ev) {
+	if n.match != nil && !n.match(s) {
 		n.c.filtered.Add(1)
 		return sOK
 	}
@@ -442,14 +451,20 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		inv.forget(s.ConnectionID, e.cfg.Registry.DeleteConnection, "gone")
 		return sOK
 	case ClassThrottled, ClassUnavailable:
-		if class == ClassThrottled {
+		late := inv.over() // the poster retried until our deadline: carry it
+		switch {
+		case class == ClassThrottled && late:
+			n.c.lateThrottled.Add(1)
+		case class == ClassThrottled:
 			n.c.throttled.Add(1)
-		} else {
+		case late:
+			n.c.lateUnavailable.Add(1)
+		default:
 			n.c.unavailable.Add(1)
 		}
-		n.checkTrip()
-		if inv.over() {
-			return sRetry // the poster retried until our deadline: carry it
+		n.checkTrip() // late ones count too: a service that fails every post until the deadline
+		if late {
+			return sRetry
 		}
 		n.logFailure(s, class, err)
 		return sFailed
@@ -482,7 +497,7 @@ func (e *Engine) classify(inv *invocation, err error) Class {
 func (n *node) post(s *store.Subscription, payload []byte) error {
 	bp := n.e.bufs.Get().(*[]byte)
 	b := appendFrame((*bp)[:0], s, payload)
-	err := n.e.cfg.Poster.Post(n.inv.work, s.ConnectionID, b)
+	err := n.e.cfg.Poster.Post(n.inv.posts, s.ConnectionID, b)
 	if cap(b) <= 2*n.e.cfg.MaxMessage {
 		*bp = b[:0]
 		n.e.bufs.Put(bp)
@@ -492,7 +507,8 @@ func (n *node) post(s *store.Subscription, payload []byte) error {
 
 func (n *node) failures() (failed, attempted int64) {
 	c := &n.c
-	failed = c.forbidden.Load() + c.server.Load() + c.other.Load() + c.throttled.Load() + c.unavailable.Load()
+	failed = c.forbidden.Load() + c.server.Load() + c.other.Load() + c.throttled.Load() + c.unavailable.Load() +
+		c.lateThrottled.Load() + c.lateUnavailable.Load()
 	return failed, failed + c.delivered.Load() + c.gone.Load() + c.tooLarge.Load()
 }
 
@@ -527,8 +543,8 @@ func (n *node) serviceError(f, a int64) error {
 	}{
 		{c.forbidden.Load(), "management API refused posts (403 ForbiddenException): check the execute-api:ManageConnections grant and WEBSOCKET_ENDPOINT (API id and stage)"},
 		{c.server.Load(), "management API failing (5xx after retries): an API Gateway incident, or WEBSOCKET_ENDPOINT points at the wrong service"},
-		{c.throttled.Load(), "management API throttling (429 after retries until the deadline): the account's API Gateway request rate is exhausted"},
-		{c.unavailable.Load(), "management API unreachable (network errors or timeouts): check WEBSOCKET_ENDPOINT and the network path"},
+		{c.throttled.Load() + c.lateThrottled.Load(), "management API throttling (429 after retries until the deadline): the account's API Gateway request rate is exhausted"},
+		{c.unavailable.Load() + c.lateUnavailable.Load(), "management API unreachable (network errors or timeouts): check WEBSOCKET_ENDPOINT and the network path"},
 		{c.other.Load(), "posts failed with unclassified errors"},
 	}
 	best := 0
@@ -590,7 +606,7 @@ func (n *node) saveState(done bool) error {
 func (n *node) save(ctx context.Context, row Progress) error {
 	row.ExpiresAt = n.inv.expires()
 	n.inv.stats.progressWrites.Add(1)
-	if err := n.e.cfg.Registry.SaveProgress(ctx, []Progress{row}); err != nil {
+	if err := n.e.cfg.Registry.SaveFanoutProgress(ctx, []Progress{row}); err != nil {
 		n.inv.log.Warn().Err(err).Str("key", n.key).Str("event", n.ev.ID).Msg("save fan-out progress")
 		return err
 	}
@@ -608,7 +624,7 @@ func (n *node) shouldChunk(read int) bool {
 func (n *node) plan(cur string) bool {
 	n.planned = true
 	inv, e := n.inv, n.e
-	bounds, err := e.cfg.Registry.Cursors(inv.work, n.ev.Topic, cur, n.until, e.cfg.ChunkSize)
+	bounds, err := e.cfg.Registry.TopicCursors(inv.work, n.ev.Topic, cur, n.until, e.cfg.ChunkSize)
 	if err != nil {
 		inv.log.Warn().Err(err).Str("event", n.ev.ID).Str("topic", n.ev.Topic).Msg("plan chunks; delivering inline")
 		return false
@@ -709,7 +725,7 @@ func (n *node) waitForParts() Outcome {
 	delay := n.e.cfg.PollInterval
 	for {
 		expanded := false
-		rows, err := n.e.cfg.Registry.Progress(inv.work, pending)
+		rows, err := n.e.cfg.Registry.FanoutProgress(inv.work, pending)
 		if err == nil {
 			next := pending[:0:0]
 			for _, k := range pending {
@@ -757,5 +773,5 @@ func (n *node) flush() {
 	s.tooLarge.Add(c.tooLarge.Load())
 	s.renders.Add(c.renders.Load())
 	s.failed.Add(c.forbidden.Load() + c.server.Load() + c.other.Load() + c.unavailable.Load())
-	s.throttled.Add(c.throttled.Load())
+	s.throttled.Add(c.throttled.Load() + c.lateThrottled.Load()) // carried, but throttled until the deadline
 }

@@ -1,11 +1,10 @@
 package fanout
 
 import (
-	"encoding/json"
-	"maps"
-	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/realtime-gql/lambdaws/internal/emf"
 )
 
 // Stats is what one Deliver or Continue call did.
@@ -25,7 +24,9 @@ type Stats struct {
 	Gone int64
 	// Failed counts posts refused or failed for another reason than throttling.
 	Failed int64
-	// Throttled counts posts still throttled when the poster gave up.
+	// Throttled counts posts still throttled when the poster gave up (those it retried until the
+	// deadline are carried, and counted here too). Posts cut by the deadline otherwise are
+	// carried and counted in neither Failed nor Throttled.
 	Throttled int64
 	// Filtered counts subscriptions the event did not concern (filter, or no result).
 	Filtered int64
@@ -126,43 +127,17 @@ var metrics = []metric{
 	{"Renders", "Count", func(s *Stats) float64 { return float64(s.Renders) }},
 	{"Chunks", "Count", func(s *Stats) float64 { return float64(s.Chunks) }},
 	{"Carried", "Count", func(s *Stats) float64 { return float64(s.Carried) }},
-	{"Duration", "Milliseconds", func(s *Stats) float64 { return ms(s.Duration) }},
-	{"OldestAge", "Milliseconds", func(s *Stats) float64 { return ms(s.OldestAge) }},
+	{"Duration", "Milliseconds", func(s *Stats) float64 { return emf.Milliseconds(s.Duration) }},
+	{"OldestAge", "Milliseconds", func(s *Stats) float64 { return emf.Milliseconds(s.OldestAge) }},
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// EMF formats the stats as one CloudWatch Embedded Metric Format log line (no newline): the
-// metrics under namespace with dims as their one dimension set (keys sorted; at most 30, which
-// must not be metric names or "_aws"), timestamped at the call's start.
+// EMF formats the stats as one CloudWatch Embedded Metric Format log line (no newline, see
+// internal/emf): the metrics under namespace with dims as their one dimension set (keys sorted;
+// at most 30, which must not be metric names or "_aws"), timestamped at the call's start.
 func EMF(namespace string, dims map[string]string, s Stats) []byte {
-	type def struct {
-		Name string `json:"Name"`
-		Unit string `json:"Unit"`
+	ms := make([]emf.Metric, len(metrics))
+	for i, m := range metrics {
+		ms[i] = emf.Metric{Name: m.name, Unit: m.unit, Value: m.value(&s)}
 	}
-	type directive struct {
-		Namespace  string     `json:"Namespace"`
-		Dimensions [][]string `json:"Dimensions"`
-		Metrics    []def      `json:"Metrics"`
-	}
-	keys := slices.Sorted(maps.Keys(dims))
-	if keys == nil {
-		keys = []string{}
-	}
-	d := directive{Namespace: namespace, Dimensions: [][]string{keys}}
-	doc := make(map[string]any, len(metrics)+len(dims)+1)
-	for _, m := range metrics {
-		d.Metrics = append(d.Metrics, def{m.name, m.unit})
-		doc[m.name] = m.value(&s)
-	}
-	for k, v := range dims {
-		doc[k] = v
-	}
-	ts := s.Start
-	if ts.IsZero() {
-		ts = time.Now()
-	}
-	doc["_aws"] = map[string]any{"Timestamp": ts.UnixMilli(), "CloudWatchMetrics": []directive{d}}
-	b, _ := json.Marshal(doc)
-	return b
+	return emf.Line(namespace, dims, s.Start, ms)
 }

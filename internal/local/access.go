@@ -8,9 +8,11 @@ import (
 )
 
 // The runtime's access log: one line per HTTP request (the HTTP API, the pages, the invoke
-// endpoint, the management API), and one per WebSocket route invocation ($connect, each $default,
-// $disconnect), each with its status and duration. Requests to the management API (@connections,
-// the handler's own posts) are logged at debug level, everything else at info; at error when the
+// endpoint, the management API, the SQS API), and one per WebSocket route invocation ($connect,
+// each $default, $disconnect), each with its status and duration. Requests to the management API
+// (@connections, the handler's own posts) and to the SQS API (the handler's own sends to the chunk
+// queue; the line names the action in "target") are logged at debug level, everything else at
+// info; at error when the
 // invocation behind it failed (a function error of the invoke endpoint included), and at warn when
 // the runtime refused it for a reason the caller should hear of: a management API request not
 // signed with the runtime's credentials, or a cross-origin request from an origin CORS_ORIGINS does
@@ -77,6 +79,8 @@ func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time)
 		e = rt.log.Error().Err(w.err)
 	case w.refused != "":
 		e = rt.log.Warn().Str("refused", w.refused)
+	case isSQS(r):
+		e = rt.log.Debug().Str("target", r.Header.Get("X-Amz-Target"))
 	case isManagement(r.URL.EscapedPath()):
 		e = rt.log.Debug()
 	default:

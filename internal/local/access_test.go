@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/coder/websocket"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/local"
@@ -298,4 +299,36 @@ func TestRequestLinesOfInvokesAndRefusals(t *testing.T) {
 	check("POST /graphql", 200, "info", "", "")
 	do("POST", "/graphql", "http://"+addr, map[string]string{"Content-Type": "application/json"}, `{"query":"{a}"}`)
 	check("POST /graphql", 200, "info", "", "")
+}
+
+// TestRequestLinesOfTheSQSAPI: each request to the emulated SQS API (the handler's own sends to
+// the chunk queue) gets one line, at debug like the management API's, naming the action; one SQS
+// refuses (a queue that does not exist) gets one warn line saying why.
+func TestRequestLinesOfTheSQSAPI(t *testing.T) {
+	h := &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
+		return []byte(`{"batchItemFailures":[]}`), nil
+	}}
+	var lines logLines
+	addr := serveLogged(t, local.Config{Handler: h, Queues: []local.QueueConfig{{Name: "chunks"}}}, &lines)
+	client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+	ctx := context.Background()
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(local.QueueURL(addr, "chunks")), MessageBody: aws.String("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	m := lines.line(t, "POST /")
+	if m["level"] != "debug" || m["status"] != 200.0 || m["target"] != "AmazonSQS.SendMessage" || m["refused"] != nil {
+		t.Errorf("the send's line %v: want debug, 200, target AmazonSQS.SendMessage", m)
+	}
+	if _, ok := m["ms"].(float64); !ok {
+		t.Errorf("the send's line %v has no duration", m)
+	}
+	lines.reset()
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(local.QueueURL(addr, "nowhere")), MessageBody: aws.String("{}")}); err == nil {
+		t.Fatal("a send to a queue that does not exist succeeded")
+	}
+	m = lines.line(t, "POST /")
+	if refused, _ := m["refused"].(string); m["level"] != "warn" || m["status"] != 400.0 || !strings.Contains(refused, "QueueDoesNotExist") {
+		t.Errorf("the refused send's line %v: want warn, 400, refused QueueDoesNotExist", m)
+	}
 }

@@ -1,4 +1,4 @@
-// Package local is the local runtime: on one port it emulates API Gateway (WebSocket API, HTTP API, the @connections management API), Lambda's DynamoDB stream poller and the Lambda runtime interface emulator's invoke endpoint, driving the same handler with the same event JSON AWS sends.
+// Package local is the local runtime: on one port it emulates API Gateway (WebSocket API, HTTP API, the @connections management API), Lambda's DynamoDB stream poller, SQS queues with their event source mappings and the Lambda runtime interface emulator's invoke endpoint, driving the same handler with the same event JSON AWS sends.
 //
 // It sees only the handler (Invoke, as Lambda calls it) and a change log to poll; never the
 // GraphQL layer or the store's internals.
@@ -22,6 +22,13 @@
 //	stream                       a poller reads the change log in order, invokes the handler with
 //	                             DynamoDB stream batches, keeps a durable checkpoint and honours
 //	                             batchItemFailures (retry from the reported record, bounded, then skip)
+//	POST / (X-Amz-Target: AmazonSQS.*)
+//	                             SQS queues (Config.Queues) for the real SDK client, consumed by invoking
+//	                             the handler with SQS events, honouring batchItemFailures (see sqs.go)
+//
+// A post is accepted without waiting for its client to read it: each connection has a bounded
+// outbound queue and a writer; a connection whose client stops reading until the queue
+// overflows is closed with 1008, and later posts to it answer 410.
 //
 // Invocations run concurrently, as on AWS: two frames of one connection may be handled at once,
 // up to MaxInflight per connection; further frames wait to be read (backpressure on the flooder
@@ -44,6 +51,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -126,6 +134,12 @@ type Config struct {
 	// MaxFrame is the largest inbound WebSocket frame; default facts.MaxFrame. A larger one
 	// closes the connection with 1009.
 	MaxFrame int64
+	// MaxOutbound and MaxOutboundBytes bound the messages a connection holds for its client,
+	// accepted (a post answers at once, as API Gateway's does) and not yet written; defaults
+	// 1024 messages and 1 MiB. A post past either closes the connection with 1008 (the client is
+	// not reading) and answers 410, as do later posts.
+	MaxOutbound      int
+	MaxOutboundBytes int64
 	// IdleTimeout closes a connection that has sent no message for this long, with 1001;
 	// default facts.IdleTimeout.
 	IdleTimeout time.Duration
@@ -137,6 +151,10 @@ type Config struct {
 	// ShutdownGrace is how long Serve waits, once ctx is done, for invocations to finish before it
 	// cancels their contexts (it still waits for them to return); default 10s.
 	ShutdownGrace time.Duration
+
+	// Queues are the SQS queues the runtime emulates (see QueueURL), each consumed by the
+	// handler as an event source mapping with ReportBatchItemFailures does; none by default.
+	Queues []QueueConfig
 
 	// BatchSize is the stream batch size; default 100.
 	BatchSize int
@@ -164,6 +182,8 @@ func (c *Config) defaults() {
 	c.Region = cmp.Or(c.Region, "us-east-1")
 	c.MaxMessage = cmp.Or(c.MaxMessage, facts.MaxMessage)
 	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
+	c.MaxOutbound = cmp.Or(c.MaxOutbound, 1024)
+	c.MaxOutboundBytes = max(cmp.Or(c.MaxOutboundBytes, 1<<20), c.MaxMessage)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, facts.IdleTimeout)
 	c.MaxDuration = cmp.Or(c.MaxDuration, facts.MaxDuration)
 	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, facts.ScheduleRate)
@@ -183,6 +203,9 @@ type Runtime struct {
 	log     zerolog.Logger
 	slots   chan struct{} // invocation concurrency
 	httpAPI http.Handler  // the HTTP API, behind its CORS policy
+	queues  map[string]*sqsQueue
+
+	outboundPeak atomic.Int64 // see OutboundPeak
 
 	mu       sync.Mutex
 	conns    map[string]*wsConn
@@ -203,7 +226,10 @@ func New(cfg Config) *Runtime {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Runtime{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.MaxConcurrency), conns: map[string]*wsConn{},
-		invocations: ctx, abortInvocations: cancel}
+		queues: map[string]*sqsQueue{}, invocations: ctx, abortInvocations: cancel}
+	for _, qc := range cfg.Queues {
+		rt.queues[qc.Name] = newSQSQueue(qc)
+	}
 	rt.httpAPI = cors.New(cfg.CORSOrigins).Handler(http.HandlerFunc(rt.serveHTTPAPI))
 	return rt
 }
@@ -238,10 +264,11 @@ func (rt *Runtime) track() (done func(), ok bool) {
 // errStopped refuses an invocation requested after shutdown.
 var errStopped = errors.New("local: runtime stopped")
 
-// Serve serves on ln until ctx is done, then shuts down cleanly: it stops the poller (after its
-// current batch), the limit enforcer and the schedule, stops accepting, closes every socket (each
-// sends its $disconnect), waits for in-flight invocations (cancelling their contexts after
-// ShutdownGrace), and returns. Nothing it started runs after it returns.
+// Serve serves on ln until ctx is done, then shuts down cleanly: it stops the poller and the queue
+// consumers (after their current batches, which may still post and send), the limit enforcer and
+// the schedule, stops accepting, closes every socket (each sends its $disconnect), waits for
+// in-flight invocations (cancelling their contexts after ShutdownGrace), and returns. Nothing it
+// started runs after it returns.
 func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, stop := context.WithCancel(ctx) // also ends the loops if serving fails
 	defer stop()
@@ -253,6 +280,11 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	var loops sync.WaitGroup
 	if rt.cfg.Stream != nil {
 		loops.Go(func() { rt.pollStream(ctx) })
+	}
+	for _, q := range rt.queues {
+		for range q.cfg.Consumers {
+			loops.Go(func() { rt.consume(ctx, q) })
+		}
 	}
 	loops.Go(func() { rt.enforceLimits(ctx) })
 	loops.Go(func() { rt.runSchedule(ctx) })
@@ -267,6 +299,21 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownGrace)
 	defer cancel()
+	// The poller, the queue consumers and the schedule stop first, their invocations finishing
+	// while the API still serves what they call (@connections, the queues); past the grace
+	// period they are cancelled.
+	loopsDone := make(chan struct{})
+	go func() {
+		loops.Wait()
+		close(loopsDone)
+	}()
+	select {
+	case <-loopsDone:
+	case <-shutdownCtx.Done():
+		rt.log.Warn().Dur("grace", rt.cfg.ShutdownGrace).Msg("shutdown: stream or queue invocations still running; cancelling them")
+		rt.abortInvocations()
+		<-loopsDone
+	}
 	srv.Shutdown(shutdownCtx) // waits for HTTP requests, up to the grace period
 	rt.closeAll()             // sets stopping
 	finished := make(chan struct{})
@@ -287,6 +334,11 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		<-finished
 	}
 	rt.abortInvocations()
+	for name := range rt.queues {
+		if st, _ := rt.Queue(name); st.Visible+st.Delayed > 0 {
+			rt.log.Warn().Str("queue", name).Int("messages", st.Visible+st.Delayed).Msg("shutdown: queued messages dropped (the emulated queue lives in memory)")
+		}
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -310,6 +362,8 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (rt *Runtime) route(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	switch {
+	case isSQS(r):
+		rt.serveSQS(w, r)
 	case isManagement(path):
 		rt.serveConnections(w, r, path[strings.Index(path, "/@connections/")+len("/@connections/"):])
 	case path == facts.InvokePath:
@@ -390,6 +444,12 @@ func requestTime(t time.Time) string { return t.UTC().Format("02/Jan/2006:15:04:
 
 // isManagement reports whether an escaped path is the management API's: /@connections/{id}.
 func isManagement(path string) bool { return strings.Contains(path, "/@connections/") }
+
+// isSQS reports whether a request is one of the SQS API's (the JSON protocol: a POST naming its
+// action in X-Amz-Target).
+func isSQS(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
+}
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

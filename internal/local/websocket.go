@@ -29,6 +29,8 @@ type wsConn struct {
 	lastActive time.Time
 	closing    bool
 
+	out outbound // messages accepted for the client, written by the connection's writer
+
 	disconnected sync.Once
 }
 
@@ -105,7 +107,7 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent(),
+	conn := &wsConn{id: newID(), connectedAt: time.Now(), sourceIP: sourceIP(r), userAgent: r.UserAgent(), out: newOutbound(),
 		inflight: make(chan struct{}, rt.cfg.MaxInflight)}
 	log := rt.log.With().Str("conn", conn.id).Logger()
 
@@ -140,6 +142,15 @@ func (rt *Runtime) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	conn.c = c
 	conn.frames = ww.watcher
 	conn.touch()
+	writer := make(chan struct{})
+	go func() {
+		defer close(writer)
+		rt.writeLoop(conn)
+	}()
+	defer func() {
+		close(conn.out.done)
+		<-writer
+	}()
 	if !rt.register(conn) {
 		c.Close(websocket.StatusGoingAway, "server shutting down")
 		rt.disconnect(conn, websocket.StatusGoingAway, "server shutting down")
@@ -239,17 +250,45 @@ func (rt *Runtime) message(conn *wsConn, ev events.APIGatewayWebsocketProxyReque
 	}
 }
 
-// send writes one message to a socket with a deadline; it reports whether it was written.
+// send accepts one message for a socket, as API Gateway accepts a post: without waiting for the
+// client to read it (the connection's writer writes it). It reports false when the connection
+// is closing, or when its outbound queue is full, which closes it.
 func (rt *Runtime) send(conn *wsConn, data []byte) bool {
 	if conn.isClosing() {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := conn.c.Write(ctx, websocket.MessageText, data); err != nil {
-		return false
+	res, queued := conn.out.push(data, rt.cfg.MaxOutbound, rt.cfg.MaxOutboundBytes)
+	for peak := rt.outboundPeak.Load(); queued > peak && !rt.outboundPeak.CompareAndSwap(peak, queued); peak = rt.outboundPeak.Load() {
 	}
-	return true
+	switch res {
+	case pushed:
+		return true
+	case full:
+		rt.overflow(conn)
+	}
+	return false
+}
+
+// overflow closes a connection whose client stopped reading (its outbound queue is full) at
+// once, with 1008, dropping what it had not read: one slow reader must not hold memory, nor
+// anyone else's messages.
+func (rt *Runtime) overflow(conn *wsConn) {
+	if !conn.startClose() {
+		return
+	}
+	queued, bytes := conn.out.drop()
+	rt.log.Warn().Str("conn", conn.id).Int("queued", queued).Int64("bytes", bytes).
+		Msg("outbound queue full (the client is not reading): closing with 1008; later posts answer 410")
+	done, ok := rt.track()
+	if !ok {
+		conn.c.CloseNow()
+		return
+	}
+	go func() {
+		defer done()
+		rt.disconnect(conn, websocket.StatusPolicyViolation, "outbound queue full")
+		conn.c.Close(websocket.StatusPolicyViolation, "outbound queue full")
+	}()
 }
 
 // disconnect forgets a socket and invokes $disconnect, once per connection.
@@ -270,21 +309,21 @@ func (rt *Runtime) disconnect(conn *wsConn, status websocket.StatusCode, reason 
 }
 
 // closeConn starts closing a socket from the server side: with 1000 for DeleteConnection, 1001
-// at API Gateway's limits and at shutdown. The close handshake runs in its own goroutine, counted
-// by track; once the runtime has stopped the connection is dropped at once instead.
+// at API Gateway's limits and at shutdown. The connection's writer sends what was accepted
+// before, then runs the close handshake; once the runtime has stopped the connection is dropped
+// at once instead.
 func (rt *Runtime) closeConn(conn *wsConn, status websocket.StatusCode, reason string) {
 	if !conn.startClose() {
 		return
 	}
-	done, ok := rt.track()
-	if !ok {
+	rt.mu.Lock()
+	stopped := rt.stopped
+	rt.mu.Unlock()
+	if stopped {
 		conn.c.CloseNow()
 		return
 	}
-	go func() {
-		defer done()
-		conn.c.Close(status, reason)
-	}()
+	conn.out.closeAfter(status, reason)
 }
 
 // closeAll stops registering sockets and closes every open one with 1001 (going away), at
@@ -321,3 +360,7 @@ func responseHeader(resp events.APIGatewayProxyResponse, name string) string {
 	}
 	return ""
 }
+
+// OutboundPeak is the most bytes any connection has held for its client, accepted and not yet
+// written: never more than Config.MaxOutboundBytes.
+func (rt *Runtime) OutboundPeak() int64 { return rt.outboundPeak.Load() }

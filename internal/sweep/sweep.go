@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/internal/auth"
+	"github.com/realtime-gql/lambdaws/internal/emf"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
@@ -67,6 +69,11 @@ type Config struct {
 	Concurrency int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Metrics receives one EMF line per run (namespace Namespace, dimension Source=sweep); nil
+	// prints none.
+	Metrics io.Writer
+	// Namespace is the metrics' CloudWatch namespace; default "lambdaws".
+	Namespace string
 }
 
 // Sweeper removes stale connections.
@@ -80,6 +87,7 @@ func New(cfg Config) *Sweeper {
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, facts.IdleTimeout)
 	cfg.MaxDuration = cmp.Or(cfg.MaxDuration, facts.MaxDuration)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 16)
+	cfg.Namespace = cmp.Or(cfg.Namespace, "lambdaws")
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -101,6 +109,22 @@ type Stats struct {
 // Removed is the number of connections removed.
 func (st Stats) Removed() int64 {
 	return st.Expired + st.InitTimeout + st.Principal + st.Idle + st.Gone
+}
+
+// Metrics are the run's EMF metrics; took is how long it ran.
+func (st Stats) Metrics(took time.Duration) []emf.Metric {
+	return []emf.Metric{
+		{Name: "Scanned", Unit: "Count", Value: float64(st.Scanned)},
+		{Name: "Removed", Unit: "Count", Value: float64(st.Removed())},
+		{Name: "ExpiredConnections", Unit: "Count", Value: float64(st.Expired)},
+		{Name: "InitTimeout", Unit: "Count", Value: float64(st.InitTimeout)},
+		{Name: "PrincipalExpired", Unit: "Count", Value: float64(st.Principal)},
+		{Name: "Idle", Unit: "Count", Value: float64(st.Idle)},
+		{Name: "GoneConnections", Unit: "Count", Value: float64(st.Gone)},
+		{Name: "Refreshed", Unit: "Count", Value: float64(st.Refreshed)},
+		{Name: "SweepFailed", Unit: "Count", Value: float64(st.Failed)},
+		{Name: "Duration", Unit: "Milliseconds", Value: emf.Milliseconds(took)},
+	}
 }
 
 // outcome is what a run did with one connection.
@@ -132,6 +156,7 @@ func (s *Sweeper) HandleSchedule(ctx context.Context, _ events.EventBridgeEvent)
 // to remove one connection is counted and logged, and the run goes on.
 func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 	log := zerolog.Ctx(ctx)
+	start := time.Now()
 	now := s.cfg.Now()
 	var st Stats
 	var counts [outcomes]atomic.Int64
@@ -162,6 +187,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (Stats, error) {
 	}
 	e.Int("scanned", st.Scanned).Int64("expired", st.Expired).Int64("initTimeout", st.InitTimeout).Int64("principalExpired", st.Principal).
 		Int64("idle", st.Idle).Int64("gone", st.Gone).Int64("refreshed", st.Refreshed).Int64("failed", st.Failed).Msg("swept connections")
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Write(append(emf.Line(s.cfg.Namespace, map[string]string{"Source": "sweep"}, start, st.Metrics(time.Since(start))), '\n'))
+	}
 	if listErr != nil {
 		return st, fmt.Errorf("sweep: list connections: %w", listErr)
 	}

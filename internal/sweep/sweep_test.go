@@ -1,6 +1,7 @@
 package sweep_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +200,44 @@ func TestSweepRereadsBeforeAnInitTimeout(t *testing.T) {
 	}
 	if _, err := s.Connection(ctx, "c"); err != nil || len(calls(api, mgmttest.Delete)) != 0 {
 		t.Fatalf("an acknowledged connection was swept: %v %v", err, calls(api, mgmttest.Delete))
+	}
+}
+
+// TestSweepPrintsOneMetricLine: each run prints one EMF line (namespace lambdaws, dimension
+// Source=sweep) with what it did.
+func TestSweepPrintsOneMetricLine(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := clk.Now().Add(-3 * time.Hour)
+	s.CreateConnection(ctx, store.Connection{ID: "old", State: store.StateReady, ConnectedAt: old, ExpiresAt: clk.Now().Add(time.Hour)})
+	s.CreateConnection(ctx, store.Connection{ID: "new", State: store.StateReady, ConnectedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)})
+	var out bytes.Buffer
+	if _, err := sweep.New(sweep.Config{Registry: s, Gateway: mgmttest.New(), Now: clk.Now, Metrics: &out}).Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	var m struct {
+		Source             string
+		Scanned, Removed   float64
+		ExpiredConnections float64
+		AWS                struct {
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		} `json:"_aws"`
+	}
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &m) != nil {
+		t.Fatalf("metric output %q: want one JSON line", out.String())
+	}
+	if m.Source != "sweep" || m.Scanned != 2 || m.Removed != 1 || m.ExpiredConnections != 1 || len(m.AWS.CloudWatchMetrics) != 1 ||
+		m.AWS.CloudWatchMetrics[0].Namespace != "lambdaws" || len(m.AWS.CloudWatchMetrics[0].Metrics) == 0 {
+		t.Fatalf("metric line %s", lines[0])
 	}
 }

@@ -87,7 +87,8 @@
 // GoneException, the next delete or the TTL removes them. That is why no transaction is needed
 // (and dynalite, the local DynamoDB used in tests, has none).
 //
-// The only actions used are GetItem, PutItem, UpdateItem, DeleteItem, Query and BatchWriteItem;
+// The only actions used are GetItem, PutItem, UpdateItem, DeleteItem, Query, BatchGetItem (the
+// fan-out's reads by key, see fanout.go) and BatchWriteItem;
 // CreateTables also uses DescribeTable, CreateTable and UpdateTimeToLive.
 package dynamo
 

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 // runtimeActions are the DynamoDB actions the service's IAM role grants; CreateTables may also use
 // DescribeTable, CreateTable and UpdateTimeToLive.
-var runtimeActions = []string{"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"}
+var runtimeActions = []string{"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem", "BatchWriteItem"}
 
 // env is one store over its own pair of tables, and a spy on every request its client sends.
 type env struct {

@@ -81,6 +81,9 @@ type Options struct {
 	PageSize int
 	// LockTimeout is how long Open waits for another process to release the file; default 1s.
 	LockTimeout time.Duration
+	// NoSync skips the fsync of each commit (bbolt's DB.NoSync): a crash may lose or damage
+	// recent writes. For filling stores in tests and benchmarks only.
+	NoSync bool
 }
 
 // Store is the embedded backend. It is safe for concurrent use.
@@ -146,6 +149,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	db.NoSync = opts.NoSync
 	return &Store{db: db, now: opts.Now, arn: opts.StreamARN, pageSize: opts.PageSize, changed: make(chan struct{})}, nil
 }
 

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Factory) {
 	t.Run("Subscriptions", func(t *testing.T) { testSubscriptions(t, open) })
 	t.Run("ClaimIDOnce", func(t *testing.T) { testClaimIDOnce(t, open) })
 	t.Run("TopicPaging", func(t *testing.T) { testTopicPaging(t, open) })
+	runFanout(t, open)
 	t.Run("SubscriptionTTL", func(t *testing.T) { testSubscriptionTTL(t, open) })
 	t.Run("DeleteConnectionCascades", func(t *testing.T) { testDeleteCascades(t, open) })
 	t.Run("TouchConnection", func(t *testing.T) { testTouch(t, open) })

@@ -1,0 +1,131 @@
+package publish_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/realtime-gql/lambdaws/internal/chunkq"
+	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/internal/local"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/publish"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/stream"
+	"github.com/rs/zerolog"
+)
+
+// queueHandler is the Lambda handler of the chunk queue's consumers: SQS events to HandleSQS.
+type queueHandler struct {
+	f   *publish.Fanout
+	log zerolog.Logger
+}
+
+func (h queueHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	var ev events.SQSEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, err
+	}
+	resp, err := h.f.HandleSQS(h.log.WithContext(ctx), ev)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+// TestCarriedRecordIsFinishedThroughTheEmulatedQueue: a record for 2,000 subscribers, posts
+// taking 40 ms, 32 in flight, an invocation that has a second: at most about 800 can be
+// delivered inline. With chunks of 1,000 the deadline comes first, and what the invocation did
+// not deliver (the posts it cut, and the unread rest of the topic) is carried to the queue; with
+// chunks of 500 the rest is handed to the queue in chunks after the first 500, and the record
+// waits for them until its deadline. Either way the record is reported (the stream must wait for
+// its chunks), the local runtime's SQS emulation delivers the continuations to consumers (the
+// real SQS client sends them, as on AWS; a consumer splits what it cannot finish again), and the
+// stream's retry finds every chunk done: each subscriber gets the message exactly once.
+func TestCarriedRecordIsFinishedThroughTheEmulatedQueue(t *testing.T) {
+	t.Run("carried at the deadline", func(t *testing.T) { testThroughQueue(t, 1000, true) })
+	t.Run("chunked", func(t *testing.T) { testThroughQueue(t, 500, false) })
+}
+
+func testThroughQueue(t *testing.T, chunkSize int, carried bool) {
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+	e := newEnv(t, publish.Config{Registry: s, Queue: chunkq.New(client, local.QueueURL(addr, "chunks")),
+		Concurrency: 32, ChunkSize: chunkSize, Margin: 500 * time.Millisecond})
+	e.store = s
+	e.gw.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: 40 * time.Millisecond} })
+	all := conns("c", 2000)
+	e.subscribe(addedR1, selIDText, gqlws.TransportWS, all...)
+
+	rt := local.New(local.Config{Handler: queueHandler{e.f, zerolog.New(e.logs)}, Log: zerolog.New(e.logs),
+		Queues: []local.QueueConfig{{Name: "chunks", Consumers: 4, VisibilityTimeout: 200 * time.Millisecond}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	rec := record(t, 42, stream.Insert, nil, msg("r1", "m1", "to many"))
+	start := time.Now()
+	resp, st := e.publish(1500*time.Millisecond, rec)
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("the stream invocation answered after %v, past its deadline", took)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "42" {
+		t.Fatalf("failures %+v: the carried record must be reported", resp.BatchItemFailures)
+	}
+	if (carried && st.Carried == 0) || (!carried && st.Chunks == 0) || st.Delivered >= 1000 || st.Failed != 0 {
+		t.Fatalf("stats %+v: want work handed to the queue (carried: %v), nothing failed\n%s", st.Stats, carried, e.logs.lines())
+	}
+	t.Logf("first invocation: %d delivered, %d chunk, %d carried continuations", st.Delivered, st.Chunks, st.Carried)
+
+	// The consumers finish every continuation.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q, _ := rt.Queue("chunks")
+		if q.Sent > 0 && q.Deleted+int64(q.Dead) == q.Sent && q.InFlight == 0 {
+			if q.Dead != 0 {
+				t.Fatalf("continuations in the dead-letter list: %+v\n%s", q, e.logs.lines())
+			}
+			t.Logf("queue drained %v after the first answer: %+v", time.Since(start), q)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue did not drain: %+v", q)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The stream's retry waits for the chunks' done markers, finds them, and delivers nothing.
+	retry := time.Now()
+	resp, st = e.publish(5*time.Second, rec)
+	t.Logf("the retry answered in %v", time.Since(retry))
+	if len(resp.BatchItemFailures) != 0 || st.Delivered != 0 {
+		t.Fatalf("the retry: failures %+v, %d delivered", resp.BatchItemFailures, st.Delivered)
+	}
+	ids := e.eventIDs()
+	for _, c := range all {
+		if got := ids[c]; len(got) != 1 || got[0] != rec.EventID {
+			t.Fatalf("%s received %v, want the event %s exactly once", c, got, rec.EventID)
+		}
+	}
+	if len(ids) != len(all) {
+		t.Fatalf("%d connections received frames, want %d", len(ids), len(all))
+	}
+}

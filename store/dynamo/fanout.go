@@ -1,0 +1,211 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/guregu/dynamo/v2"
+	"github.com/realtime-gql/lambdaws/store"
+)
+
+// The fan-out state (store.FanoutState), in the registry table.
+//
+// A topic cursor is the sort key of a topic row, "<connectionId>#<operationId>": a page of a
+// topic is one strongly consistent Query of its partition, continued from the cursor as the
+// ExclusiveStartKey and bounded by sk <= until, Limit PageSize; its Next is the LastEvaluatedKey's
+// sk. TopicCursors Queries the same range projecting sk only (eventually consistent: a boundary
+// needs no fresher view), one request per 1 MB.
+//
+// Progress rows:
+//
+//	row          pk                         sk            holds
+//	progress     "fanout#<key>"             "progress"    cursor, until, done, parts, expiresAt
+//
+// with ttl like every registry row. They are read with BatchGetItem (strongly consistent, 100
+// keys a request) and written with BatchWriteItem (25 a request); both resubmit unprocessed keys
+// and items with backoff (guregu/dynamo does), so a throttled batch is finished, not half done.
+
+const (
+	progressPrefix = "fanout#"
+	progressSK     = "progress"
+)
+
+func progressPK(key string) string { return progressPrefix + key }
+
+// progressItem is a progress row of the registry table.
+type progressItem struct {
+	PK        string    `dynamo:"pk,hash"`
+	SK        string    `dynamo:"sk,range"`
+	TTL       int64     `dynamo:"ttl,omitempty"`
+	Cursor    string    `dynamo:"cursor,omitempty"`
+	Until     string    `dynamo:"until,omitempty"`
+	Done      bool      `dynamo:"done,omitempty"`
+	Parts     int       `dynamo:"parts,omitempty"`
+	ExpiresAt time.Time `dynamo:"expiresAt,omitempty"`
+}
+
+// skOf returns the sort key of a paging key; "" when there is none.
+func skOf(k dynamo.PagingKey) string {
+	if s, ok := k[attrSK].(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+// topicQuery is a Query of a topic's rows in (after, until].
+func (s *Store) topicQuery(topic, after, until string) *dynamo.Query {
+	q := s.registry.Get(attrPK, topicPK(topic))
+	if until != "" {
+		q = q.Range(attrSK, dynamo.LessOrEqual, until)
+	}
+	if after != "" {
+		q = q.StartFrom(dynamo.PagingKey{
+			attrPK: &types.AttributeValueMemberS{Value: topicPK(topic)},
+			attrSK: &types.AttributeValueMemberS{Value: after},
+		})
+	}
+	return q
+}
+
+// TopicPages implements store.FanoutState.
+func (s *Store) TopicPages(ctx context.Context, topic, after, until string) iter.Seq2[store.Page, error] {
+	return func(yield func(store.Page, error) bool) {
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(store.Page{}, err)
+				return
+			}
+			var rows []subItem
+			next, err := s.topicQuery(topic, after, until).Consistent(true).SearchLimit(s.pageSize).AllWithLastEvaluatedKey(ctx, &rows)
+			if err != nil {
+				yield(store.Page{}, fmt.Errorf("pages of %s: %w", topic, err))
+				return
+			}
+			now := s.now()
+			pg := store.Page{Next: skOf(next)}
+			for _, r := range rows {
+				if live(r.TTL, now) {
+					pg.Subs = append(pg.Subs, r.subscription())
+				}
+			}
+			if !yield(pg, nil) || pg.Next == "" {
+				return
+			}
+			after = pg.Next
+		}
+	}
+}
+
+// TopicSubscriptions implements store.FanoutState with BatchGetItem.
+func (s *Store) TopicSubscriptions(ctx context.Context, topic string, keys []store.SubKey) ([]store.Subscription, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	seen := make(map[store.SubKey]bool, len(keys))
+	batch := make([]dynamo.Keyed, 0, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			batch = append(batch, dynamo.Keys{topicPK(topic), topicSK(k.ConnectionID, k.ID)})
+		}
+	}
+	var rows []subItem
+	err := s.registry.Batch(attrPK, attrSK).Get(batch...).Consistent(true).All(ctx, &rows)
+	if err != nil && !errors.Is(err, dynamo.ErrNotFound) {
+		return nil, fmt.Errorf("subscriptions of %s: %w", topic, err)
+	}
+	now := s.now()
+	out := make([]store.Subscription, 0, len(rows))
+	for _, r := range rows {
+		if live(r.TTL, now) {
+			out = append(out, r.subscription())
+		}
+	}
+	return out, nil
+}
+
+// TopicCursors implements store.FanoutState: Queries of the range projecting sk only.
+func (s *Store) TopicCursors(ctx context.Context, topic, after, until string, every int) ([]string, error) {
+	if every < 1 {
+		return nil, fmt.Errorf("%w: cursors every %d", store.ErrInvalid, every)
+	}
+	var out []string
+	n := 0
+	for {
+		var rows []struct {
+			SK string `dynamo:"sk"`
+		}
+		next, err := s.topicQuery(topic, after, until).Project(attrSK).AllWithLastEvaluatedKey(ctx, &rows)
+		if err != nil {
+			return nil, fmt.Errorf("cursors of %s: %w", topic, err)
+		}
+		for _, r := range rows {
+			if n++; n%every == 0 {
+				out = append(out, r.SK)
+			}
+		}
+		if after = skOf(next); after == "" {
+			return out, nil
+		}
+	}
+}
+
+// FanoutProgress implements store.FanoutState with BatchGetItem.
+func (s *Store) FanoutProgress(ctx context.Context, keys []string) (map[string]store.Progress, error) {
+	out := make(map[string]store.Progress, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	seen := make(map[string]bool, len(keys))
+	batch := make([]dynamo.Keyed, 0, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			batch = append(batch, dynamo.Keys{progressPK(k), progressSK})
+		}
+	}
+	var rows []progressItem
+	err := s.registry.Batch(attrPK, attrSK).Get(batch...).Consistent(true).All(ctx, &rows)
+	if err != nil && !errors.Is(err, dynamo.ErrNotFound) {
+		return nil, fmt.Errorf("fan-out progress: %w", err)
+	}
+	now := s.now()
+	for _, r := range rows {
+		if !live(r.TTL, now) {
+			continue
+		}
+		k := r.PK[len(progressPrefix):]
+		out[k] = store.Progress{Key: k, Cursor: r.Cursor, Until: r.Until, Done: r.Done, Parts: r.Parts, ExpiresAt: r.ExpiresAt}
+	}
+	return out, nil
+}
+
+// SaveFanoutProgress implements store.FanoutState with BatchWriteItem.
+func (s *Store) SaveFanoutProgress(ctx context.Context, rows []store.Progress) error {
+	if err := store.CheckProgress(rows); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	// BatchWriteItem refuses two writes to one key in a request: the last row of a key wins.
+	last := make(map[string]int, len(rows))
+	for i, r := range rows {
+		last[r.Key] = i
+	}
+	items := make([]any, 0, len(last))
+	for i, r := range rows {
+		if last[r.Key] == i {
+			items = append(items, progressItem{PK: progressPK(r.Key), SK: progressSK, TTL: ttlOf(r.ExpiresAt),
+				Cursor: r.Cursor, Until: r.Until, Done: r.Done, Parts: r.Parts, ExpiresAt: r.ExpiresAt.UTC()})
+		}
+	}
+	if _, err := s.registry.Batch(attrPK, attrSK).Write().Put(items...).Run(ctx); err != nil {
+		return fmt.Errorf("save fan-out progress: %w", err)
+	}
+	return nil
+}
