@@ -35,6 +35,9 @@ type fakeRegistry struct {
 	getDelay     time.Duration                              // how long Get takes
 	failProgress error
 	failSave     error
+	// hang makes every page read and progress read or write wait for its context to end (a
+	// DynamoDB that stopped answering, reached by a client that honours its context).
+	hang atomic.Bool
 
 	pageReads, progressReads, saves, cursorWalks atomic.Int64
 }
@@ -80,6 +83,11 @@ func (r *fakeRegistry) TopicPages(ctx context.Context, topic, after, until strin
 		for i := 0; ; i++ {
 			if err := ctx.Err(); err != nil {
 				yield(fanout.Page{}, err)
+				return
+			}
+			if r.hang.Load() {
+				<-ctx.Done()
+				yield(fanout.Page{}, ctx.Err())
 				return
 			}
 			if r.failPage != nil {
@@ -146,6 +154,10 @@ func (r *fakeRegistry) DeleteConnection(ctx context.Context, id string) error {
 
 func (r *fakeRegistry) FanoutProgress(ctx context.Context, keys []string) (map[string]fanout.Progress, error) {
 	r.progressReads.Add(1)
+	if r.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if r.failProgress != nil {
 		return nil, r.failProgress
 	}
@@ -162,6 +174,10 @@ func (r *fakeRegistry) FanoutProgress(ctx context.Context, keys []string) (map[s
 
 func (r *fakeRegistry) SaveFanoutProgress(ctx context.Context, rows []fanout.Progress) error {
 	r.saves.Add(int64(len(rows)))
+	if r.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if r.failSave != nil {
 		return r.failSave
 	}

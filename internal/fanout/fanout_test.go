@@ -953,6 +953,38 @@ func TestDependenciesThatIgnoreTheirContext(t *testing.T) {
 	})
 }
 
+// A registry that stops answering in the middle of a topic (its client honours the context, as
+// the SDK's does): the read is cut at D−M and the rest carried, and the done marker that would
+// record the carrying cannot be saved either. The record fails with the registry as its reason,
+// by D−M/2: the work after the hard deadline ends early enough for the outcome to be known
+// before the engine answers, instead of racing it (which answered "still running at D−M/2").
+func TestARegistryThatStopsAnsweringMidwayFailsTheRecordWithItsReason(t *testing.T) {
+	const budget, margin = 1500 * time.Millisecond, 500 * time.Millisecond
+	s := newSetup(50)
+	s.cfg.Margin = margin
+	s.cfg.ChunkSize = -1
+	s.reg.add("t", subs(300, "c")...)
+	var n atomic.Int64
+	s.poster.behave = func(string, []byte) (time.Duration, error) {
+		if n.Add(1) == 100 {
+			s.reg.hang.Store(true)
+		}
+		return 0, nil
+	}
+	e := s.engine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	outs, _ := e.Deliver(ctx, []fanout.Record{record("e1", "1", "t")})
+	checkTimes(t, s.poster, dl, margin, time.Now())
+	if o := outs[0]; o.Status != fanout.Failed || o.Reason != fanout.ReasonRegistry || !strings.Contains(o.Err.Error(), "could not record") {
+		t.Fatalf("outcome %+v (%v), want failed(registry): carried but not recorded", o, o.Err)
+	}
+	if len(s.queue.msgs) == 0 {
+		t.Fatal("nothing carried")
+	}
+}
+
 // Continuations that run out of time carry again; the record's retry waits for the whole tree.
 func TestContinuationsCarryAgainAndTheRecordWaitsForAllOfThem(t *testing.T) {
 	s := newSetup(20)

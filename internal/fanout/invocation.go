@@ -141,11 +141,13 @@ func (inv *invocation) add(n *node) {
 }
 
 // tail is the context of the work done after the hard deadline (enqueueing what is left, saving
-// progress): it ends at D−M/2, or a half margin from now without a deadline.
+// progress): it ends a tenth of the margin before D−M/2 (a half margin from now without a
+// deadline), so that when the registry or the queue does not answer, the record's outcome (and
+// its reason) is known before the engine stops waiting for it at D−M/2.
 func (inv *invocation) tail() (context.Context, context.CancelFunc) {
 	base := context.WithoutCancel(inv.work)
 	if !inv.finish.IsZero() {
-		return context.WithDeadline(base, inv.finish)
+		return context.WithDeadline(base, inv.finish.Add(-inv.e.cfg.Margin/10))
 	}
 	return context.WithTimeout(base, inv.e.cfg.Margin/2)
 }
