@@ -10,11 +10,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
+	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
@@ -390,6 +393,139 @@ func TestDisconnectWhileTheRegistryIsDown(t *testing.T) {
 	if n := strings.Count(logs.String(), "websocket route failed"); n != 1 || !strings.Contains(logs.String(), l.conn) ||
 		!strings.Contains(logs.String(), "injected: registry unreachable") {
 		t.Fatalf("logged %d failures: %s", n, logs.String())
+	}
+}
+
+// hangingStore is a registry that stops answering: once hang is set, every call the routes make
+// waits for its context to end (a DynamoDB that accepts requests and never answers, reached by a
+// client that honours its context, as the SDK's does).
+type hangingStore struct {
+	store.Store
+	hang atomic.Bool
+}
+
+func (h *hangingStore) wait(ctx context.Context) error {
+	if !h.hang.Load() {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (h *hangingStore) CreateConnection(ctx context.Context, c store.Connection) error {
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	return h.Store.CreateConnection(ctx, c)
+}
+
+func (h *hangingStore) Connection(ctx context.Context, id string) (store.Connection, error) {
+	if err := h.wait(ctx); err != nil {
+		return store.Connection{}, err
+	}
+	return h.Store.Connection(ctx, id)
+}
+
+func (h *hangingStore) AcknowledgeConnection(ctx context.Context, id string, ack store.Ack) error {
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	return h.Store.AcknowledgeConnection(ctx, id, ack)
+}
+
+func (h *hangingStore) TouchConnection(ctx context.Context, id string, at time.Time) error {
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	return h.Store.TouchConnection(ctx, id, at)
+}
+
+func (h *hangingStore) DeleteConnection(ctx context.Context, id string) error {
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	return h.Store.DeleteConnection(ctx, id)
+}
+
+func (h *hangingStore) PutSubscription(ctx context.Context, sub store.Subscription, replace bool) error {
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	return h.Store.PutSubscription(ctx, sub, replace)
+}
+
+func (h *hangingStore) DeleteSubscription(ctx context.Context, connectionID, id string) (bool, error) {
+	if err := h.wait(ctx); err != nil {
+		return false, err
+	}
+	return h.Store.DeleteSubscription(ctx, connectionID, id)
+}
+
+// TestRoutesAnswerBeforeTheDeadlineWhenTheRegistryHangs: a registry that never answers is cut
+// socket.DefaultMargin before the invocation's deadline, and every route still answers in time
+// and as the protocol table says: $connect refuses the handshake, ping gets its pong,
+// connection_init closes the socket, subscribe gets an error, complete nothing, $disconnect 200.
+// (Before, each invocation ran into its deadline: "Task timed out" on Lambda, and the client
+// heard nothing.)
+func TestRoutesAnswerBeforeTheDeadlineWhenTheRegistryHangs(t *testing.T) {
+	l := newRouterLevel(t, confCase{proto: protoTransport}, false)
+	hs := &hangingStore{Store: l.st}
+	h, err := app.Handler(app.Config{}, hs, l.gw, apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.r = h
+	if resp := l.deliver([]byte(frInit), false); resp.Body != frAck {
+		t.Fatalf("connection_init answered %+v", resp)
+	}
+	l.gw.TakeCalls()
+	hs.hang.Store(true)
+	const budget = 3 * time.Second
+	invoke := func(route, eventType, body string) events.APIGatewayProxyResponse {
+		t.Helper()
+		ev := events.APIGatewayWebsocketProxyRequest{RequestContext: l.requestContext(route, eventType), Body: body}
+		if route == "$connect" {
+			ev.Headers = map[string]string{"Sec-WebSocket-Protocol": protoTransport}
+		}
+		payload, _ := json.Marshal(ev)
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		defer cancel()
+		dl, _ := ctx.Deadline()
+		out, err := l.r.Invoke(ctx, payload)
+		if err != nil {
+			t.Fatalf("%s: %v", route, err)
+		}
+		if left := time.Until(dl); left <= 0 {
+			t.Fatalf("%s answered %v after its deadline", route, -left)
+		} else {
+			t.Logf("%-8s %-16s answered %v before its deadline: %s", route, body, left.Round(time.Millisecond), out)
+		}
+		var resp events.APIGatewayProxyResponse
+		if err := json.Unmarshal(out, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := invoke("$connect", "CONNECT", ""); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("$connect answered %+v, want 500 (the handshake refused)", resp)
+	}
+	if resp := invoke("$default", "MESSAGE", frPing); resp.Body != frPong {
+		t.Errorf("ping answered %+v", resp)
+	}
+	if resp := invoke("$default", "MESSAGE", frSubscribe("s1", qAddedText)); !strings.Contains(resp.Body, `"type":"error"`) || !strings.Contains(resp.Body, `"id":"s1"`) {
+		t.Errorf("subscribe answered %+v, want an error for s1", resp)
+	}
+	if resp := invoke("$default", "MESSAGE", frComplete("s1")); resp.StatusCode != 200 || resp.Body != "" {
+		t.Errorf("complete answered %+v", resp)
+	}
+	if resp := invoke("$default", "MESSAGE", frInit); resp.StatusCode != 200 || resp.Body != "" {
+		t.Errorf("connection_init answered %+v, want nothing (the socket closed)", resp)
+	}
+	if calls := l.gw.TakeCalls(); len(calls) != 1 || calls[0].Op != mgmttest.Delete || !calls[0].OK() {
+		t.Errorf("with the registry hanging, connection_init made the calls %v, want one DeleteConnection that closed the socket", calls)
+	}
+	if resp := invoke("$disconnect", "DISCONNECT", ""); resp.StatusCode != 200 {
+		t.Errorf("$disconnect answered %+v", resp)
 	}
 }
 

@@ -25,7 +25,8 @@
 //
 // When the registry cannot be read, a message is answered as far as it can be without it: ping
 // gets its pong, subscribe and start an error for the operation, connection_init a close; the
-// failure is returned to the router, which logs it.
+// failure is returned to the router, which logs it. A registry that does not answer at all is
+// cut Config.Margin before the invocation's deadline, so that the answer still comes in time.
 //
 // API Gateway cannot send close codes: closing is DeleteConnection, which the client sees as 1000.
 // The graphql-ws client reconnects at once after a 1000 close whenever it still has active
@@ -84,6 +85,10 @@ type Verifier interface {
 // DefaultMaxSubscriptions is how many subscriptions a connection may have by default.
 const DefaultMaxSubscriptions = 100
 
+// DefaultMargin is the default Config.Margin: a DynamoDB call answers in milliseconds, a post in
+// tens of them, so a second is ample to answer once the registry's time is up.
+const DefaultMargin = time.Second
+
 // Config holds the Handler's dependencies and settings.
 type Config struct {
 	Registry store.Registry
@@ -114,6 +119,10 @@ type Config struct {
 	// MaxMessage is the largest message posted; default facts.MaxMessage. A larger result is
 	// replaced by a RESULT_TOO_LARGE error.
 	MaxMessage int
+	// Margin: the registry's calls end this long before the invocation's deadline, which leaves
+	// the time to answer the client (a pong, an error for the operation, a close) when the
+	// registry does not answer at all; default DefaultMargin.
+	Margin time.Duration
 	// TouchInterval is how stale a connection's LastSeenAt may get before a message refreshes
 	// it; default 1 minute. The sweeper reads it to find idle connections.
 	TouchInterval time.Duration
@@ -134,6 +143,7 @@ func New(cfg Config) *Handler {
 	cfg.MaxMessage = cmp.Or(cfg.MaxMessage, facts.MaxMessage)
 	cfg.TouchInterval = cmp.Or(cfg.TouchInterval, time.Minute)
 	cfg.MaxSubscriptions = cmp.Or(cfg.MaxSubscriptions, DefaultMaxSubscriptions)
+	cfg.Margin = cmp.Or(cfg.Margin, DefaultMargin)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -174,6 +184,11 @@ func terminalFrame(code int, reason string) []byte {
 // Handle serves one WebSocket route event. It returns an error only when the service itself
 // failed (the registry is unreachable); protocol errors are answered on the socket.
 func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-h.cfg.Margin))
+		defer cancel()
+	}
 	rc := ev.RequestContext
 	switch rc.RouteKey {
 	case "$connect":
@@ -712,7 +727,19 @@ func (inv *invocation) reply(m gqlws.Message) (events.APIGatewayProxyResponse, e
 	return ok(b), nil
 }
 
+// answering returns the context of a call that answers the client: ctx, unless the registry
+// used up its time (ctx's deadline, Margin before the invocation's), in which case the answer
+// gets half the margin more.
+func (h *Handler) answering(ctx context.Context) (context.Context, context.CancelFunc) {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Margin/2)
+}
+
 func (h *Handler) post(ctx context.Context, connID string, data []byte) error {
+	ctx, cancel := h.answering(ctx)
+	defer cancel()
 	_, err := h.cfg.Gateway.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
 		ConnectionId: &connID, Data: data,
 	})
@@ -721,6 +748,8 @@ func (h *Handler) post(ctx context.Context, connID string, data []byte) error {
 
 // hangUp closes a socket through the management API; a connection that is already gone is fine.
 func (h *Handler) hangUp(ctx context.Context, connID string) {
+	ctx, cancel := h.answering(ctx)
+	defer cancel()
 	if _, err := h.cfg.Gateway.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &connID}); err != nil {
 		zerolog.Ctx(ctx).Debug().Err(err).Msg("delete connection")
 	}
