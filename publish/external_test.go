@@ -97,7 +97,7 @@ func newExternal(t *testing.T) *externalFixture {
 		inv:    &recordingInvalidator{},
 		logs:   &logBuffer{},
 	}
-	x.f = publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(x.poster), Invalidator: x.inv})
+	x.f = publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: x.poster, Invalidator: x.inv})
 	x.ctx = zerolog.New(x.logs).WithContext(context.Background())
 	return x
 }
@@ -245,7 +245,7 @@ func TestSQSFIFOKeepsOrder(t *testing.T) {
 // is reported for redelivery.
 func TestSQSDeadline(t *testing.T) {
 	x := newExternal(t)
-	f := publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(x.poster), Margin: time.Hour})
+	f := publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: x.poster, Margin: time.Hour})
 	ctx, cancel := context.WithTimeout(x.ctx, time.Minute)
 	defer cancel()
 	resp, _ := f.HandleSQS(ctx, events.SQSEvent{Records: []events.SQSMessage{
@@ -325,7 +325,7 @@ func TestInvalidateFromEverySource(t *testing.T) {
 
 	// Without an invalidator the event is dropped with a warning, not delivered.
 	y := newExternal(t)
-	f := publish.New(publish.Config{Registry: y.reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(y.poster)})
+	f := publish.New(publish.Config{Registry: y.reg, Sources: exec, Renderer: newRenderer(), Gateway: y.poster})
 	if err := f.HandleEventBridge(y.ctx, ebEvent("eb-i", "lambdaws.invalidate", data)); err != nil || len(y.poster.Posts()) != 0 {
 		t.Fatalf("without an invalidator: %v, posts %v", err, y.poster.Posts())
 	}

@@ -56,7 +56,7 @@ func TestFiltersMatchBeforeRender(t *testing.T) {
 	poster := mgmttest.New()
 	r := newRenderer()
 	src := &countingSources{Sources: exec}
-	f := publish.New(publish.Config{Registry: reg, Sources: src, Renderer: r, Gateway: publish.SDK(poster)})
+	f := publish.New(publish.Config{Registry: reg, Sources: src, Renderer: r, Gateway: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")), // by ann
 	}})
@@ -99,7 +99,7 @@ func TestStoredFilterThatNoLongerCompiles(t *testing.T) {
 		bad, filtered(t, "ok", gqlws.TransportWS, `{author: {eq: "ann"}}`), sub("plain", "1", gqlws.LegacyWS, selAuthor),
 	}}}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster)})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})

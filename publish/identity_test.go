@@ -84,7 +84,7 @@ func TestEveryFrameCarriesOneEventIdentity(t *testing.T) {
 		annR1: {sub("ann", "1", gqlws.TransportWS, annText)},
 	}}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster)})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster})
 	defer f.Close()
 	rec := record(t, 5, stream.Insert, nil, msg("r1", "m1", "hello"))
 	if resp, _ := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}); len(resp.BatchItemFailures) != 0 {
@@ -109,7 +109,7 @@ func TestEveryFrameCarriesOneEventIdentity(t *testing.T) {
 
 	// The engine's own error result, and a renderer that adds extensions of its own.
 	poster2 := mgmttest.New()
-	g := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: extendingRenderer{exec}, Gateway: publish.SDK(poster2), MaxMessage: 1024})
+	g := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: extendingRenderer{exec}, Gateway: poster2, MaxMessage: 1024})
 	defer g.Close()
 	big := record(t, 6, stream.Insert, nil, msg("r1", "m2", strings.Repeat("x", 2000)))
 	small := record(t, 7, stream.Insert, nil, msg("r1", "m3", "hi"))

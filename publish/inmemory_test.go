@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
@@ -34,7 +34,7 @@ func TestRendersOncePerDistinctOperation(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
 	poster := mgmttest.New()
 	r := newRenderer()
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: r, Gateway: publish.SDK(poster), Concurrency: 16})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: r, Gateway: poster, Concurrency: 16})
 	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})
@@ -60,7 +60,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: subs}}
 	poster := mgmttest.New()
 	poster.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: time.Millisecond} })
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster), Concurrency: 8})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster, Concurrency: 8})
 	_, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, stream.Insert, nil, msg("r1", "m1", "x"))}})
 	if st.Delivered != 200 {
 		t.Fatalf("delivered %d, want 200", st.Delivered)
@@ -85,7 +85,7 @@ func TestGoneAndFailingSubscribersNeverFailTheRecord(t *testing.T) {
 		}
 		return mgmttest.Fault{}
 	})
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster)})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		record(t, 1, stream.Insert, nil, msg("r1", "m1", "a")),
 		record(t, 2, stream.Insert, nil, msg("r1", "m2", "b")),
@@ -123,7 +123,7 @@ func TestRegistryFailureReportsTheRecordAndStops(t *testing.T) {
 		failOn: "messageEdited?roomId=r1",
 	}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster)})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster})
 	m := msg("r1", "m1", "a")
 	edited := *m
 	edited.Text = "b"
@@ -167,22 +167,24 @@ func TestRegistryFailureReportsTheRecordAndStops(t *testing.T) {
 	}
 }
 
-// TestRealClient points the real apigatewaymanagementapi client at a server that answers like
-// API Gateway (mgmttest over HTTP), so signing, paths and error decoding are exercised for real.
+// TestRealClient points the real management API client (internal/mgmt's) at a server that
+// answers like API Gateway (mgmttest over HTTP), so signing, paths and error decoding are
+// exercised for real.
 func TestRealClient(t *testing.T) {
 	gw := mgmttest.New()
 	gw.Drop("gone1=")
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
-	client := apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(srv.URL + "/prod")
-	})
+	client, err := mgmt.New(mgmt.Config{Endpoint: srv.URL + "/prod", Region: cfg.Region, Credentials: cfg.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {
 		sub("Ab1=", "1", gqlws.TransportWS, selIDText),
 		sub("gone1=", "1", gqlws.TransportWS, selIDText),
 	}}}
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(client)})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: client})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hi")),
 	}})
@@ -206,7 +208,7 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	reg := &fakeRegistry{subs: map[string][]store.Subscription{addedR1: {sub("c1", "1", gqlws.TransportWS, selIDText)}}}
 	poster := mgmttest.New()
 	poster.Inject(func(mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: 60 * time.Millisecond} })
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster), Margin: 100 * time.Millisecond})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster, Margin: 100 * time.Millisecond})
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -253,7 +255,7 @@ func TestExpiredPrincipalIsSkippedAndClosed(t *testing.T) {
 		sub("c5", "1", gqlws.TransportWS, selIDText),                                // anonymous
 	}}}
 	poster := mgmttest.New()
-	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: publish.SDK(poster), Now: func() time.Time { return now }})
+	f := publish.New(publish.Config{Registry: reg, Sources: exec, Renderer: newRenderer(), Gateway: poster, Now: func() time.Time { return now }})
 	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		record(t, 1, stream.Insert, nil, msg("r1", "m1", "hello")),
 	}})

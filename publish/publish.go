@@ -71,7 +71,7 @@ type Sources interface {
 }
 
 // Gateway is what the fan-out asks of the management API: posting, and closing the connections
-// of expired principals. *mgmt.Client satisfies it; SDK adapts the SDK's client.
+// of expired principals. *mgmt.Client satisfies it (and the tests' *mgmttest.Gateway).
 type Gateway interface {
 	// Post sends one message, retrying as its policy allows within ctx; errors are classified
 	// by Classify.

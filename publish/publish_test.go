@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/internal/chunkq"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
@@ -447,35 +446,19 @@ func TestOversizedResultBecomesAnError(t *testing.T) {
 	}
 }
 
-// TestSDKClient: the SDK's client adapted with publish.SDK posts, and its errors are classified
-// (a gone connection forgotten).
-func TestSDKClient(t *testing.T) {
-	e := newEnv(t, publish.Config{})
-	client := apigatewaymanagementapi.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")},
-		func(o *apigatewaymanagementapi.Options) { o.BaseEndpoint = aws.String(e.url) })
-	f := publish.New(publish.Config{Registry: e.store, Sources: exec, Renderer: e.rend, Gateway: publish.SDK(client)})
-	defer f.Close()
-	e.subscribe(addedR1, selIDText, gqlws.TransportWS, "Ab1=", "gone1=")
-	e.gw.Drop("gone1=")
-	resp, st := f.Publish(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record(t, 1, stream.Insert, nil, msg("r1", "m1", "hi"))}})
-	if len(resp.BatchItemFailures) != 0 || st.Delivered != 1 || st.Gone != 1 {
-		t.Fatalf("resp %+v stats %+v", resp, st)
-	}
-	if _, err := e.store.Connection(context.Background(), "gone1="); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the gone connection was not forgotten: %v", err)
-	}
-}
-
 func TestClassify(t *testing.T) {
 	for _, c := range []struct {
 		err  error
 		want fanout.Class
 	}{
-		{mgmttest.Error("PostToConnection", 410), fanout.ClassGone},
-		{mgmttest.Error("PostToConnection", 403), fanout.ClassForbidden},
-		{mgmttest.Error("PostToConnection", 413), fanout.ClassTooLarge},
-		{mgmttest.Error("PostToConnection", 429), fanout.ClassThrottled},
-		{mgmttest.Error("PostToConnection", 503), fanout.ClassServer},
+		{mgmttest.Error(mgmttest.Post, "c=", 410), fanout.ClassGone},
+		{mgmttest.Error(mgmttest.Post, "c=", 403), fanout.ClassForbidden},
+		{mgmttest.Error(mgmttest.Post, "c=", 413), fanout.ClassTooLarge},
+		{mgmttest.Error(mgmttest.Post, "c=", 429), fanout.ClassThrottled},
+		{mgmttest.Error(mgmttest.Post, "c=", 503), fanout.ClassServer},
+		{mgmttest.Error(mgmttest.Post, "c=", 400), fanout.ClassOther},
+		{fmt.Errorf("post: %w", mgmt.ErrUnavailable), fanout.ClassUnavailable},
+		{fmt.Errorf("post: %w", mgmt.ErrDeadline), fanout.ClassDeadline},
 		{context.DeadlineExceeded, fanout.ClassDeadline},
 		{errors.New("what"), fanout.ClassOther},
 	} {

@@ -99,7 +99,7 @@ func TestGolden(t *testing.T) {
 	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, Now: now, AckWait: 50 * time.Millisecond})
 	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
-	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: publish.SDK(m), Invalidator: iv, Now: now})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: m, Invalidator: iv, Now: now})
 	defer fan.Close()
 	var logs bytes.Buffer
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m, Now: now})
@@ -215,7 +215,7 @@ func FuzzInvoke(f *testing.F) {
 	}
 	ws := socket.New(socket.Config{Registry: s, Executor: exec, Gateway: m, AckWait: time.Millisecond})
 	iv := invalidate.New(invalidate.Config{Registry: s, Gateway: m})
-	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: publish.SDK(m), Invalidator: iv})
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: m, Invalidator: iv})
 	defer fan.Close()
 	sw := sweep.New(sweep.Config{Registry: s, Gateway: m})
 	r := router.New(router.Handlers{WebSocket: ws, HTTP: gqlhttp.New(exec, gqlhttp.Config{}), Stream: fan, Events: fan, Schedule: sw}, zerolog.Nop())

@@ -15,8 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/auth"
@@ -105,22 +103,29 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Gateway is what the WebSocket routes and the sweeper use of API Gateway's management API:
-// posting to, looking up and closing connections. *apigatewaymanagementapi.Client satisfies it.
+// Gateway is what the handler uses of API Gateway's management API: posting to, looking up and
+// closing connections, for the fan-out, the WebSocket routes, the invalidator and the sweeper.
+// *mgmt.Client satisfies it (NewGateway); so does the tests' fake, *mgmttest.Gateway.
 type Gateway interface {
+	publish.Gateway
 	socket.Gateway
 	sweep.Gateway
 	invalidate.Gateway
 }
 
+// ControlAttempts bounds the attempts of the management API calls the WebSocket routes, the
+// invalidator and the sweeper make (the fan-out's posts retry until its deadline instead): a
+// throttled or failing call is tried this often, with backoff, as the SDK's client did.
+const ControlAttempts = 5
+
 // Deps are the clients the handler talks to besides its store.
 type Deps struct {
-	// Gateway is the SDK's management API client (NewGateway): the WebSocket routes, the
-	// invalidator and the sweeper use it.
+	// Gateway is the management API client (NewGateway), the one of the process: the fan-out
+	// posts through it under its own policy (retries until the engine's deadline), and the
+	// WebSocket routes, the invalidator and the sweeper through a view of it that tries each call
+	// at most ControlAttempts times (mgmt.Client.WithRetry); another Gateway (a fake) serves all
+	// of them as it is.
 	Gateway Gateway
-	// Poster is the fan-out's management API client (NewPoster); nil posts through Gateway
-	// (publish.SDK), as the in-process fakes need.
-	Poster publish.Gateway
 	// Queue is the chunk queue (NewQueue); nil: no chunking (what the deadline leaves
 	// undelivered fails its record).
 	Queue fanout.Queue
@@ -128,8 +133,8 @@ type Deps struct {
 	Metrics io.Writer
 }
 
-// Handler builds the one Lambda handler over a store and the SDK's management API client, with
-// the fan-out posting through that client (the binary uses NewService): the WebSocket routes,
+// Handler builds the one Lambda handler over a store and a management API client (the binary
+// uses NewService, which also takes the chunk queue and the metrics' writer): the WebSocket routes,
 // GraphQL over HTTP, the fan-out of stream records, external events and chunk continuations (with
 // the invalidation of subscriptions, from any source), and the sweeper, behind the router. It
 // fails when the schema's declarations are invalid (the error names each field that is wrong): the
@@ -171,28 +176,30 @@ func newService(cfg Config, s store.Store, d Deps, log zerolog.Logger, pages *we
 	if err != nil {
 		return nil, err
 	}
-	poster := d.Poster
-	if poster == nil {
-		poster = publish.SDK(d.Gateway)
+	// One management client: the fan-out's posts retry until the engine's deadline; the other
+	// callers' calls are bounded in number.
+	var control Gateway = d.Gateway
+	if c, ok := d.Gateway.(*mgmt.Client); ok {
+		control = c.WithRetry(mgmt.Retry{Margin: -1, MaxAttempts: ControlAttempts})
 	}
 	// The fan-out of stream records, of external events (EventBridge, SQS, SNS) and of the chunk
 	// queue's continuations; the events of type lambdaws.invalidate, from any of those sources, go
 	// to the invalidator.
-	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: poster, Queue: d.Queue,
-		Invalidator: invalidate.New(invalidate.Config{Registry: s, Gateway: d.Gateway}),
+	fan := publish.New(publish.Config{Registry: s, Sources: exec, Renderer: exec, Gateway: d.Gateway, Queue: d.Queue,
+		Invalidator: invalidate.New(invalidate.Config{Registry: s, Gateway: control}),
 		Concurrency: cfg.DeliveryConcurrency, MaxMessage: cfg.MaxMessage, ChunkSize: cfg.ChunkSize, Metrics: d.Metrics})
 	var api http.Handler = gqlhttp.New(exec, gqlhttp.Config{MaxBody: cfg.MaxHTTPBody, Verifier: verifier, CORSOrigins: cfg.CORSOrigins})
 	if pages != nil {
 		api = pages.Wrap(api)
 	}
 	r := router.New(router.Handlers{
-		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: d.Gateway, Verifier: verifier, InitTimeout: cfg.InitTimeout,
+		WebSocket: socket.New(socket.Config{Registry: s, Executor: exec, Gateway: control, Verifier: verifier, InitTimeout: cfg.InitTimeout,
 			Strict: cfg.Strict, MaxMessage: cfg.MaxMessage, MaxLifetime: cmp.Or(cfg.MaxDuration, facts.MaxDuration) + facts.RegistryMargin,
 			MaxSubscriptions: cfg.MaxSubscriptions, MaxConnectionsPerSubject: cfg.MaxConnectionsPerSubject}),
 		HTTP:   api,
 		Stream: fan,
 		Events: fan,
-		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: d.Gateway, InitTimeout: cfg.InitTimeout,
+		Schedule: sweep.New(sweep.Config{Registry: s, Gateway: control, InitTimeout: cfg.InitTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration, Metrics: d.Metrics}),
 	}, log)
 	return &Service{Router: r, fan: fan}, nil
@@ -229,34 +236,15 @@ func retryer(maxAttempts int) func() aws.Retryer {
 	}
 }
 
-// NewGateway builds the SDK's management API client that the WebSocket routes and the sweeper
-// share: one client for the life of the process, its keep-alive pool sized to concurrency (<= 0:
-// fanout.DefaultConcurrency), throttling retried with backoff and no retry-token bucket.
-// endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the local
-// runtime's address.
-func NewGateway(cfg aws.Config, endpoint string, concurrency int) *apigatewaymanagementapi.Client {
-	concurrency = cmp.Or(concurrency, fanout.DefaultConcurrency)
-	hc := awshttp.NewBuildableClient().
-		WithTimeout(10 * time.Second).
-		WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = concurrency * 2
-			t.MaxIdleConnsPerHost = concurrency
-			t.IdleConnTimeout = 90 * time.Second
-		})
-	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = hc
-		o.Retryer = retryer(5)()
-	})
-}
-
-// NewPoster builds the fan-out's management API client (internal/mgmt): SigV4 by the SDK's
+// NewGateway builds the management API client of the process (internal/mgmt): SigV4 by the SDK's
 // signer with cfg's credentials and Region, a keep-alive pool sized to concurrency (<= 0:
-// fanout.DefaultConcurrency), retries bounded by each post's deadline. The client keeps no
-// margin of its own: the engine's posts end at its hard deadline (the invocation's less the
-// engine's margin), which leaves the answer its time, and a post cut there is carried, not
-// counted as failed.
-func NewPoster(cfg aws.Config, endpoint string, concurrency int) (*mgmt.Client, error) {
+// fanout.DefaultConcurrency), retries bounded by each call's deadline and no retry-token
+// bucket. endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the local
+// runtime's address. The client keeps no margin of its own: the engine's posts end at its hard
+// deadline (the invocation's less the engine's margin), which leaves the answer its time, and a
+// post cut there is carried, not counted as failed; the WebSocket routes end their calls a
+// margin before theirs.
+func NewGateway(cfg aws.Config, endpoint string, concurrency int) (*mgmt.Client, error) {
 	return mgmt.New(mgmt.Config{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials,
 		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}})
 }

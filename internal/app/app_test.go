@@ -8,18 +8,18 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/internal/app"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"golang.org/x/sync/errgroup"
 )
 
-// TestGatewayRetriesThrottling: the management client the handlers share retries a throttled
-// call (429) with backoff, and does not retry a gone connection (410).
+// TestGatewayRetriesThrottling: the management client the handler uses (NewGateway) retries a
+// throttled call (429) with backoff, and does not retry a gone connection (410).
 func TestGatewayRetriesThrottling(t *testing.T) {
 	gw := mgmttest.New()
 	gw.Inject(func(c mgmttest.Call) mgmttest.Fault {
@@ -31,14 +31,17 @@ func TestGatewayRetriesThrottling(t *testing.T) {
 	gw.Drop("gone=")
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
-	client := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 4)
-	ctx := context.Background()
-	if _, err := client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String("busy="), Data: []byte("x")}); err != nil {
+	client, err := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Post(ctx, "busy=", []byte("x")); err != nil {
 		t.Fatalf("a post throttled twice: %v, want it delivered on the third attempt", err)
 	}
-	_, err := client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String("gone="), Data: []byte("x")})
-	if gone := (*types.GoneException)(nil); !errors.As(err, &gone) {
-		t.Fatalf("a post to a gone connection: %v, want GoneException", err)
+	if err := client.Post(ctx, "gone=", []byte("x")); !errors.Is(err, mgmt.ErrGone) {
+		t.Fatalf("a post to a gone connection: %v, want mgmt.ErrGone", err)
 	}
 	var attempts = map[string]int{}
 	for _, c := range gw.Calls() {
@@ -49,8 +52,8 @@ func TestGatewayRetriesThrottling(t *testing.T) {
 	}
 }
 
-// TestGatewayRetriesAreNotRationed: the SDK client the WebSocket routes and the sweeper share
-// has no retry-token bucket. The SDK's default one (500 tokens, 5 per retry, refunded only by a
+// TestGatewayRetriesAreNotRationed: the management client the handler uses has no retry-token
+// bucket. The SDK's default one (500 tokens, 5 per retry, refunded only by a
 // retry that succeeds) is drained by posts throttled three times each (10 tokens apiece): after
 // about 50 of them every later retry of the process fails at once ("retry quota exceeded"). Here
 // all 80 are delivered.
@@ -69,14 +72,17 @@ func TestGatewayRetriesAreNotRationed(t *testing.T) {
 	})
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
-	client := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 40)
+	client, err := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 40)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var g errgroup.Group
 	g.SetLimit(40)
 	for i := range 80 {
 		g.Go(func() error {
-			_, err := client.PostToConnection(context.Background(), &apigatewaymanagementapi.PostToConnectionInput{
-				ConnectionId: aws.String(fmt.Sprintf("c%03d=", i)), Data: []byte("x")})
-			return err
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return client.Post(ctx, fmt.Sprintf("c%03d=", i), []byte("x"))
 		})
 	}
 	if err := g.Wait(); err != nil {

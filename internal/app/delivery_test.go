@@ -144,13 +144,12 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
-	poster, err := app.NewPoster(awsCfg, srv.URL+"/prod", 32)
+	gwc, err := app.NewGateway(awsCfg, srv.URL+"/prod", 32)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := &syncLines{}
-	svc, err := app.NewService(app.Config{DeliveryConcurrency: 32}, s, app.Deps{Gateway: app.NewGateway(awsCfg, srv.URL+"/prod", 32),
-		Poster: poster, Metrics: out}, zerolog.New(out))
+	svc, err := app.NewService(app.Config{DeliveryConcurrency: 32}, s, app.Deps{Gateway: gwc, Metrics: out}, zerolog.New(out))
 	if err != nil {
 		t.Fatal(err)
 	}

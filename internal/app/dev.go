@@ -120,7 +120,7 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 }
 
 // ServeDev starts the local runtime on dc's address, driving the handler NewService builds over
-// s, with the real management API clients (the SDK's, and internal/mgmt's for the fan-out)
+// s, with the real management API client (internal/mgmt's, NewGateway)
 // pointed at the runtime's own @connections endpoint, the real SQS client at its emulated chunk
 // queue (ChunkQueue), and feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
@@ -152,15 +152,14 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
-	poster, err := NewPoster(awsCfg, base, cfg.DeliveryConcurrency)
+	gw, err := NewGateway(awsCfg, base, cfg.DeliveryConcurrency)
 	if err != nil {
 		ln.Close()
 		s.Close()
 		return nil, err
 	}
 	cfg.ChunkQueueURL = local.QueueURL(addr, ChunkQueue)
-	svc, err := NewService(cfg, s, Deps{Gateway: NewGateway(awsCfg, base, cfg.DeliveryConcurrency), Poster: poster,
-		Queue: NewQueue(awsCfg, cfg.ChunkQueueURL, base), Metrics: dc.Metrics}, log)
+	svc, err := NewService(cfg, s, Deps{Gateway: gw, Queue: NewQueue(awsCfg, cfg.ChunkQueueURL, base), Metrics: dc.Metrics}, log)
 	if err != nil {
 		ln.Close()
 		s.Close()

@@ -35,7 +35,7 @@ func Lambda(ctx context.Context, cfg Config, endpoint string, metrics io.Writer,
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
-	poster, err := NewPoster(awsCfg, endpoint, cfg.DeliveryConcurrency)
+	gw, err := NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency)
 	if err != nil {
 		return nil, fmt.Errorf("WEBSOCKET_ENDPOINT: %w", err)
 	}
@@ -44,8 +44,7 @@ func Lambda(ctx context.Context, cfg Config, endpoint string, metrics io.Writer,
 		queue = NewQueue(awsCfg, cfg.ChunkQueueURL, "")
 	}
 	s := dynamostore.New(dynamodb.NewFromConfig(awsCfg), dynamostore.Options{RegistryTable: cfg.RegistryTable, DataTable: cfg.DataTable})
-	return newService(cfg, s, Deps{Gateway: NewGateway(awsCfg, endpoint, cfg.DeliveryConcurrency), Poster: poster,
-		Queue: queue, Metrics: metrics}, log, pages)
+	return newService(cfg, s, Deps{Gateway: gw, Queue: queue, Metrics: metrics}, log, pages)
 }
 
 // playground returns a deployed stage's pages: nil unless cfg.Playground.

@@ -225,13 +225,13 @@ func runHandlerChild() {
 	var svc *app.Service
 	if s != nil {
 		awsCfg := aws.Config{Region: benchRegion, Credentials: benchCreds}
-		poster, err := mgmt.New(mgmt.Config{Endpoint: info.URL + "/prod", Region: benchRegion, Credentials: benchCreds,
+		// The client app.NewGateway builds, trusting the endpoint's certificate.
+		gw, err := mgmt.New(mgmt.Config{Endpoint: info.URL + "/prod", Region: awsCfg.Region, Credentials: awsCfg.Credentials,
 			Transport: benchTransport(info.Cert, conc), Retry: mgmt.Retry{Margin: -1}})
 		if err != nil {
 			fail(err)
 		}
-		if svc, err = app.NewService(app.Config{DeliveryConcurrency: conc}, s, app.Deps{
-			Gateway: app.NewGateway(awsCfg, info.URL+"/prod", conc), Poster: poster}, zerolog.Nop()); err != nil {
+		if svc, err = app.NewService(app.Config{DeliveryConcurrency: conc}, s, app.Deps{Gateway: gw}, zerolog.Nop()); err != nil {
 			fail(err)
 		}
 	}
@@ -289,12 +289,14 @@ var benchFrame = []byte(`{"id":"1","type":"next","payload":{"data":{"messageAdde
 
 type postFunc func(ctx context.Context, connID string, data []byte) error
 
-// loopPoster is a baseline's post: the SDK's client as NewGateway builds it, or a bare signed
+// loopPoster is a baseline's post: the SDK's client as the service built it before
+// internal/mgmt, or a bare signed
 // http.Client (v4.Signer and http.NewRequest per post, no retries, no error decoding).
 func loopPoster(impl string, info endpointInfo) postFunc {
 	switch impl {
 	case "sdk":
-		// The SDK's client as app.NewGateway builds it, trusting the endpoint's certificate.
+		// The SDK's client with the options the service gave it before internal/mgmt, trusting
+		// the endpoint's certificate.
 		hc := awshttp.NewBuildableClient().WithTimeout(10 * time.Second).WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns = 128
 			t.MaxIdleConnsPerHost = 64

@@ -22,12 +22,11 @@ import (
 	"iter"
 	"sync/atomic"
 
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/internal/envelope"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/publish/source"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
@@ -87,12 +86,13 @@ type Registry interface {
 }
 
 // Gateway is the part of the management API an invalidation uses: telling a client, closing its
-// socket. *apigatewaymanagementapi.Client satisfies it.
+// socket. *mgmt.Client satisfies it; a connection that is gone fails with an error matching
+// mgmt.ErrGone.
 type Gateway interface {
-	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+	// Post sends one message to a connection (PostToConnection).
+	Post(ctx context.Context, connID string, data []byte) error
+	// Delete closes a connection (DeleteConnection).
+	Delete(ctx context.Context, connID string) error
 }
 
 // Config holds an Invalidator's dependencies.
@@ -184,8 +184,7 @@ func (iv *Invalidator) connection(ctx context.Context, connID string, req Reques
 	if !req.Close {
 		return nil
 	}
-	_, err := iv.cfg.Gateway.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &connID})
-	if gone := (*types.GoneException)(nil); err != nil && !errors.As(err, &gone) {
+	if err := iv.cfg.Gateway.Delete(ctx, connID); err != nil && !errors.Is(err, mgmt.ErrGone) {
 		st.failed.Add(1)
 		zerolog.Ctx(ctx).Warn().Err(err).Str("conn", connID).Msg("invalidate: close connection")
 	} else {
@@ -207,12 +206,10 @@ func (iv *Invalidator) end(ctx context.Context, sub store.Subscription, st *stat
 		return nil // completed meanwhile: its client was told, or asked
 	}
 	st.ended.Add(1)
-	_, err = iv.cfg.Gateway.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
-		ConnectionId: &sub.ConnectionID, Data: gqlws.Encode(gqlws.Message{ID: sub.ID, Type: gqlws.Complete}),
-	})
-	switch gone := (*types.GoneException)(nil); {
+	err = iv.cfg.Gateway.Post(ctx, sub.ConnectionID, gqlws.Encode(gqlws.Message{ID: sub.ID, Type: gqlws.Complete}))
+	switch {
 	case err == nil:
-	case errors.As(err, &gone):
+	case errors.Is(err, mgmt.ErrGone):
 		st.gone.Add(1)
 		if err := iv.cfg.Registry.DeleteConnection(ctx, sub.ConnectionID); err != nil {
 			return fmt.Errorf("forget %s: %w", sub.ConnectionID, err)

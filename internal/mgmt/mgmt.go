@@ -149,6 +149,20 @@ func New(cfg Config) (*Client, error) {
 // Retry returns the client's policy, defaults filled in.
 func (c *Client) Retry() Retry { return c.retry }
 
+// WithRetry returns a client that calls under policy r and shares everything else with c: its
+// keep-alive pool, its credentials cache, its signer and its request templates. One process
+// keeps one client and gives each kind of caller its own policy (the fan-out's retries run to
+// its deadline; a WebSocket route's are bounded in number).
+func (c *Client) WithRetry(r Retry) *Client {
+	v := *c
+	v.retry = r.withDefaults()
+	v.attemptHd = nil
+	for n := 1; n <= 8; n++ {
+		v.attemptHd = append(v.attemptHd, attemptHeader(n, v.retry.MaxAttempts))
+	}
+	return &v
+}
+
 // Post sends data as one message to the connection (PostToConnection), under the client's
 // retry policy. Post does not keep data: the caller may reuse it as soon as Post returns.
 // Errors are *Error.

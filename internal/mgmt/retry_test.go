@@ -619,3 +619,50 @@ func TestTemplatesReused(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestWithRetryShares: a client made by WithRetry calls under its own policy (here at most two
+// attempts, announced in Amz-Sdk-Request) while the original keeps retrying, and both use one
+// keep-alive pool: one connection serves them all, one after another.
+func TestWithRetryShares(t *testing.T) {
+	var conns atomic.Int64
+	var mu sync.Mutex
+	var headers []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		headers = append(headers, r.Header.Get("Amz-Sdk-Request"))
+		n := len(headers)
+		mu.Unlock()
+		if n <= 5 {
+			throttle(w)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL, Retry{Base: time.Millisecond, Cap: time.Millisecond})
+	v := c.WithRetry(Retry{Base: time.Millisecond, Cap: time.Millisecond, MaxAttempts: 2})
+	if v.Retry().MaxAttempts != 2 || c.Retry().MaxAttempts != 0 {
+		t.Fatalf("policies: view %+v, original %+v", v.Retry(), c.Retry())
+	}
+	err := v.Post(context.Background(), "c", []byte("x"))
+	if !errors.Is(err, ErrThrottled) || !errors.Is(err, ErrDeadline) {
+		t.Fatalf("the view's post throttled twice: %v, want throttled after its 2 attempts", err)
+	}
+	if err := c.Post(context.Background(), "c", []byte("x")); err != nil {
+		t.Fatalf("the original's post: %v, want it delivered after the throttling", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"attempt=1; max=2", "attempt=2; max=2", "attempt=1", "attempt=2", "attempt=3", "attempt=4"}
+	if fmt.Sprint(headers) != fmt.Sprint(want) {
+		t.Fatalf("Amz-Sdk-Request headers %q, want %q", headers, want)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for sequential calls of both clients, want 1 (one pool)", n)
+	}
+}

@@ -1,19 +1,20 @@
 // Package mgmttest is an in-memory API Gateway management API (@connections) for tests, in process or over HTTP, that records every call and can fail or slow down any of them.
 //
-// A Gateway has the SDK client's methods (PostToConnection, GetConnection, DeleteConnection),
-// so it stands in for *apigatewaymanagementapi.Client wherever the handlers take one, and it is an
-// http.Handler serving POST, GET and DELETE /{stage}/@connections/{id} as API Gateway does, so
-// the real SDK client, or a built binary, can be pointed at it with httptest.
+// A Gateway has internal/mgmt's client's methods (Post, Get, Delete), so it stands in for
+// *mgmt.Client wherever the handlers take one, and it is an http.Handler serving POST, GET and
+// DELETE /{stage}/@connections/{id} as API Gateway does, so that the real client, or a built
+// binary, can be pointed at it with httptest.
 //
-// It models what each client sees: a connection is open until DeleteConnection closes it or Drop
-// says its client went away; calls on a closed connection answer 410 GoneException. A route
-// response (RouteResponse) reaches the client like a post, unless the connection is closed.
+// It models what each client sees: a connection is open until Delete closes it or Drop says its
+// client went away; calls on a closed connection answer 410 GoneException. A route response
+// (RouteResponse) reaches the client like a post, unless the connection is closed.
 //
 // Faults are injected per call with Inject: a Fault delays the answer, fails it with an HTTP
-// status (410, 403, 429, 413, 5xx), or both. In process, a failure is the error the SDK client
-// returns for that answer (a *smithy.OperationError wrapping an *awshttp.ResponseError that
-// carries the status and the service's typed exception), so code under test classifies it as it
-// would on AWS.
+// status (410, 403, 429, 413, 5xx), or both. In process, a failure is an error that matches the
+// sentinel internal/mgmt's client returns for that answer (mgmt.ErrGone, mgmt.ErrForbidden,
+// mgmt.ErrThrottled, ...: see Error), so code under test classifies it as it would on AWS; over
+// HTTP the answer is API Gateway's, which the real client classifies itself. In process there
+// are no retries: each call is one attempt.
 package mgmttest
 
 import (
@@ -28,12 +29,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 )
 
 // Op is the kind of a call.
@@ -41,9 +37,9 @@ type Op string
 
 // Calls, and the route response API Gateway sends on the function's behalf.
 const (
-	Post          Op = "POST"   // PostToConnection
-	Get           Op = "GET"    // GetConnection
-	Delete        Op = "DELETE" // DeleteConnection
+	Post          Op = "POST"   // PostToConnection (Gateway.Post)
+	Get           Op = "GET"    // GetConnection (Gateway.Get)
+	Delete        Op = "DELETE" // DeleteConnection (Gateway.Delete)
 	RouteResponse Op = "ROUTE"  // a route response body, sent after the invocation returned
 )
 
@@ -219,44 +215,38 @@ func (g *Gateway) call(ctx context.Context, op Op, id string, data []byte) (int,
 	return c.Status, g.lastActive[id]
 }
 
-// PostToConnection implements the SDK client's method.
-func (g *Gateway) PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
-	_ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
-	if status, _ := g.call(ctx, Post, aws.ToString(in.ConnectionId), in.Data); status != http.StatusOK {
-		return nil, callError(ctx, "PostToConnection", status)
+// Post sends a message to a connection (PostToConnection), as mgmt.Client.Post.
+func (g *Gateway) Post(ctx context.Context, connID string, data []byte) error {
+	if status, _ := g.call(ctx, Post, connID, data); status != http.StatusOK {
+		return callError(ctx, Post, connID, status)
 	}
-	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
+	return nil
 }
 
-// GetConnection implements the SDK client's method.
-func (g *Gateway) GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput,
-	_ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
-	status, last := g.call(ctx, Get, aws.ToString(in.ConnectionId), nil)
+// Get describes a connection (GetConnection), as mgmt.Client.Get: LastActiveAt is what
+// SetLastActive set, if anything.
+func (g *Gateway) Get(ctx context.Context, connID string) (mgmt.Info, error) {
+	status, last := g.call(ctx, Get, connID, nil)
 	if status != http.StatusOK {
-		return nil, callError(ctx, "GetConnection", status)
+		return mgmt.Info{}, callError(ctx, Get, connID, status)
 	}
-	out := &apigatewaymanagementapi.GetConnectionOutput{}
-	if !last.IsZero() {
-		out.LastActiveAt = aws.Time(last)
-	}
-	return out, nil
+	return mgmt.Info{LastActiveAt: last}, nil
 }
 
-// DeleteConnection implements the SDK client's method.
-func (g *Gateway) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
-	_ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
-	if status, _ := g.call(ctx, Delete, aws.ToString(in.ConnectionId), nil); status != http.StatusNoContent {
-		return nil, callError(ctx, "DeleteConnection", status)
+// Delete closes a connection (DeleteConnection), as mgmt.Client.Delete.
+func (g *Gateway) Delete(ctx context.Context, connID string) error {
+	if status, _ := g.call(ctx, Delete, connID, nil); status != http.StatusNoContent {
+		return callError(ctx, Delete, connID, status)
 	}
-	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
+	return nil
 }
 
 // callError is the error of a call that failed with status, or whose context ended (status 0).
-func callError(ctx context.Context, operation string, status int) error {
+func callError(ctx context.Context, op Op, connID string, status int) error {
 	if status == 0 {
-		return &smithy.OperationError{ServiceID: "ApiGatewayManagementApi", OperationName: operation, Err: ctx.Err()}
+		return fmt.Errorf("mgmttest: %s %s: %w", op, connID, ctx.Err())
 	}
-	return Error(operation, status)
+	return Error(op, connID, status)
 }
 
 // errorType is the exception API Gateway names for a status (X-Amzn-ErrorType).
@@ -274,31 +264,27 @@ func errorType(status int) string {
 	return "InternalServerErrorException"
 }
 
-// Error returns the error the SDK client's operation returns when API Gateway answers with this
-// status: a *smithy.OperationError wrapping an *awshttp.ResponseError (HTTPStatusCode) around
-// the typed exception (*types.GoneException, *types.ForbiddenException,
-// *types.LimitExceededException, *types.PayloadTooLargeException) or, for other statuses, a
-// *smithy.GenericAPIError.
-func Error(operation string, status int) error {
-	msg := aws.String(http.StatusText(status))
-	var apiErr error
-	switch status {
-	case http.StatusGone:
-		apiErr = &types.GoneException{Message: msg}
-	case http.StatusForbidden:
-		apiErr = &types.ForbiddenException{Message: msg}
-	case http.StatusTooManyRequests:
-		apiErr = &types.LimitExceededException{Message: msg}
-	case http.StatusRequestEntityTooLarge:
-		apiErr = &types.PayloadTooLargeException{Message: msg}
+// Error returns the error the in-process Gateway gives a call answered with status: it matches,
+// with errors.Is, the sentinel internal/mgmt's client returns for that answer: mgmt.ErrGone
+// (410), mgmt.ErrForbidden (403), mgmt.ErrThrottled (429), mgmt.ErrTooLarge (413),
+// mgmt.ErrServer (5xx), mgmt.ErrRejected (any other status).
+func Error(op Op, connID string, status int) error {
+	var kind error
+	switch {
+	case status == http.StatusGone:
+		kind = mgmt.ErrGone
+	case status == http.StatusForbidden:
+		kind = mgmt.ErrForbidden
+	case status == http.StatusTooManyRequests:
+		kind = mgmt.ErrThrottled
+	case status == http.StatusRequestEntityTooLarge:
+		kind = mgmt.ErrTooLarge
+	case status >= 500:
+		kind = mgmt.ErrServer
 	default:
-		apiErr = &smithy.GenericAPIError{Code: errorType(status), Message: *msg, Fault: smithy.FaultServer}
+		kind = mgmt.ErrRejected
 	}
-	return &smithy.OperationError{ServiceID: "ApiGatewayManagementApi", OperationName: operation,
-		Err: &awshttp.ResponseError{RequestID: "mgmttest", ResponseError: &smithyhttp.ResponseError{
-			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status, Header: http.Header{}}},
-			Err:      apiErr,
-		}}}
+	return fmt.Errorf("mgmttest: %s %s: %d %s: %w", op, connID, status, errorType(status), kind)
 }
 
 // Fail returns an injector that fails every call of the given ops (all ops when none) with

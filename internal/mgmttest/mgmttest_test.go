@@ -9,40 +9,35 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
-	"github.com/aws/smithy-go"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 )
 
-// client is the real SDK client pointed at a Gateway served over HTTP, with no retries.
-func client(t *testing.T, g *mgmttest.Gateway) *apigatewaymanagementapi.Client {
+// client is internal/mgmt's client pointed at a Gateway served over HTTP, one attempt a call.
+func client(t *testing.T, g *mgmttest.Gateway) *mgmt.Client {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
-	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(srv.URL + "/prod")
-		o.RetryMaxAttempts = 1
-	})
+	c, err := mgmt.New(mgmt.Config{Endpoint: srv.URL + "/prod", Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), Retry: mgmt.Retry{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // api is what both transports offer.
 type api interface {
-	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
-	GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error)
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+	Post(ctx context.Context, connID string, data []byte) error
+	Get(ctx context.Context, connID string) (mgmt.Info, error)
+	Delete(ctx context.Context, connID string) error
 }
 
-// TestInProcessMatchesTheSDKOverHTTP: every answer, success or fault, looks the same to the code
-// under test whether it calls the Gateway directly or through the real SDK client over HTTP.
-func TestInProcessMatchesTheSDKOverHTTP(t *testing.T) {
-	for _, transport := range []string{"in process", "SDK over HTTP"} {
+// TestInProcessMatchesTheClientOverHTTP: every answer, success or fault, looks the same to the
+// code under test whether it calls the Gateway directly or through internal/mgmt's client over
+// HTTP.
+func TestInProcessMatchesTheClientOverHTTP(t *testing.T) {
+	for _, transport := range []string{"in process", "client over HTTP"} {
 		t.Run(transport, func(t *testing.T) {
 			ctx := context.Background()
 			g := mgmttest.New()
@@ -50,38 +45,32 @@ func TestInProcessMatchesTheSDKOverHTTP(t *testing.T) {
 			if transport != "in process" {
 				c = client(t, g)
 			}
-			post := func(id string) error {
-				_, err := c.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: []byte(`{"type":"next"}`)})
-				return err
-			}
+			post := func(id string) error { return c.Post(ctx, id, []byte(`{"type":"next"}`)) }
 			if err := post("a="); err != nil {
 				t.Fatal(err)
 			}
 			at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			g.SetLastActive("a=", at)
-			if out, err := c.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: aws.String("a=")}); err != nil || !aws.ToTime(out.LastActiveAt).Equal(at) {
-				t.Fatalf("GetConnection = %+v, %v", out, err)
+			if info, err := c.Get(ctx, "a="); err != nil || !info.LastActiveAt.Equal(at) {
+				t.Fatalf("Get = %+v, %v", info, err)
 			}
-			if _, err := c.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String("a=")}); err != nil {
+			if err := c.Delete(ctx, "a="); err != nil {
 				t.Fatal(err)
 			}
-			var gone *types.GoneException
-			if err := post("a="); !errors.As(err, &gone) {
-				t.Fatalf("post after delete: %v, want GoneException", err)
+			if err := post("a="); !errors.Is(err, mgmt.ErrGone) {
+				t.Fatalf("post after delete: %v, want mgmt.ErrGone", err)
 			}
 			g.Drop("b=")
-			if err := post("b="); !errors.As(err, &gone) {
-				t.Fatalf("post to a dropped connection: %v, want GoneException", err)
+			if err := post("b="); !errors.Is(err, mgmt.ErrGone) {
+				t.Fatalf("post to a dropped connection: %v, want mgmt.ErrGone", err)
 			}
-			for status, want := range map[int]any{
-				403: new(*types.ForbiddenException), 429: new(*types.LimitExceededException),
-				413: new(*types.PayloadTooLargeException), 500: new(*smithy.GenericAPIError), 503: new(*smithy.GenericAPIError),
+			for status, want := range map[int]error{
+				403: mgmt.ErrForbidden, 429: mgmt.ErrThrottled, 413: mgmt.ErrTooLarge, 500: mgmt.ErrServer, 503: mgmt.ErrServer,
+				400: mgmt.ErrRejected,
 			} {
 				g.Inject(mgmttest.Fail(status, mgmttest.Post))
-				err := post("c=")
-				var re *awshttp.ResponseError
-				if !errors.As(err, want) || !errors.As(err, &re) || re.HTTPStatusCode() != status {
-					t.Errorf("post failing with %d: %v (%T)", status, err, err)
+				if err := post("c="); !errors.Is(err, want) {
+					t.Errorf("post failing with %d: %v, want %v", status, err, want)
 				}
 			}
 			g.Inject(nil)
@@ -100,8 +89,7 @@ func TestDelayAndConcurrency(t *testing.T) {
 	errs := make(chan error, 4)
 	for i := range 4 {
 		go func() {
-			_, err := g.PostToConnection(context.Background(), &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(fmt.Sprint(i)), Data: []byte("x")})
-			errs <- err
+			errs <- g.Post(context.Background(), fmt.Sprint(i), []byte("x"))
 		}()
 	}
 	for range 4 {
@@ -119,7 +107,7 @@ func TestDelayAndConcurrency(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	g.Inject(func(c mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: time.Hour} })
-	if _, err := g.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String("x"), Data: []byte("x")}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := g.Post(ctx, "x", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("post past its deadline: %v", err)
 	}
 }

@@ -28,6 +28,10 @@
 // failure is returned to the router, which logs it. A registry that does not answer at all is
 // cut Config.Margin before the invocation's deadline, so that the answer still comes in time.
 //
+// Results, acknowledgements the legacy protocol posts, and closes go through Config.Gateway, a
+// two-method view of the management API (Post, Delete) that internal/mgmt's client satisfies; the
+// binary shares that one client with the fan-out, the invalidator and the sweeper.
+//
 // API Gateway cannot send close codes: closing is DeleteConnection, which the client sees as 1000.
 // The graphql-ws client reconnects at once after a 1000 close whenever it still has active
 // subscriptions, so where the specification closes with a code the client must not retry after
@@ -49,7 +53,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/facts"
@@ -68,12 +71,12 @@ type Executor interface {
 }
 
 // Gateway is the part of API Gateway's management API the routes use: posting to a connection and
-// closing it. *apigatewaymanagementapi.Client satisfies it.
+// closing it. *mgmt.Client satisfies it.
 type Gateway interface {
-	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+	// Post sends one message to a connection (PostToConnection).
+	Post(ctx context.Context, connID string, data []byte) error
+	// Delete closes a connection (DeleteConnection).
+	Delete(ctx context.Context, connID string) error
 }
 
 // Verifier authenticates tokens; *auth.Verifier satisfies it.
@@ -740,17 +743,14 @@ func (h *Handler) answering(ctx context.Context) (context.Context, context.Cance
 func (h *Handler) post(ctx context.Context, connID string, data []byte) error {
 	ctx, cancel := h.answering(ctx)
 	defer cancel()
-	_, err := h.cfg.Gateway.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
-		ConnectionId: &connID, Data: data,
-	})
-	return err
+	return h.cfg.Gateway.Post(ctx, connID, data)
 }
 
 // hangUp closes a socket through the management API; a connection that is already gone is fine.
 func (h *Handler) hangUp(ctx context.Context, connID string) {
 	ctx, cancel := h.answering(ctx)
 	defer cancel()
-	if _, err := h.cfg.Gateway.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &connID}); err != nil {
+	if err := h.cfg.Gateway.Delete(ctx, connID); err != nil {
 		zerolog.Ctx(ctx).Debug().Err(err).Msg("delete connection")
 	}
 }

@@ -14,6 +14,8 @@
 //
 // Removing closes the socket through the management API (a gone one is fine), then deletes the
 // records. $disconnect is best effort on AWS: this is what catches the ones that never arrive.
+// The management API is Config.Gateway (Get, Delete), which internal/mgmt's client satisfies: the
+// binary's one client, shared with the fan-out and the WebSocket routes.
 package sweep
 
 import (
@@ -27,11 +29,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/emf"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -46,12 +47,13 @@ type Registry interface {
 }
 
 // Gateway is the part of API Gateway's management API the sweeper uses: looking a connection up
-// and closing it. *apigatewaymanagementapi.Client satisfies it.
+// and closing it. *mgmt.Client satisfies it; a connection API Gateway no longer knows fails with
+// an error matching mgmt.ErrGone.
 type Gateway interface {
-	GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error)
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput,
-		optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+	// Get describes a connection (GetConnection); a zero LastActiveAt means none was reported.
+	Get(ctx context.Context, connID string) (mgmt.Info, error)
+	// Delete closes a connection (DeleteConnection).
+	Delete(ctx context.Context, connID string) error
 }
 
 // Config holds the Sweeper's dependencies and limits.
@@ -238,16 +240,15 @@ func (s *Sweeper) sweepOne(ctx context.Context, c store.Connection, now time.Tim
 // it), refreshed (API Gateway saw activity, now recorded), or kept (API Gateway could not be
 // asked).
 func (s *Sweeper) confirmIdle(ctx context.Context, c store.Connection, now time.Time) outcome {
-	out, err := s.cfg.Gateway.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &c.ID})
-	var goneErr *types.GoneException
+	info, err := s.cfg.Gateway.Get(ctx, c.ID)
 	switch {
-	case errors.As(err, &goneErr):
+	case errors.Is(err, mgmt.ErrGone):
 		return gone
 	case err != nil:
 		zerolog.Ctx(ctx).Warn().Err(err).Str("conn", c.ID).Msg("sweep: look up connection")
 		return kept
-	case out.LastActiveAt != nil && now.Sub(*out.LastActiveAt) <= s.cfg.IdleTimeout:
-		if err := s.cfg.Registry.TouchConnection(ctx, c.ID, *out.LastActiveAt); err != nil && !errors.Is(err, store.ErrNotFound) {
+	case !info.LastActiveAt.IsZero() && now.Sub(info.LastActiveAt) <= s.cfg.IdleTimeout:
+		if err := s.cfg.Registry.TouchConnection(ctx, c.ID, info.LastActiveAt); err != nil && !errors.Is(err, store.ErrNotFound) {
 			zerolog.Ctx(ctx).Warn().Err(err).Str("conn", c.ID).Msg("sweep: record activity")
 		}
 		return refreshed
@@ -259,9 +260,7 @@ func (s *Sweeper) confirmIdle(ctx context.Context, c store.Connection, now time.
 // Gateway closes it at its own limits, and a message on a forgotten connection is answered by
 // closing it.
 func (s *Sweeper) remove(ctx context.Context, id string) error {
-	_, err := s.cfg.Gateway.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &id})
-	var goneErr *types.GoneException
-	if err != nil && !errors.As(err, &goneErr) {
+	if err := s.cfg.Gateway.Delete(ctx, id); err != nil && !errors.Is(err, mgmt.ErrGone) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("conn", id).Msg("sweep: close connection")
 	}
 	return s.cfg.Registry.DeleteConnection(ctx, id)
