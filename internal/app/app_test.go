@@ -2,19 +2,24 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -90,5 +95,58 @@ func TestGatewayRetriesAreNotRationed(t *testing.T) {
 	}
 	if n := len(gw.Posts()); n != 80 {
 		t.Fatalf("%d of 80 delivered", n)
+	}
+}
+
+// TestRoutesCallsAreBoundedAndTheFanOutsAreNot: one management client serves the handler; the
+// WebSocket routes call through a view of it that tries a call at most app.ControlAttempts
+// times (here a legacy connection_init's posted ack, with every post throttled), while the
+// fan-out's posts keep retrying until their deadline.
+func TestRoutesCallsAreBoundedAndTheFanOutsAreNot(t *testing.T) {
+	gw := mgmttest.New()
+	gw.Inject(mgmttest.Fail(http.StatusTooManyRequests, mgmttest.Post))
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	client, err := app.NewGateway(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}, srv.URL+"/prod", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	svc, err := app.NewService(app.Config{}, s, app.Deps{Gateway: client}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	invoke := func(route, eventType, body string) {
+		t.Helper()
+		now := time.Now().UnixMilli()
+		ev := events.APIGatewayWebsocketProxyRequest{Body: body, Headers: map[string]string{"Sec-WebSocket-Protocol": "graphql-ws"},
+			RequestContext: events.APIGatewayWebsocketProxyRequestContext{RouteKey: route, EventType: eventType, ConnectionID: "legacy=",
+				RequestID: fmt.Sprint(now), ConnectedAt: now, RequestTimeEpoch: now, Stage: "prod"}}
+		payload, _ := json.Marshal(ev)
+		ctx, cancel := context.WithTimeout(context.Background(), 29*time.Second)
+		defer cancel()
+		if _, err := svc.Invoke(ctx, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invoke("$connect", "CONNECT", "")
+	invoke("$default", "MESSAGE", `{"type":"connection_init"}`)
+	if n := len(gw.TakeCalls()); n != app.ControlAttempts {
+		t.Fatalf("the throttled ack was posted %d times, want %d", n, app.ControlAttempts)
+	}
+	// The fan-out's client is the same one, under its own policy: with a second left, a post
+	// throttled throughout is tried more often than that.
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := client.Post(ctx, "legacy=", []byte("x")); !errors.Is(err, mgmt.ErrThrottled) {
+		t.Fatalf("post: %v", err)
+	}
+	if n := len(gw.TakeCalls()); n <= app.ControlAttempts {
+		t.Fatalf("the fan-out's client tried %d times in 1.5 s, want more than %d", n, app.ControlAttempts)
 	}
 }
