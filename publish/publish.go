@@ -231,9 +231,20 @@ func (f *Fanout) Records(ctx context.Context, ev events.DynamoDBEvent) (recs []f
 			}
 		}
 		recs = append(recs, fanout.Record{ID: rec.EventID, Seq: rec.Change.SequenceNumber, Events: evs,
-			Created: rec.Change.ApproximateCreationDateTime.Time})
+			Keys: partitionKey(rec), Created: rec.Change.ApproximateCreationDateTime.Time})
 	}
 	return recs, malformed
+}
+
+// partitionKey is the order key of a stream record: its item's partition key, so that the changes
+// to one partition are delivered in write order (DynamoDB Streams keep that order, and only that,
+// even with a ParallelizationFactor above 1). A record without a readable key has none.
+func partitionKey(rec events.DynamoDBEventRecord) []string {
+	pk, ok := rec.Change.Keys[store.AttrPK]
+	if !ok || pk.DataType() != events.DataTypeString {
+		return nil
+	}
+	return []string{pk.String()}
 }
 
 // streamEvents decodes a data-table stream record and addresses it to the subscription fields it

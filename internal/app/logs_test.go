@@ -45,6 +45,23 @@ func (l *jsonLog) with(msg string) []map[string]any {
 	return out
 }
 
+// await waits up to d for at least counts[msg] lines of each message.
+func (l *jsonLog) await(counts map[string]int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		done := true
+		for msg, n := range counts {
+			if len(l.with(msg)) < n {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestDevLogLines: what `dev` logs for a subscription's life, at debug level: one line per request
 // and per route invocation, "subscribed" and "complete" naming the connection, the operation and
 // the topic, one "batch published" line per delivery batch, and one line per event posted to the
@@ -73,12 +90,16 @@ func TestDevLogLines(t *testing.T) {
 	c.Send(map[string]any{"id": "s1", "type": "complete"})
 	apptest.WaitSubscribers(t, d.Store, "messageAdded?roomId=r1", 0)
 
+	// A route's line is written once its invocation has returned, which may be after the store
+	// shows its effect: wait for the counts rather than read them once.
+	counts := map[string]int{"$default": 3, "POST /graphql": 1, "subscribed": 1, "complete": 1}
+	log.await(counts, 5*time.Second)
 	connect := log.with("$connect")
 	if len(connect) != 1 {
 		t.Fatalf("%d $connect lines, want 1", len(connect))
 	}
 	conn := connect[0]["conn"]
-	for msg, n := range map[string]int{"$default": 3, "POST /graphql": 1, "subscribed": 1, "complete": 1} {
+	for msg, n := range counts {
 		if got := log.with(msg); len(got) != n {
 			t.Errorf("%d %q lines, want %d: %v", len(got), msg, n, got)
 		}

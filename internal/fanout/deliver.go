@@ -46,17 +46,19 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 		}
 	}
 
-	// A record waits for the last earlier record of each of its topics.
+	// A record waits for the last earlier record of each of its order keys: its topics, and its
+	// Keys (which cannot be mistaken for topics: they are kept apart in the map by a prefix).
 	deps := make([][]dep, len(recs))
 	last := map[string]int{}
 	for i := range recs {
-		for _, ev := range recs[i].Events {
-			if j, ok := last[ev.Topic]; ok && j != i && !hasDep(deps[i], j) {
-				deps[i] = append(deps[i], dep{j, ev.Topic})
+		keys := orderKeys(&recs[i])
+		for _, k := range keys {
+			if j, ok := last[k]; ok && j != i && !hasDep(deps[i], j) {
+				deps[i] = append(deps[i], dep{j, k[2:]})
 			}
 		}
-		for _, ev := range recs[i].Events {
-			last[ev.Topic] = i
+		for _, k := range keys {
+			last[k] = i
 		}
 	}
 
@@ -124,6 +126,18 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 }
 
 // dep is a record's wait for an earlier record of one of its topics.
+// orderKeys are a record's order keys: "t:" and each event's topic, "k:" and each of its Keys.
+func orderKeys(r *Record) []string {
+	keys := make([]string, 0, len(r.Events)+len(r.Keys))
+	for _, ev := range r.Events {
+		keys = append(keys, "t:"+ev.Topic)
+	}
+	for _, k := range r.Keys {
+		keys = append(keys, "k:"+k)
+	}
+	return keys
+}
+
 type dep struct {
 	rec   int
 	topic string

@@ -3,10 +3,11 @@
 // # Model
 //
 // A batch is a list of records in order; each record carries the events of one change, each event
-// addressed to one topic. Records that share no topic are delivered concurrently; records that
-// share a topic are delivered in batch order: a record starts only when every earlier record
-// sharing one of its topics has finished, and only if each of them was delivered (Done), so a
-// subscriber never sees a topic's changes out of order.
+// addressed to one topic. A record's order keys are its topics and its Keys (a stream record's
+// item partition key). Records that share no order key are delivered concurrently; records that
+// share one are delivered in batch order: a record starts only when every earlier record sharing
+// one of its order keys has finished, and only if each of them was delivered (Done), so a
+// subscriber never sees a topic's changes, or one partition's, out of order.
 //
 // One event is delivered by one reader and the engine's fixed pool of long-lived workers: the
 // reader reads the topic page by page (an opaque cursor per page) and hands each subscription to
@@ -71,8 +72,13 @@ type Event = engine.Event
 type Record struct {
 	// ID and Seq identify the record in logs (the stream record's eventID and sequence number).
 	ID, Seq string
-	// Events are the record's events. Its order keys are their topics.
+	// Events are the record's events. Their topics are order keys of the record.
 	Events []Event
+	// Keys are further order keys: records that share one are delivered in batch order, as
+	// records that share a topic are. A stream record carries its item's partition key, so every
+	// change to one partition (a room) reaches a subscriber in write order, whichever of its
+	// fields and topics the changes feed (an edit never overtakes the message it edits).
+	Keys []string
 	// Created is when the change was made (approximately); zero if unknown. It feeds
 	// Stats.OldestAge.
 	Created time.Time

@@ -205,6 +205,61 @@ func TestOrderPerTopicAndNoWaitAcrossTopics(t *testing.T) {
 	}
 }
 
+// TestRecordsSharingAKeyKeepTheirOrderAcrossTopics: two records of different topics that share an
+// order key (a stream record's partition: one room) are delivered in batch order, so a subscriber
+// of both topics (messageAdded and messageEdited of a room) never sees the edit before the
+// message; a record with another key does not wait.
+func TestRecordsSharingAKeyKeepTheirOrderAcrossTopics(t *testing.T) {
+	s := newSetup(4)
+	s.cfg.Concurrency = 8
+	both := subs(1, "both")[0]
+	other := subs(1, "other")[0]
+	added, edited := both, both
+	added.ID, edited.ID = "added", "edited"
+	s.reg.add("added?room=r1", added)
+	s.reg.add("edited?room=r1", edited)
+	s.reg.add("added?room=r2", other)
+	s.poster.behave = func(_ string, data []byte) (time.Duration, error) {
+		if strings.Contains(string(data), `"id":"add1"`) {
+			return 100 * time.Millisecond, nil // the message is slow to go out
+		}
+		return 0, nil
+	}
+	e := s.engine(t)
+	add1, edit1, add2 := record("add1", "1", "added?room=r1"), record("edit1", "2", "edited?room=r1"), record("add2", "3", "added?room=r2")
+	add1.Keys, edit1.Keys, add2.Keys = []string{"room#r1"}, []string{"room#r1"}, []string{"room#r2"}
+	outs, _ := e.Deliver(context.Background(), []fanout.Record{add1, edit1, add2})
+	for i, o := range outs {
+		if o.Status != fanout.Done {
+			t.Fatalf("record %d: %+v", i, o)
+		}
+	}
+	var order []string
+	var add1End, edit1Start, add2End time.Time
+	for _, p := range s.poster.all() {
+		switch {
+		case strings.Contains(p.data, `"id":"add1"`):
+			add1End = p.end
+		case strings.Contains(p.data, `"id":"edit1"`):
+			edit1Start = p.start
+		case strings.Contains(p.data, `"id":"add2"`):
+			add2End = p.end
+		}
+		if p.conn == both.ConnectionID {
+			order = append(order, p.data)
+		}
+	}
+	if edit1Start.Before(add1End) {
+		t.Fatalf("the edit went out at %v, before the message it edits was delivered (%v)", edit1Start, add1End)
+	}
+	if !add2End.Before(add1End) {
+		t.Fatalf("room r2's record waited for room r1's (ended %v, r1's at %v)", add2End, add1End)
+	}
+	if len(order) != 2 {
+		t.Fatalf("the subscriber of both topics got %d frames, want 2", len(order))
+	}
+}
+
 func TestGoneConnectionsAreForgottenOncePerInvocation(t *testing.T) {
 	s := newSetup(3)
 	var all []store.Subscription
