@@ -11,6 +11,9 @@ import (
 
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator"
 )
 
 // fixtureWith is newFixture with other executor options.
@@ -220,3 +223,39 @@ fragment TypeRef on __Type {
   kind name
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }`
+
+// TestConflictReportsAtAndOverTheBound: the overlapping-fields rule reports every conflict up to
+// 10 and the first 10 of more (gqlparser's own rule, uncapped, counts them for comparison).
+func TestConflictReportsAtAndOverTheBound(t *testing.T) {
+	f := newFixture(t)
+	uncapped := func(q string) int {
+		doc, err := parser.ParseQuery(&ast.Source{Input: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(validator.Validate(graph.Schema(), doc))
+	}
+	seen := map[string]bool{}
+	for k := 2; k <= 8; k++ {
+		q := sameNamedFields(k)
+		all := uncapped(q)
+		r := f.do(t, q, "")
+		for _, e := range r.Errors {
+			if e.Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" || !strings.Contains(e.Message, "conflict") {
+				t.Fatalf("%d fields: %+v", k, e)
+			}
+		}
+		if want := min(all, 10); len(r.Errors) != want {
+			t.Fatalf("%d same-named fields: %d conflicts reported of %d, want %d", k, len(r.Errors), all, want)
+		}
+		switch {
+		case all == 10:
+			seen["at"] = true
+		case all > 10:
+			seen["over"] = true
+		}
+	}
+	if !seen["at"] || !seen["over"] {
+		t.Fatalf("the documents made no case of exactly 10 conflicts and of more (%v)", seen)
+	}
+}

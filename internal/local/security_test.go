@@ -292,4 +292,26 @@ func TestCORSAtTheRuntime(t *testing.T) {
 	if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example" {
 		t.Fatalf("Access-Control-Allow-Origin %q, want the runtime's only", got)
 	}
+	// Another origin is allowed nothing: its preflight and its request carry no CORS headers,
+	// not even the handler's.
+	req, _ = http.NewRequest(http.MethodOptions, "http://"+addr+"/graphql", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Fatalf("preflight of another origin: Access-Control-Allow-Origin %q", got)
+	}
+	req, _ = http.NewRequest(http.MethodPost, "http://"+addr+"/graphql", strings.NewReader(`{}`))
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 0 {
+		t.Fatalf("request of another origin: Access-Control-Allow-Origin %q", got)
+	}
 }

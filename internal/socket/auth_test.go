@@ -20,6 +20,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/auth"
@@ -104,8 +107,39 @@ func rejected(proto string, code int, reason, msg string) []step {
 
 const mAsCaller = `mutation { sendMessage(roomId: "r1", text: "hello") { id } }`
 
+// The documents and results of the authorship cases: bob's message m-bob in room r1.
+const (
+	mEditBobs      = `mutation { editMessage(roomId: "r1", id: "m-bob", text: "changed") { text } }`
+	mDeleteBobs    = `mutation { deleteMessage(roomId: "r1", id: "m-bob") { id } }`
+	qBobs          = `{ message(roomId: "r1", id: "m-bob") { author text } }`
+	pBobsUnchanged = `{"data":{"message":{"author":"bob","text":"bob's"}}}`
+	outsideR1      = `room \"r1\" is not among the rooms your token allows`
+)
+
+// bobsMessage stores the message m-bob that bob (subject "bob") sent to room r1, as the
+// resolvers store it.
+func bobsMessage(t *testing.T, reg store.Registry) {
+	t.Helper()
+	res, err := graph.NewResolver(reg.(store.Store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &model.Message{ID: "m-bob", RoomID: "r1", Author: "bob", AuthorSub: "bob", Text: "bob's", CreatedAt: time.Now()}
+	if err := engine.Table[model.Message](res.Tables).Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// forbiddenResult is the result of an operation whose field (at column col of line 1) a rule
+// refused with msg (JSON-escaped).
+func forbiddenResult(field string, col int, msg string) string {
+	return fmt.Sprintf(`{"errors":[{"message":"%s","path":[%q],"locations":[{"line":1,"column":%d}],"extensions":{"code":"FORBIDDEN"}}],"data":null}`,
+		msg, field, col)
+}
+
 func authCases(t *testing.T, proto string, v *auth.Verifier, iss *authtest.Issuer) []confCase {
 	ann := iss.Token(jwt.MapClaims{"name": "ann"})
+	bob := iss.Token(jwt.MapClaims{"sub": "bob", "name": "bob"})
 	subscribe, result := frSubscribe, "next"
 	errFrame := func(id, errJSON string) string { return frOp("error", id, "["+errJSON+"]") }
 	if proto == protoLegacy {
@@ -142,6 +176,32 @@ func authCases(t *testing.T, proto string, v *auth.Verifier, iss *authtest.Issue
 			}),
 			expect(frAck), wait(2500*time.Millisecond), send(subscribe("q1", qMessages)),
 			rejected(proto, 4403, "Forbidden: token expired", "token expired"))},
+		{name: "token in the query without Bearer", connectQuery: url.Values{"authorization": {ann}},
+			steps: script(initAck(), send(subscribe("s1", qAddedAuthor)), active("s1"), mutateAs(ann, mAsCaller), expect(delivered))},
+		{name: "token under headers in the payload, without Bearer", steps: script(
+			send(frame(map[string]any{"type": "connection_init", "payload": map[string]any{"headers": map[string]any{"Authorization": ann}}})),
+			expect(frAck), send(subscribe("s1", qAddedAuthor)), active("s1"), mutateAs(ann, mAsCaller), expect(delivered))},
+		// The example's rules on operations over the socket: only a message's author (by subject)
+		// edits or deletes it, a sendMessage writes as the caller, the rooms claim bounds queries
+		// and mutations; each refusal is FORBIDDEN in the operation's result, and changes nothing.
+		{name: "another author's edit and delete", setup: bobsMessage, steps: script(send(frInitToken(ann)), expect(frAck),
+			send(subscribe("e1", mEditBobs)), expect(frOp(result, "e1", forbiddenResult("editMessage", 12, "only the author of a message may edit it")), frComplete("e1")),
+			send(subscribe("d1", mDeleteBobs)), expect(frOp(result, "d1", forbiddenResult("deleteMessage", 12, "only the author of a message may delete it")), frComplete("d1")),
+			send(subscribe("q1", qBobs)), expect(frOp(result, "q1", pBobsUnchanged), frComplete("q1")))},
+		{name: "the author edits and deletes", setup: bobsMessage, steps: script(send(frInitToken(bob)), expect(frAck),
+			send(subscribe("e1", mEditBobs)), expect(frOp(result, "e1", `{"data":{"editMessage":{"text":"changed"}}}`), frComplete("e1")),
+			send(subscribe("d1", mDeleteBobs)), expect(frOp(result, "d1", `{"data":{"deleteMessage":{"id":"m-bob"}}}`), frComplete("d1")))},
+		{name: "writing as another author", steps: script(send(frInitToken(ann)), expect(frAck),
+			send(subscribe("m1", `mutation { sendMessage(roomId: "r1", author: "bob", text: "x") { author } }`)),
+			expect(frOp(result, "m1", forbiddenResult("sendMessage", 12, `author \"bob\" is not you: with authentication the author is taken from your token`)), frComplete("m1")),
+			send(subscribe("m2", `mutation { sendMessage(roomId: "r1", text: "x") { author } }`)),
+			expect(frOp(result, "m2", `{"data":{"sendMessage":{"author":"ann"}}}`), frComplete("m2")))},
+		{name: "a room outside the rooms claim: queries and mutations", steps: script(send(frInitToken(iss.Token(jwt.MapClaims{"rooms": []string{"r2"}}))), expect(frAck),
+			send(subscribe("q1", qMessages)), expect(frOp(result, "q1", forbiddenResult("messages", 3, outsideR1)), frComplete("q1")),
+			send(subscribe("m1", `mutation { sendMessage(roomId: "r1", text: "x") { author } }`)),
+			expect(frOp(result, "m1", forbiddenResult("sendMessage", 12, outsideR1)), frComplete("m1")),
+			send(subscribe("m2", `mutation { sendMessage(roomId: "r2", text: "x") { text } }`)),
+			expect(frOp(result, "m2", `{"data":{"sendMessage":{"text":"x"}}}`), frComplete("m2")))},
 		{name: "a connection_init payload at the bound", steps: script(send(initPadded(ann, auth.MaxInitPayloadBytes)), expect(frAck))},
 		{name: "a connection_init payload over the bound", steps: script(send(initPadded(ann, auth.MaxInitPayloadBytes+1)),
 			overBound(proto, fmt.Sprintf("connection_init payload of %d bytes, over the limit of %d", auth.MaxInitPayloadBytes+1, auth.MaxInitPayloadBytes)))},
@@ -218,59 +278,70 @@ func TestSubscriptionLimit(t *testing.T) {
 }
 
 // TestConnectRefusesABadToken: a bad token at $connect, in the header or the query, refuses the
-// handshake with 401; at router level the route answers 401 and stores nothing.
+// handshake with 401, whichever subprotocol is offered; at router level the route answers 401 and
+// stores nothing.
 func TestConnectRefusesABadToken(t *testing.T) {
 	iss := authtest.NewIssuer(t)
 	v := newVerifier(t, iss)
 	for _, bad := range append(badTokens(t, iss), struct{ name, token, msg string }{"basic scheme", "", ""}) {
-		t.Run(bad.name, func(t *testing.T) {
-			header := "Bearer " + bad.token
-			if bad.name == "basic scheme" {
-				header = "Basic YTpi"
-			}
-			l := newRouterLevel(t, confCase{proto: protoTransport}, false)
-			h, err := app.Handler(app.Config{Verifier: v}, l.st, l.gw, apptest.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.r = h
-			l.conn = "Refused" + l.conn
-			for _, resp := range []events.APIGatewayProxyResponse{
-				l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": protoTransport, "Authorization": header}, nil),
-				l.connectQueryEvent(map[string]string{"Sec-WebSocket-Protocol": protoTransport}, url.Values{"authorization": {header}}),
-			} {
-				if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Body, "Unauthorized") {
-					t.Fatalf("router level: $connect answered %d %q, want 401", resp.StatusCode, resp.Body)
-				}
-			}
-			if _, err := l.st.Connection(context.Background(), l.conn); err == nil {
-				t.Fatal("a refused connection was stored")
-			}
-			d := apptest.Start(t, app.Config{Verifier: v})
-			for _, u := range []string{"ws://" + d.Addr + "/graphql", "ws://" + d.Addr + "/graphql?" + url.Values{"authorization": {header}}.Encode()} {
-				h := http.Header{}
-				if !strings.Contains(u, "?") {
-					h.Set("Authorization", header)
-				}
-				c, resp, err := wstest.TryDialHeader(u, h, protoTransport)
-				if err == nil {
-					c.CloseNow()
-					t.Fatalf("socket level: the handshake succeeded")
-				}
-				if resp == nil || resp.StatusCode != http.StatusUnauthorized {
-					t.Fatalf("socket level: %v (%+v), want 401", err, resp)
-				}
-			}
-		})
+		for _, proto := range []string{protoTransport, protoLegacy} {
+			t.Run(bad.name+"/"+proto, func(t *testing.T) { connectRefused(t, v, proto, bad.name, bad.token) })
+		}
+	}
+}
+
+// connectRefused offers proto with a bad token at $connect, at router level and through the local
+// runtime, in the Authorization header and in the query.
+func connectRefused(t *testing.T, v *auth.Verifier, proto, name, token string) {
+	header := "Bearer " + token
+	if name == "basic scheme" {
+		header = "Basic YTpi"
+	}
+	l := newRouterLevel(t, confCase{proto: proto}, false)
+	h, err := app.Handler(app.Config{Verifier: v}, l.st, l.gw, apptest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.r = h
+	l.conn = "Refused" + l.conn
+	for _, resp := range []events.APIGatewayProxyResponse{
+		l.connectEvent(map[string]string{"Sec-WebSocket-Protocol": proto, "Authorization": header}, nil),
+		l.connectQueryEvent(map[string]string{"Sec-WebSocket-Protocol": proto}, url.Values{"authorization": {header}}),
+	} {
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Body, "Unauthorized") {
+			t.Fatalf("router level: $connect answered %d %q, want 401", resp.StatusCode, resp.Body)
+		}
+	}
+	if _, err := l.st.Connection(context.Background(), l.conn); err == nil {
+		t.Fatal("a refused connection was stored")
+	}
+	d := apptest.Start(t, app.Config{Verifier: v})
+	for _, u := range []string{"ws://" + d.Addr + "/graphql", "ws://" + d.Addr + "/graphql?" + url.Values{"authorization": {header}}.Encode()} {
+		h := http.Header{}
+		if !strings.Contains(u, "?") {
+			h.Set("Authorization", header)
+		}
+		c, resp, err := wstest.TryDialHeader(u, h, proto)
+		if err == nil {
+			c.CloseNow()
+			t.Fatalf("socket level: the handshake succeeded")
+		}
+		if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("socket level: %v (%+v), want 401", err, resp)
+		}
 	}
 }
 
 // TestUnknownKeyThenRotation: a token signed with a key the issuer does not publish is refused;
 // once the issuer rotates to a new key, tokens it signs are accepted, the verifier fetching the
-// new key set on the unknown key id.
+// new key set on the unknown key id. Both subprotocols, at router level and through the local
+// runtime.
 func TestUnknownKeyThenRotation(t *testing.T) {
-	for _, lvl := range []string{"router", "socket"} {
-		t.Run(lvl, func(t *testing.T) {
+	for _, tc := range []struct{ proto, lvl string }{{protoTransport, "router"}, {protoTransport, "socket"},
+		{protoLegacy, "router"}, {protoLegacy, "socket"}} {
+		proto, lvl := tc.proto, tc.lvl
+		t.Run(proto+"/"+lvl, func(t *testing.T) {
+			t.Parallel()
 			iss := authtest.NewIssuer(t)
 			v := newVerifier(t, iss)
 			stranger, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -282,7 +353,7 @@ func TestUnknownKeyThenRotation(t *testing.T) {
 			tok.Header["kid"] = "key-unknown"
 			unknown, _ := tok.SignedString(stranger)
 			run := func(steps []step) {
-				c := confCase{name: "rotation", proto: protoTransport, verifier: v, steps: steps}
+				c := confCase{name: "rotation", proto: proto, verifier: v, steps: steps}
 				if lvl == "router" {
 					l := newRouterLevel(t, c, false)
 					runCase(t, c, false, l, &l.at)
@@ -291,7 +362,7 @@ func TestUnknownKeyThenRotation(t *testing.T) {
 				l := newSocketLevel(t, c, false)
 				runCase(t, c, false, l, &l.at)
 			}
-			run(script(send(frInitToken(unknown)), closed(4403, "Forbidden: invalid token")))
+			run(script(send(frInitToken(unknown)), rejected(proto, 4403, "Forbidden: invalid token", "invalid token")))
 			time.Sleep(1100 * time.Millisecond) // AUTH_JWKS_MIN_REFRESH_INTERVAL
 			iss.Rotate()
 			run(script(send(frInitToken(iss.Token(nil))), expect(frAck)))

@@ -54,6 +54,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
+	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/auth"
@@ -83,6 +84,8 @@ type confCase struct {
 	connectQuery  url.Values
 	// maxSubs is SUBSCRIPTIONS_PER_CONNECTION; zero keeps the default.
 	maxSubs int
+	// limits are the GRAPHQL_MAX_* limits; zero fields keep the defaults.
+	limits graph.Limits
 	// maxPerSubject is CONNECTIONS_PER_SUBJECT; zero is unbounded.
 	maxPerSubject int
 	// setup prepares the registry before the client connects.
@@ -331,10 +334,11 @@ type level interface {
 	finish()
 }
 
-// caseConfig is the configuration a case runs with (GRAPHQL_WS_STRICT and INIT_TIMEOUT).
+// caseConfig is the configuration a case runs with (GRAPHQL_WS_STRICT, INIT_TIMEOUT, the
+// authentication and the limits).
 func caseConfig(c confCase, strict bool) app.Config {
 	return app.Config{Strict: strict, InitTimeout: c.initTimeout, Verifier: c.verifier, MaxSubscriptions: c.maxSubs,
-		MaxConnectionsPerSubject: c.maxPerSubject}
+		MaxConnectionsPerSubject: c.maxPerSubject, Limits: c.limits}
 }
 
 // runCase runs one case's script at one level.
