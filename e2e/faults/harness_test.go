@@ -201,6 +201,7 @@ func (w *world) dynamoEndpoint() string {
 type function struct {
 	name string
 	addr string
+	pid  int // the emulator's, which is also its process group's (bootstrap runs in it)
 	out  *devproc.Buffer
 	busy sync.Mutex
 }
@@ -234,6 +235,7 @@ func (w *world) start(name string) *function {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	f.pid = cmd.Process.Pid
 	w.mu.Lock()
 	w.functions = append(w.functions, f)
 	w.mu.Unlock()
