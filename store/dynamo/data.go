@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
@@ -17,11 +16,6 @@ var _ store.Data = (*Store)(nil)
 // has not passed (the rule of store.ItemLive). Arguments: pk, ttl, ttl, now.
 const liveItem = "attribute_exists($) AND (attribute_not_exists($) OR $ > ?)"
 
-func keyOf(it store.Item) (pk, sk string) {
-	// NormalizeItem has checked both.
-	return it[attrPK].(*types.AttributeValueMemberS).Value, it[attrSK].(*types.AttributeValueMemberS).Value
-}
-
 // CreateItem implements store.Data: one PutItem on the condition that no live item has the key
 // (absentOrExpired), returning the item it replaced (ALL_OLD), which is an expired one if any: the
 // stream reports that put as a MODIFY, and so does OnChange.
@@ -30,7 +24,7 @@ func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
 	if err != nil {
 		return fmt.Errorf("create item: %w", err)
 	}
-	pk, sk := keyOf(it)
+	pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 	var old dynamo.Item
 	err = s.data.Put(it).If(absentOrExpired, attrPK, attrTTL, s.now().Unix()).OldValue(ctx, &old)
 	switch {
@@ -74,7 +68,7 @@ func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, err
 	if err != nil {
 		return nil, fmt.Errorf("replace item: %w", err)
 	}
-	pk, sk := keyOf(it)
+	pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 	var old dynamo.Item
 	err = s.data.Put(it).If(liveItem, attrPK, attrTTL, attrTTL, s.now().Unix()).OldValue(ctx, &old)
 	switch {
