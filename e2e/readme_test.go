@@ -14,6 +14,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 )
 
@@ -45,7 +46,7 @@ func TestReadmeSnippet(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, filepath.Join("examples", "subscribe.mjs"), "ws://"+p.Addr+"/graphql")
 	cmd.Dir = root
 	cmd.WaitDelay = 5 * time.Second
-	var stderr devproc.Buffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/realtime-gql/lambdaws/emit"
 	"github.com/realtime-gql/lambdaws/emit/emittest"
 	"github.com/realtime-gql/lambdaws/engine"
-	"github.com/realtime-gql/lambdaws/internal/devproc"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 )
 
 // TestLocalUnderTheRuntimeEmulator emits to the AWS Lambda runtime interface emulator (pinned as a
@@ -41,7 +41,7 @@ func TestLocalUnderTheRuntimeEmulator(t *testing.T) {
 		"--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr, filepath.Join(bin, "fn"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OUT_DIR=" + outDir, "AWS_LAMBDA_FUNCTION_TIMEOUT=10"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out devproc.Buffer
+	var out testlog.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

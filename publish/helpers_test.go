@@ -1,14 +1,12 @@
 package publish_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -230,47 +228,4 @@ func (r *fakeRegistry) DeleteConnection(ctx context.Context, id string) error {
 	defer r.mu.Unlock()
 	r.deleted = append(r.deleted, id)
 	return nil
-}
-
-// logBuffer collects log lines written concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the log lines that contain every one of the strings.
-func (b *logBuffer) lines(with ...string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		ok := l != ""
-		for _, w := range with {
-			ok = ok && strings.Contains(l, w)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// String returns everything written.
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Reset forgets everything written.
-func (b *logBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
 }

@@ -54,6 +54,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/stream"
@@ -201,7 +202,7 @@ func (w *world) dynamoEndpoint() string {
 type function struct {
 	name string
 	addr string
-	out  *devproc.Buffer
+	out  *testlog.Buffer
 	busy sync.Mutex
 }
 
@@ -210,7 +211,7 @@ func (w *world) start(name string) *function {
 	t := w.t
 	t.Helper()
 	bootstrap, rie := binaries(t)
-	f := &function{name: name, addr: freeAddr(t), out: &devproc.Buffer{}}
+	f := &function{name: name, addr: freeAddr(t), out: &testlog.Buffer{}}
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", f.addr, "--runtime-api-address", freeAddr(t), bootstrap)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),

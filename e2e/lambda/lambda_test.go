@@ -30,6 +30,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
@@ -103,7 +104,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=29",
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out devproc.Buffer
+	var out testlog.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package devproc
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 )
 
 var (
@@ -71,7 +72,7 @@ type Proc struct {
 	// Data is its data directory.
 	Data    string
 	cmd     *exec.Cmd
-	out     *Buffer
+	out     *testlog.Buffer
 	exited  chan struct{} // closed when the process has ended
 	waitErr error         // valid once exited is closed
 }
@@ -89,7 +90,7 @@ func Start(t testing.TB, data string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Data: data, cmd: cmd, out: &Buffer{}, exited: make(chan struct{})}
+	p := &Proc{Data: data, cmd: cmd, out: &testlog.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,23 +155,3 @@ func (p *Proc) wait(d time.Duration) error {
 
 // Output is what the process printed so far (stdout and stderr).
 func (p *Proc) Output() string { return p.out.String() }
-
-// Buffer is a bytes.Buffer safe for concurrent writes, for a child process's output.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written.
-func (s *Buffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
