@@ -619,6 +619,20 @@ func testTypedItems(t *testing.T, open Factory) {
 	}
 }
 
+// Message is a chat message as an app declares it (type Message @item(pk: "room#{roomId}",
+// sk: "msg#{id}")): the item type of the backends' and the stream codec's own tests.
+type Message struct {
+	ID        string     `json:"id"`
+	RoomID    string     `json:"roomId"`
+	Author    string     `json:"author"`
+	Text      string     `json:"text"`
+	CreatedAt time.Time  `json:"createdAt"`
+	EditedAt  *time.Time `json:"editedAt,omitempty"`
+}
+
+// MessageType is the item type of Message.
+var MessageType = store.MustItemType("Message", "room#{roomId}", "msg#{id}")
+
 // note is an item type of time-ordered entries in partitions, as a chat app's messages are: its
 // ids are ULIDs (store.NewID), so a partition's items sort by creation.
 type note struct {
