@@ -32,7 +32,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +49,7 @@ import (
 	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/local"
@@ -61,65 +61,20 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
-const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
-
 // functionTimeout is the function's timeout in serverless.yml, which the emulator enforces.
 const functionTimeout = 29 * time.Second
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	dynalite.StopShared()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	bins      struct{ dir, bootstrap, rie string }
-	buildErr  error
-)
-
-// binaries builds bootstrap (for this machine, as make build does for Lambda: -tags
-// lambda.norpc -trimpath) and the emulator, once per test binary.
+// binaries builds bootstrap (for this machine, as make build does for Lambda) and the emulator,
+// once per test binary.
 func binaries(t testing.TB) (bootstrap, rie string) {
 	t.Helper()
-	root := devproc.Root(t)
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "faults-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bins.dir, bins.bootstrap, bins.rie = dir, filepath.Join(dir, "bootstrap"), filepath.Join(dir, "aws-lambda-rie")
-		for _, args := range [][]string{
-			{"build", "-o", bins.bootstrap, "-tags", "lambda.norpc", "-trimpath", "."},
-			{"build", "-o", bins.rie, rieModule},
-		} {
-			cmd := exec.Command("go", args...)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go %v: %v\n%s", args, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bins.bootstrap, bins.rie
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return devproc.BuildLambda(t), devproc.BuildEmulator(t)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,8 +166,8 @@ func (w *world) start(name string) *function {
 	t := w.t
 	t.Helper()
 	bootstrap, rie := binaries(t)
-	f := &function{name: name, addr: freeAddr(t), out: &testlog.Buffer{}}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", f.addr, "--runtime-api-address", freeAddr(t), bootstrap)
+	f := &function{name: name, addr: devproc.FreeAddr(t), out: &testlog.Buffer{}}
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", f.addr, "--runtime-api-address", devproc.FreeAddr(t), bootstrap)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
@@ -289,7 +244,7 @@ func (f *function) call(ctx context.Context, payload []byte) (invocation, string
 	var err error
 	var start time.Time
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+facts.InvokePath, bytes.NewReader(payload))
 		req.Header.Set("X-Amzn-RequestId", id)
 		start = time.Now()
 		if resp, err = http.DefaultClient.Do(req); err == nil {
