@@ -77,7 +77,8 @@ type Options struct {
 	Now func() time.Time
 	// StreamARN is the eventSourceARN of change records; default DefaultStreamARN.
 	StreamARN string
-	// PageSize is how many subscriptions a topic lookup reads per page; default 100.
+	// PageSize is how many subscriptions a topic lookup reads per page; default
+	// store.DefaultPageSize.
 	PageSize int
 	// LockTimeout is how long Open waits for another process to release the file; default 1s.
 	LockTimeout time.Duration
@@ -110,7 +111,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.StreamARN = DefaultStreamARN
 	}
 	if opts.PageSize <= 0 {
-		opts.PageSize = 100
+		opts.PageSize = store.DefaultPageSize
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
