@@ -353,39 +353,38 @@ func CanonicalNumber(s string) (string, error) {
 // backends hold, return and stream the same item. It requires pk and sk as non-empty strings
 // within MaxPKBytes and MaxSKBytes, __typename (if present) a non-empty string, valid UTF-8
 // strings, numbers DynamoDB accepts, non-empty sets without duplicates, and a size of at most
-// MaxItemBytes. Errors wrap ErrInvalid.
-func NormalizeItem(it Item) (Item, error) {
-	pk, sk, err := ItemKey(it)
-	if err != nil {
-		return nil, err
+// MaxItemBytes; with the copy it returns the item's key. Errors wrap ErrInvalid.
+func NormalizeItem(it Item) (out Item, pk, sk string, err error) {
+	if pk, sk, err = ItemKey(it); err != nil {
+		return nil, "", "", err
 	}
 	if err := CheckKey(pk, sk); err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	if tn, ok := it[AttrTypename]; ok {
 		if s, ok := tn.(*types.AttributeValueMemberS); !ok || s.Value == "" {
-			return nil, fmt.Errorf("%w: item %q/%q: %s must be a non-empty string", ErrInvalid, pk, sk, AttrTypename)
+			return nil, "", "", fmt.Errorf("%w: item %q/%q: %s must be a non-empty string", ErrInvalid, pk, sk, AttrTypename)
 		}
 	}
-	out := make(Item, len(it))
+	out = make(Item, len(it))
 	for k, av := range it {
 		if k == "" {
-			return nil, fmt.Errorf("%w: item %q/%q: empty attribute name", ErrInvalid, pk, sk)
+			return nil, "", "", fmt.Errorf("%w: item %q/%q: empty attribute name", ErrInvalid, pk, sk)
 		}
 		n, err := normalizeValue(av)
 		if err != nil {
-			return nil, fmt.Errorf("%w: item %q/%q: attribute %q: %v", ErrInvalid, pk, sk, k, err)
+			return nil, "", "", fmt.Errorf("%w: item %q/%q: attribute %q: %v", ErrInvalid, pk, sk, k, err)
 		}
 		out[k] = n
 	}
 	if size := ItemSize(out); size > MaxItemBytes {
-		return nil, fmt.Errorf("%w: item %q/%q has %d bytes, more than DynamoDB's %d", ErrInvalid, pk, sk, size, MaxItemBytes)
+		return nil, "", "", fmt.Errorf("%w: item %q/%q has %d bytes, more than DynamoDB's %d", ErrInvalid, pk, sk, size, MaxItemBytes)
 	}
-	return out, nil
+	return out, pk, sk, nil
 }
 
 // ItemKey returns an item's key: its pk and sk attributes, which must be strings (errors wrap
-// ErrInvalid). An item NormalizeItem returned has both.
+// ErrInvalid).
 func ItemKey(it Item) (pk, sk string, err error) {
 	if pk, err = keyAttr(it, AttrPK); err != nil {
 		return "", "", err

@@ -20,11 +20,10 @@ const liveItem = "attribute_exists($) AND (attribute_not_exists($) OR $ > ?)"
 // (absentOrExpired), returning the item it replaced (ALL_OLD), which is an expired one if any: the
 // stream reports that put as a MODIFY, and so does OnChange.
 func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return fmt.Errorf("create item: %w", err)
 	}
-	pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 	var old dynamo.Item
 	err = s.data.Put(it).If(absentOrExpired, attrPK, attrTTL, s.now().Unix()).OldValue(ctx, &old)
 	switch {
@@ -64,11 +63,10 @@ func (s *Store) GetItem(ctx context.Context, pk, sk string) (store.Item, error) 
 // ReplaceItem implements store.Data: one PutItem on the condition liveItem, returning the old
 // item (ALL_OLD).
 func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, error) {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return nil, fmt.Errorf("replace item: %w", err)
 	}
-	pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 	var old dynamo.Item
 	err = s.data.Put(it).If(liveItem, attrPK, attrTTL, attrTTL, s.now().Unix()).OldValue(ctx, &old)
 	switch {

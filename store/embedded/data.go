@@ -55,11 +55,10 @@ func (s *Store) liveItem(b *bolt.Bucket, key []byte, what, pk, sk string) (store
 
 // CreateItem implements store.Data.
 func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return fmt.Errorf("create item: %w", err)
 	}
-	pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems)
 		key := itemKey(pk, sk)
@@ -96,11 +95,10 @@ func (s *Store) GetItem(ctx context.Context, pk, sk string) (store.Item, error) 
 
 // ReplaceItem implements store.Data.
 func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, error) {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return nil, fmt.Errorf("replace item: %w", err)
 	}
-	pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 	var old store.Item
 	err = s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems)
@@ -219,13 +217,13 @@ func migrateMessages(tx *bolt.Tx) error {
 	items := tx.Bucket(bucketItems)
 	err := old.ForEach(func(k, v []byte) error {
 		it, err := legacyMessage.Encode(json.RawMessage(v))
+		var pk, sk string
 		if err == nil {
-			it, err = store.NormalizeItem(it)
+			it, pk, sk, err = store.NormalizeItem(it)
 		}
 		if err != nil {
 			return fmt.Errorf("migrate message %q: %w", k, err)
 		}
-		pk, sk, _ := store.ItemKey(it) // NormalizeItem has checked the key
 		return putItem(items, itemKey(pk, sk), it)
 	})
 	if err != nil {
