@@ -17,6 +17,7 @@ import (
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/graph/model"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
@@ -47,16 +48,6 @@ func (c *countingRenderer) Render(ctx context.Context, req graph.Request, ev *en
 
 func newRenderer() *countingRenderer { return &countingRenderer{exec: exec} }
 
-// msgType is the schema's @item type of messages.
-var msgType = func() store.ItemType {
-	src, err := graph.Analyze(graph.Schema())
-	if err != nil {
-		panic(err)
-	}
-	it, _ := src.Item("Message")
-	return it
-}()
-
 // eventID is the eventID stream.ChangeRecord gives the record of sequence number seq.
 func eventID(seq uint64) string { return fmt.Sprintf("%032x", seq) }
 
@@ -85,11 +76,7 @@ func item(t testing.TB, m *model.Message) store.Item {
 	if m == nil {
 		return nil
 	}
-	it, err := msgType.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return it
+	return apptest.MessageItem(t, *m)
 }
 
 func msg(room, id, text string) *model.Message {

@@ -45,8 +45,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/graph/model"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/facts"
@@ -55,7 +55,6 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/internal/testlog"
-	"github.com/realtime-gql/lambdaws/store"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
@@ -652,25 +651,6 @@ func (w *world) seed(room string, n int) []string {
 	return ids
 }
 
-var messageType = func() func(testing.TB, model.Message) store.Item {
-	src, err := graph.Analyze(graph.Schema())
-	return func(t testing.TB, m model.Message) store.Item {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ, ok := src.Item("Message")
-		if !ok {
-			t.Fatal("the schema has no @item type Message")
-		}
-		item, err := typ.Encode(&m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return item
-	}
-}()
-
 var seqBase = time.Now().UnixNano() / 1000
 
 // record is one stream record: a message inserted into a room, with a fresh event id and
@@ -689,7 +669,7 @@ func newRecord(t testing.TB, w *world, room string) record {
 	t.Helper()
 	n := recordSeq.Add(1)
 	text := fmt.Sprintf("message %d to %s", n, room)
-	item := messageType(t, model.Message{ID: fmt.Sprintf("01JFAULT%018d", n), RoomID: room, Author: "ann", Text: text, CreatedAt: time.Now()})
+	item := apptest.MessageItem(t, model.Message{ID: fmt.Sprintf("01JFAULT%018d", n), RoomID: room, Author: "ann", Text: text, CreatedAt: time.Now()})
 	rec, err := stream.ChangeRecord(stream.Insert, nil, item, uint64(seqBase+n),
 		"arn:aws:dynamodb:us-east-1:123456789012:table/"+w.data+"/stream/2026-11-26T00:00:00.000", time.Now())
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/facts"
@@ -148,12 +148,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 
 	// The stream batch the mutation caused: the item as DynamoDB now holds it, as an INSERT
 	// record with NEW_AND_OLD_IMAGES, exactly as DynamoDB Streams hands it to Lambda.
-	src, err := graph.Analyze(graph.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgType, _ := src.Item("Message")
-	pk, sk, err := msgType.Key(map[string]any{"roomId": "r1", "id": id})
+	pk, sk, err := apptest.MessageType(t).Key(map[string]any{"roomId": "r1", "id": id})
 	if err != nil {
 		t.Fatal(err)
 	}

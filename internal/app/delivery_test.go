@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
@@ -183,20 +182,5 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 	}
 }
 
-// messageItem is a message as the data table stores it: the schema's @item type Message.
-func messageItem(t testing.TB, m model.Message) store.Item {
-	t.Helper()
-	src, err := graph.Analyze(graph.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	typ, ok := src.Item("Message")
-	if !ok {
-		t.Fatal("the schema has no @item type Message")
-	}
-	item, err := typ.Encode(&m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return item
-}
+// messageItem is apptest.MessageItem, by the name the benchmarks of this package use.
+func messageItem(t testing.TB, m model.Message) store.Item { return apptest.MessageItem(t, m) }
