@@ -101,11 +101,8 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 // begins_with on sk when skPrefix is set) in the requested order, each for as many items as are
 // still missing, continued from LastEvaluatedKey; expired items are left out.
 func (s *Store) QueryItems(ctx context.Context, pk, skPrefix string, limit int, descending bool) ([]store.Item, error) {
-	if err := store.CheckLimit(limit); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
-	}
-	if err := store.CheckKey(pk, "-"); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
+	if err := store.CheckQuery(pk, limit); err != nil {
+		return nil, err
 	}
 	var out []store.Item
 	now := s.now()

@@ -145,11 +145,8 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 // QueryItems implements store.Data: one read transaction walks the partition's keys with the
 // prefix, forwards or backwards.
 func (s *Store) QueryItems(ctx context.Context, pk, skPrefix string, limit int, descending bool) ([]store.Item, error) {
-	if err := store.CheckLimit(limit); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
-	}
-	if err := store.CheckKey(pk, "-"); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
+	if err := store.CheckQuery(pk, limit); err != nil {
+		return nil, err
 	}
 	if limit == 0 {
 		return nil, nil
