@@ -323,8 +323,8 @@ func runLambda(ctx context.Context, cfg settings) error {
 // in the README's table (a test compares them).
 func devFlags(cfg *app.Config, dc *app.DevConfig, watch *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.StringVar(&dc.Host, "host", "127.0.0.1", "`address` to listen on")
-	fs.IntVar(&dc.Port, "port", 4000, "`port` to listen on (0 picks a free one; make dev PORT=N)")
+	fs.StringVar(&dc.Host, "host", facts.LocalHost, "`address` to listen on")
+	fs.IntVar(&dc.Port, "port", facts.LocalPort, "`port` to listen on (0 picks a free one; make dev PORT=N)")
 	fs.StringVar(&dc.Data, "data", "./.data", "the embedded store's `directory` (make dev DATA=DIR)")
 	fs.StringVar(&dc.DynamoDB, "dynamodb", "", "run on the DynamoDB `URL` instead of the embedded store (default $AWS_ENDPOINT_URL_DYNAMODB)")
 	fs.BoolVar(watch, "watch", false, "rebuild and restart on changes to Go files or the schema (running go generate ./... first when a .graphqls file changed), keeping the data")

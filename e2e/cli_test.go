@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/internal/devproc"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 )
 
 // session is a command running in a process group of its own, as a terminal runs a foreground
@@ -24,7 +25,7 @@ import (
 type session struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	out     *devproc.Buffer // stdout and stderr
+	out     *testlog.Buffer // stdout and stderr
 	exited  chan struct{}
 	waitErr error
 	// failOn, when set, ends a wait at once when the output holds it.
@@ -37,7 +38,7 @@ func startSession(t *testing.T, dir string, env []string, name string, args ...s
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	s := &session{t: t, cmd: cmd, out: &devproc.Buffer{}, exited: make(chan struct{})}
+	s := &session{t: t, cmd: cmd, out: &testlog.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func runBinary(t *testing.T, env []string, args ...string) (int, string, string)
 	t.Helper()
 	cmd := exec.Command(devproc.Build(t), args...)
 	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr devproc.Buffer
+	var stdout, stderr testlog.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError

@@ -17,6 +17,7 @@ import (
 
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/facts"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 )
 
@@ -114,7 +115,7 @@ func shell(t *testing.T, dir, line string, failOK bool) (string, error) {
 // devRun is `go run . dev` in the copy, as a process group.
 type devRun struct {
 	cmd    *exec.Cmd
-	out    devproc.Buffer
+	out    testlog.Buffer
 	exited chan struct{}
 	err    error
 }

@@ -15,22 +15,13 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/testenv"
 )
 
-func needMake(t *testing.T) string {
-	t.Helper()
-	mk, err := exec.LookPath("make")
-	if err != nil {
-		testenv.MissingTool(t, "make", "install GNU make (apt-get install -y make)")
-	}
-	return mk
-}
-
 // TestMakeTestInstallsWhatItNeeds: on a fresh clone `make test` installs the npm packages before
 // anything needs them (npm ci, when node is installed and node_modules is missing or older than
 // package-lock.json), says when node is missing, and runs the tests through the summary runner
 // with the race detector. The repository's Makefile runs with -n (print, do not run) in a
 // directory set up for each case, with a stand-in node on PATH or none.
 func TestMakeTestInstallsWhatItNeeds(t *testing.T) {
-	mk := needMake(t)
+	testenv.Make(t)
 	makefile, err := os.ReadFile(filepath.Join(devproc.Root(t), "Makefile"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,35 +43,7 @@ func TestMakeTestInstallsWhatItNeeds(t *testing.T) {
 		{"no node", t.TempDir(), nil, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "Makefile"), makefile, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			lock := filepath.Join(dir, "package-lock.json")
-			if err := os.WriteFile(lock, []byte("{}"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			mid := time.Now().Add(-30 * time.Minute)
-			if err := os.Chtimes(lock, mid, mid); err != nil {
-				t.Fatal(err)
-			}
-			if c.modules != nil {
-				modules := filepath.Join(dir, "node_modules")
-				if err := os.Mkdir(modules, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Chtimes(modules, *c.modules, *c.modules); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cmd := exec.Command(mk, "-n", "test")
-			cmd.Dir = dir
-			cmd.Env = []string{"PATH=" + c.path, "HOME=" + dir}
-			outb, err := cmd.CombinedOutput()
-			out := string(outb)
-			if err != nil {
-				t.Fatalf("make -n test: %v\n%s", err, out)
-			}
+			out := testenv.MakeDir{Lock: time.Now().Add(-30 * time.Minute), Modules: c.modules}.DryRun(t, makefile, "test", []string{"PATH=" + c.path})
 			install := strings.Index(out, "npm ci")
 			if (install >= 0) != c.wantInstall {
 				t.Errorf("runs npm ci: %v, want %v\n%s", install >= 0, c.wantInstall, out)
@@ -102,7 +65,7 @@ func TestMakeTestInstallsWhatItNeeds(t *testing.T) {
 // every URL once ready, serves GraphiQL, and Ctrl-C (SIGINT to the whole process group, as a
 // terminal sends it) stops it cleanly, without make reporting an error.
 func TestMakeDev(t *testing.T) {
-	mk := needMake(t)
+	mk := testenv.Make(t)
 	root := devproc.Root(t)
 	tmp := t.TempDir()
 	s := startSession(t, root, nil, mk, "--no-print-directory", "dev", "PORT=0", "DATA="+filepath.Join(tmp, "data"), "BIN="+filepath.Join(tmp, "bootstrap"))
@@ -160,7 +123,7 @@ func TestMakeDev(t *testing.T) {
 
 // TestMakeWatch: `make watch` is `make dev` with --watch, on make dev's port and data.
 func TestMakeWatch(t *testing.T) {
-	mk := needMake(t)
+	mk := testenv.Make(t)
 	cmd := exec.Command(mk, "-n", "watch", "PORT=4100", "DATA=/tmp/d")
 	cmd.Dir = devproc.Root(t)
 	out, err := cmd.CombinedOutput()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 )
 
@@ -45,7 +47,7 @@ func TestReadmeSnippet(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, filepath.Join("examples", "subscribe.mjs"), "ws://"+p.Addr+"/graphql")
 	cmd.Dir = root
 	cmd.WaitDelay = 5 * time.Second
-	var stderr devproc.Buffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -64,9 +66,10 @@ func TestReadmeSnippet(t *testing.T) {
 		}
 	}()
 
-	// The subscription is stored asynchronously and never acknowledged: send the README's
-	// mutation until the snippet prints it (the first one it receives is the one to check).
-	const mutation = `{"query":"mutation { sendMessage(roomId: \"lobby\", author: \"ann\", text: \"hi\") { id } }"}`
+	// The subscription is stored asynchronously and never acknowledged: run the README's curl
+	// command, as written but for the address, until the snippet prints the message (the first one
+	// it receives is the one to check).
+	mutation := readmeShell(t, string(readme), "curl -s http://127.0.0.1:4000/graphql ", p.Addr)
 	want := withEventMark(`{"data":{"messageAdded":{"author":"ann","text":"hi"}}}`)
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
@@ -82,13 +85,8 @@ func TestReadmeSnippet(t *testing.T) {
 			t.Logf("the snippet printed the message after %d mutation(s)", sent)
 			return
 		case <-tick.C:
-			resp, err := http.Post("http://"+p.Addr+"/graphql", "application/json", strings.NewReader(mutation))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("the mutation answered %d", resp.StatusCode)
+			if out := runShell(t, mutation); !strings.Contains(out, `{"data":{"sendMessage":{"id":`) {
+				t.Fatalf("the README's mutation printed %q", out)
 			}
 			sent++
 		case <-ctx.Done():
@@ -155,4 +153,92 @@ func TestReadmeInvalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ExpectNone(time.Second)
+}
+
+// readmeShell returns the README's ```sh block that starts with start, as written, with the local
+// runtime's address 127.0.0.1:4000 replaced by addr.
+func readmeShell(t *testing.T, readme, start, addr string) string {
+	t.Helper()
+	_, block, ok := strings.Cut(readme, "\n```sh\n"+start)
+	if !ok {
+		t.Fatalf("README.md has no ```sh block starting %q", start)
+	}
+	block, _, _ = strings.Cut(start+block, "\n```")
+	return strings.ReplaceAll(block, "127.0.0.1:4000", addr)
+}
+
+// runShell runs a command line with bash and returns its standard output; it fails the test if
+// the command fails. It needs curl, as the README's commands do.
+func runShell(t *testing.T, line string) string {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		testenv.MissingTool(t, "curl", "install it (Debian and Ubuntu: sudo apt-get install -y curl)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", line)
+	var stderr testlog.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, stderr.String())
+	}
+	return string(out)
+}
+
+// TestReadmeInvokeEndpoint runs the README's curl of the invoke endpoint (an SQS batch: a
+// CloudEvent announcement and a message that is not one), as written but for the address,
+// against `bootstrap dev`: it prints the response the README shows (the malformed message
+// reported), and a subscriber of the room's announcements receives the announcement, with the
+// CloudEvent's identity.
+func TestReadmeInvokeEndpoint(t *testing.T) {
+	root := devproc.Root(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := devproc.Start(t, t.TempDir())
+	command := readmeShell(t, string(readme), "curl -s http://127.0.0.1:4000/2015-03-31/functions/function/invocations ", p.Addr)
+	_, want, ok := strings.Cut(command, "\n# ")
+	if !ok {
+		t.Fatalf("the README's invoke command shows no response (a # line):\n%s", command)
+	}
+
+	c := wstest.Dial(t, "ws://"+p.Addr+"/graphql", "graphql-transport-ws")
+	c.Send(map[string]any{"type": "connection_init"})
+	c.Expect("connection_ack", "")
+	c.Send(map[string]any{"id": "a1", "type": "subscribe", "payload": map[string]any{"query": `subscription { announcement(roomId: "lobby") { text priority } }`}})
+	// No acknowledgement exists for a subscribe: post probe announcements (each its own event)
+	// until one arrives, so that the README's event, sent once, finds the subscription stored.
+	for i := 0; ; i++ {
+		if i == 30 {
+			t.Fatalf("no probe announcement delivered\n%s", p.Output())
+		}
+		probe := fmt.Sprintf(`{"id":"probe-%d","detail-type":"chat.announcement","source":"test","detail":{"id":"p","roomId":"lobby","text":"probe","priority":1,"at":"2026-11-26T12:00:00Z"}}`, i)
+		resp, err := http.Post("http://"+p.Addr+facts.InvokePath, "application/json", strings.NewReader(probe))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if m, ok := c.TryNext(300 * time.Millisecond); ok {
+			if m.Type != "next" || m.ID != "a1" {
+				t.Fatalf("got %s", m)
+			}
+			break
+		}
+	}
+	for { // the probes sent before the first arrived
+		if _, ok := c.TryNext(300 * time.Millisecond); !ok {
+			break
+		}
+	}
+
+	if out := runShell(t, command); strings.TrimSpace(out) != strings.TrimSpace(want) {
+		t.Fatalf("the README's invoke command printed %q, the README shows %q", out, want)
+	}
+	m := c.Next(10 * time.Second)
+	const delivered = `{"data":{"announcement":{"text":"closing soon","priority":5}},"extensions":{"event":{"id":"shell e1"}}}`
+	if m.Type != "next" || m.ID != "a1" || compactJSON(m.Payload) != delivered {
+		t.Fatalf("after the README's event: %s, want next %s", m, delivered)
+	}
 }

@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +55,7 @@ const (
 var Targets = []Target{Local, EventBridge, SQS, SNS}
 
 // DefaultLocalURL is the local runtime's invoke endpoint at its default address.
-const DefaultLocalURL = "http://127.0.0.1:4000" + facts.InvokePath
+var DefaultLocalURL = "http://" + net.JoinHostPort(facts.LocalHost, strconv.Itoa(facts.LocalPort)) + facts.InvokePath
 
 // DefaultSource names the emitter when Config.Source is empty.
 const DefaultSource = "lambdaws.emit"

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,47 +23,14 @@ func TestLocalUnderTheRuntimeEmulator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the emulator and a function")
 	}
-	bin := t.TempDir()
-	for _, b := range [][]string{
-		{filepath.Join(bin, "aws-lambda-rie"), "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"},
-		{filepath.Join(bin, "fn"), "-tags", "lambda.norpc", "./testdata/rieecho"},
-	} {
-		cmd := exec.Command("go", append([]string{"build", "-o"}, b...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %v: %v\n%s", b, err, out)
-		}
+	fn := filepath.Join(t.TempDir(), "fn")
+	if out, err := exec.Command("go", "build", "-o", fn, "-tags", "lambda.norpc", "./testdata/rieecho").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./testdata/rieecho: %v\n%s", err, out)
 	}
-	rieAddr, apiAddr := freeAddr(t), freeAddr(t)
 	outDir := t.TempDir()
-	cmd := exec.Command(filepath.Join(bin, "aws-lambda-rie"),
-		"--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr, filepath.Join(bin, "fn"))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OUT_DIR=" + outDir, "AWS_LAMBDA_FUNCTION_TIMEOUT=10"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out devproc.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("emulator and function output:\n%s", out.String())
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.Dial("tcp", rieAddr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator does not listen: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rie := devproc.StartEmulator(t, fn, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OUT_DIR=" + outDir, "AWS_LAMBDA_FUNCTION_TIMEOUT=10"})
 
-	e, err := emit.New(emit.Config{Target: emit.Local, URL: "http://" + rieAddr + emittest.InvokePath, Source: "com.example.chat"})
+	e, err := emit.New(emit.Config{Target: emit.Local, URL: "http://" + rie.Addr + emittest.InvokePath, Source: "com.example.chat"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +58,4 @@ func TestLocalUnderTheRuntimeEmulator(t *testing.T) {
 	if !errors.Is(err, emit.ErrRejected) || err.Error() != want {
 		t.Errorf("Emit to a failing function = %v, want %q", err, want)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -174,8 +174,8 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 		// A GraphQL error made by the executor itself: already fit for the client.
 	default:
 		zerolog.Ctx(ctx).Error().Err(err).Str("path", gerr.Path.String()).Msg("resolver failed")
-		gerr.Message = "internal error"
-		errcode.Set(gerr, CodeInternal)
+		internal := InternalError()
+		gerr.Message, gerr.Extensions = internal.Message, internal.Extensions
 	}
 	return gerr
 }

@@ -91,7 +91,7 @@ func testThroughQueue(t *testing.T, chunkSize int, carried bool) {
 		t.Fatalf("failures %+v: the carried record must be reported", resp.BatchItemFailures)
 	}
 	if (carried && st.Carried == 0) || (!carried && st.Chunks == 0) || st.Delivered >= 1000 || st.Failed != 0 {
-		t.Fatalf("stats %+v: want work handed to the queue (carried: %v), nothing failed\n%s", st.Stats, carried, e.logs.lines())
+		t.Fatalf("stats %+v: want work handed to the queue (carried: %v), nothing failed\n%s", st.Stats, carried, e.logs.Lines())
 	}
 	t.Logf("first invocation: %d delivered, %d chunk, %d carried continuations", st.Delivered, st.Chunks, st.Carried)
 
@@ -101,7 +101,7 @@ func testThroughQueue(t *testing.T, chunkSize int, carried bool) {
 		q, _ := rt.Queue("chunks")
 		if q.Sent > 0 && q.Deleted+int64(q.Dead) == q.Sent && q.InFlight == 0 {
 			if q.Dead != 0 {
-				t.Fatalf("continuations in the dead-letter list: %+v\n%s", q, e.logs.lines())
+				t.Fatalf("continuations in the dead-letter list: %+v\n%s", q, e.logs.Lines())
 			}
 			t.Logf("queue drained %v after the first answer: %+v", time.Since(start), q)
 			break

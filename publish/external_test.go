@@ -14,6 +14,7 @@ import (
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/publish/source"
 	"github.com/realtime-gql/lambdaws/store"
@@ -69,7 +70,7 @@ type externalFixture struct {
 	poster *mgmttest.Gateway
 	inv    *recordingInvalidator
 	f      *publish.Fanout
-	logs   *logBuffer
+	logs   *testlog.Buffer
 	ctx    context.Context
 }
 
@@ -95,7 +96,7 @@ func newExternal(t *testing.T) *externalFixture {
 		}},
 		poster: mgmttest.New(),
 		inv:    &recordingInvalidator{},
-		logs:   &logBuffer{},
+		logs:   &testlog.Buffer{},
 	}
 	x.f = publish.New(publish.Config{Registry: x.reg, Sources: exec, Renderer: newRenderer(), Gateway: x.poster, Invalidator: x.inv})
 	x.ctx = zerolog.New(x.logs).WithContext(context.Background())

@@ -1,14 +1,12 @@
 package publish_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/graph/model"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
@@ -49,16 +48,6 @@ func (c *countingRenderer) Render(ctx context.Context, req graph.Request, ev *en
 
 func newRenderer() *countingRenderer { return &countingRenderer{exec: exec} }
 
-// msgType is the schema's @item type of messages.
-var msgType = func() store.ItemType {
-	src, err := graph.Analyze(graph.Schema())
-	if err != nil {
-		panic(err)
-	}
-	it, _ := src.Item("Message")
-	return it
-}()
-
 // eventID is the eventID stream.ChangeRecord gives the record of sequence number seq.
 func eventID(seq uint64) string { return fmt.Sprintf("%032x", seq) }
 
@@ -87,11 +76,7 @@ func item(t testing.TB, m *model.Message) store.Item {
 	if m == nil {
 		return nil
 	}
-	it, err := msgType.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return it
+	return apptest.MessageItem(t, *m)
 }
 
 func msg(room, id, text string) *model.Message {
@@ -230,47 +215,4 @@ func (r *fakeRegistry) DeleteConnection(ctx context.Context, id string) error {
 	defer r.mu.Unlock()
 	r.deleted = append(r.deleted, id)
 	return nil
-}
-
-// logBuffer collects log lines written concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the log lines that contain every one of the strings.
-func (b *logBuffer) lines(with ...string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		ok := l != ""
-		for _, w := range with {
-			ok = ok && strings.Contains(l, w)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// String returns everything written.
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Reset forgets everything written.
-func (b *logBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
 }

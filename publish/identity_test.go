@@ -175,10 +175,10 @@ func TestSQSMixedBatch(t *testing.T) {
 	if len(x.inv.got) != 1 || x.inv.got[0].ID != "com.example.chat ce-i" {
 		t.Fatalf("invalidator got %+v", x.inv.got)
 	}
-	if l := x.logs.lines("m-badcont", "continuation failed"); len(l) != 1 {
+	if l := x.logs.Lines("m-badcont", "continuation failed"); len(l) != 1 {
 		t.Fatalf("the malformed continuation: %d lines\n%s", len(l), x.logs.String())
 	}
-	if l := x.logs.lines("m-bad", "malformed"); len(l) != 1 {
+	if l := x.logs.Lines("m-bad", "malformed"); len(l) != 1 {
 		t.Fatalf("the malformed CloudEvent: %d lines\n%s", len(l), x.logs.String())
 	}
 }

@@ -48,6 +48,7 @@ import (
 	"github.com/realtime-gql/lambdaws/engine"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/chunkq"
+	"github.com/realtime-gql/lambdaws/internal/emf"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/filter"
 	"github.com/realtime-gql/lambdaws/store"
@@ -80,9 +81,6 @@ type Gateway interface {
 	Delete(ctx context.Context, connID string) error
 }
 
-// DefaultNamespace is the CloudWatch namespace of the metrics.
-const DefaultNamespace = "lambdaws"
-
 // Config holds the Fanout's dependencies and settings. Registry, Sources, Renderer and Gateway
 // are required.
 type Config struct {
@@ -100,7 +98,7 @@ type Config struct {
 	Now func() time.Time
 	// Concurrency is the number of delivery workers; default fanout.DefaultConcurrency.
 	Concurrency int
-	// MaxMessage is the largest message posted; default fanout.DefaultMaxMessage (API
+	// MaxMessage is the largest message posted; default facts.MaxMessage (API
 	// Gateway's 128 KiB). A larger result is replaced by a RESULT_TOO_LARGE error.
 	MaxMessage int
 	// Margin is the deadline margin: no post starts later than this before the invocation's
@@ -114,7 +112,7 @@ type Config struct {
 	// Metrics receives one EMF line per batch; nil prints none. Writes are whole lines, one
 	// Write each.
 	Metrics io.Writer
-	// Namespace is the metrics' CloudWatch namespace; default DefaultNamespace.
+	// Namespace is the metrics' CloudWatch namespace; default emf.Namespace.
 	Namespace string
 }
 
@@ -134,7 +132,7 @@ func New(cfg Config) *Fanout {
 		cfg.Now = time.Now
 	}
 	if cfg.Namespace == "" {
-		cfg.Namespace = DefaultNamespace
+		cfg.Namespace = emf.Namespace
 	}
 	if cfg.Margin <= 0 {
 		cfg.Margin = fanout.DefaultMargin

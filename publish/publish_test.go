@@ -23,6 +23,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/mgmt"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/publish"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
@@ -39,7 +40,7 @@ type env struct {
 	gw    *mgmttest.Gateway
 	url   string // the management endpoint
 	rend  *countingRenderer
-	logs  *logBuffer
+	logs  *testlog.Buffer
 	f     *publish.Fanout
 }
 
@@ -53,7 +54,7 @@ func newEnv(t testing.TB, cfg publish.Config) *env {
 	gw := mgmttest.New()
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, store: s, reg: s, gw: gw, url: srv.URL + "/prod", rend: newRenderer(), logs: &logBuffer{}}
+	e := &env{t: t, store: s, reg: s, gw: gw, url: srv.URL + "/prod", rend: newRenderer(), logs: &testlog.Buffer{}}
 	if cfg.Registry != nil {
 		e.reg = cfg.Registry
 	} else {
@@ -225,7 +226,7 @@ func TestSubscribersFailuresNeverFailTheRecord(t *testing.T) {
 	if got != 31 {
 		t.Fatalf("%d subscriptions left, want 31: the gone connection's two forgotten", got)
 	}
-	if l := e.logs.lines("delivery failed", "refused="); len(l) != 2 {
+	if l := e.logs.Lines("delivery failed", "refused="); len(l) != 2 {
 		t.Fatalf("refused posts logged %d times, want once per record:\n%s", len(l), strings.Join(l, "\n"))
 	}
 }
@@ -247,7 +248,7 @@ func TestServiceFailureIsReportedWithOneLine(t *testing.T) {
 			if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "7" {
 				t.Fatalf("failures %+v, want record 7 reported (stats %+v)", resp.BatchItemFailures, st)
 			}
-			lines := e.logs.lines("reported for retry", `"seq":"7"`)
+			lines := e.logs.Lines("reported for retry", `"seq":"7"`)
 			if len(lines) != 1 || !strings.Contains(lines[0], c.says) || !strings.Contains(lines[0], `"reason":"service"`) {
 				t.Fatalf("want one line saying %q, got:\n%s", c.says, strings.Join(lines, "\n"))
 			}
@@ -345,11 +346,11 @@ func TestRegistryFailureAndRetrySkipsWhatWasDelivered(t *testing.T) {
 	if fmt.Sprint(reported) != "[10 12]" {
 		t.Fatalf("reported %v, want [10 12]", reported)
 	}
-	if l := e.logs.lines(`"seq":"10"`, `"reason":"registry"`, "reported for retry"); len(l) != 1 {
-		t.Fatalf("want one line for record 10 saying registry:\n%s", e.logs.lines())
+	if l := e.logs.Lines(`"seq":"10"`, `"reason":"registry"`, "reported for retry"); len(l) != 1 {
+		t.Fatalf("want one line for record 10 saying registry:\n%s", e.logs.Lines())
 	}
-	if l := e.logs.lines(`"seq":"12"`, `"reason":"blocked"`); len(l) != 1 {
-		t.Fatalf("want one line for record 12 saying blocked:\n%s", e.logs.lines())
+	if l := e.logs.Lines(`"seq":"12"`, `"reason":"blocked"`); len(l) != 1 {
+		t.Fatalf("want one line for record 12 saying blocked:\n%s", e.logs.Lines())
 	}
 	delivered := e.eventIDs()
 	if n := len(delivered[r1[0]]); n != 1 {
@@ -419,7 +420,7 @@ func TestMalformedRecordIsSkippedAndTheBatchGoesOn(t *testing.T) {
 	if posts := e.gw.Posts(); len(posts["c1"]) != 1 || !strings.Contains(posts["c1"][0], "fine") {
 		t.Fatalf("posts = %v", posts)
 	}
-	if l := e.logs.lines("cannot be decoded", `"seq":"1"`); len(l) != 1 {
+	if l := e.logs.Lines("cannot be decoded", `"seq":"1"`); len(l) != 1 {
 		t.Fatalf("the malformed record was logged %d times", len(l))
 	}
 }
@@ -510,11 +511,11 @@ func TestExpiredPrincipalIsClosedThroughTheClient(t *testing.T) {
 // TestMetricsLinePerBatch: one EMF line per stream batch, per chunk batch, per EventBridge event,
 // per SNS notification and per SQS batch of CloudEvents.
 func TestMetricsLinePerBatch(t *testing.T) {
-	var out logBuffer
+	var out testlog.Buffer
 	e := newEnv(t, publish.Config{Metrics: &out})
 	e.subscribe(addedR1, selIDText, gqlws.TransportWS, conns("c", 3)...)
 	e.publish(0, record(t, 1, stream.Insert, nil, msg("r1", "m1", "x")))
-	lines := out.lines()
+	lines := out.Lines()
 	if len(lines) != 1 {
 		t.Fatalf("%d metric lines, want 1:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -541,7 +542,7 @@ func TestMetricsLinePerBatch(t *testing.T) {
 	ctx, cancel := e.ctx(time.Second)
 	defer cancel()
 	e.f.HandleSQS(ctx, events.SQSEvent{Records: msgs})
-	if lines := out.lines(`"Source":"chunks"`); len(lines) != 1 {
+	if lines := out.Lines(`"Source":"chunks"`); len(lines) != 1 {
 		t.Fatalf("chunk batch: %d metric lines", len(lines))
 	}
 	// External events: one line per EventBridge event, SNS notification and SQS batch.
@@ -550,8 +551,8 @@ func TestMetricsLinePerBatch(t *testing.T) {
 	e.f.HandleSQS(ctx, events.SQSEvent{Records: []events.SQSMessage{sqsMessage("q1", cloudEvent("ce-2", "chat.announcement", annPayload)),
 		sqsMessage("q2", cloudEvent("ce-3", "chat.announcement", annPayload))}})
 	for source, records := range map[string]string{"eventbridge": `"Records":1`, "sns": `"Records":1`, "sqs": `"Records":2`} {
-		if lines := out.lines(`"Source":"`+source+`"`, records); len(lines) != 1 {
-			t.Errorf("%s: %d metric lines with %s, want 1:\n%s", source, len(lines), records, strings.Join(out.lines(), "\n"))
+		if lines := out.Lines(`"Source":"`+source+`"`, records); len(lines) != 1 {
+			t.Errorf("%s: %d metric lines with %s, want 1:\n%s", source, len(lines), records, strings.Join(out.Lines(), "\n"))
 		}
 	}
 }

@@ -60,6 +60,18 @@ func CheckLimit(limit int) error {
 	return nil
 }
 
+// CheckQuery checks the arguments of a QueryItems as every backend must before any I/O: the
+// limit, and pk as a data table key. Errors wrap ErrInvalid.
+func CheckQuery(pk string, limit int) error {
+	if err := CheckLimit(limit); err != nil {
+		return fmt.Errorf("query items: %w", err)
+	}
+	if err := CheckKey(pk, "-"); err != nil {
+		return fmt.Errorf("query items: %w", err)
+	}
+	return nil
+}
+
 // Items is the typed view of one item type in the data table: values of T (a struct whose JSON
 // encoding holds the type's key fields) stored with their keys and __typename, read back decoded.
 // It is safe for concurrent use if its Data is.

@@ -22,6 +22,24 @@ type Page struct {
 	Next string
 }
 
+// PageSubscriptions yields the subscriptions of pages one by one, and the error that ends them:
+// a backend's Registry.Subscriptions is its own TopicPages of the whole topic, through this.
+func PageSubscriptions(pages iter.Seq2[Page, error]) iter.Seq2[Subscription, error] {
+	return func(yield func(Subscription, error) bool) {
+		for pg, err := range pages {
+			if err != nil {
+				yield(Subscription{}, err)
+				return
+			}
+			for _, sub := range pg.Subs {
+				if !yield(sub, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // A SubKey identifies one subscription of a topic.
 type SubKey struct {
 	ConnectionID string

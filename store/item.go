@@ -100,23 +100,15 @@ func fromJSON(x any) (types.AttributeValue, error) {
 		}
 		return &types.AttributeValueMemberN{Value: string(x)}, nil
 	case []any:
-		l := make([]types.AttributeValue, len(x))
-		for i, e := range x {
-			av, err := fromJSON(e)
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			l[i] = av
+		l, err := mapList(x, fromJSON)
+		if err != nil {
+			return nil, err
 		}
 		return &types.AttributeValueMemberL{Value: l}, nil
 	case map[string]any:
-		m := make(map[string]types.AttributeValue, len(x))
-		for k, e := range x {
-			av, err := fromJSON(e)
-			if err != nil {
-				return nil, fmt.Errorf("%q: %w", k, err)
-			}
-			m[k] = av
+		m, err := mapMap(x, fromJSON)
+		if err != nil {
+			return nil, err
 		}
 		return &types.AttributeValueMemberM{Value: m}, nil
 	default:
@@ -199,35 +191,11 @@ func toJSON(av types.AttributeValue) (any, error) {
 		}
 		return l, nil
 	case *types.AttributeValueMemberNS:
-		l := make([]any, len(v.Value))
-		for i, n := range v.Value {
-			x, err := jsonNumber(n)
-			if err != nil {
-				return nil, err
-			}
-			l[i] = x
-		}
-		return l, nil
+		return mapList(v.Value, jsonNumber)
 	case *types.AttributeValueMemberL:
-		l := make([]any, len(v.Value))
-		for i, e := range v.Value {
-			x, err := toJSON(e)
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			l[i] = x
-		}
-		return l, nil
+		return mapList(v.Value, toJSON)
 	case *types.AttributeValueMemberM:
-		m := make(map[string]any, len(v.Value))
-		for k, e := range v.Value {
-			x, err := toJSON(e)
-			if err != nil {
-				return nil, fmt.Errorf("%q: %w", k, err)
-			}
-			m[k] = x
-		}
-		return m, nil
+		return mapMap(v.Value, toJSON)
 	case nil:
 		return nil, errors.New("missing attribute value")
 	default:
@@ -385,39 +353,46 @@ func CanonicalNumber(s string) (string, error) {
 // backends hold, return and stream the same item. It requires pk and sk as non-empty strings
 // within MaxPKBytes and MaxSKBytes, __typename (if present) a non-empty string, valid UTF-8
 // strings, numbers DynamoDB accepts, non-empty sets without duplicates, and a size of at most
-// MaxItemBytes. Errors wrap ErrInvalid.
-func NormalizeItem(it Item) (Item, error) {
-	pk, err := keyAttr(it, AttrPK)
-	if err != nil {
-		return nil, err
-	}
-	sk, err := keyAttr(it, AttrSK)
-	if err != nil {
-		return nil, err
+// MaxItemBytes; with the copy it returns the item's key. Errors wrap ErrInvalid.
+func NormalizeItem(it Item) (out Item, pk, sk string, err error) {
+	if pk, sk, err = ItemKey(it); err != nil {
+		return nil, "", "", err
 	}
 	if err := CheckKey(pk, sk); err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	if tn, ok := it[AttrTypename]; ok {
 		if s, ok := tn.(*types.AttributeValueMemberS); !ok || s.Value == "" {
-			return nil, fmt.Errorf("%w: item %q/%q: %s must be a non-empty string", ErrInvalid, pk, sk, AttrTypename)
+			return nil, "", "", fmt.Errorf("%w: item %q/%q: %s must be a non-empty string", ErrInvalid, pk, sk, AttrTypename)
 		}
 	}
-	out := make(Item, len(it))
+	out = make(Item, len(it))
 	for k, av := range it {
 		if k == "" {
-			return nil, fmt.Errorf("%w: item %q/%q: empty attribute name", ErrInvalid, pk, sk)
+			return nil, "", "", fmt.Errorf("%w: item %q/%q: empty attribute name", ErrInvalid, pk, sk)
 		}
 		n, err := normalizeValue(av)
 		if err != nil {
-			return nil, fmt.Errorf("%w: item %q/%q: attribute %q: %v", ErrInvalid, pk, sk, k, err)
+			return nil, "", "", fmt.Errorf("%w: item %q/%q: attribute %q: %v", ErrInvalid, pk, sk, k, err)
 		}
 		out[k] = n
 	}
 	if size := ItemSize(out); size > MaxItemBytes {
-		return nil, fmt.Errorf("%w: item %q/%q has %d bytes, more than DynamoDB's %d", ErrInvalid, pk, sk, size, MaxItemBytes)
+		return nil, "", "", fmt.Errorf("%w: item %q/%q has %d bytes, more than DynamoDB's %d", ErrInvalid, pk, sk, size, MaxItemBytes)
 	}
-	return out, nil
+	return out, pk, sk, nil
+}
+
+// ItemKey returns an item's key: its pk and sk attributes, which must be strings (errors wrap
+// ErrInvalid).
+func ItemKey(it Item) (pk, sk string, err error) {
+	if pk, err = keyAttr(it, AttrPK); err != nil {
+		return "", "", err
+	}
+	if sk, err = keyAttr(it, AttrSK); err != nil {
+		return "", "", err
+	}
+	return pk, sk, nil
 }
 
 func keyAttr(it Item, name string) (string, error) {
@@ -480,36 +455,24 @@ func normalizeValue(av types.AttributeValue) (types.AttributeValue, error) {
 		}
 		return v, nil
 	case *types.AttributeValueMemberNS:
-		out := make([]string, len(v.Value))
-		for i, n := range v.Value {
-			c, err := CanonicalNumber(n)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
+		out, err := mapList(v.Value, CanonicalNumber)
+		if err != nil {
+			return nil, err
 		}
 		if err := checkSet(out, func(s string) (string, error) { return s, nil }); err != nil {
 			return nil, err
 		}
 		return &types.AttributeValueMemberNS{Value: out}, nil
 	case *types.AttributeValueMemberL:
-		out := make([]types.AttributeValue, len(v.Value))
-		for i, e := range v.Value {
-			n, err := normalizeValue(e)
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			out[i] = n
+		out, err := mapList(v.Value, normalizeValue)
+		if err != nil {
+			return nil, err
 		}
 		return &types.AttributeValueMemberL{Value: out}, nil
 	case *types.AttributeValueMemberM:
-		out := make(map[string]types.AttributeValue, len(v.Value))
-		for k, e := range v.Value {
-			n, err := normalizeValue(e)
-			if err != nil {
-				return nil, fmt.Errorf("%q: %w", k, err)
-			}
-			out[k] = n
+		out, err := mapMap(v.Value, normalizeValue)
+		if err != nil {
+			return nil, err
 		}
 		return &types.AttributeValueMemberM{Value: out}, nil
 	case nil:
@@ -517,6 +480,32 @@ func normalizeValue(av types.AttributeValue) (types.AttributeValue, error) {
 	default:
 		return nil, fmt.Errorf("unsupported attribute value %T", av)
 	}
+}
+
+// mapList converts the elements of a list (or set) with conv; an error names the element.
+func mapList[E, R any](l []E, conv func(E) (R, error)) ([]R, error) {
+	out := make([]R, len(l))
+	for i, e := range l {
+		r, err := conv(e)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// mapMap converts the values of a map with conv; an error names the key.
+func mapMap[E, R any](m map[string]E, conv func(E) (R, error)) (map[string]R, error) {
+	out := make(map[string]R, len(m))
+	for k, e := range m {
+		r, err := conv(e)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		out[k] = r
+	}
+	return out, nil
 }
 
 // checkSet requires a non-empty set without duplicates (after key).

@@ -322,10 +322,9 @@ func (t ItemType) Decode(it Item, out any) error {
 
 // describeKey names an item by its key, for errors.
 func describeKey(it Item) string {
-	pk, _ := it[AttrPK].(*types.AttributeValueMemberS)
-	sk, _ := it[AttrSK].(*types.AttributeValueMemberS)
-	if pk == nil || sk == nil {
+	pk, sk, err := ItemKey(it)
+	if err != nil {
 		return "(without a key)"
 	}
-	return fmt.Sprintf("%q/%q", pk.Value, sk.Value)
+	return fmt.Sprintf("%q/%q", pk, sk)
 }

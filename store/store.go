@@ -44,6 +44,10 @@ var (
 	ErrLimit = errors.New("store: limit reached")
 )
 
+// DefaultPageSize is how many registry rows a backend reads in one request (a page of a topic, a
+// connection's operations, the connection listing) unless its options say otherwise.
+const DefaultPageSize = 100
+
 // ConnState is where a connection is in the GraphQL over WebSocket handshake.
 type ConnState string
 

@@ -32,7 +32,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,22 +45,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/graph/model"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/fanout"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
-	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/stream"
 	"github.com/rs/zerolog"
 )
-
-// rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
-const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 
 // functionTimeout is the function's timeout in serverless.yml, which the emulator enforces.
 const functionTimeout = 29 * time.Second
@@ -69,56 +66,14 @@ const functionTimeout = 29 * time.Second
 func TestMain(m *testing.M) {
 	code := m.Run()
 	dynalite.StopShared()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	bins      struct{ dir, bootstrap, rie string }
-	buildErr  error
-)
-
-// binaries builds bootstrap (for this machine, as make build does for Lambda: -tags
-// lambda.norpc -trimpath) and the emulator, once per test binary.
+// binaries builds bootstrap (for this machine, as make build does for Lambda) and the emulator,
+// once per test binary.
 func binaries(t testing.TB) (bootstrap, rie string) {
 	t.Helper()
-	root := devproc.Root(t)
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "faults-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bins.dir, bins.bootstrap, bins.rie = dir, filepath.Join(dir, "bootstrap"), filepath.Join(dir, "aws-lambda-rie")
-		for _, args := range [][]string{
-			{"build", "-o", bins.bootstrap, "-tags", "lambda.norpc", "-trimpath", "."},
-			{"build", "-o", bins.rie, rieModule},
-		} {
-			cmd := exec.Command("go", args...)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go %v: %v\n%s", args, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bins.bootstrap, bins.rie
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return devproc.BuildLambda(t), devproc.BuildEmulator(t)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,7 +157,7 @@ type function struct {
 	name string
 	addr string
 	pid  int // the emulator's, which is also its process group's (bootstrap runs in it)
-	out  *devproc.Buffer
+	out  *testlog.Buffer
 	busy sync.Mutex
 }
 
@@ -211,8 +166,8 @@ func (w *world) start(name string) *function {
 	t := w.t
 	t.Helper()
 	bootstrap, rie := binaries(t)
-	f := &function{name: name, addr: freeAddr(t), out: &devproc.Buffer{}}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", f.addr, "--runtime-api-address", freeAddr(t), bootstrap)
+	f := &function{name: name, addr: devproc.FreeAddr(t), out: &testlog.Buffer{}}
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", f.addr, "--runtime-api-address", devproc.FreeAddr(t), bootstrap)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
@@ -290,7 +245,7 @@ func (f *function) call(ctx context.Context, payload []byte) (invocation, string
 	var err error
 	var start time.Time
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+facts.InvokePath, bytes.NewReader(payload))
 		req.Header.Set("X-Amzn-RequestId", id)
 		start = time.Now()
 		if resp, err = http.DefaultClient.Do(req); err == nil {
@@ -698,25 +653,6 @@ func (w *world) seed(room string, n int) []string {
 	return ids
 }
 
-var messageType = func() func(testing.TB, model.Message) store.Item {
-	src, err := graph.Analyze(graph.Schema())
-	return func(t testing.TB, m model.Message) store.Item {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ, ok := src.Item("Message")
-		if !ok {
-			t.Fatal("the schema has no @item type Message")
-		}
-		item, err := typ.Encode(&m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return item
-	}
-}()
-
 var seqBase = time.Now().UnixNano() / 1000
 
 // record is one stream record: a message inserted into a room, with a fresh event id and
@@ -735,7 +671,7 @@ func newRecord(t testing.TB, w *world, room string) record {
 	t.Helper()
 	n := recordSeq.Add(1)
 	text := fmt.Sprintf("message %d to %s", n, room)
-	item := messageType(t, model.Message{ID: fmt.Sprintf("01JFAULT%018d", n), RoomID: room, Author: "ann", Text: text, CreatedAt: time.Now()})
+	item := apptest.MessageItem(t, model.Message{ID: fmt.Sprintf("01JFAULT%018d", n), RoomID: room, Author: "ann", Text: text, CreatedAt: time.Now()})
 	rec, err := stream.ChangeRecord(stream.Insert, nil, item, uint64(seqBase+n),
 		"arn:aws:dynamodb:us-east-1:123456789012:table/"+w.data+"/stream/2026-11-26T00:00:00.000", time.Now())
 	if err != nil {

@@ -9,16 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,40 +22,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	dynamostore "github.com/realtime-gql/lambdaws/store/dynamo"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
-// rieModule is the runtime interface emulator's main package; go.mod pins its version as a tool.
-const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	dynalite.StopShared()
 	os.Exit(code)
-}
-
-func build(t *testing.T, dir, out string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %v: %v\n%s", args, err, b)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestBootstrapUnderTheRuntimeEmulator builds bootstrap for this machine, runs it under the AWS
@@ -69,7 +44,6 @@ func freeAddr(t *testing.T) string {
 // mutation caused. It asserts the responses, and that the subscriber's next reached the
 // management endpoint.
 func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
-	root := devproc.Root(t)
 	db := dynalite.Shared(t)
 	registry, data := dynalite.TableName("rie-registry"), dynalite.TableName("rie-data")
 	s := dynamostore.New(db.Client, dynamostore.Options{RegistryTable: registry, DataTable: data})
@@ -80,16 +54,11 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 	mgmtSrv := httptest.NewServer(m)
 	defer mgmtSrv.Close()
 
-	bin := t.TempDir()
-	build(t, root, filepath.Join(bin, "bootstrap"), "-tags", "lambda.norpc", "-trimpath", ".")
-	build(t, root, filepath.Join(bin, "aws-lambda-rie"), rieModule)
-	info, _ := os.Stat(filepath.Join(bin, "bootstrap"))
+	bootstrap := devproc.BuildLambda(t)
+	info, _ := os.Stat(bootstrap)
 	t.Logf("bootstrap (%s/%s, host build): %d bytes", "host", "lambda.norpc", info.Size())
 
-	rieAddr, apiAddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(filepath.Join(bin, "aws-lambda-rie"),
-		"--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr, filepath.Join(bin, "bootstrap"))
-	cmd.Env = []string{
+	rie := devproc.StartEmulator(t, bootstrap, []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
 		"AWS_REGION=" + dynalite.Region,
@@ -101,29 +70,16 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		"AUTH_MODE=none", // a Lambda deployment refuses to start without it
 		"LOG_LEVEL=info",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=29",
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out devproc.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("emulator and function output:\n%s", out.String())
-		}
 	})
 	invoke := func(event any) []byte {
 		t.Helper()
 		payload, _ := json.Marshal(event)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			resp, err := http.Post("http://"+rieAddr+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(payload))
+			resp, err := http.Post("http://"+rie.Addr+facts.InvokePath, "application/json", bytes.NewReader(payload))
 			if err != nil {
 				if time.Now().After(deadline) {
-					t.Fatalf("emulator not answering: %v\n%s", err, out.String())
+					t.Fatalf("emulator not answering: %v\n%s", err, rie.Output())
 				}
 				time.Sleep(50 * time.Millisecond)
 				continue
@@ -131,7 +87,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("invoke: status %d: %s\n%s", resp.StatusCode, body, out.String())
+				t.Fatalf("invoke: status %d: %s\n%s", resp.StatusCode, body, rie.Output())
 			}
 			return body
 		}
@@ -192,12 +148,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 
 	// The stream batch the mutation caused: the item as DynamoDB now holds it, as an INSERT
 	// record with NEW_AND_OLD_IMAGES, exactly as DynamoDB Streams hands it to Lambda.
-	src, err := graph.Analyze(graph.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgType, _ := src.Item("Message")
-	pk, sk, err := msgType.Key(map[string]any{"roomId": "r1", "id": id})
+	pk, sk, err := apptest.MessageType(t).Key(map[string]any{"roomId": "r1", "id": id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +205,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 
 	// A malformed payload is refused with an error, and the runtime goes on serving.
 	invokeRaw := func(payload string) (int, string) {
-		resp, err := http.Post("http://"+rieAddr+"/2015-03-31/functions/function/invocations", "application/json", strings.NewReader(payload))
+		resp, err := http.Post("http://"+rie.Addr+facts.InvokePath, "application/json", strings.NewReader(payload))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,15 +221,15 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		t.Fatalf("$disconnect = %+v", resp)
 	}
 
-	if m := regexp.MustCompile(`Init Duration: ([0-9.]+) ms`).FindStringSubmatch(out.String()); m != nil {
+	if m := regexp.MustCompile(`Init Duration: ([0-9.]+) ms`).FindStringSubmatch(rie.Output()); m != nil {
 		ms, _ := strconv.ParseFloat(m[1], 64)
 		t.Logf("init duration reported by the emulator: %.2f ms", ms)
 	} else {
-		t.Errorf("the emulator reported no init duration:\n%s", out.String())
+		t.Errorf("the emulator reported no init duration:\n%s", rie.Output())
 	}
 	// The function logs JSON lines (one per batch published, at least), and prints an EMF metric
 	// line per stream and queue batch among them.
-	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	sc := bufio.NewScanner(strings.NewReader(rie.Output()))
 	var jsonLines int
 	sources := map[string]int{}
 	for sc.Scan() {
@@ -296,10 +247,10 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		}
 	}
 	if jsonLines == 0 {
-		t.Errorf("no JSON log lines from the function:\n%s", out.String())
+		t.Errorf("no JSON log lines from the function:\n%s", rie.Output())
 	}
 	if sources["stream"] != 2 || sources["chunks"] != 1 {
-		t.Errorf("EMF lines per source %v, want 2 for the stream batches and 1 for the queue batch:\n%s", sources, out.String())
+		t.Errorf("EMF lines per source %v, want 2 for the stream batches and 1 for the queue batch:\n%s", sources, rie.Output())
 	}
 }
 

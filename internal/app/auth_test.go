@@ -7,11 +7,7 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,29 +20,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
-	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 )
-
-func jwksVerifier(t *testing.T, iss *authtest.Issuer) *auth.Verifier {
-	t.Helper()
-	env := iss.Env()
-	env["AUTH_LEEWAY"] = "0s"
-	env["AUTH_JWKS_MIN_REFRESH_INTERVAL"] = "1s"
-	cfg, err := auth.ConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	v, err := auth.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
 
 // httpDo is one GraphQL request over HTTP with a bearer token ("" for none), answered by either
 // level: status, WWW-Authenticate, body.
@@ -108,41 +85,19 @@ func TestHTTPAuthentication(t *testing.T) {
 	for _, lvl := range []string{"router", "runtime"} {
 		t.Run(lvl, func(t *testing.T) {
 			iss := authtest.NewIssuer(t)
-			cfg := app.Config{Verifier: jwksVerifier(t, iss)}
+			cfg := app.Config{Verifier: iss.Verifier(t)}
 			do := routerHTTP(t, cfg)
 			if lvl == "runtime" {
 				do = runtimeHTTP(t, cfg)
 			}
-			other, _ := rsa.GenerateKey(rand.Reader, 2048)
-			claims := jwt.MapClaims{"iss": authtest.Iss, "aud": authtest.Aud, "sub": "mallory", "exp": time.Now().Add(time.Hour).Unix()}
-			sign := func(m jwt.SigningMethod, key any, kid string) string {
-				tok := jwt.NewWithClaims(m, claims)
-				tok.Header["kid"] = kid
-				s, err := tok.SignedString(key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-			pub, _ := x509.MarshalPKIXPublicKey(&iss.Key().PublicKey)
-			pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
 			const send = `mutation { sendMessage(roomId: "r1", text: "hi") { id author } }`
-			for _, tc := range []struct{ name, token, msg string }{
-				{"no token", "", "no token"},
-				{"malformed", "abc.def.ghi", "invalid token"},
-				{"wrong signature", sign(jwt.SigningMethodRS256, other, iss.KID()), "invalid token"},
-				{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, iss.KID()), "invalid token"},
-				{"HS256 with the RSA public key", sign(jwt.SigningMethodHS256, pubPEM, iss.KID()), "invalid token"},
-				{"wrong issuer", iss.Token(jwt.MapClaims{"iss": "https://evil.example/"}), "invalid token"},
-				{"wrong audience", iss.Token(jwt.MapClaims{"aud": "another-app"}), "invalid token"},
-				{"expired", iss.Token(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}), "token expired"},
-				{"not yet valid", iss.Token(jwt.MapClaims{"nbf": time.Now().Add(10 * time.Minute).Unix()}), "invalid token"},
-				{"unknown key id", sign(jwt.SigningMethodRS256, other, "key-unknown"), "invalid token"},
-			} {
-				status, challenge, body := do(tc.token, send)
+			bad := append([]authtest.BadToken{{Name: "no token", Msg: "no token"}}, iss.BadTokens(t)...)
+			bad = append(bad, authtest.BadToken{Name: "unknown key id", Token: iss.UnknownKeyToken(t), Msg: "invalid token"})
+			for _, tc := range bad {
+				status, challenge, body := do(tc.Token, send)
 				if status != http.StatusUnauthorized || !strings.HasPrefix(challenge, `Bearer realm="lambdaws"`) ||
-					!strings.Contains(body, `"message":"`+tc.msg+`"`) || !strings.Contains(body, "UNAUTHENTICATED") {
-					t.Errorf("%s: %d %q %s", tc.name, status, challenge, body)
+					!strings.Contains(body, `"message":"`+tc.Msg+`"`) || !strings.Contains(body, "UNAUTHENTICATED") {
+					t.Errorf("%s: %d %q %s", tc.Name, status, challenge, body)
 				}
 			}
 			// After a rotation, tokens of the new key are accepted (the key set is fetched again).

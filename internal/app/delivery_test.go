@@ -4,27 +4,24 @@ package app_test
 // the deadline through the router.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/gqlws"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
@@ -98,30 +95,6 @@ func TestChunksThroughTheLocalRuntime(t *testing.T) {
 	t.Logf("chunk queue: %+v", st)
 }
 
-// syncLines is a writer shared by the logger and the metrics, as stdout is on Lambda.
-type syncLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncLines) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncLines) lines() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(w.buf.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
-
 // TestStreamAnswersBeforeTheDeadline (issue 7, defect 4) drives the router as Lambda does,
 // with a deadline: 400 subscribers, one post in twenty takes 5 s, the invocation has 5 s. The
 // handler answers before its deadline with the exact outcome (the record reported, since
@@ -148,7 +121,7 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncLines{}
+	out := &testlog.Buffer{} // shared by the logger and the metrics, as stdout is on Lambda
 	svc, err := app.NewService(app.Config{DeliveryConcurrency: 32}, s, app.Deps{Gateway: gwc, Metrics: out}, zerolog.New(out))
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +162,7 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 		t.Fatalf("%d subscribers delivered, want the 380 whose posts are fast", n)
 	}
 	var reported, metrics int
-	for _, l := range out.lines() {
+	for _, l := range out.Lines() {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("a line of the shared output is not one JSON object: %q", l)
@@ -205,24 +178,9 @@ func TestStreamAnswersBeforeTheDeadline(t *testing.T) {
 		}
 	}
 	if reported != 1 || metrics != 1 {
-		t.Fatalf("%d lines reporting the record and %d metric lines, want one each:\n%s", reported, metrics, strings.Join(out.lines(), "\n"))
+		t.Fatalf("%d lines reporting the record and %d metric lines, want one each:\n%s", reported, metrics, strings.Join(out.Lines(), "\n"))
 	}
 }
 
-// messageItem is a message as the data table stores it: the schema's @item type Message.
-func messageItem(t testing.TB, m model.Message) store.Item {
-	t.Helper()
-	src, err := graph.Analyze(graph.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	typ, ok := src.Item("Message")
-	if !ok {
-		t.Fatal("the schema has no @item type Message")
-	}
-	item, err := typ.Encode(&m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return item
-}
+// messageItem is apptest.MessageItem, by the name the benchmarks of this package use.
+func messageItem(t testing.TB, m model.Message) store.Item { return apptest.MessageItem(t, m) }

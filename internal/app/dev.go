@@ -188,7 +188,7 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 // The credentials are made anew for each process: the runtime's management API accepts only
 // requests they sign, so no other process on the machine can post to, read or close a socket.
 func localAWSConfig() aws.Config {
-	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", localSecret, "")}
+	return aws.Config{Region: local.Region, Credentials: credentials.NewStaticCredentialsProvider("local", localSecret, "")}
 }
 
 // localSecret is the secret access key of localAWSConfig, random per process.

@@ -123,7 +123,7 @@ func checkPrincipals(t *testing.T, reg store.Registry, sub string, want int) {
 // the log (debug level); the connections store the principal instead.
 func TestTheTokenIsNeverStoredNorLogged(t *testing.T) {
 	iss := authtest.NewIssuer(t)
-	v := jwksVerifier(t, iss)
+	v := iss.Verifier(t)
 	claims := jwt.MapClaims{"name": "ann", "email": "ann@example.com"}
 	inHeader, inQuery, inPayload, overHTTP := iss.Token(claims), iss.Token(claims), iss.Token(claims), iss.Token(claims)
 	expired := iss.Token(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()})

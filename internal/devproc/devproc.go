@@ -1,9 +1,8 @@
-// Package devproc builds the bootstrap binary and runs `bootstrap dev` as a child process, for tests that need a real process: crash recovery and the npm clients.
+// Package devproc builds this module's binaries and runs them as child processes, for tests that need a real process: `bootstrap dev`, and a Lambda function under the runtime interface emulator.
 package devproc
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,12 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 )
 
 // Root returns the repository root (the directory holding go.mod).
@@ -40,28 +35,89 @@ func Root(t testing.TB) string {
 	}
 }
 
-// Build compiles the repository's main package once per test binary and returns its path.
+// Build compiles the repository's main package for `bootstrap dev` once per test binary and
+// returns its path. -buildvcs=auto stamps the commit whenever Go can read it (bootstrap
+// --version), whatever GOFLAGS says.
 func Build(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bootstrap-*")
+	return build(t, "bootstrap", "-buildvcs=auto", ".")
+}
+
+// built is one binary compiled for the test process.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	builds   sync.Map // name → *built
+	buildDir = sync.OnceValues(newBuildDir)
+)
+
+// buildDirPattern names the directories of binaries of test processes in os.TempDir().
+const buildDirPattern = "lambdaws-test-bin-*"
+
+// newBuildDir makes the test process's directory of binaries. Nothing runs when a test binary
+// ends, so the directory holds a lock file the process keeps locked while it lives, and each new
+// one first removes the directories whose lock is free: those of test processes that have ended.
+func newBuildDir() (string, error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), buildDirPattern))
+	for _, d := range old {
+		if f, err := os.Open(filepath.Join(d, "lock")); err == nil {
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				os.RemoveAll(d)
+			}
+			f.Close()
+		}
+	}
+	dir, err := os.MkdirTemp("", buildDirPattern)
+	if err != nil {
+		return "", err
+	}
+	// Locked before it is named "lock", so that no sweep finds it free meanwhile; held, and the
+	// file kept open, until the process exits.
+	lock, err := os.Create(filepath.Join(dir, "lock.new"))
+	if err != nil {
+		return "", err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	if err := os.Rename(lock.Name(), filepath.Join(dir, "lock")); err != nil {
+		return "", err
+	}
+	buildLocks = append(buildLocks, lock)
+	return dir, nil
+}
+
+// buildLocks are the locked files of the process's directories of binaries, referenced so that
+// they are never closed.
+var buildLocks []*os.File
+
+// build runs go build with args in the repository root, once per test binary and name, and
+// returns the path of the binary.
+func build(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore(name, &built{})
+	b := v.(*built)
+	b.once.Do(func() {
+		dir, err := buildDir()
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "bootstrap")
-		// -buildvcs=auto: stamp the commit whenever Go can read it (bootstrap --version),
-		// whatever GOFLAGS says.
-		cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, ".")
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", append([]string{"build", "-o", b.path}, args...)...)
 		cmd.Dir = Root(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // Proc is a running `bootstrap dev`.
@@ -71,7 +127,7 @@ type Proc struct {
 	// Data is its data directory.
 	Data    string
 	cmd     *exec.Cmd
-	out     *Buffer
+	out     *testlog.Buffer
 	exited  chan struct{} // closed when the process has ended
 	waitErr error         // valid once exited is closed
 }
@@ -89,7 +145,7 @@ func Start(t testing.TB, data string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Data: data, cmd: cmd, out: &Buffer{}, exited: make(chan struct{})}
+	p := &Proc{Data: data, cmd: cmd, out: &testlog.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,23 +210,3 @@ func (p *Proc) wait(d time.Duration) error {
 
 // Output is what the process printed so far (stdout and stderr).
 func (p *Proc) Output() string { return p.out.String() }
-
-// Buffer is a bytes.Buffer safe for concurrent writes, for a child process's output.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written.
-func (s *Buffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

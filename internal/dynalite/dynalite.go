@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/testenv"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 )
 
 // Region is the region the clients are configured with.
@@ -47,7 +48,7 @@ type Server struct {
 	Client *dynamodb.Client
 
 	cmd    *exec.Cmd
-	output *devproc.Buffer
+	output *testlog.Buffer
 	exited chan struct{} // closed when the process has ended
 }
 
@@ -131,7 +132,7 @@ func startOnce(node, modules string) (*Server, error) {
 	s := &Server{
 		Endpoint: "http://127.0.0.1:" + strconv.Itoa(port),
 		cmd:      cmd,
-		output:   &devproc.Buffer{},
+		output:   &testlog.Buffer{},
 		exited:   make(chan struct{}),
 	}
 	cmd.Stdout, cmd.Stderr = s.output, s.output

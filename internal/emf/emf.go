@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// Namespace is the CloudWatch namespace of every metric lambdaws writes (the fan-out's and the
+// sweep's).
+const Namespace = "lambdaws"
+
 // A Metric is one value of a line.
 type Metric struct {
 	// Name is the metric's name; it must not be a dimension's name or "_aws".

@@ -63,6 +63,16 @@ const (
 	InvokePath = "/2015-03-31/functions/function/invocations"
 )
 
+// The local runtime (bootstrap dev).
+const (
+	// LocalHost is the address the local runtime listens on by default: loopback only.
+	LocalHost = "127.0.0.1"
+
+	// LocalPort is the port the local runtime listens on by default; emit and bootstrap publish
+	// send events there unless told otherwise.
+	LocalPort = 4000
+)
+
 // EventBridge.
 const (
 	// ScheduleRate is EventBridge's finest schedule rate, and the rate at which serverless.yml

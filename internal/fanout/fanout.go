@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"github.com/realtime-gql/lambdaws/engine"
+	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/realtime-gql/lambdaws/store"
 )
 
@@ -181,8 +182,6 @@ const (
 	// buy throttling rather than speed. The poster's HTTP transport should keep as many idle
 	// connections per host.
 	DefaultConcurrency = 128
-	// DefaultMaxMessage is API Gateway's WebSocket message limit, 128 KB.
-	DefaultMaxMessage = 128 * 1024
 	// DefaultMargin is the default deadline margin.
 	DefaultMargin = 2 * time.Second
 	// DefaultChunkSize is the default number of subscribers delivered inline before the rest of
@@ -222,7 +221,7 @@ type Config struct {
 	CloseExpired func(ctx context.Context, connID string) error
 	// Concurrency is the number of delivery workers; default DefaultConcurrency.
 	Concurrency int
-	// MaxMessage is the largest message posted; default DefaultMaxMessage.
+	// MaxMessage is the largest message posted; default facts.MaxMessage.
 	MaxMessage int
 	// Margin is the deadline margin M; default DefaultMargin.
 	Margin time.Duration
@@ -268,7 +267,7 @@ func New(cfg Config) *Engine {
 		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = DefaultMaxMessage
+		cfg.MaxMessage = facts.MaxMessage
 	}
 	if cfg.Margin <= 0 {
 		cfg.Margin = DefaultMargin

@@ -147,12 +147,7 @@ func (c *compiler) object(s *Spec, m map[string]any, path string, depth int) (*n
 			return nil, nil, err
 		}
 		kids = append(kids, n)
-		if len(key) > 1 {
-			key = append(key, ',')
-		}
-		key = appendQuoted(key, name)
-		key = append(key, ':')
-		key = append(key, k...)
+		key = appendMember(key, name, k)
 	}
 	key = append(key, '}')
 	switch len(kids) {
@@ -291,12 +286,7 @@ func (c *compiler) leaf(leaf *leafSpec, field string, v any, path string) (node,
 			return node{}, nil, err
 		}
 		kids = append(kids, node{kind: nodeCond, cond: cd})
-		if len(key) > 1 {
-			key = append(key, ',')
-		}
-		key = appendQuoted(key, name)
-		key = append(key, ':')
-		key = append(key, k...)
+		key = appendMember(key, name, k)
 	}
 	key = append(key, '}')
 	switch len(kids) {
@@ -493,6 +483,17 @@ func (leaf *leafSpec) appendOperand(b []byte, x operand) []byte {
 		return strconv.AppendBool(b, x.b)
 	}
 	return appendQuoted(b, x.str)
+}
+
+// appendMember appends the member name:k to key, the canonical key of an object being built (it
+// starts with '{'), after a comma unless it is the first.
+func appendMember(key []byte, name string, k []byte) []byte {
+	if len(key) > 1 {
+		key = append(key, ',')
+	}
+	key = appendQuoted(key, name)
+	key = append(key, ':')
+	return append(key, k...)
 }
 
 // appendQuoted appends s, valid UTF-8, as a JSON string: only ", \ and control characters

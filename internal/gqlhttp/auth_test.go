@@ -1,7 +1,6 @@
 package gqlhttp_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/realtime-gql/lambdaws/graph"
-	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
 	"github.com/realtime-gql/lambdaws/internal/gqlhttp"
 	"github.com/realtime-gql/lambdaws/store/embedded"
@@ -24,16 +22,7 @@ func authHandler(t *testing.T, cfg gqlhttp.Config) *gqlhttp.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	env := authtest.HS256Env()
-	ac, err := auth.ConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.New(context.Background(), ac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Verifier = v
+	cfg.Verifier = authtest.HS256Verifier(t)
 	res, err := graph.NewResolver(s)
 	if err != nil {
 		t.Fatal(err)

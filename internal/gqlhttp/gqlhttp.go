@@ -192,7 +192,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := json.Marshal(resp)
 	if err != nil {
 		zerolog.Ctx(ctx).Error().Err(err).Msg("encode response")
-		httpError(w, http.StatusInternalServerError, "internal error")
+		write(w, http.StatusInternalServerError, MediaJSON, graph.ErrorsJSON(graph.InternalError()))
 		return
 	}
 	write(w, http.StatusOK, media, body)

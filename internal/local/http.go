@@ -41,7 +41,7 @@ func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
 		Headers:        map[string]string{},
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			RouteKey:     r.Method + " /graphql",
-			AccountID:    "000000000000",
+			AccountID:    AccountID,
 			Stage:        "$default",
 			RequestID:    newID(),
 			APIID:        rt.cfg.APIID,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/realtime-gql/lambdaws/internal/envelope"
 )
 
 // frameWatcher reads the client's side of a WebSocket connection and flags any frame whose payload
@@ -156,7 +157,7 @@ func (rt *Runtime) runSchedule(ctx context.Context) {
 }
 
 func scheduledEvent(apiID string, at time.Time) []byte {
-	return []byte(`{"version":"0","id":"` + newID() + `","detail-type":"Scheduled Event","source":"aws.events",` +
-		`"account":"000000000000","time":"` + at.UTC().Format(time.RFC3339) + `","region":"us-east-1",` +
-		`"resources":["arn:aws:events:us-east-1:000000000000:rule/` + apiID + `-sweep"],"detail":{}}`)
+	return []byte(`{"version":"0","id":"` + newID() + `","detail-type":"` + envelope.ScheduledDetailType + `","source":"` + envelope.ScheduledSource + `",` +
+		`"account":"` + AccountID + `","time":"` + at.UTC().Format(time.RFC3339) + `","region":"` + Region + `",` +
+		`"resources":["arn:aws:events:` + Region + `:` + AccountID + `:rule/` + apiID + `-sweep"],"detail":{}}`)
 }

@@ -125,7 +125,7 @@ type Config struct {
 	// Credentials are the only ones the management API accepts: a request must be SigV4-signed
 	// with them (service execute-api, Region Region), as API Gateway checks IAM. Required.
 	Credentials aws.Credentials
-	// Region is the Region of the signatures; default "us-east-1".
+	// Region is the Region of the signatures; default Region.
 	Region string
 
 	// MaxMessage is the largest WebSocket message in either direction; default facts.MaxMessage.
@@ -179,7 +179,7 @@ func (c *Config) defaults() {
 	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, 1000)
 	c.MaxInflight = cmp.Or(c.MaxInflight, DefaultMaxInflight)
 	c.MaxHTTPBody = cmp.Or(c.MaxHTTPBody, facts.MaxHTTPPayload)
-	c.Region = cmp.Or(c.Region, "us-east-1")
+	c.Region = cmp.Or(c.Region, Region)
 	c.MaxMessage = cmp.Or(c.MaxMessage, facts.MaxMessage)
 	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, 1024)
@@ -398,7 +398,7 @@ func (rt *Runtime) invokeCtx(caller context.Context, payload []byte) ([]byte, er
 	defer stop()
 	ctx := lambdacontext.NewContext(parent, &lambdacontext.LambdaContext{
 		AwsRequestID:       newRequestID(),
-		InvokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:" + rt.cfg.APIID,
+		InvokedFunctionArn: "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + rt.cfg.APIID,
 	})
 	ctx, cancel := context.WithTimeout(ctx, rt.cfg.InvokeTimeout)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/internal/mgmt"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
@@ -67,7 +68,7 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	// No scheduled sweep event: the handler above knows WebSocket routes only, and on a loaded
 	// machine the test outlasts the default minute.
 	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 4096, MaxOutbound: 256, MaxOutboundBytes: maxBytes,

@@ -37,14 +37,18 @@ import (
 // queue's dead-letter list, with a log line saying why. The others are deleted. Messages live in
 // memory: a restart loses them.
 
-// AccountID is the account id of the emulated resources.
-const AccountID = "000000000000"
+// The account and Region of the emulated resources: queue URLs and ARNs, the function's ARN, and
+// the events the runtime makes.
+const (
+	AccountID = "000000000000"
+	Region    = "us-east-1"
+)
 
 // QueueURL is the URL of the emulated queue name on the runtime listening at addr.
 func QueueURL(addr, name string) string { return "http://" + addr + "/" + AccountID + "/" + name }
 
 // QueueARN is the ARN of the emulated queue name (the eventSourceARN of its messages).
-func QueueARN(name string) string { return "arn:aws:sqs:us-east-1:" + AccountID + ":" + name }
+func QueueARN(name string) string { return "arn:aws:sqs:" + Region + ":" + AccountID + ":" + name }
 
 // Bounds of SQS messages.
 const (
@@ -238,7 +242,7 @@ func (rt *Runtime) invokeQueue(q *sqsQueue, batch []*sqsMessage) {
 				"SenderId":                         "AIDA" + AccountID,
 				"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.firstReceive.UnixMilli(), 10),
 			},
-			EventSource: "aws:sqs", EventSourceARN: q.arn, AWSRegion: "us-east-1",
+			EventSource: "aws:sqs", EventSourceARN: q.arn, AWSRegion: Region,
 		}
 	}
 	payload, _ := json.Marshal(ev)

@@ -1,7 +1,6 @@
 package local_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -22,29 +21,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	"github.com/realtime-gql/lambdaws/internal/local"
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer is a log destination written by several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serveQueue runs a runtime with one emulated queue, logging into logs.
-func serveQueue(t *testing.T, h local.Handler, qc local.QueueConfig, logs *syncBuffer) (*local.Runtime, string) {
+func serveQueue(t *testing.T, h local.Handler, qc local.QueueConfig, logs *testlog.Buffer) (*local.Runtime, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -113,7 +95,7 @@ func TestQueueConsumerHonoursBatchItemFailures(t *testing.T) {
 	h := &sqsHandler{fn: func(m events.SQSMessage) bool {
 		return m.Body == "poison" || (m.Body == "flaky" && m.Attributes["ApproximateReceiveCount"] == "1")
 	}}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	rt, addr := serveQueue(t, h, local.QueueConfig{Name: "q", BatchSize: 4, Consumers: 2, VisibilityTimeout: 100 * time.Millisecond, MaxReceiveCount: 3}, logs)
 	client := sqsClient(addr)
 	ctx := context.Background()
@@ -164,7 +146,7 @@ func TestQueueInvocationErrorRedeliversTheBatch(t *testing.T) {
 		}
 		return nil
 	}}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	rt, addr := serveQueue(t, h, local.QueueConfig{Name: "q", Consumers: 1, VisibilityTimeout: 50 * time.Millisecond}, logs)
 	for _, body := range []string{"a", "b"} {
 		if _, err := sqsClient(addr).SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(local.QueueURL(addr, "q")), MessageBody: aws.String(body)}); err != nil {
@@ -184,7 +166,7 @@ func TestQueueInvocationErrorRedeliversTheBatch(t *testing.T) {
 func TestQueueEndpointRefusesWhatSQSRefuses(t *testing.T) {
 	release := make(chan struct{})
 	h := &sqsHandler{err: func(int) error { <-release; return nil }}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	_, addr := serveQueue(t, h, local.QueueConfig{Name: "q", Consumers: 1, BatchSize: 1, MaxMessages: 3}, logs)
 	defer close(release)
 	client := sqsClient(addr)

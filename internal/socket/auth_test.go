@@ -7,10 +7,6 @@ package socket_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -30,63 +26,6 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/wstest"
 	"github.com/realtime-gql/lambdaws/store"
 )
-
-// newVerifier trusts iss, with no clock skew allowed (so that expiry is exact) and refreshes on
-// unknown key ids at most once a second.
-func newVerifier(t *testing.T, iss *authtest.Issuer) *auth.Verifier {
-	t.Helper()
-	env := iss.Env()
-	env["AUTH_LEEWAY"] = "0s"
-	env["AUTH_JWKS_MIN_REFRESH_INTERVAL"] = "1s"
-	cfg, err := auth.ConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	v, err := auth.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// badTokens are tokens a verifier trusting iss must refuse, by name, with the client message.
-func badTokens(t *testing.T, iss *authtest.Issuer) []struct{ name, token, msg string } {
-	t.Helper()
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := func(extra jwt.MapClaims) jwt.MapClaims {
-		c := jwt.MapClaims{"iss": authtest.Iss, "aud": authtest.Aud, "sub": "mallory", "exp": time.Now().Add(time.Hour).Unix()}
-		for k, v := range extra {
-			c[k] = v
-		}
-		return c
-	}
-	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
-		tok := jwt.NewWithClaims(m, c)
-		tok.Header["kid"] = iss.KID()
-		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	pub, _ := x509.MarshalPKIXPublicKey(&iss.Key().PublicKey)
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
-	return []struct{ name, token, msg string }{
-		{"malformed", "abc.def.ghi", "invalid token"},
-		{"wrong signature", sign(jwt.SigningMethodRS256, other, claims(nil)), "invalid token"},
-		{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil)), "invalid token"},
-		{"HS256 with the RSA public key", sign(jwt.SigningMethodHS256, pubPEM, claims(nil)), "invalid token"},
-		{"wrong issuer", iss.Token(jwt.MapClaims{"iss": "https://evil.example/"}), "invalid token"},
-		{"wrong audience", iss.Token(jwt.MapClaims{"aud": "another-app"}), "invalid token"},
-		{"expired", iss.Token(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}), "token expired"},
-		{"not yet valid", iss.Token(jwt.MapClaims{"nbf": time.Now().Add(10 * time.Minute).Unix()}), "invalid token"},
-	}
-}
 
 func frInitToken(token string) string {
 	return frame(map[string]any{"type": "connection_init", "payload": map[string]any{"authorization": "Bearer " + token}})
@@ -226,9 +165,9 @@ func authCases(t *testing.T, proto string, v *auth.Verifier, iss *authtest.Issue
 		confCase{name: "one connection per subject: the first", maxPerSubject: 1, steps: script(send(frInitToken(ann)), expect(frAck))},
 		confCase{name: "one connection per subject: a second is refused", maxPerSubject: 1, setup: otherConnection,
 			steps: script(send(frInitToken(ann)), refusedSecond)})
-	for _, bad := range badTokens(t, iss) {
-		cases = append(cases, confCase{name: "refused: " + bad.name, steps: script(send(frInitToken(bad.token)),
-			rejected(proto, 4403, "Forbidden: "+bad.msg, bad.msg))})
+	for _, bad := range iss.BadTokens(t) {
+		cases = append(cases, confCase{name: "refused: " + bad.Name, steps: script(send(frInitToken(bad.Token)),
+			rejected(proto, 4403, "Forbidden: "+bad.Msg, bad.Msg))})
 	}
 	for i := range cases {
 		cases[i].verifier = v
@@ -253,12 +192,12 @@ func overBound(proto, reason string) []step {
 }
 func TestAuthTransportWS(t *testing.T) {
 	iss := authtest.NewIssuer(t)
-	runTable(t, protoTransport, authCases(t, protoTransport, newVerifier(t, iss), iss))
+	runTable(t, protoTransport, authCases(t, protoTransport, iss.Verifier(t), iss))
 }
 
 func TestAuthLegacyWS(t *testing.T) {
 	iss := authtest.NewIssuer(t)
-	runTable(t, protoLegacy, authCases(t, protoLegacy, newVerifier(t, iss), iss))
+	runTable(t, protoLegacy, authCases(t, protoLegacy, iss.Verifier(t), iss))
 }
 
 // TestSubscriptionLimit: SUBSCRIPTIONS_PER_CONNECTION subscriptions are stored, one more gets an
@@ -282,10 +221,10 @@ func TestSubscriptionLimit(t *testing.T) {
 // stores nothing.
 func TestConnectRefusesABadToken(t *testing.T) {
 	iss := authtest.NewIssuer(t)
-	v := newVerifier(t, iss)
-	for _, bad := range append(badTokens(t, iss), struct{ name, token, msg string }{"basic scheme", "", ""}) {
+	v := iss.Verifier(t)
+	for _, bad := range append(iss.BadTokens(t), authtest.BadToken{Name: "basic scheme"}) {
 		for _, proto := range []string{protoTransport, protoLegacy} {
-			t.Run(bad.name+"/"+proto, func(t *testing.T) { connectRefused(t, v, proto, bad.name, bad.token) })
+			t.Run(bad.Name+"/"+proto, func(t *testing.T) { connectRefused(t, v, proto, bad.Name, bad.Token) })
 		}
 	}
 }
@@ -343,15 +282,8 @@ func TestUnknownKeyThenRotation(t *testing.T) {
 		t.Run(proto+"/"+lvl, func(t *testing.T) {
 			t.Parallel()
 			iss := authtest.NewIssuer(t)
-			v := newVerifier(t, iss)
-			stranger, err := rsa.GenerateKey(rand.Reader, 2048)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": authtest.Iss, "aud": authtest.Aud, "sub": "x",
-				"exp": time.Now().Add(time.Hour).Unix()})
-			tok.Header["kid"] = "key-unknown"
-			unknown, _ := tok.SignedString(stranger)
+			v := iss.Verifier(t)
+			unknown := iss.UnknownKeyToken(t)
 			run := func(steps []step) {
 				c := confCase{name: "rotation", proto: proto, verifier: v, steps: steps}
 				if lvl == "router" {

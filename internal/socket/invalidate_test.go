@@ -15,7 +15,7 @@ import (
 // ended subscription gets complete, receives nothing more, and its id is free again.
 func TestInvalidation(t *testing.T) {
 	iss := authtest.NewIssuer(t)
-	v := newVerifier(t, iss)
+	v := iss.Verifier(t)
 	ann := iss.Token(jwt.MapClaims{"name": "ann"}) // subject authtest.Sub
 	bob := iss.Token(jwt.MapClaims{"sub": "bob"})
 	const qR2 = `subscription { messageAdded(roomId: "r2") { author } }`

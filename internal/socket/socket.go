@@ -463,7 +463,7 @@ func (inv *invocation) init(ctx context.Context, msg gqlws.Message) (events.APIG
 			// does with an init it rejects, say why, then close, so the client reconnects and
 			// initialises again rather than wait on starts that cannot run.
 			if perr := inv.h.post(ctx, inv.conn.ID, gqlws.Encode(gqlws.Message{Type: gqlws.ConnectionError,
-				Payload: errorPayload(errors.New("internal error"))})); perr != nil {
+				Payload: errorPayload(errors.New(graph.InternalError().Message))})); perr != nil {
 				inv.log.Debug().Err(perr).Msg("post connection_error")
 			}
 			resp, _ := inv.close(ctx, CloseInternalError, "Internal server error")

@@ -74,7 +74,7 @@ type Config struct {
 	// Metrics receives one EMF line per run (namespace Namespace, dimension Source=sweep); nil
 	// prints none.
 	Metrics io.Writer
-	// Namespace is the metrics' CloudWatch namespace; default "lambdaws".
+	// Namespace is the metrics' CloudWatch namespace; default emf.Namespace.
 	Namespace string
 }
 
@@ -89,7 +89,7 @@ func New(cfg Config) *Sweeper {
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, facts.IdleTimeout)
 	cfg.MaxDuration = cmp.Or(cfg.MaxDuration, facts.MaxDuration)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 16)
-	cfg.Namespace = cmp.Or(cfg.Namespace, "lambdaws")
+	cfg.Namespace = cmp.Or(cfg.Namespace, emf.Namespace)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

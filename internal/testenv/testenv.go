@@ -1,4 +1,4 @@
-// Package testenv finds the external tools tests need (Node and the npm packages in node_modules) and skips, or in CI fails, clearly when they are missing.
+// Package testenv finds the external tools tests need (Node and the npm packages in node_modules, Chromium, make), skipping clearly, or in CI failing, when one is missing, and dry-runs the Makefile against them.
 package testenv
 
 import (
@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI, where every tool must be present.
@@ -68,4 +69,59 @@ func Chromium(t testing.TB) string {
 		t.Skipf("Chromium (%s) is missing: install it (Debian and Ubuntu: sudo apt-get install -y chromium), or set CHROMIUM to a Chromium or Chrome binary (CI runs this test)", path)
 	}
 	return path
+}
+
+// Make returns the path of GNU make. Without it the test skips, or in CI fails.
+func Make(t testing.TB) string {
+	t.Helper()
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		MissingTool(t, "make", "install GNU make (apt-get install -y make)")
+	}
+	return mk
+}
+
+// A MakeDir is a fresh directory holding a copy of a Makefile and the files its npm rule looks
+// at, for `make -n` (what make would run) of a case.
+type MakeDir struct {
+	// Lock is package-lock.json's modification time.
+	Lock time.Time
+	// Modules is node_modules' modification time; nil for no node_modules.
+	Modules *time.Time
+}
+
+// DryRun runs `make -n target` with env (nil: the test's own) in a new directory holding
+// makefile, package-lock.json and node_modules as d says, and returns what make would run.
+func (d MakeDir) DryRun(t testing.TB, makefile []byte, target string, env []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), makefile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "package-lock.json")
+	if err := os.WriteFile(lock, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(lock, d.Lock, d.Lock); err != nil {
+		t.Fatal(err)
+	}
+	if d.Modules != nil {
+		modules := filepath.Join(dir, "node_modules")
+		if err := os.Mkdir(modules, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(modules, *d.Modules, *d.Modules); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(Make(t), "-n", target)
+	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(env, "HOME="+dir)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n %s: %v\n%s", target, err, out)
+	}
+	return string(out)
 }

@@ -9,10 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/internal/watch"
 	"github.com/rs/zerolog"
 )
@@ -93,24 +93,6 @@ func program(version string) string {
 	return strings.Replace(src, `"v1"`, `"`+version+`"`, 1)
 }
 
-// syncBuffer collects output written concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -145,7 +127,7 @@ func TestRebuildAndRestart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	var out, logs syncBuffer
+	var out, logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
@@ -17,20 +16,14 @@ var _ store.Data = (*Store)(nil)
 // has not passed (the rule of store.ItemLive). Arguments: pk, ttl, ttl, now.
 const liveItem = "attribute_exists($) AND (attribute_not_exists($) OR $ > ?)"
 
-func keyOf(it store.Item) (pk, sk string) {
-	// NormalizeItem has checked both.
-	return it[attrPK].(*types.AttributeValueMemberS).Value, it[attrSK].(*types.AttributeValueMemberS).Value
-}
-
 // CreateItem implements store.Data: one PutItem on the condition that no live item has the key
 // (absentOrExpired), returning the item it replaced (ALL_OLD), which is an expired one if any: the
 // stream reports that put as a MODIFY, and so does OnChange.
 func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return fmt.Errorf("create item: %w", err)
 	}
-	pk, sk := keyOf(it)
 	var old dynamo.Item
 	err = s.data.Put(it).If(absentOrExpired, attrPK, attrTTL, s.now().Unix()).OldValue(ctx, &old)
 	switch {
@@ -70,11 +63,10 @@ func (s *Store) GetItem(ctx context.Context, pk, sk string) (store.Item, error) 
 // ReplaceItem implements store.Data: one PutItem on the condition liveItem, returning the old
 // item (ALL_OLD).
 func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, error) {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return nil, fmt.Errorf("replace item: %w", err)
 	}
-	pk, sk := keyOf(it)
 	var old dynamo.Item
 	err = s.data.Put(it).If(liveItem, attrPK, attrTTL, attrTTL, s.now().Unix()).OldValue(ctx, &old)
 	switch {
@@ -109,11 +101,8 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 // begins_with on sk when skPrefix is set) in the requested order, each for as many items as are
 // still missing, continued from LastEvaluatedKey; expired items are left out.
 func (s *Store) QueryItems(ctx context.Context, pk, skPrefix string, limit int, descending bool) ([]store.Item, error) {
-	if err := store.CheckLimit(limit); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
-	}
-	if err := store.CheckKey(pk, "-"); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
+	if err := store.CheckQuery(pk, limit); err != nil {
+		return nil, err
 	}
 	var out []store.Item
 	now := s.now()

@@ -117,7 +117,7 @@ type Options struct {
 	// Now is the clock that decides expiry; default time.Now.
 	Now func() time.Time
 	// PageSize is how many rows one request of a topic lookup or of the connection listing reads;
-	// default 100.
+	// default store.DefaultPageSize.
 	PageSize int
 	// OnChange, when set, is called after each successful write to app data with what the stream
 	// would report: the kind and the item before and after (nil for none), as the table holds
@@ -146,7 +146,7 @@ func New(client dynamodbiface.DynamoDBAPI, opts Options) *Store {
 		opts.Now = time.Now
 	}
 	if opts.PageSize <= 0 {
-		opts.PageSize = 100
+		opts.PageSize = store.DefaultPageSize
 	}
 	db := dynamo.NewFromIface(client)
 	return &Store{

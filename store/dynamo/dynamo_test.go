@@ -445,11 +445,11 @@ func TestTableLayout(t *testing.T) {
 		t.Fatalf("topic lookup = %+v", got)
 	}
 
-	m := message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
-	if err := store.NewItems[message](e.s, msgType).Create(ctx, &m); err != nil {
+	m := storetest.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	if err := store.NewItems[storetest.Message](e.s, storetest.MessageType).Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
-	want, err := msgType.Encode(m)
+	want, err := storetest.MessageType.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,8 +88,8 @@ func (s *Store) TopicPages(ctx context.Context, topic, after, until string) iter
 			now := s.now()
 			pg := store.Page{Next: skOf(next)}
 			for _, r := range rows {
-				if live(r.TTL, now) {
-					pg.Subs = append(pg.Subs, r.subscription())
+				if sub, ok := liveSubscription(r, now); ok {
+					pg.Subs = append(pg.Subs, sub)
 				}
 			}
 			if !yield(pg, nil) || pg.Next == "" {
@@ -121,8 +121,8 @@ func (s *Store) TopicSubscriptions(ctx context.Context, topic string, keys []sto
 	now := s.now()
 	out := make([]store.Subscription, 0, len(rows))
 	for _, r := range rows {
-		if live(r.TTL, now) {
-			out = append(out, r.subscription())
+		if sub, ok := liveSubscription(r, now); ok {
+			out = append(out, sub)
 		}
 	}
 	return out, nil

@@ -106,6 +106,14 @@ func (it subItem) subscription() store.Subscription {
 		CreatedAt: it.CreatedAt, ExpiresAt: it.ExpiresAt}
 }
 
+// liveSubscription is the subscription of a row that has not expired at now.
+func liveSubscription(r subItem, now time.Time) (store.Subscription, bool) {
+	if !live(r.TTL, now) {
+		return store.Subscription{}, false
+	}
+	return r.subscription(), true
+}
+
 func rawJSON(s string) json.RawMessage {
 	if s == "" {
 		return nil
@@ -275,71 +283,21 @@ func (s *Store) releaseSubject(ctx context.Context, subject, id string, slot boo
 // SubjectConnections implements store.Registry: strongly consistent Queries of the subject's
 // partition (its index rows), PageSize rows a page.
 func (s *Store) SubjectConnections(ctx context.Context, subject string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		var start dynamo.PagingKey
-		for {
-			if err := ctx.Err(); err != nil {
-				yield("", err)
-				return
-			}
-			q := s.registry.Get(attrPK, subjectPK(subject)).Range(attrSK, dynamo.BeginsWith, connPrefix).
-				Consistent(true).SearchLimit(s.pageSize)
-			if start != nil {
-				q = q.StartFrom(start)
-			}
-			var page []subjectItem
-			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
-			if err != nil {
-				yield("", fmt.Errorf("connections of a subject: %w", err))
-				return
-			}
-			now := s.now()
-			for _, r := range page {
-				if live(r.TTL, now) && !yield(r.ConnectionID, nil) {
-					return
-				}
-			}
-			if len(next) == 0 {
-				return
-			}
-			start = next
-		}
+	query := func() *dynamo.Query {
+		return s.registry.Get(attrPK, subjectPK(subject)).Range(attrSK, dynamo.BeginsWith, connPrefix).Consistent(true)
 	}
+	return queryRows(ctx, s, "connections of a subject", query, func(r subjectItem, now time.Time) (string, bool) {
+		return r.ConnectionID, live(r.TTL, now)
+	})
 }
 
 // Operations implements store.Registry: strongly consistent Queries of the connection's
 // partition (its operation rows), PageSize rows a page.
 func (s *Store) Operations(ctx context.Context, connectionID string) iter.Seq2[store.Subscription, error] {
-	return func(yield func(store.Subscription, error) bool) {
-		var start dynamo.PagingKey
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(store.Subscription{}, err)
-				return
-			}
-			q := s.registry.Get(attrPK, opPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).
-				Consistent(true).SearchLimit(s.pageSize)
-			if start != nil {
-				q = q.StartFrom(start)
-			}
-			var page []subItem
-			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
-			if err != nil {
-				yield(store.Subscription{}, fmt.Errorf("operations of %s: %w", connectionID, err))
-				return
-			}
-			now := s.now()
-			for _, r := range page {
-				if live(r.TTL, now) && !yield(r.subscription(), nil) {
-					return
-				}
-			}
-			if len(next) == 0 {
-				return
-			}
-			start = next
-		}
+	query := func() *dynamo.Query {
+		return s.registry.Get(attrPK, opPK(connectionID)).Range(attrSK, dynamo.BeginsWith, opPrefix).Consistent(true)
 	}
+	return queryRows(ctx, s, "operations of "+connectionID, query, liveSubscription)
 }
 
 // DeleteConnection implements store.Registry: the connection row first, then the topic rows,
@@ -418,32 +376,51 @@ func (s *Store) Connections(ctx context.Context) iter.Seq2[store.Connection, err
 	return func(yield func(store.Connection, error) bool) {
 		for shard := range connShards {
 			pk := connsPK(shard)
-			var start dynamo.PagingKey
-			for {
-				if err := ctx.Err(); err != nil {
-					yield(store.Connection{}, err)
+			query := func() *dynamo.Query { return s.registry.Get(attrPK, pk).Range(attrSK, dynamo.BeginsWith, connPrefix) }
+			for c, err := range queryRows(ctx, s, "connections in "+pk, query, func(r connItem, _ time.Time) (store.Connection, bool) {
+				return r.connection(), true
+			}) {
+				if !yield(c, err) || err != nil {
 					return
 				}
-				q := s.registry.Get(attrPK, pk).Range(attrSK, dynamo.BeginsWith, connPrefix).SearchLimit(s.pageSize)
-				if start != nil {
-					q = q.StartFrom(start)
-				}
-				var page []connItem
-				next, err := q.AllWithLastEvaluatedKey(ctx, &page)
-				if err != nil {
-					yield(store.Connection{}, fmt.Errorf("connections in %s: %w", pk, err))
-					return
-				}
-				for _, r := range page {
-					if !yield(r.connection(), nil) {
-						return
-					}
-				}
-				if len(next) == 0 {
-					break
-				}
-				start = next
 			}
+		}
+	}
+}
+
+// queryRows yields what keep makes of the rows query reads, PageSize rows a request, each request
+// continued from the previous one's LastEvaluatedKey: the one paging loop of the registry's
+// listings. keep leaves a row out by answering false (an expired row), now being the time of its
+// page's read; what names the listing in errors.
+func queryRows[R, T any](ctx context.Context, s *Store, what string, query func() *dynamo.Query, keep func(row R, now time.Time) (T, bool)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		var start dynamo.PagingKey
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(zero, err)
+				return
+			}
+			q := query().SearchLimit(s.pageSize)
+			if start != nil {
+				q = q.StartFrom(start)
+			}
+			var page []R
+			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
+			if err != nil {
+				yield(zero, fmt.Errorf("%s: %w", what, err))
+				return
+			}
+			now := s.now()
+			for _, r := range page {
+				if v, ok := keep(r, now); ok && !yield(v, nil) {
+					return
+				}
+			}
+			if len(next) == 0 {
+				return
+			}
+			start = next
 		}
 	}
 }
@@ -660,36 +637,8 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 	return active, nil
 }
 
-// Subscriptions implements store.Registry: one strongly consistent Query of the topic's
-// partition per page of PageSize rows, continued from its LastEvaluatedKey.
+// Subscriptions implements store.Registry: the topic's pages (TopicPages), one strongly
+// consistent Query of PageSize rows each.
 func (s *Store) Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error] {
-	return func(yield func(store.Subscription, error) bool) {
-		var start dynamo.PagingKey
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(store.Subscription{}, err)
-				return
-			}
-			q := s.registry.Get(attrPK, topicPK(topic)).Consistent(true).SearchLimit(s.pageSize)
-			if start != nil {
-				q = q.StartFrom(start)
-			}
-			var page []subItem
-			next, err := q.AllWithLastEvaluatedKey(ctx, &page)
-			if err != nil {
-				yield(store.Subscription{}, fmt.Errorf("subscriptions of %s: %w", topic, err))
-				return
-			}
-			now := s.now()
-			for _, r := range page {
-				if live(r.TTL, now) && !yield(r.subscription(), nil) {
-					return
-				}
-			}
-			if len(next) == 0 {
-				return
-			}
-			start = next
-		}
-	}
+	return store.PageSubscriptions(s.TopicPages(ctx, topic, "", ""))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/dynamo"
+	"github.com/realtime-gql/lambdaws/store/storetest"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
@@ -20,11 +21,11 @@ import (
 func TestStreamTo(t *testing.T) {
 	log := local.NewMemoryLog()
 	onChange := dynamo.StreamTo(log, "lambdaws-dev-data")
-	m := message{ID: "01J0000000000000000000000A", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	m := storetest.Message{ID: "01J0000000000000000000000A", RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	edited := m
 	edited.Text = "hi!"
-	item := func(m message) store.Item {
-		it, err := msgType.Encode(m)
+	item := func(m storetest.Message) store.Item {
+		it, err := storetest.MessageType.Encode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,9 +41,9 @@ func TestStreamTo(t *testing.T) {
 	}
 	want := []struct {
 		kind     stream.ChangeKind
-		old, new *message
+		old, new *storetest.Message
 	}{{stream.Insert, nil, &m}, {stream.Modify, &m, &edited}, {stream.Remove, &edited, nil}}
-	payload := func(m *message) string {
+	payload := func(m *storetest.Message) string {
 		if m == nil {
 			return ""
 		}

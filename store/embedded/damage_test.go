@@ -16,6 +16,7 @@ import (
 
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/embedded"
+	"github.com/realtime-gql/lambdaws/store/storetest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -35,7 +36,7 @@ func populate(t *testing.T, path string) {
 		if i%40 == 0 {
 			text += strings.Repeat(" long", 1500) // 7.5 KB: an item over several pages
 		}
-		m := message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%3), Author: "ann", Text: text, CreatedAt: at}
+		m := storetest.Message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%3), Author: "ann", Text: text, CreatedAt: at}
 		if err := msgs.Create(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +332,7 @@ func BenchmarkOpen(b *testing.B) {
 				return err
 			}
 			for i := range n {
-				m := message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%10), Author: "ann", Text: strings.Repeat("x", 100), CreatedAt: at}
+				m := storetest.Message{ID: store.NewID(at), RoomID: fmt.Sprint("r", i%10), Author: "ann", Text: strings.Repeat("x", 100), CreatedAt: at}
 				raw, _ := json.Marshal(m)
 				key := append(binary.AppendUvarint(nil, uint64(len(m.RoomID))), m.RoomID...)
 				if err := bk.Put(append(key, m.ID...), raw); err != nil {

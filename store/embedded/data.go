@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/realtime-gql/lambdaws/store/stream"
 	bolt "go.etcd.io/bbolt"
@@ -41,18 +40,25 @@ func putItem(b *bolt.Bucket, key []byte, it store.Item) error {
 	return putJSON(b, key, stream.ToStreamImage(it))
 }
 
-func keyOf(it store.Item) (pk, sk string) {
-	// NormalizeItem has checked both.
-	return it[store.AttrPK].(*types.AttributeValueMemberS).Value, it[store.AttrSK].(*types.AttributeValueMemberS).Value
+// liveItem reads the live item at key: ErrNotFound, with what and the key, when there is none or
+// it has expired.
+func (s *Store) liveItem(b *bolt.Bucket, key []byte, what, pk, sk string) (store.Item, error) {
+	it, err := getItem(b, key)
+	if err != nil {
+		return nil, err
+	}
+	if it == nil || !store.ItemLive(it, s.now()) {
+		return nil, fmt.Errorf("%s %q/%q: %w", what, pk, sk, store.ErrNotFound)
+	}
+	return it, nil
 }
 
 // CreateItem implements store.Data.
 func (s *Store) CreateItem(ctx context.Context, it store.Item) error {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return fmt.Errorf("create item: %w", err)
 	}
-	pk, sk := keyOf(it)
 	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems)
 		key := itemKey(pk, sk)
@@ -81,35 +87,25 @@ func (s *Store) GetItem(ctx context.Context, pk, sk string) (store.Item, error) 
 	var it store.Item
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		if it, err = getItem(tx.Bucket(bucketItems), itemKey(pk, sk)); err != nil {
-			return err
-		}
-		if it == nil || !store.ItemLive(it, s.now()) {
-			it = nil
-			return fmt.Errorf("item %q/%q: %w", pk, sk, store.ErrNotFound)
-		}
-		return nil
+		it, err = s.liveItem(tx.Bucket(bucketItems), itemKey(pk, sk), "item", pk, sk)
+		return err
 	})
 	return it, err
 }
 
 // ReplaceItem implements store.Data.
 func (s *Store) ReplaceItem(ctx context.Context, it store.Item) (store.Item, error) {
-	it, err := store.NormalizeItem(it)
+	it, pk, sk, err := store.NormalizeItem(it)
 	if err != nil {
 		return nil, fmt.Errorf("replace item: %w", err)
 	}
-	pk, sk := keyOf(it)
 	var old store.Item
 	err = s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems)
 		key := itemKey(pk, sk)
 		var err error
-		if old, err = getItem(b, key); err != nil {
+		if old, err = s.liveItem(b, key, "replace item", pk, sk); err != nil {
 			return err
-		}
-		if old == nil || !store.ItemLive(old, s.now()) {
-			return fmt.Errorf("replace item %q/%q: %w", pk, sk, store.ErrNotFound)
 		}
 		if err := putItem(b, key, it); err != nil {
 			return err
@@ -132,11 +128,8 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 		b := tx.Bucket(bucketItems)
 		key := itemKey(pk, sk)
 		var err error
-		if old, err = getItem(b, key); err != nil {
+		if old, err = s.liveItem(b, key, "delete item", pk, sk); err != nil {
 			return err
-		}
-		if old == nil || !store.ItemLive(old, s.now()) {
-			return fmt.Errorf("delete item %q/%q: %w", pk, sk, store.ErrNotFound)
 		}
 		if err := b.Delete(key); err != nil {
 			return err
@@ -152,11 +145,8 @@ func (s *Store) DeleteItem(ctx context.Context, pk, sk string) (store.Item, erro
 // QueryItems implements store.Data: one read transaction walks the partition's keys with the
 // prefix, forwards or backwards.
 func (s *Store) QueryItems(ctx context.Context, pk, skPrefix string, limit int, descending bool) ([]store.Item, error) {
-	if err := store.CheckLimit(limit); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
-	}
-	if err := store.CheckKey(pk, "-"); err != nil {
-		return nil, fmt.Errorf("query items: %w", err)
+	if err := store.CheckQuery(pk, limit); err != nil {
+		return nil, err
 	}
 	if limit == 0 {
 		return nil, nil
@@ -224,13 +214,13 @@ func migrateMessages(tx *bolt.Tx) error {
 	items := tx.Bucket(bucketItems)
 	err := old.ForEach(func(k, v []byte) error {
 		it, err := legacyMessage.Encode(json.RawMessage(v))
+		var pk, sk string
 		if err == nil {
-			it, err = store.NormalizeItem(it)
+			it, pk, sk, err = store.NormalizeItem(it)
 		}
 		if err != nil {
 			return fmt.Errorf("migrate message %q: %w", k, err)
 		}
-		pk, sk := keyOf(it)
 		return putItem(items, itemKey(pk, sk), it)
 	})
 	if err != nil {

@@ -77,7 +77,8 @@ type Options struct {
 	Now func() time.Time
 	// StreamARN is the eventSourceARN of change records; default DefaultStreamARN.
 	StreamARN string
-	// PageSize is how many subscriptions a topic lookup reads per page; default 100.
+	// PageSize is how many subscriptions a topic lookup reads per page; default
+	// store.DefaultPageSize.
 	PageSize int
 	// LockTimeout is how long Open waits for another process to release the file; default 1s.
 	LockTimeout time.Duration
@@ -110,7 +111,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.StreamARN = DefaultStreamARN
 	}
 	if opts.PageSize <= 0 {
-		opts.PageSize = 100
+		opts.PageSize = store.DefaultPageSize
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
@@ -649,54 +650,10 @@ func (s *Store) DeleteSubscription(ctx context.Context, connectionID, id string)
 	return active, err
 }
 
-// Subscriptions implements store.Registry. Each page is read in its own read transaction, so a
-// long fan-out never holds the file.
+// Subscriptions implements store.Registry: the topic's pages (TopicPages), each read in its own
+// read transaction, so a long fan-out never holds the file.
 func (s *Store) Subscriptions(ctx context.Context, topic string) iter.Seq2[store.Subscription, error] {
-	return func(yield func(store.Subscription, error) bool) {
-		prefix := topicPrefix(topic)
-		after := prefix
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(store.Subscription{}, err)
-				return
-			}
-			page := make([]store.Subscription, 0, s.pageSize)
-			var last []byte
-			now := s.now()
-			err := s.db.View(func(tx *bolt.Tx) error {
-				c := tx.Bucket(bucketTopics).Cursor()
-				k, v := c.Seek(after)
-				if k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-				for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < s.pageSize; k, v = c.Next() {
-					n++
-					last = bytes.Clone(k)
-					var sub store.Subscription
-					if err := json.Unmarshal(v, &sub); err != nil {
-						return fmt.Errorf("corrupt record %q: %w", k, err)
-					}
-					if store.Live(sub.ExpiresAt, now) {
-						page = append(page, sub)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				yield(store.Subscription{}, fmt.Errorf("subscriptions of %s: %w", topic, err))
-				return
-			}
-			for _, sub := range page {
-				if !yield(sub, nil) {
-					return
-				}
-			}
-			if last == nil {
-				return
-			}
-			after = last
-		}
-	}
+	return store.PageSubscriptions(s.TopicPages(ctx, topic, "", ""))
 }
 
 // SubjectConnections implements store.Registry. Each page is read in its own read transaction.

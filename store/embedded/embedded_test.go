@@ -60,7 +60,7 @@ func TestChangeLog(t *testing.T) {
 
 	msgs := messages(s)
 	woke := s.Changed()
-	m := message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
+	m := storetest.Message{ID: store.NewID(clk.Now()), RoomID: "r1", Author: "ann", Text: "hi", CreatedAt: clk.Now()}
 	if err := msgs.Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +112,11 @@ func TestChangeLog(t *testing.T) {
 		if ch.Kind != wantKinds[i] {
 			t.Fatalf("record %d kind %s, want %s", i, ch.Kind, wantKinds[i])
 		}
-		decode := func(p json.RawMessage) *message {
+		decode := func(p json.RawMessage) *storetest.Message {
 			if p == nil {
 				return nil
 			}
-			var m message
+			var m storetest.Message
 			if err := json.Unmarshal(p, &m); err != nil {
 				t.Fatalf("record %d: payload %s: %v", i, p, err)
 			}
@@ -162,7 +162,7 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		m := message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: string(rune('a' + i)), CreatedAt: time.Now()}
+		m := storetest.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: string(rune('a' + i)), CreatedAt: time.Now()}
 		if err := messages(s).Create(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatalf("after reopen: checkpoint %d, %d pending changes", cp, len(changes))
 	}
 	// Sequence numbers keep increasing across restarts.
-	m := message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: "z", CreatedAt: time.Now()}
+	m := storetest.Message{ID: store.NewID(time.Now()), RoomID: "r", Author: "a", Text: "z", CreatedAt: time.Now()}
 	if err := messages(s).Create(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -212,14 +212,14 @@ func TestMigratesLegacyMessages(t *testing.T) {
 	}
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	edited := at.Add(time.Minute)
-	var want []message
+	var want []storetest.Message
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("messages"))
 		if err != nil {
 			return err
 		}
 		for i, room := range []string{"r1", "r1", "r1", "r10"} {
-			m := message{ID: store.NewID(at.Add(time.Duration(i) * time.Second)), RoomID: room, Author: "ann",
+			m := storetest.Message{ID: store.NewID(at.Add(time.Duration(i) * time.Second)), RoomID: room, Author: "ann",
 				Text: fmt.Sprint("m", i), CreatedAt: at.Add(time.Duration(i) * time.Second)}
 			if i == 1 {
 				m.EditedAt = &edited

@@ -8,8 +8,6 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,21 +488,9 @@ func testItemCreateOnce(t *testing.T, open Factory) {
 	ctx := context.Background()
 	clk := NewClock()
 	s := open(t, clk.Now)
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			switch err := s.CreateItem(ctx, item("p", "s", "i", avN(fmt.Sprint(i)))); {
-			case err == nil:
-				wins.Add(1)
-			case !errors.Is(err, store.ErrConflict):
-				t.Errorf("create: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d creates won, want 1", wins.Load())
+	wins, _ := race(t, 8, store.ErrConflict, func(i int) error { return s.CreateItem(ctx, item("p", "s", "i", avN(fmt.Sprint(i)))) })
+	if wins != 1 {
+		t.Fatalf("%d creates won, want 1", wins)
 	}
 	if recs := s.Changes(t); len(recs) != 1 || recs[0].EventName != "INSERT" {
 		t.Fatalf("%d records, want one INSERT", len(recs))
@@ -618,6 +604,20 @@ func testTypedItems(t *testing.T, open Factory) {
 		t.Fatalf("Get of another type's item = %v, want an error", err)
 	}
 }
+
+// Message is a chat message as an app declares it (type Message @item(pk: "room#{roomId}",
+// sk: "msg#{id}")): the item type of the backends' and the stream codec's own tests.
+type Message struct {
+	ID        string     `json:"id"`
+	RoomID    string     `json:"roomId"`
+	Author    string     `json:"author"`
+	Text      string     `json:"text"`
+	CreatedAt time.Time  `json:"createdAt"`
+	EditedAt  *time.Time `json:"editedAt,omitempty"`
+}
+
+// MessageType is the item type of Message.
+var MessageType = store.MustItemType("Message", "room#{roomId}", "msg#{id}")
 
 // note is an item type of time-ordered entries in partitions, as a chat app's messages are: its
 // ids are ULIDs (store.NewID), so a partition's items sort by creation.

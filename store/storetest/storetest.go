@@ -154,23 +154,9 @@ func testAcknowledgeOnce(t *testing.T, open Factory) {
 	if err := s.CreateConnection(ctx, conn("c1", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	var wins, conflicts atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			switch err := s.AcknowledgeConnection(ctx, "c1", ack(clk.Now())); {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrConflict):
-				conflicts.Add(1)
-			default:
-				t.Errorf("ack: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != 1 || conflicts.Load() != 7 {
-		t.Fatalf("wins=%d conflicts=%d, want 1 and 7", wins.Load(), conflicts.Load())
+	wins, conflicts := race(t, 8, store.ErrConflict, func(int) error { return s.AcknowledgeConnection(ctx, "c1", ack(clk.Now())) })
+	if wins != 1 || conflicts != 7 {
+		t.Fatalf("wins=%d conflicts=%d, want 1 and 7", wins, conflicts)
 	}
 }
 
@@ -284,27 +270,38 @@ func testSubscriptions(t *testing.T, open Factory) {
 	}
 }
 
+// race runs write(i) for each i below n at once, and counts the writes that succeeded and those
+// refused with refusal; any other error fails the test.
+func race(t *testing.T, n int, refusal error, write func(i int) error) (won, refused int) {
+	t.Helper()
+	var w, r atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			switch err := write(i); {
+			case err == nil:
+				w.Add(1)
+			case errors.Is(err, refusal):
+				r.Add(1)
+			default:
+				t.Errorf("write %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	return int(w.Load()), int(r.Load())
+}
+
 // testClaimIDOnce races subscribes with one id: exactly one may win.
 func testClaimIDOnce(t *testing.T, open Factory) {
 	ctx := context.Background()
 	clk := NewClock()
 	s := open(t, clk.Now)
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			err := s.PutSubscription(ctx, sub("c1", "x", fmt.Sprintf("messageAdded?roomId=r%d", i), clk.Now()), false)
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case !errors.Is(err, store.ErrConflict):
-				t.Errorf("put: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d subscribes won, want 1", wins.Load())
+	wins, _ := race(t, 8, store.ErrConflict, func(i int) error {
+		return s.PutSubscription(ctx, sub("c1", "x", fmt.Sprintf("messageAdded?roomId=r%d", i), clk.Now()), false)
+	})
+	if wins != 1 {
+		t.Fatalf("%d subscribes won, want 1", wins)
 	}
 	total := 0
 	for i := range 8 {
@@ -649,23 +646,11 @@ func testSubscriptionLimitRace(t *testing.T, open Factory) {
 	if err := s.CreateConnection(ctx, limitedConn("c1", clk.Now(), 5)); err != nil {
 		t.Fatal(err)
 	}
-	var wins, limited atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Go(func() {
-			switch err := s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), "messageAdded?roomId=r1", clk.Now()), false); {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrLimit):
-				limited.Add(1)
-			default:
-				t.Errorf("put: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != 5 || limited.Load() != 15 {
-		t.Fatalf("%d stored and %d refused, want 5 and 15", wins.Load(), limited.Load())
+	wins, limited := race(t, 20, store.ErrLimit, func(i int) error {
+		return s.PutSubscription(ctx, sub("c1", fmt.Sprint(i), "messageAdded?roomId=r1", clk.Now()), false)
+	})
+	if wins != 5 || limited != 15 {
+		t.Fatalf("%d stored and %d refused, want 5 and 15", wins, limited)
 	}
 	if n := len(collect(t, s, "messageAdded?roomId=r1")); n != 5 {
 		t.Fatalf("topic has %d subscriptions, want 5", n)
@@ -810,23 +795,11 @@ func testSubjectLimitRace(t *testing.T, open Factory) {
 			t.Fatal(err)
 		}
 	}
-	var wins, limited atomic.Int32
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			switch err := s.AcknowledgeConnection(ctx, fmt.Sprintf("c%d", i), subjectAck("ann", clk.Now(), max)); {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrLimit):
-				limited.Add(1)
-			default:
-				t.Errorf("ack: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != max || limited.Load() != n-max {
-		t.Fatalf("%d acknowledged and %d refused, want %d and %d", wins.Load(), limited.Load(), max, n-max)
+	wins, limited := race(t, n, store.ErrLimit, func(i int) error {
+		return s.AcknowledgeConnection(ctx, fmt.Sprintf("c%d", i), subjectAck("ann", clk.Now(), max))
+	})
+	if wins != max || limited != n-max {
+		t.Fatalf("%d acknowledged and %d refused, want %d and %d", wins, limited, max, n-max)
 	}
 	if got := subjectConns(t, s, "ann"); len(got) != max {
 		t.Fatalf("ann's connections %v, want %d", got, max)

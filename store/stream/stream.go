@@ -152,11 +152,7 @@ func ChangeRecord(kind ChangeKind, old, new store.Item, seq uint64, arn string, 
 	if keyOf == nil {
 		keyOf = old
 	}
-	pk, err := keyAttr(keyOf, store.AttrPK)
-	if err != nil {
-		return rec, fmt.Errorf("change record: %w", err)
-	}
-	sk, err := keyAttr(keyOf, store.AttrSK)
+	pk, sk, err := store.ItemKey(keyOf)
 	if err != nil {
 		return rec, fmt.Errorf("change record: %w", err)
 	}
@@ -288,13 +284,4 @@ func toStreamValue(v types.AttributeValue) events.DynamoDBAttributeValue {
 	default:
 		return events.NewNullAttribute()
 	}
-}
-
-// keyAttr returns a key attribute of an item, a string.
-func keyAttr(it store.Item, name string) (string, error) {
-	s, ok := it[name].(*types.AttributeValueMemberS)
-	if !ok {
-		return "", fmt.Errorf("%w: item without a string %s attribute", store.ErrInvalid, name)
-	}
-	return s.Value, nil
 }

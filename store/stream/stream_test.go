@@ -17,32 +17,21 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/realtime-gql/lambdaws/store"
+	"github.com/realtime-gql/lambdaws/store/storetest"
 	"github.com/realtime-gql/lambdaws/store/stream"
 )
 
 var update = flag.Bool("update", false, "rewrite the stream fixtures in testdata")
 
-// message is the item type of the golden stream events in testdata: a chat message, as an
-// app declares it (type Message @item(pk: "room#{roomId}", sk: "msg#{id}")).
-type message struct {
-	ID        string     `json:"id"`
-	RoomID    string     `json:"roomId"`
-	Author    string     `json:"author"`
-	Text      string     `json:"text"`
-	CreatedAt time.Time  `json:"createdAt"`
-	EditedAt  *time.Time `json:"editedAt,omitempty"`
-}
-
-var msgType = store.MustItemType("Message", "room#{roomId}", "msg#{id}")
-
+// The golden stream events in testdata are of storetest.Message items.
 // The messages of the golden stream events in testdata.
 var (
 	goldenID       = "01M8BVM4KV704CW2E46FW3XR1V"
 	goldenCreated  = time.Date(2026, 11, 26, 12, 0, 0, 123_000_000, time.UTC)
 	goldenEdited   = time.Date(2026, 11, 26, 12, 5, 0, 500_000_000, time.UTC)
-	goldenOriginal = message{ID: goldenID, RoomID: "r1", Author: "ann", Text: "hello, room", CreatedAt: goldenCreated}
-	goldenEditedM  = message{ID: goldenID, RoomID: "r1", Author: "ann", Text: "hello, everyone", CreatedAt: goldenCreated, EditedAt: &goldenEdited}
-	goldenExpiring = message{ID: "01M8BVM7HKVFWQTE1JPKJ8T31J", RoomID: "r1", Author: "bob", Text: "this one expires",
+	goldenOriginal = storetest.Message{ID: goldenID, RoomID: "r1", Author: "ann", Text: "hello, room", CreatedAt: goldenCreated}
+	goldenEditedM  = storetest.Message{ID: goldenID, RoomID: "r1", Author: "ann", Text: "hello, everyone", CreatedAt: goldenCreated, EditedAt: &goldenEdited}
+	goldenExpiring = storetest.Message{ID: "01M8BVM7HKVFWQTE1JPKJ8T31J", RoomID: "r1", Author: "bob", Text: "this one expires",
 		CreatedAt: goldenCreated.Add(3 * time.Second)}
 )
 
@@ -57,9 +46,9 @@ type meta struct {
 	byService    bool
 }
 
-func msgItem(t testing.TB, m message, extra ...any) store.Item {
+func msgItem(t testing.TB, m storetest.Message, extra ...any) store.Item {
 	t.Helper()
-	it, err := msgType.Encode(m)
+	it, err := storetest.MessageType.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +268,7 @@ func TestGoldenMatchesChangeRecord(t *testing.T) {
 	for _, tc := range []struct {
 		file     string
 		kind     stream.ChangeKind
-		old, new *message
+		old, new *storetest.Message
 	}{
 		{"insert.json", stream.Insert, nil, &goldenOriginal},
 		{"modify.json", stream.Modify, &goldenOriginal, &goldenEditedM},
@@ -287,7 +276,7 @@ func TestGoldenMatchesChangeRecord(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			golden := readEvent(t, tc.file).Records[0]
-			item := func(m *message) store.Item {
+			item := func(m *storetest.Message) store.Item {
 				if m == nil {
 					return nil
 				}
@@ -448,16 +437,16 @@ func decodeNoPanic(t *testing.T, name string, rec events.DynamoDBEventRecord) (c
 func TestChangeRecordRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 26, 12, 0, 0, 987_654_321, time.FixedZone("CET", 3600))
 	edited := at.Add(time.Minute)
-	orig := message{ID: store.NewID(at), RoomID: "room with spaces#and#hashes", Author: "ünïcødé", Text: "", CreatedAt: at}
+	orig := storetest.Message{ID: store.NewID(at), RoomID: "room with spaces#and#hashes", Author: "ünïcødé", Text: "", CreatedAt: at}
 	ed := orig
 	ed.Text, ed.EditedAt = "now with text\nand a newline", &edited
-	item := func(m *message) store.Item {
+	item := func(m *storetest.Message) store.Item {
 		if m == nil {
 			return nil
 		}
 		return msgItem(t, *m)
 	}
-	payload := func(m *message) string {
+	payload := func(m *storetest.Message) string {
 		if m == nil {
 			return ""
 		}
@@ -469,7 +458,7 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		kind     stream.ChangeKind
-		old, new *message
+		old, new *storetest.Message
 	}{
 		{stream.Insert, nil, &orig},
 		{stream.Modify, &orig, &ed},
@@ -497,7 +486,7 @@ func TestChangeRecordRoundTrip(t *testing.T) {
 		if ch.Kind != tc.kind || ch.Type != "Message" || ch.ByService || string(ch.Old) != payload(tc.old) || string(ch.New) != payload(tc.new) {
 			t.Fatalf("%s: round trip gave %s %s old %s new %s", tc.kind, ch.Kind, ch.Type, ch.Old, ch.New)
 		}
-		var back message
+		var back storetest.Message
 		if err := json.Unmarshal(cmpOr(ch.New, ch.Old), &back); err != nil || back.RoomID != orig.RoomID || back.Author != orig.Author {
 			t.Fatalf("%s: payload %s decodes to %+v, %v", tc.kind, cmpOr(ch.New, ch.Old), back, err)
 		}

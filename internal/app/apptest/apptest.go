@@ -1,4 +1,4 @@
-// Package apptest runs the wired service in-process for tests: the local runtime on a free port over a fresh store, and GraphQL over HTTP against it.
+// Package apptest runs the wired service in-process for tests: the local runtime on a free port over a fresh store, GraphQL over HTTP against it, and the example's messages as the data table holds them.
 package apptest
 
 import (
@@ -11,12 +11,39 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/graph"
+	"github.com/realtime-gql/lambdaws/graph/model"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/dynalite"
 	"github.com/realtime-gql/lambdaws/internal/local"
 	"github.com/realtime-gql/lambdaws/store"
 	"github.com/rs/zerolog"
 )
+
+// MessageType is the example schema's @item type Message, as the binary derives it from the
+// schema.
+func MessageType(t testing.TB) store.ItemType {
+	t.Helper()
+	src, err := graph.Analyze(graph.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, ok := src.Item("Message")
+	if !ok {
+		t.Fatal("the schema has no @item type Message")
+	}
+	return typ
+}
+
+// MessageItem is m as the data table stores it (MessageType's item).
+func MessageItem(t testing.TB, m model.Message) store.Item {
+	t.Helper()
+	item, err := MessageType(t).Encode(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return item
+}
 
 // Logger writes warnings and errors to the test log; with TEST_LOG set, everything to stderr.
 func Logger(t testing.TB) zerolog.Logger {

@@ -2,10 +2,13 @@
 package authtest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/realtime-gql/lambdaws/internal/auth"
 )
 
 // The claims and secret the helpers use.
@@ -107,6 +111,95 @@ func (i *Issuer) Token(claims jwt.MapClaims) string {
 	s, err := tok.SignedString(i.Key())
 	if err != nil {
 		i.t.Fatalf("authtest: sign: %v", err)
+	}
+	return s
+}
+
+// Verifier is a verifier that trusts the issuer, allows no clock skew (so that expiry is exact)
+// and fetches the key set again on an unknown key id at most once a second. It stops when the
+// test ends.
+func (i *Issuer) Verifier(t testing.TB) *auth.Verifier {
+	t.Helper()
+	env := i.Env()
+	env["AUTH_LEEWAY"] = "0s"
+	env["AUTH_JWKS_MIN_REFRESH_INTERVAL"] = "1s"
+	return newVerifier(t, env)
+}
+
+// HS256Verifier is a verifier that trusts HS256Token (HS256Env). It stops when the test ends.
+func HS256Verifier(t testing.TB) *auth.Verifier {
+	t.Helper()
+	return newVerifier(t, HS256Env())
+}
+
+func newVerifier(t testing.TB, env map[string]string) *auth.Verifier {
+	t.Helper()
+	cfg, err := auth.ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("authtest: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := auth.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("authtest: %v", err)
+	}
+	t.Cleanup(v.Close)
+	return v
+}
+
+// A BadToken is a token a verifier trusting the issuer must refuse, with the message a client is
+// told (auth.ClientMessage's).
+type BadToken struct {
+	Name, Token, Msg string
+}
+
+// BadTokens are the tokens a verifier trusting the issuer must refuse: malformed, signed by
+// another key, alg none, HS256 keyed with the issuer's public key (algorithm confusion), of
+// another issuer or audience, expired, and not yet valid.
+func (i *Issuer) BadTokens(t testing.TB) []BadToken {
+	t.Helper()
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("authtest: generate key: %v", err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&i.Key().PublicKey)
+	if err != nil {
+		t.Fatalf("authtest: %v", err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
+	kid := i.KID()
+	return []BadToken{
+		{"malformed", "abc.def.ghi", "invalid token"},
+		{"wrong signature", sign(t, jwt.SigningMethodRS256, other, kid), "invalid token"},
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, kid), "invalid token"},
+		{"HS256 with the RSA public key", sign(t, jwt.SigningMethodHS256, pubPEM, kid), "invalid token"},
+		{"wrong issuer", i.Token(jwt.MapClaims{"iss": "https://evil.example/"}), "invalid token"},
+		{"wrong audience", i.Token(jwt.MapClaims{"aud": "another-app"}), "invalid token"},
+		{"expired", i.Token(jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}), "token expired"},
+		{"not yet valid", i.Token(jwt.MapClaims{"nbf": time.Now().Add(10 * time.Minute).Unix()}), "invalid token"},
+	}
+}
+
+// UnknownKeyToken is a token signed by a key the issuer does not publish, under a key id it never
+// served: a verifier refuses it ("invalid token") after fetching the key set again.
+func (i *Issuer) UnknownKeyToken(t testing.TB) string {
+	t.Helper()
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("authtest: generate key: %v", err)
+	}
+	return sign(t, jwt.SigningMethodRS256, other, "key-unknown")
+}
+
+// sign signs the default claims (subject mallory) with m and key, under kid.
+func sign(t testing.TB, m jwt.SigningMethod, key any, kid string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, withDefaults(jwt.MapClaims{"sub": "mallory"}))
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatalf("authtest: sign: %v", err)
 	}
 	return s
 }

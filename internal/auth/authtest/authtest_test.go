@@ -65,3 +65,29 @@ func TestHS256(t *testing.T) {
 		t.Fatalf("a claim set to nil was not left out: %v", err)
 	}
 }
+
+// TestBadTokens: the issuer's verifier refuses each of BadTokens with its message, and
+// UnknownKeyToken after fetching the key set again, while it accepts the issuer's own token.
+func TestBadTokens(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	v := iss.Verifier(t)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, iss.Token(nil)); err != nil {
+		t.Fatalf("the issuer's own token: %v", err)
+	}
+	for _, bad := range iss.BadTokens(t) {
+		if _, err := v.Verify(ctx, bad.Token); err == nil || auth.ClientMessage(err) != bad.Msg {
+			t.Errorf("%s: Verify = %v (%q), want a refusal saying %q", bad.Name, err, auth.ClientMessage(err), bad.Msg)
+		}
+	}
+	before := iss.Fetches()
+	if _, err := v.Verify(ctx, iss.UnknownKeyToken(t)); err == nil || auth.ClientMessage(err) != "invalid token" {
+		t.Errorf("unknown key id: Verify = %v, want invalid token", err)
+	}
+	if iss.Fetches() == before {
+		t.Error("the unknown key id did not make the verifier fetch the key set again")
+	}
+	if _, err := authtest.HS256Verifier(t).Verify(ctx, authtest.HS256Token(nil)); err != nil {
+		t.Errorf("HS256Verifier refused HS256Token: %v", err)
+	}
+}

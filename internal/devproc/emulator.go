@@ -1,0 +1,84 @@
+package devproc
+
+import (
+	"net"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/realtime-gql/lambdaws/internal/testlog"
+)
+
+// emulatorModule is the runtime interface emulator's main package; go.mod pins its version as a
+// tool.
+const emulatorModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// BuildLambda compiles bootstrap for this machine as make build does for Lambda (-tags
+// lambda.norpc -trimpath), once per test binary, and returns its path.
+func BuildLambda(t testing.TB) string {
+	t.Helper()
+	return build(t, "bootstrap-lambda", "-tags", "lambda.norpc", "-trimpath", ".")
+}
+
+// BuildEmulator compiles the AWS Lambda runtime interface emulator at the version go.mod pins,
+// once per test binary, and returns its path.
+func BuildEmulator(t testing.TB) string {
+	t.Helper()
+	return build(t, "aws-lambda-rie", emulatorModule)
+}
+
+// FreeAddr returns a loopback address whose port is free now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// An Emulator is a Lambda function running under the runtime interface emulator, serially (one
+// invocation at a time, as one execution environment).
+type Emulator struct {
+	// Addr is the emulator's host:port; its invoke endpoint is http://Addr + facts.InvokePath.
+	Addr string
+	out  *testlog.Buffer
+}
+
+// StartEmulator runs the function binary fn under the emulator (BuildEmulator) with the
+// environment env, in a process group of its own, and waits until the emulator listens. The
+// group is killed when the test ends, and its output logged if the test failed.
+func StartEmulator(t testing.TB, fn string, env []string) *Emulator {
+	t.Helper()
+	e := &Emulator{Addr: FreeAddr(t), out: &testlog.Buffer{}}
+	cmd := exec.Command(BuildEmulator(t), "--runtime-interface-emulator-address", e.Addr, "--runtime-api-address", FreeAddr(t), fn)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout, cmd.Stderr = e.out, e.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("emulator and function output:\n%s", e.out.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.Dial("tcp", e.Addr)
+		if err == nil {
+			c.Close()
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the emulator does not listen: %v\n%s", err, e.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Output is what the emulator and the function printed so far.
+func (e *Emulator) Output() string { return e.out.String() }
