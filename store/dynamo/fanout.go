@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -71,26 +74,36 @@ func (s *Store) topicQuery(topic, after, until string) *dynamo.Query {
 	return q
 }
 
-// TopicPages implements store.FanoutState.
+// TopicPages implements store.FanoutState. A page's Query projects topicPageAttrs, and its rows
+// are decoded one by one into a reused row, then kept in a slice of the page's exact length.
 func (s *Store) TopicPages(ctx context.Context, topic, after, until string) iter.Seq2[store.Page, error] {
 	return func(yield func(store.Page, error) bool) {
+		var scratch []store.Subscription // reused from page to page
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(store.Page{}, err)
 				return
 			}
-			var rows []subItem
-			next, err := s.topicQuery(topic, after, until).Consistent(true).SearchLimit(s.pageSize).AllWithLastEvaluatedKey(ctx, &rows)
-			if err != nil {
+			it := s.topicQuery(topic, after, until).Project(topicPageAttrs...).Consistent(true).SearchLimit(s.pageSize).Iter()
+			now := s.now()
+			scratch = scratch[:0]
+			var row subItem
+			for it.Next(ctx, &row) {
+				if live(row.TTL, now) {
+					sub := row.subscription()
+					sub.Topic = topic
+					scratch = append(scratch, sub)
+				}
+				row = subItem{}
+			}
+			next, err := it.LastEvaluatedKey(ctx)
+			if err = errors.Join(it.Err(), err); err != nil {
 				yield(store.Page{}, fmt.Errorf("pages of %s: %w", topic, err))
 				return
 			}
-			now := s.now()
 			pg := store.Page{Next: skOf(next)}
-			for _, r := range rows {
-				if live(r.TTL, now) {
-					pg.Subs = append(pg.Subs, r.subscription())
-				}
+			if len(scratch) > 0 {
+				pg.Subs = slices.Clone(scratch)
 			}
 			if !yield(pg, nil) || pg.Next == "" {
 				return
@@ -98,6 +111,28 @@ func (s *Store) TopicPages(ctx context.Context, topic, after, until string) iter
 			after = pg.Next
 		}
 	}
+}
+
+// topicPageAttrs are the attributes of a topic row that TopicPages reads: every field of a
+// subscription but the row's keys and its topic, which the reader knows. DynamoDB charges a
+// read for the whole item either way; what is left out is neither sent nor decoded (three of
+// ten attributes of a typical row).
+var topicPageAttrs = attrsOf(reflect.TypeFor[subItem](), attrPK, attrSK, "topic")
+
+// attrsOf lists the attribute names of an item type's fields (their dynamo tags), except those
+// named.
+func attrsOf(t reflect.Type, except ...string) []string {
+	var out []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("dynamo"), ",")
+		if name == "" || name == "-" {
+			name = f.Name
+		}
+		if !slices.Contains(except, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // TopicSubscriptions implements store.FanoutState with BatchGetItem.
