@@ -1,0 +1,70 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"sync/atomic"
+	"testing"
+)
+
+// TestReadAheadEnds: readAhead yields the pages and the error of its sequence in order, and when
+// its caller stops early it cancels the read ahead and returns only after the read has ended.
+func TestReadAheadEnds(t *testing.T) {
+	var running atomic.Int32
+	errRead := errors.New("read failed")
+	// pages yields n pages, then errRead when fail; page 2 and later wait for their context.
+	pages := func(n int, fail bool) func(context.Context) iter.Seq2[Page, error] {
+		return func(ctx context.Context) iter.Seq2[Page, error] {
+			return func(yield func(Page, error) bool) {
+				running.Add(1)
+				defer running.Add(-1)
+				for i := range n {
+					if i >= 2 {
+						<-ctx.Done()
+						yield(Page{}, ctx.Err())
+						return
+					}
+					if !yield(Page{Next: string(rune('a' + i))}, nil) {
+						return
+					}
+				}
+				if fail {
+					yield(Page{}, errRead)
+				}
+			}
+		}
+	}
+
+	var got []string
+	for pg, err := range readAhead(context.Background(), pages(2, true)) {
+		if err != nil {
+			got = append(got, err.Error())
+			continue
+		}
+		got = append(got, pg.Next)
+	}
+	if want := "[a b read failed]"; fmtSlice(got) != want {
+		t.Fatalf("read %v, want %s", got, want)
+	}
+
+	// Stopping after the first page: the read ahead of the third, which waits for its context,
+	// is cancelled, and has ended when readAhead returns.
+	for range readAhead(context.Background(), pages(5, false)) {
+		break
+	}
+	if n := running.Load(); n != 0 {
+		t.Fatalf("%d reads still running after readAhead returned", n)
+	}
+}
+
+func fmtSlice(s []string) string {
+	out := "["
+	for i, v := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += v
+	}
+	return out + "]"
+}
