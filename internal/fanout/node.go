@@ -243,8 +243,9 @@ func (n *node) deliverOwn(after string) Outcome {
 // readAhead yields the pages of seq, reading each next page while the caller dispatches the one
 // before: the workers then post one page while the following one is read, instead of idling
 // through every read (with DynamoDB a page of 100 takes about as long to read as its posts). It
-// reads at most one page ahead. When the caller stops early the read ahead is cancelled, and
-// readAhead returns once it has ended.
+// reads at most one page ahead. Every page and error of seq reaches the caller while it is
+// reading; when it stops early, the read ahead is cancelled and its result dropped, and
+// readAhead returns once the read has ended.
 func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, error]) iter.Seq2[Page, error] {
 	return func(yield func(Page, error) bool) {
 		type read struct {
@@ -253,16 +254,12 @@ func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, er
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		ch := make(chan read) // unbuffered: the reader holds the page it read ahead
-		done := make(chan struct{})
 		go func() {
-			defer close(done)
 			defer close(ch)
 			for pg, err := range seq(rctx) {
-				select {
-				case ch <- read{pg, err}:
-				case <-rctx.Done():
-					return
-				}
+				// Never dropped here, an error least of all: a sequence that ended early would
+				// read as a topic read to its end. The caller drains ch when it stops.
+				ch <- read{pg, err}
 				if err != nil {
 					return
 				}
@@ -270,7 +267,8 @@ func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, er
 		}()
 		defer func() {
 			cancel()
-			<-done
+			for range ch {
+			}
 		}()
 		for r := range ch {
 			if !yield(r.pg, r.err) || r.err != nil {

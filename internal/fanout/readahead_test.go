@@ -58,6 +58,38 @@ func TestReadAheadEnds(t *testing.T) {
 	}
 }
 
+// TestReadAheadDeliversTheDeadline: a read cut by the caller's context (the invocation's hard
+// deadline) reaches the caller as its error, every time: a sequence that ended without it would
+// read as a topic read to its end, and the rest of the topic would be neither delivered nor carried.
+func TestReadAheadDeliversTheDeadline(t *testing.T) {
+	for i := range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		seq := func(ctx context.Context) iter.Seq2[Page, error] {
+			return func(yield func(Page, error) bool) {
+				if !yield(Page{Next: "a"}, nil) {
+					return
+				}
+				<-ctx.Done()
+				yield(Page{}, ctx.Err())
+			}
+		}
+		var last error
+		pages := 0
+		for _, err := range readAhead(ctx, seq) {
+			if err != nil {
+				last = err
+				continue
+			}
+			pages++
+			cancel() // the deadline, while the next page is being read
+		}
+		cancel()
+		if pages != 1 || !errors.Is(last, context.Canceled) {
+			t.Fatalf("run %d: %d pages, then %v; want 1 page, then the context's error", i, pages, last)
+		}
+	}
+}
+
 func fmtSlice(s []string) string {
 	out := "["
 	for i, v := range s {
