@@ -243,9 +243,10 @@ func (n *node) deliverOwn(after string) Outcome {
 // readAhead yields the pages of seq, reading each next page while the caller dispatches the one
 // before: the workers then post one page while the following one is read, instead of idling
 // through every read (with DynamoDB a page of 100 takes about as long to read as its posts). It
-// reads at most one page ahead. Every page and error of seq reaches the caller while it is
-// reading; when it stops early, the read ahead is cancelled and its result dropped, and
-// readAhead returns once the read has ended.
+// reads at most one page ahead. Every page and error of seq reaches the caller for as long as
+// it reads, the error of a read cut by ctx included. When the caller stops early, the read
+// ahead is cancelled and its result dropped; readAhead does not wait for it, so that a registry
+// that ignores its context holds no more than its own goroutine, which ends with the read.
 func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, error]) iter.Seq2[Page, error] {
 	return func(yield func(Page, error) bool) {
 		type read struct {
@@ -253,21 +254,25 @@ func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, er
 			err error
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		ch := make(chan read) // unbuffered: the reader holds the page it read ahead
+		ch := make(chan read)       // unbuffered: the reader holds the page it read ahead
+		quit := make(chan struct{}) // closed when the caller stops reading, and only then
+		defer func() {
+			close(quit)
+			cancel()
+		}()
 		go func() {
 			defer close(ch)
 			for pg, err := range seq(rctx) {
-				// Never dropped here, an error least of all: a sequence that ended early would
-				// read as a topic read to its end. The caller drains ch when it stops.
-				ch <- read{pg, err}
+				// Not rctx.Done: it ends with ctx too, while the caller still reads, and an
+				// error dropped here would end the sequence as a topic read to its end.
+				select {
+				case ch <- read{pg, err}:
+				case <-quit:
+					return
+				}
 				if err != nil {
 					return
 				}
-			}
-		}()
-		defer func() {
-			cancel()
-			for range ch {
 			}
 		}()
 		for r := range ch {

@@ -6,10 +6,11 @@ import (
 	"iter"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestReadAheadEnds: readAhead yields the pages and the error of its sequence in order, and when
-// its caller stops early it cancels the read ahead and returns only after the read has ended.
+// its caller stops early it cancels the read ahead, which then ends.
 func TestReadAheadEnds(t *testing.T) {
 	var running atomic.Int32
 	errRead := errors.New("read failed")
@@ -49,12 +50,40 @@ func TestReadAheadEnds(t *testing.T) {
 	}
 
 	// Stopping after the first page: the read ahead of the third, which waits for its context,
-	// is cancelled, and has ended when readAhead returns.
+	// is cancelled, and ends.
 	for range readAhead(context.Background(), pages(5, false)) {
 		break
 	}
-	if n := running.Load(); n != 0 {
-		t.Fatalf("%d reads still running after readAhead returned", n)
+	for deadline := time.Now().Add(5 * time.Second); running.Load() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the read ahead still runs 5 s after its caller stopped")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// A read that ignores its context does not hold the caller that stops.
+	release := make(chan struct{})
+	defer close(release)
+	stuck := func(ctx context.Context) iter.Seq2[Page, error] {
+		return func(yield func(Page, error) bool) {
+			if !yield(Page{Next: "a"}, nil) {
+				return
+			}
+			<-release
+			yield(Page{Next: "b"}, nil)
+		}
+	}
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		for range readAhead(context.Background(), stuck) {
+			break
+		}
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("readAhead waited for a read that ignores its context")
 	}
 }
 
