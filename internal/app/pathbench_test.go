@@ -18,10 +18,13 @@ package app_test
 //
 // Per run: wall-ms (the invocation, or the loop), deliveries/s, cpu-µs/delivery and
 // B/delivery (the handler child's getrusage and runtime.MemStats), first-ms (from the invoke to
-// the endpoint's first post), peak-rss-MB (the child's VmHWM, reset before the run), conns (new
-// connections the endpoint saw during the run); the fan-out runs also report x-sdk-wall,
-// x-sdk-cpu and x-bare-cpu, its wall time and CPU per delivery over the SDK loop's (and the bare
-// loop's) measured just before at the same size and service time.
+// the endpoint's first post), peak-rss-MB (the child's VmHWM, reset before the run),
+// peak-anon-MB (the peak of its anonymous resident memory, sampled: the heap and stacks without
+// the binary's pages and the store file's pages bbolt maps), conns (new connections the endpoint
+// saw during the run); the fan-out runs also report x-sdk-wall, x-sdk-cpu, x-bare-wall and
+// x-bare-cpu, its wall time and CPU per delivery over the SDK loop's and the bare loop's
+// measured just before at the same size and service time. With LAMBDAWS_PATH_BENCH_PROFILE set
+// to a directory, the handler child also writes profiles of each run there (see profileEnv).
 
 import (
 	"bufio"
@@ -42,6 +45,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,7 +159,162 @@ type childStats struct {
 	CPU        int64 // user + system, ns
 	TotalAlloc uint64
 	HWM        int64 // peak RSS, bytes
+	// PeakAnon is the peak of the anonymous part of RSS (heap, stacks: not the binary's text nor
+	// the store file's pages mapped by bbolt) since the last reset, sampled every millisecond.
+	PeakAnon int64
 }
+
+// peakAnon is the highest RssAnon seen by samplePeakAnon since the last reset.
+var peakAnon atomic.Int64
+
+// samplePeakAnon raises peakAnon to RssAnon every 2 ms: the kernel keeps a peak of the whole RSS
+// only (VmHWM), which counts the binary's text and the pages of the store file bbolt has mapped
+// and read. It allocates nothing, so that it does not count in the run's bytes per delivery.
+func samplePeakAnon() {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 8<<10)
+	t := time.NewTicker(2 * time.Millisecond)
+	for range t.C {
+		v := parseRSSAnon(f, buf)
+		for {
+			old := peakAnon.Load()
+			if v <= old {
+				break
+			}
+			if peakAnon.CompareAndSwap(old, v) {
+				if os.Getenv(profileEnv) != "" {
+					peakMu.Lock()
+					metrics.Read(peakMetrics)
+					peakMu.Unlock()
+				}
+				break
+			}
+		}
+	}
+}
+
+// peakMetrics are the runtime's memory classes when peakAnon was last raised (profiling only).
+var (
+	peakMu      sync.Mutex
+	peakMetrics = func() []metrics.Sample {
+		var s []metrics.Sample
+		for _, d := range metrics.All() {
+			if strings.HasPrefix(d.Name, "/memory/classes/") || d.Name == "/gc/heap/goal:bytes" || d.Name == "/gc/heap/live:bytes" {
+				s = append(s, metrics.Sample{Name: d.Name})
+			}
+		}
+		return s
+	}()
+)
+
+// rssAnon is the process's anonymous resident memory now, in bytes.
+func rssAnon() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	return parseRSSAnon(f, make([]byte, 8<<10))
+}
+
+// parseRSSAnon reads RssAnon from f, /proc/self/status, into buf, allocating nothing.
+func parseRSSAnon(f *os.File, buf []byte) int64 {
+	n, _ := f.ReadAt(buf, 0)
+	b := buf[:n]
+	i := bytes.Index(b, []byte("RssAnon:"))
+	if i < 0 {
+		return 0
+	}
+	var kb int64
+	for _, c := range b[i+len("RssAnon:"):] {
+		switch {
+		case c == ' ' || c == '\t':
+			continue
+		case '0' <= c && c <= '9':
+			kb = kb*10 + int64(c-'0')
+			continue
+		}
+		break
+	}
+	return kb << 10
+}
+
+// profileEnv names a directory: when set, the driver has the handler child write, for each
+// measured run, a CPU profile (.cpu), heap profiles before and after (.heap0, .heap1) and in the
+// middle of it (.heapmid, the live heap as of the last GC), its memory map (.smaps) and the
+// runtime's memory classes at the peak of its anonymous memory (.mem). Allocations are sampled
+// every 512 bytes on average (runtime.MemProfileRate; profileRateEnv sets another rate, e.g.
+// 524288, the default, for a CPU profile not skewed by the sampling), so that
+//
+//	go tool pprof -sample_index=alloc_space -base DIR/NAME.heap0 DIR/NAME.heap1
+//
+// shows what the run allocated:
+//
+//	LAMBDAWS_PATH_BENCH_PROFILE=/tmp/prof go test -run '^$' -bench 'BenchmarkFanoutPath/^subs=10000$/svc=0s/fanout-' -benchtime 1x ./internal/app/
+const (
+	profileEnv     = "LAMBDAWS_PATH_BENCH_PROFILE"
+	profileRateEnv = "LAMBDAWS_PATH_BENCH_MEMPROFILERATE"
+)
+
+// profile starts ("start") or ends ("stop") the profiles of a run called name.
+func profile(phase, name string) error {
+	dir := os.Getenv(profileEnv)
+	base := filepath.Join(dir, name)
+	writeHeap := func(path string) error {
+		runtime.GC()
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return pprof.Lookup("allocs").WriteTo(f, 0)
+	}
+	switch phase {
+	case "start":
+		if err := writeHeap(base + ".heap0"); err != nil {
+			return err
+		}
+		f, err := os.Create(base + ".cpu")
+		if err != nil {
+			return err
+		}
+		cpuProfile = f
+		// The live heap in the middle of the run, as of the last GC.
+		time.AfterFunc(300*time.Millisecond, func() {
+			if f, err := os.Create(base + ".heapmid"); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+		return pprof.StartCPUProfile(f)
+	case "stop":
+		pprof.StopCPUProfile()
+		if cpuProfile != nil {
+			cpuProfile.Close()
+		}
+		// What the resident set is made of: the binary's pages, the heap, the store file.
+		if smaps, err := os.ReadFile("/proc/self/smaps"); err == nil {
+			os.WriteFile(base+".smaps", smaps, 0o644)
+		}
+		var mem strings.Builder
+		peakMu.Lock()
+		fmt.Fprintf(&mem, "peak RssAnon %d\n", peakAnon.Load())
+		for _, m := range peakMetrics {
+			if m.Value.Kind() == metrics.KindUint64 {
+				fmt.Fprintf(&mem, "%s %d\n", m.Name, m.Value.Uint64())
+			}
+		}
+		peakMu.Unlock()
+		os.WriteFile(base+".mem", []byte(mem.String()), 0o644)
+		return writeHeap(base + ".heap1")
+	}
+	return fmt.Errorf("profile phase %q", phase)
+}
+
+var cpuProfile *os.File
 
 func selfStats() childStats {
 	var ru syscall.Rusage
@@ -205,6 +365,12 @@ func runHandlerChild() {
 		fail(err)
 	}
 	conc, _ := strconv.Atoi(os.Getenv("BENCH_CONCURRENCY"))
+	if os.Getenv(profileEnv) != "" {
+		runtime.MemProfileRate = 512
+		if r, err := strconv.Atoi(os.Getenv(profileRateEnv)); err == nil && r > 0 {
+			runtime.MemProfileRate = r
+		}
+	}
 	var s store.Store
 	switch kind := os.Getenv("BENCH_STORE"); kind {
 	case "none": // the post-only loops' process
@@ -264,13 +430,24 @@ func runHandlerChild() {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(selfStats()) })
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		st := selfStats()
+		st.PeakAnon = peakAnon.Load()
+		json.NewEncoder(w).Encode(st)
+	})
 	mux.HandleFunc("POST /reset-peak", func(w http.ResponseWriter, r *http.Request) {
 		debug.FreeOSMemory() // a GC, and the freed memory back to the system, so the peak is the run's
 		if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
+		peakAnon.Store(rssAnon())
 	})
+	mux.HandleFunc("POST /profile", func(w http.ResponseWriter, r *http.Request) {
+		if err := profile(r.URL.Query().Get("phase"), r.URL.Query().Get("name")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	go samplePeakAnon()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fail(err)
@@ -433,15 +610,23 @@ type runFigures struct {
 	cpuPerDelivery           float64 // µs
 	bytesPerDelivery         float64
 	first                    time.Duration
-	peakRSS                  int64
+	peakRSS, peakAnon        int64
 	conns, posts, deliveries int64
 }
+
+// profileRun numbers the profiled runs.
+var profileRun atomic.Int64
 
 func measureRun(b *testing.B, handler string, ep endpointInfo, do func()) runFigures {
 	b.Helper()
 	getJSON(b, http.MethodPost, handler+"/reset-peak", nil, nil)
 	var e0, e1 endpointCounts
 	getJSON(b, http.MethodGet, ep.Control+"?reset=1", nil, &e0)
+	prof := ""
+	if os.Getenv(profileEnv) != "" {
+		prof = "?name=" + strings.NewReplacer("/", "_", "=", "").Replace(b.Name()) + fmt.Sprintf("-%d", profileRun.Add(1))
+		getJSON(b, http.MethodPost, handler+"/profile"+prof+"&phase=start", nil, nil)
+	}
 	var s0, s1 childStats
 	getJSON(b, http.MethodGet, handler+"/stats", nil, &s0)
 	start := time.Now()
@@ -449,7 +634,10 @@ func measureRun(b *testing.B, handler string, ep endpointInfo, do func()) runFig
 	wall := time.Since(start)
 	getJSON(b, http.MethodGet, handler+"/stats", nil, &s1)
 	getJSON(b, http.MethodGet, ep.Control, nil, &e1)
-	f := runFigures{wall: wall, peakRSS: s1.HWM, conns: e1.Conns - e0.Conns, posts: e1.Posts - e0.Posts}
+	if prof != "" {
+		getJSON(b, http.MethodPost, handler+"/profile"+prof+"&phase=stop", nil, nil)
+	}
+	f := runFigures{wall: wall, peakRSS: s1.HWM, peakAnon: s1.PeakAnon, conns: e1.Conns - e0.Conns, posts: e1.Posts - e0.Posts}
 	if f.posts > 0 {
 		f.cpuPerDelivery = float64(s1.CPU-s0.CPU) / 1e3 / float64(f.posts)
 		f.bytesPerDelivery = float64(s1.TotalAlloc-s0.TotalAlloc) / float64(f.posts)
@@ -467,6 +655,7 @@ func (f runFigures) report(b *testing.B) {
 	b.ReportMetric(f.bytesPerDelivery, "B/delivery")
 	b.ReportMetric(float64(f.first.Microseconds())/1000, "first-ms")
 	b.ReportMetric(float64(f.peakRSS)/(1<<20), "peak-rss-MB")
+	b.ReportMetric(float64(f.peakAnon)/(1<<20), "peak-anon-MB")
 	b.ReportMetric(float64(f.conns), "conns")
 }
 
@@ -718,6 +907,7 @@ func BenchmarkFanoutPath(b *testing.B) {
 					b.ReportMetric(f.cpuPerDelivery/sdk.cpu, "x-sdk-cpu")
 				}
 				if bare, ok := baselines[prefix+"bare"]; ok {
+					b.ReportMetric(float64(f.wall)/float64(bare.wall), "x-bare-wall")
 					b.ReportMetric(f.cpuPerDelivery/bare.cpu, "x-bare-cpu")
 				}
 			})

@@ -1141,3 +1141,39 @@ func TestMarkAllSkipsARecordDeliveredAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestNextPageReadWhilePosting: a topic's next page is read while the workers post the page
+// before it, one page ahead and no more: with every post held and fewer workers than a page
+// (dispatching the first page waits for its posts), the second page is read all the same, and
+// the third is not; once the posts go on, everyone is delivered once.
+func TestNextPageReadWhilePosting(t *testing.T) {
+	s := newSetup(10)
+	s.cfg.Concurrency = 2
+	all := subs(30, "c")
+	s.reg.add("t", all...)
+	release := make(chan struct{})
+	s.poster.behave = func(string, []byte) (time.Duration, error) {
+		<-release
+		return 0, nil
+	}
+	e := s.engine(t)
+	done := make(chan fanout.Outcome, 1)
+	go func() {
+		outs, _ := e.Deliver(context.Background(), []fanout.Record{record("e1", "1", "t")})
+		done <- outs[0]
+	}()
+	for deadline := time.Now().Add(10 * time.Second); s.reg.pageReads.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	read := s.reg.pageReads.Load()
+	time.Sleep(50 * time.Millisecond) // room for a read too many to show
+	more := s.reg.pageReads.Load()
+	close(release)
+	if out := <-done; out.Status != fanout.Done {
+		t.Fatalf("%+v", out)
+	}
+	if read < 2 || more > 2 {
+		t.Fatalf("with the first page's posts held, %d then %d pages were read, want 2: the next one and no more", read, more)
+	}
+	exactlyOnce(t, s.poster, all, "e1")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -173,7 +174,10 @@ func (n *node) deliverOwn(after string) Outcome {
 		}
 	} else {
 		broke := false
-		for pg, err := range e.cfg.Registry.TopicPages(inv.work, n.ev.Topic, after, n.until) {
+		pages := func(ctx context.Context) iter.Seq2[Page, error] {
+			return e.cfg.Registry.TopicPages(ctx, n.ev.Topic, after, n.until)
+		}
+		for pg, err := range readAhead(inv.work, pages) {
 			if err != nil {
 				readErr = err
 				broke = true
@@ -234,6 +238,49 @@ func (n *node) deliverOwn(after string) Outcome {
 		rest = &[2]string{lastNext, n.until}
 	}
 	return n.carry(left, rest)
+}
+
+// readAhead yields the pages of seq, reading each next page while the caller dispatches the one
+// before: the workers then post one page while the following one is read, instead of idling
+// through every read (with DynamoDB a page of 100 takes about as long to read as its posts). It
+// reads at most one page ahead. Every page and error of seq reaches the caller for as long as
+// it reads, the error of a read cut by ctx included. When the caller stops early, the read
+// ahead is cancelled and its result dropped; readAhead does not wait for it, so that a registry
+// that ignores its context holds no more than its own goroutine, which ends with the read.
+func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, error]) iter.Seq2[Page, error] {
+	return func(yield func(Page, error) bool) {
+		type read struct {
+			pg  Page
+			err error
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		ch := make(chan read)       // unbuffered: the reader holds the page it read ahead
+		quit := make(chan struct{}) // closed when the caller stops reading, and only then
+		defer func() {
+			close(quit)
+			cancel()
+		}()
+		go func() {
+			defer close(ch)
+			for pg, err := range seq(rctx) {
+				// Not rctx.Done: it ends with ctx too, while the caller still reads, and an
+				// error dropped here would end the sequence as a topic read to its end.
+				select {
+				case ch <- read{pg, err}:
+				case <-quit:
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		for r := range ch {
+			if !yield(r.pg, r.err) || r.err != nil {
+				return
+			}
+		}
+	}
 }
 
 // dispatch hands a page's subscribers to the workers; false when it stopped midway.

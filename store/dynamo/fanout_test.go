@@ -108,6 +108,13 @@ func TestTopicPageRequests(t *testing.T) {
 		if c.Op != "Query" || c.Body["ConsistentRead"] != true || c.Body["Limit"] != 4.0 || queryKey(c) != "pk EQ topic#t, sk LE c08#1" {
 			t.Errorf("request %d: %s %v", i, c.Op, c.Body)
 		}
+		// A page reads a subscription's fields, not the row's keys nor its topic.
+		proj, _ := c.Body["ProjectionExpression"].(string)
+		names, _ := json.Marshal(c.Body["ExpressionAttributeNames"])
+		if !strings.Contains(proj, "connectionId") || !strings.Contains(proj, "expiresAt") || strings.Contains(proj, "pk") ||
+			strings.Contains(string(names), `"pk"`) || strings.Contains(string(names), `"topic"`) {
+			t.Errorf("request %d projects %q (names %s), want a subscription's fields only", i, proj, names)
+		}
 		if want := []string{`"c01#1"`, `"c05#1"`}[i]; !strings.Contains(string(start), want) {
 			t.Errorf("request %d starts after %s, want %s", i, start, want)
 		}

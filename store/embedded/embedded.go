@@ -145,6 +145,16 @@ func Open(path string, opts Options) (*Store, error) {
 			}
 			return nil, damaged(path, err.Error())
 		}
+		// verify read every page of the file through bbolt's mapping, and a page once read stays
+		// in the process's resident set as long as the mapping lives (the whole file: 17 MB of
+		// RSS for 10,000 subscriptions, 150 MB for 100,000). Mapped afresh, the store holds
+		// resident only what it reads from now on.
+		if err := db.Close(); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		if db, err = openBolt(path, opts.LockTimeout, false); err != nil {
+			return nil, err
+		}
 	}
 	if err := prepare(db); err != nil {
 		db.Close()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -90,31 +91,42 @@ func (s *Store) TopicPages(ctx context.Context, topic, after, until string) iter
 			yield(store.Page{}, fmt.Errorf("pages of %s: %w", topic, err))
 			return
 		}
-		var from []byte
+		var from, last []byte
+		// Records are decoded in place into scratch, reused from page to page; each page then
+		// gets a slice of its own (the caller keeps a page while its subscribers are delivered),
+		// of exactly its length.
+		var scratch []store.Subscription
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(store.Page{}, err)
 				return
 			}
 			var pg store.Page
-			var last []byte
+			scratch = scratch[:0]
 			more := false
 			now := s.now()
 			err := s.db.View(func(tx *bolt.Tx) error {
 				c := tx.Bucket(bucketTopics).Cursor()
+				var lastKey []byte // valid until the transaction ends
 				k, v := r.first(c, from)
 				for n := 0; r.in(k) && n < s.pageSize; k, v = c.Next() {
 					n++
-					last = bytes.Clone(k)
-					var sub store.Subscription
-					if err := json.Unmarshal(v, &sub); err != nil {
+					lastKey = k
+					scratch = append(scratch, store.Subscription{})
+					sub := &scratch[len(scratch)-1]
+					if err := json.Unmarshal(v, sub); err != nil {
 						return fmt.Errorf("corrupt record %q: %w", k, err)
 					}
-					if store.Live(sub.ExpiresAt, now) {
-						pg.Subs = append(pg.Subs, sub)
+					if !store.Live(sub.ExpiresAt, now) {
+						scratch = scratch[:len(scratch)-1]
 					}
 				}
+				if len(scratch) > 0 {
+					pg.Subs = slices.Clone(scratch)
+				}
 				more = r.in(k)
+				// from, the previous page's last key, is not needed any more: reuse its array.
+				last = append(last[:0], lastKey...)
 				return nil
 			})
 			if err != nil {

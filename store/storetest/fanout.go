@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -136,6 +138,38 @@ func testTopicPages(t *testing.T, open Factory) {
 		t.Fatalf("with one expired and one deleted: %v, want %v", got, want)
 	}
 
+	// Every field reads back as stored, from a page as from a lookup by key (a backend may read
+	// only what a subscription needs, but it needs all of it).
+	full := sub("c100", "op-1", fanTopic, clk.Now())
+	full.OperationName, full.Filter = "OnMessage", `{"author":{"eq":"ann"}}`
+	full.Principal = json.RawMessage(`{"sub":"u1","exp":1900000000}`)
+	if err := s.PutSubscription(ctx, full, false); err != nil {
+		t.Fatal(err)
+	}
+	var paged *store.Subscription
+	for _, pg := range pages(t, s, fanTopic, "", "") {
+		for i := range pg.Subs {
+			if pg.Subs[i].ConnectionID == full.ConnectionID {
+				paged = &pg.Subs[i]
+			}
+		}
+	}
+	byKey, err := s.TopicSubscriptions(ctx, fanTopic, []store.SubKey{{ConnectionID: full.ConnectionID, ID: full.ID}})
+	if err != nil || len(byKey) != 1 || paged == nil {
+		t.Fatalf("the full subscription: in a page %v, by key %v, %v", paged != nil, byKey, err)
+	}
+	if n := reflect.TypeFor[store.Subscription]().NumField(); n != 11 {
+		t.Fatalf("store.Subscription has %d fields: compare the new ones in sameSubscription and set them here", n)
+	}
+	for how, got := range map[string]store.Subscription{"TopicPages": *paged, "TopicSubscriptions": byKey[0]} {
+		if !sameSubscription(got, full) {
+			t.Fatalf("%s read %+v\nwant %+v", how, got, full)
+		}
+	}
+	if _, err := s.DeleteSubscription(ctx, full.ConnectionID, full.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	// Stopping early is allowed; a cancelled context ends the read with its error.
 	for _, err := range s.TopicPages(ctx, fanTopic, "", "") {
 		if err != nil {
@@ -152,6 +186,15 @@ func testTopicPages(t *testing.T, open Factory) {
 	if !errors.Is(gotErr, context.Canceled) {
 		t.Fatalf("TopicPages with a cancelled context ended with %v, want context.Canceled", gotErr)
 	}
+}
+
+// sameSubscription reports whether a subscription read back is the one stored: every field, times
+// as instants.
+func sameSubscription(a, b store.Subscription) bool {
+	return a.ConnectionID == b.ConnectionID && a.ID == b.ID && a.Topic == b.Topic && a.Subprotocol == b.Subprotocol &&
+		a.Query == b.Query && a.OperationName == b.OperationName && string(a.Variables) == string(b.Variables) &&
+		a.Filter == b.Filter && string(a.Principal) == string(b.Principal) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
 // testTopicCursors splits a topic at every n-th subscription: the ranges between consecutive
