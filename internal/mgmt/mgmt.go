@@ -1,12 +1,11 @@
-// Package mgmt is a client of API Gateway's management API (@connections) that does only what a post needs: SigV4 exactly as the SDK's v4.Signer signs (checked against it), requests byte for byte those of the SDK's apigatewaymanagementapi client, errors classified for the fan-out, and retries bounded by the caller's deadline instead of a process-wide token bucket.
+// Package mgmt is a client of API Gateway's management API (@connections) that does only what a post needs: SigV4 from the SDK's own signer, requests byte for byte those of the SDK's apigatewaymanagementapi client, errors classified for the fan-out, and retries bounded by the caller's deadline instead of a process-wide token bucket.
 //
 // It exists because the SDK's client spends most of a post's CPU in per-call machinery (a
 // middleware stack rebuilt per call, request clones, endpoint and auth-scheme resolution,
 // ~25 KB allocated) and because its standard retryer draws every retry from one retry-token
 // bucket per client, so that after about 100 throttled retries every later 429 of the process
 // fails at once. A Client is safe for concurrent use and is meant to live as long as the
-// process: its keep-alive pool, its credentials cache and its signing key of the day are warm
-// state. How it signs, and why not with v4.Signer on every request, is in sign.go.
+// process: its keep-alive pool, its credentials cache and its signer's key cache are warm state.
 package mgmt
 
 import (
@@ -59,8 +58,7 @@ type Client struct {
 	rt        http.RoundTripper
 	creds     aws.CredentialsProvider
 	anonymous bool
-	signer    *v4.Signer // the reference, and the fallback of sig
-	sig       *signer
+	signer    *v4.Signer
 	region    string
 	scheme    string
 	host      string
@@ -118,7 +116,6 @@ func New(cfg Config) (*Client, error) {
 		rt:        cfg.Transport,
 		anonymous: aws.IsCredentialsProvider(cfg.Credentials, (*aws.AnonymousCredentials)(nil)),
 		signer:    v4.NewSigner(),
-		sig:       newSigner(cfg.Region, u.Scheme, u.Host),
 		region:    cfg.Region,
 		scheme:    u.Scheme,
 		host:      u.Host,
@@ -205,18 +202,9 @@ type call struct {
 	data   []byte
 	info   *Info // Get's answer
 
-	path string            // escaped request path
-	sum  [sha256.Size]byte // SHA-256 of data
-	hash string            // its hex form, made when v4.Signer needs it
-	id   string            // Amz-Sdk-Invocation-Id, the same for every attempt
-}
-
-// payloadHash returns the hex SHA-256 of the call's payload, as v4.Signer takes it.
-func (k *call) payloadHash() string {
-	if k.hash == "" {
-		k.hash = hex.EncodeToString(k.sum[:])
-	}
-	return k.hash
+	path string // escaped request path
+	hash string // hex SHA-256 of data
+	id   string // Amz-Sdk-Invocation-Id, the same for every attempt
 }
 
 // do runs the retry loop of one call.
@@ -231,7 +219,12 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 	}
 	var buf [256]byte
 	k.path = string(appendEscapedPath(append(buf[:0], c.prefix...), k.connID))
-	k.sum = sha256.Sum256(k.data)
+	if len(k.data) == 0 {
+		k.hash = emptySHA256
+	} else {
+		sum := sha256.Sum256(k.data)
+		k.hash = hex.EncodeToString(sum[:])
+	}
 	k.id = c.newID()
 
 	deadline, ok := ctx.Deadline()
@@ -334,7 +327,7 @@ func (c *Client) attempt(ctx context.Context, stop time.Time, timeout time.Durat
 		if creds.SessionToken == "" {
 			delete(h, hdrSecToken)
 		}
-		if err := c.sign(actx, t, req, k, creds); err != nil {
+		if err := c.signer.SignHTTP(actx, creds, req, k.hash, signingName, c.region, c.now()); err != nil {
 			return &Error{kind: ErrCredentials, Err: fmt.Errorf("sign: %w", err), final: true}
 		}
 	}
@@ -366,31 +359,6 @@ func (c *Client) attempt(ctx context.Context, stop time.Time, timeout time.Durat
 	}
 	kind, typ, msg := apiError(resp.StatusCode, resp.Header, body)
 	return &Error{kind: kind, Status: resp.StatusCode, Type: typ, Message: msg}
-}
-
-// sign signs an attempt's request: with the client's own SigV4 (sign.go), except that the first
-// request signed with each new key is signed by v4.Signer too, and when the two differ, v4.Signer
-// signs this and every later request.
-func (c *Client) sign(ctx context.Context, t *template, req *http.Request, k *call, creds aws.Credentials) error {
-	now := c.now()
-	if !c.sig.sdkOnly.Load() {
-		key, ok := c.sig.sign(&t.sign, req, &k.sum, creds, now)
-		if ok && key.checked.Load() {
-			return nil
-		}
-		if ok {
-			ours := req.Header.Get(hdrAuth)
-			if err := c.signer.SignHTTP(ctx, creds, req, k.payloadHash(), signingName, c.region, now); err != nil {
-				return err
-			}
-			if req.Header.Get(hdrAuth) != ours {
-				c.sig.sdkOnly.Store(true)
-			}
-			key.checked.Store(true)
-			return nil
-		}
-	}
-	return c.signer.SignHTTP(ctx, creds, req, k.payloadHash(), signingName, c.region, now)
 }
 
 // decodeInfo decodes GetConnection's answer; timestamps are parsed with smithy's ParseDateTime,

@@ -30,6 +30,8 @@ const (
 
 	// contentType is the SDK's default for PostToConnection's blob payload.
 	contentType = "application/octet-stream"
+	// emptySHA256 is the hex SHA-256 of an empty payload.
+	emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
 
 // template is a reusable request: the http.Request, its URL, header map, body buffer and reader
@@ -55,7 +57,6 @@ type template struct {
 	br    bytes.Reader
 	body  io.ReadCloser // io.NopCloser(&br), made once
 	trace httptrace.ClientTrace
-	sign  signState
 
 	refs      atomic.Int32 // the caller's reference plus writes under way
 	spoiled   atomic.Bool  // the call ended without an answer: never reuse
@@ -88,16 +89,12 @@ func (t *template) getBody() (io.ReadCloser, error) {
 type templates struct {
 	pool    sync.Pool
 	method  string
-	host    string // the request's Host: "" for the URL's, or the URL's without its default port, as signed
 	hasBody bool
 	created atomic.Int64 // templates made; tests check that they are reused
 }
 
 func newTemplates(c *Client, method string, hasBody bool) *templates {
 	ts := &templates{method: method, hasBody: hasBody}
-	if c.sig.host != c.host {
-		ts.host = c.sig.host
-	}
 	ts.pool.New = func() any {
 		ts.created.Add(1)
 		t := &template{ts: ts}
@@ -133,7 +130,7 @@ func newTemplates(c *Client, method string, hasBody bool) *templates {
 func (ts *templates) get(ctx context.Context, path string, data []byte) (*template, context.Context) {
 	t := ts.pool.Get().(*template)
 	t.url.Opaque = path
-	t.req.Host = ts.host
+	t.req.Host = ""
 	t.refs.Store(1)
 	t.spoiled.Store(false)
 	if ts.hasBody && len(data) > 0 {
