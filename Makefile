@@ -52,11 +52,13 @@ build:
 	@ls -l dist/bootstrap dist/bootstrap.zip
 
 ## bench: benchmarks, repeated so ratios can be compared on a noisy machine: every package's
-## 5 times, then the whole delivery path (handler, store, TLS posts, beside post-only loops) twice
-## (about 14 minutes in all on 2 cores)
+## 5 times, then the whole delivery path (handler, store, TLS posts, beside post-only loops) twice,
+## then the local runtime at line rate (1,000 subscribers, beside a raw push server) 3 times
+## (about 20 minutes in all on 2 cores)
 bench:
-	$(GO) test -run '^$$' -bench . -skip BenchmarkFanoutPath -benchmem -count 5 -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -skip 'BenchmarkFanoutPath|BenchmarkLocalLineRate' -benchmem -count 5 -timeout 30m ./...
 	$(GO) test -run '^$$' -bench BenchmarkFanoutPath -benchtime 1x -count 2 -timeout 30m ./internal/app/
+	$(GO) test -run '^$$' -bench BenchmarkLocalLineRate -benchtime 1x -count 3 -timeout 30m ./internal/app/
 
 ## node_modules: install the npm tooling, only when package-lock.json is newer than node_modules
 node_modules: package-lock.json
