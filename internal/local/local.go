@@ -56,6 +56,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/rs/zerolog"
@@ -207,6 +208,10 @@ type Runtime struct {
 
 	outboundPeak atomic.Int64 // see OutboundPeak
 
+	// signer recomputes the management API's signatures; one for the process, so that its
+	// cache of derived signing keys (one per day, Region and service) is warm.
+	signer *v4.Signer
+
 	mu       sync.Mutex
 	conns    map[string]*wsConn
 	stopping bool // set at shutdown: no new socket loops start
@@ -226,7 +231,7 @@ func New(cfg Config) *Runtime {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Runtime{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.MaxConcurrency), conns: map[string]*wsConn{},
-		queues: map[string]*sqsQueue{}, invocations: ctx, abortInvocations: cancel}
+		queues: map[string]*sqsQueue{}, invocations: ctx, abortInvocations: cancel, signer: v4.NewSigner()}
 	for _, qc := range cfg.Queues {
 		rt.queues[qc.Name] = newSQSQueue(qc)
 	}
