@@ -141,6 +141,10 @@ type Config struct {
 	// not reading) and answers 410, as do later posts.
 	MaxOutbound      int
 	MaxOutboundBytes int64
+	// WriteTimeout bounds one write to a client: a client that reads nothing for this long
+	// loses its connection (dropped, as a dead peer is) even if its outbound queue never fills;
+	// default DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection that has sent no message for this long, with 1001;
 	// default facts.IdleTimeout.
 	IdleTimeout time.Duration
@@ -185,6 +189,7 @@ func (c *Config) defaults() {
 	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, 1024)
 	c.MaxOutboundBytes = max(cmp.Or(c.MaxOutboundBytes, 1<<20), c.MaxMessage)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, facts.IdleTimeout)
 	c.MaxDuration = cmp.Or(c.MaxDuration, facts.MaxDuration)
 	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, facts.ScheduleRate)
@@ -197,6 +202,9 @@ func (c *Config) defaults() {
 
 // DefaultMaxInflight is how many frames of one connection are handled at once by default.
 const DefaultMaxInflight = 8
+
+// DefaultWriteTimeout is how long one write to a client may take by default.
+const DefaultWriteTimeout = 10 * time.Second
 
 // Runtime is the local runtime.
 type Runtime struct {
