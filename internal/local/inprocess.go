@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 )
 
@@ -32,36 +31,25 @@ func (rt *Runtime) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, errors.New("local: WebSocket upgrades are not served in process")
 	}
-	uri := req.URL.RequestURI()
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, err
-	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
 	body := req.Body
 	if body == nil {
 		body = http.NoBody
 	}
-	// The request as a server sees it.
-	sr := (&http.Request{
-		Method:        req.Method,
-		URL:           u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        req.Header,
-		Body:          body,
-		ContentLength: req.ContentLength,
-		Host:          host,
-		RemoteAddr:    "127.0.0.1:0",
-		RequestURI:    uri,
-	}).WithContext(context.WithValue(req.Context(), inProcessKey{}, true))
+	// The request as a server sees it: its URL parsed from the request line's target.
+	uri := req.URL.RequestURI()
+	sr, err := http.NewRequestWithContext(context.WithValue(req.Context(), inProcessKey{}, true), req.Method, uri, body)
+	if err != nil {
+		body.Close()
+		return nil, err
+	}
+	sr.Header = req.Header
+	sr.ContentLength = req.ContentLength
+	sr.Host = req.Host
+	if sr.Host == "" {
+		sr.Host = req.URL.Host
+	}
+	sr.RemoteAddr = "127.0.0.1:0"
+	sr.RequestURI = uri
 	w := &memResponse{header: http.Header{}}
 	rt.ServeHTTP(w, sr)
 	body.Close()
