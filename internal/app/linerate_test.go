@@ -18,21 +18,26 @@ package app_test
 // Each run: connect and subscribe every client, wait until every client has received a message of
 // its room (so every subscription is stored), then send at the rate for lineRateWarm, measure for
 // lineRateWindow, stop sending and wait until every client has everything it should, or nothing
-// has arrived for lineRateDrain. Reported: deliveries/s (messages received by the clients during the window, per
-// second), p50-ms, p99-ms and max-ms (from the start of a mutation's POST to a client's receipt,
-// over every delivery of the mutations sent in the window), lost (mutations that succeeded minus
-// distinct messages received, summed over clients, after the drain), drain-s (from the last
-// mutation to the end of the drain: how far behind the runtime was), out-of-order (messages
-// received after a later message of the same room, per client), dups, mut-err (mutations that
-// failed), mut-p99-ms (the POSTs' answer time), cpu-% (the child's user+system time over the
-// window, in % of one core), cpu-µs/delivery, peak-rss-MB (the child's VmHWM over its life,
-// connections included), runq-wait-% (the time the child's threads were runnable but waiting
-// for a CPU, in % of the window: what the machine's other load took from it), and x-push-cpu (cpu-µs/delivery over the push baseline's of the run at
-// the same rate).
+// has arrived for lineRateDrain. Reported:
+//   - deliveries/s: messages received by the clients during the window, per second;
+//   - p50-ms, p99-ms, max-ms: from the start of a mutation's POST to a client's receipt, over every
+//     delivery of the mutations sent in the window;
+//   - lost: mutations that succeeded times their room's subscribers, minus the distinct messages
+//     received, after the drain; dups; out-of-order: messages received after a later message of
+//     the same room, per client;
+//   - drain-s: from the end of sending until every client had everything (how far behind the
+//     runtime was);
+//   - mut-err: mutations that failed; mut-p99-ms: the POSTs' answer time;
+//   - cpu-%: the child's user+system time over the window, in % of one core; cpu-µs/delivery;
+//     peak-rss-MB: the child's VmHWM over its life, connections included;
+//   - runq-wait-%: the time the child's threads were runnable but waiting for a CPU, in % of the
+//     window: what the machine's other load took from it;
+//   - x-push-cpu: cpu-µs/delivery over the push baseline's of the run at the same rate.
 //
 // LINERATE_CPUPROFILE=path writes the runtime child's CPU profile over the window (of the dev
 // runs, suffixed with the rate); LINERATE_RATES=1,10,20 picks the rates (default 1 and 10);
-// LINERATE_WINDOW=20s the window.
+// LINERATE_WINDOW=20s the window; LINERATE_DEBUG=1 has the children print where their
+// /debug/pprof/ is served.
 
 import (
 	"bufio"
