@@ -245,8 +245,13 @@ func retryer(maxAttempts int) func() aws.Retryer {
 // post cut there is carried, not counted as failed; the WebSocket routes end their calls a
 // margin before theirs.
 func NewGateway(cfg aws.Config, endpoint string, concurrency int) (*mgmt.Client, error) {
+	return newGateway(cfg, endpoint, concurrency, nil)
+}
+
+// newGateway is NewGateway over a transport of its own (nil: mgmt's).
+func newGateway(cfg aws.Config, endpoint string, concurrency int, transport http.RoundTripper) (*mgmt.Client, error) {
 	return mgmt.New(mgmt.Config{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials,
-		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}})
+		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}, Transport: transport})
 }
 
 // NewQueue builds the chunk queue's sender: the SDK's SQS client (at endpoint when set, else

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,8 +121,8 @@ func OpenDevStore(ctx context.Context, cfg Config, dc DevConfig) (store.Store, l
 }
 
 // ServeDev starts the local runtime on dc's address, driving the handler NewService builds over
-// s, with the real management API client (internal/mgmt's, NewGateway)
-// pointed at the runtime's own @connections endpoint, the real SQS client at its emulated chunk
+// s, with the real management API client (internal/mgmt's, NewGateway) pointed at the runtime's
+// own @connections endpoint (reached in process: local.Runtime.RoundTrip), the real SQS client at its emulated chunk
 // queue (ChunkQueue), and feed as the stream. It returns once the runtime is listening. ServeDev owns s: once ctx is done
 // and the runtime has shut down (every invocation ended), it closes s.
 func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed local.ChangeLog, log zerolog.Logger) (*Dev, error) {
@@ -152,7 +153,11 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
-	gw, err := NewGateway(awsCfg, base, cfg.DeliveryConcurrency)
+	// The handler's management client reaches the runtime's @connections in process (the
+	// runtime is its transport): the same signed requests and answers, without a loopback
+	// round trip per post.
+	var rt *local.Runtime
+	gw, err := newGateway(awsCfg, base, cfg.DeliveryConcurrency, roundTripper(func(r *http.Request) (*http.Response, error) { return rt.RoundTrip(r) }))
 	if err != nil {
 		ln.Close()
 		s.Close()
@@ -165,7 +170,7 @@ func ServeDev(ctx context.Context, cfg Config, dc DevConfig, s store.Store, feed
 		s.Close()
 		return nil, err
 	}
-	rt := local.New(local.Config{Handler: svc, Stream: feed, Log: log, Pages: pages,
+	rt = local.New(local.Config{Handler: svc, Stream: feed, Log: log, Pages: pages,
 		MaxFrame: dc.MaxFrame, MaxMessage: int64(cfg.MaxMessage), IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxDuration,
 		ScheduleInterval: dc.SweepInterval, MaxInflight: dc.MaxInflight, MaxOutbound: dc.MaxOutbound, MaxOutboundBytes: dc.MaxOutboundBytes,
 		MaxHTTPBody: cmp.Or(cfg.MaxHTTPBody, gqlhttp.DefaultMaxBody), CORSOrigins: cfg.CORSOrigins,
@@ -197,6 +202,11 @@ var localSecret = func() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }()
+
+// roundTripper is a function as an http.RoundTripper.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // changeFeed adapts the embedded store's change log to the local runtime's.
 type changeFeed struct{ *embedded.Store }

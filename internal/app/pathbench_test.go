@@ -77,7 +77,8 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// benchChildEnv selects a child's role: "endpoint" or "handler".
+// benchChildEnv selects a child's role: "endpoint" or "handler" (this file), "dev" or "push"
+// (linerate_test.go).
 const benchChildEnv = "LAMBDAWS_PATH_BENCH_CHILD"
 
 // runBenchChild runs this process as a benchmark child when it is one; it reports whether it was.
@@ -87,6 +88,10 @@ func runBenchChild() bool {
 		runEndpointChild()
 	case "handler":
 		runHandlerChild()
+	case "dev":
+		runDevChild()
+	case "push":
+		runPushChild()
 	default:
 		return false
 	}
@@ -162,6 +167,10 @@ type childStats struct {
 	// PeakAnon is the peak of the anonymous part of RSS (heap, stacks: not the binary's text nor
 	// the store file's pages mapped by bbolt) since the last reset, sampled every millisecond.
 	PeakAnon int64
+	// RunqWait is how long the process's threads were runnable but waiting for a CPU, ns (the
+	// sum of /proc/self/task/*/schedstat's second field): what other processes on the machine
+	// took from it.
+	RunqWait int64
 }
 
 // peakAnon is the highest RssAnon seen by samplePeakAnon since the last reset.
@@ -327,6 +336,16 @@ func selfStats() childStats {
 			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)
 				st.HWM = kb << 10
+			}
+		}
+	}
+	if tasks, err := filepath.Glob("/proc/self/task/*/schedstat"); err == nil {
+		for _, t := range tasks {
+			if b, err := os.ReadFile(t); err == nil {
+				if f := strings.Fields(string(b)); len(f) >= 2 {
+					w, _ := strconv.ParseInt(f[1], 10, 64)
+					st.RunqWait += w
+				}
 			}
 		}
 	}

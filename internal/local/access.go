@@ -86,6 +86,9 @@ func (rt *Runtime) logRequest(r *http.Request, w *accessWriter, start time.Time)
 	default:
 		e = rt.log.Info()
 	}
+	if e == nil { // below the level: no line, and nothing formatted for it
+		return
+	}
 	e.Int("status", status).Float64("ms", millis(time.Since(start))).Msg(r.Method + " " + r.URL.Path)
 }
 

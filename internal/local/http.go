@@ -130,7 +130,7 @@ func (rt *Runtime) serveConnections(w http.ResponseWriter, r *http.Request, esca
 		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, rt.cfg.MaxMessage+1))
+	data, err := readBody(r, rt.cfg.MaxMessage+1)
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
 		return
@@ -188,4 +188,24 @@ func writeAPIError(w http.ResponseWriter, status int, errType, msg string) {
 	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
+
+// readBody reads at most limit bytes of a request's body, into a buffer of the size its
+// Content-Length announces when it has one (a post's frame is then one allocation).
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n < limit {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		// Nothing follows from net/http's server, which holds a body to its Content-Length;
+		// whatever does is read as io.ReadAll would.
+		var more [1]byte
+		if k, _ := r.Body.Read(more[:]); k == 0 {
+			return buf, nil
+		}
+		rest, err := io.ReadAll(io.LimitReader(r.Body, limit-n-1))
+		return append(append(buf, more[0]), rest...), err
+	}
+	return io.ReadAll(io.LimitReader(r.Body, limit))
 }

@@ -100,9 +100,10 @@ func (w *watchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // enforceLimits closes connections as API Gateway does: idle ones (no message from the client for
-// IdleTimeout) and those older than MaxDuration, both with 1001 (going away), until ctx is done.
+// IdleTimeout) and those older than MaxDuration, both with 1001 (going away), and drops those
+// whose client has read nothing of a write for WriteTimeout, until ctx is done.
 func (rt *Runtime) enforceLimits(ctx context.Context) {
-	every := min(rt.cfg.IdleTimeout, rt.cfg.MaxDuration) / 10
+	every := min(rt.cfg.IdleTimeout, rt.cfg.MaxDuration, rt.cfg.WriteTimeout) / 10
 	every = max(min(every, time.Second), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -114,8 +115,12 @@ func (rt *Runtime) enforceLimits(ctx context.Context) {
 		}
 		now := time.Now()
 		rt.mu.Lock()
-		var idle, old []*wsConn
+		var idle, old, stuck []*wsConn
 		for _, c := range rt.conns {
+			if w := c.writing.Load(); w != 0 && now.UnixNano()-w > int64(rt.cfg.WriteTimeout) {
+				stuck = append(stuck, c)
+				continue
+			}
 			c.mu.Lock()
 			last := c.lastActive
 			c.mu.Unlock()
@@ -134,6 +139,13 @@ func (rt *Runtime) enforceLimits(ctx context.Context) {
 		for _, c := range idle {
 			rt.log.Debug().Str("conn", c.id).Msg("idle timeout: closing")
 			rt.closeConn(c, websocket.StatusGoingAway, "Going away")
+		}
+		for _, c := range stuck {
+			// No close handshake: the client reads nothing. The read loop sees the end and
+			// invokes $disconnect; later posts answer 410.
+			rt.log.Warn().Str("conn", c.id).Dur("timeout", rt.cfg.WriteTimeout).Msg("the client read nothing of a write: dropping the connection")
+			c.startClose()
+			c.c.CloseNow()
 		}
 	}
 }

@@ -56,6 +56,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/realtime-gql/lambdaws/internal/cors"
 	"github.com/realtime-gql/lambdaws/internal/facts"
 	"github.com/rs/zerolog"
@@ -140,6 +141,10 @@ type Config struct {
 	// not reading) and answers 410, as do later posts.
 	MaxOutbound      int
 	MaxOutboundBytes int64
+	// WriteTimeout bounds one write to a client: a client that reads nothing for this long
+	// loses its connection (dropped, as a dead peer is) even if its outbound queue never fills;
+	// default DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection that has sent no message for this long, with 1001;
 	// default facts.IdleTimeout.
 	IdleTimeout time.Duration
@@ -184,6 +189,7 @@ func (c *Config) defaults() {
 	c.MaxFrame = cmp.Or(c.MaxFrame, facts.MaxFrame)
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, 1024)
 	c.MaxOutboundBytes = max(cmp.Or(c.MaxOutboundBytes, 1<<20), c.MaxMessage)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, facts.IdleTimeout)
 	c.MaxDuration = cmp.Or(c.MaxDuration, facts.MaxDuration)
 	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, facts.ScheduleRate)
@@ -197,6 +203,9 @@ func (c *Config) defaults() {
 // DefaultMaxInflight is how many frames of one connection are handled at once by default.
 const DefaultMaxInflight = 8
 
+// DefaultWriteTimeout is how long one write to a client may take by default.
+const DefaultWriteTimeout = 10 * time.Second
+
 // Runtime is the local runtime.
 type Runtime struct {
 	cfg     Config
@@ -206,6 +215,10 @@ type Runtime struct {
 	queues  map[string]*sqsQueue
 
 	outboundPeak atomic.Int64 // see OutboundPeak
+
+	// signer recomputes the management API's signatures; one for the process, so that its
+	// cache of derived signing keys (one per day, Region and service) is warm.
+	signer *v4.Signer
 
 	mu       sync.Mutex
 	conns    map[string]*wsConn
@@ -226,7 +239,7 @@ func New(cfg Config) *Runtime {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Runtime{cfg: cfg, log: cfg.Log, slots: make(chan struct{}, cfg.MaxConcurrency), conns: map[string]*wsConn{},
-		queues: map[string]*sqsQueue{}, invocations: ctx, abortInvocations: cancel}
+		queues: map[string]*sqsQueue{}, invocations: ctx, abortInvocations: cancel, signer: v4.NewSigner()}
 	for _, qc := range cfg.Queues {
 		rt.queues[qc.Name] = newSQSQueue(qc)
 	}

@@ -103,12 +103,10 @@ func (o *outbound) next() (data []byte, cr *closeRequest, dropped bool) {
 	return data, nil, false
 }
 
-// writeTimeout bounds one write to a client: a client that reads nothing for this long loses
-// its connection even if its queue never fills.
-const writeTimeout = 10 * time.Second
-
 // writeLoop writes a connection's accepted messages in order, then its requested close, until
-// the socket loop ends.
+// the socket loop ends. A write has no context of its own (a timer per message costs more than
+// the write's bookkeeping at line rate): it notes when it started (wsConn.writing), and
+// enforceLimits drops the connection of a write older than Config.WriteTimeout.
 func (rt *Runtime) writeLoop(conn *wsConn) {
 	o := &conn.out
 	for {
@@ -117,12 +115,12 @@ func (rt *Runtime) writeLoop(conn *wsConn) {
 		case dropped:
 			return
 		case data != nil:
-			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-			err := conn.c.Write(ctx, websocket.MessageText, data)
-			cancel()
+			conn.writing.Store(time.Now().UnixNano())
+			err := conn.c.Write(context.Background(), websocket.MessageText, data)
+			conn.writing.Store(0)
 			if err != nil {
-				// The socket is closed, or its client read nothing for writeTimeout (the
-				// library has closed it then): the read loop sees the end.
+				// The socket is closed, or its client read nothing for WriteTimeout
+				// (enforceLimits has dropped it then): the read loop sees the end.
 				o.drop()
 				return
 			}

@@ -70,9 +70,11 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 	}
 	logs := &testlog.Buffer{}
 	// No scheduled sweep event: the handler above knows WebSocket routes only, and on a loaded
-	// machine the test outlasts the default minute.
+	// machine the test outlasts the default minute. The write timeout is far away: on a loaded
+	// machine the slow client's blocked write could otherwise pass the default 10 s before its
+	// queue overflows (TestStuckWriteDropped tests it).
 	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 4096, MaxOutbound: 256, MaxOutboundBytes: maxBytes,
-		Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1",
+		WriteTimeout: 5 * time.Minute, Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1",
 		ScheduleInterval: 24 * time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -130,8 +132,12 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 		})
 	}
 
+	// An attempt is not cut short by the client: a post the runtime has accepted but answered
+	// late (the machine loaded) would be sent again, and its copy, arriving after the next
+	// message, would read as reordered (it failed so once in a full make test).
 	poster, err := mgmt.New(mgmt.Config{Endpoint: "http://" + addr, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""), MaxConns: 32})
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""), MaxConns: 32,
+		Retry: mgmt.Retry{AttemptTimeout: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +225,121 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 	defer mu.Unlock()
 	if len(disconnects) != 1 {
 		t.Fatalf("disconnects %v, want only the slow client's", disconnects)
+	}
+}
+
+// TestStuckWriteDropped: a client that reads nothing while its queue stays under the bounds loses
+// its connection once a write has waited WriteTimeout: dropped (1006 in $disconnect, with a log
+// line), and later posts answer 410; a client that reads is untouched.
+func TestStuckWriteDropped(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	var mu sync.Mutex
+	ids := map[string]string{} // first frame → connection id
+	var disconnects []string
+	h := &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
+		rc := ev["requestContext"].(map[string]any)
+		mu.Lock()
+		defer mu.Unlock()
+		switch route(ev) {
+		case "$connect":
+			return wsResponse(200, map[string]string{"Sec-WebSocket-Protocol": "graphql-transport-ws"}, "")
+		case "$default":
+			ids[ev["body"].(string)] = rc["connectionId"].(string)
+		case "$disconnect":
+			disconnects = append(disconnects, fmt.Sprintf("%s %v", rc["connectionId"], rc["disconnectStatusCode"]))
+		}
+		return wsResponse(200, nil, "")
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 64 << 10, MaxOutbound: 1 << 20, MaxOutboundBytes: 64 << 20,
+		WriteTimeout: timeout, Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Serve(ctx, smallBuffers{ln}) }()
+	defer func() { cancel(); <-done }()
+	addr := ln.Addr().String()
+
+	slowDial := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(4096)
+		}
+		return c, err
+	}}}
+	conns := map[string]*websocket.Conn{}
+	for _, name := range []string{"slow", "reader"} {
+		opts := &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}}
+		if name == "slow" {
+			opts.HTTPClient = slowDial
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, _, err := websocket.Dial(dctx, "ws://"+addr+"/graphql", opts)
+		dcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
+		c.Write(context.Background(), websocket.MessageText, []byte(name))
+		conns[name] = c
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 2 })
+	mu.Lock()
+	slowID, readerID := ids["slow"], ids["reader"]
+	mu.Unlock()
+	go func() { // the reader reads everything
+		for {
+			if _, _, err := conns["reader"].Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+
+	poster, err := mgmt.New(mgmt.Config{Endpoint: "http://" + addr, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""), Retry: mgmt.Retry{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(id string) error {
+		pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer pcancel()
+		return poster.Post(pctx, id, []byte(strings.Repeat("x", 32<<10)))
+	}
+	// 64 KB into a slow client's 4 KB buffers blocks the runtime's write; the queue (1M
+	// messages, 64 MB) never fills.
+	start := time.Now()
+	var gone error
+	for i := 0; i < 200 && gone == nil; i++ {
+		if err := post(slowID); err != nil {
+			gone = err
+			break
+		}
+		if err := post(readerID); err != nil {
+			t.Fatalf("post to the reading client: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !errors.Is(gone, mgmt.ErrGone) {
+		t.Fatalf("posts to a client that reads nothing: %v after %v, want 410 once a write has waited %v", gone, time.Since(start), timeout)
+	}
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(disconnects, slowID+" 1006")
+	})
+	if !strings.Contains(logs.String(), "read nothing of a write") {
+		t.Errorf("no log line for the dropped connection:\n%s", logs.String())
+	}
+	if err := post(readerID); err != nil {
+		t.Errorf("post to the reading client after the drop: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(disconnects) != 1 {
+		t.Errorf("disconnects %v, want only the slow client's", disconnects)
 	}
 }

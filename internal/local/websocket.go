@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -30,6 +31,9 @@ type wsConn struct {
 	closing    bool
 
 	out outbound // messages accepted for the client, written by the connection's writer
+	// writing is when the write under way started (Unix ns), 0 between writes: enforceLimits
+	// drops the connection of a write older than Config.WriteTimeout.
+	writing atomic.Int64
 
 	disconnected sync.Once
 }
