@@ -42,6 +42,49 @@ type env struct {
 	rend  *countingRenderer
 	logs  *testlog.Buffer
 	f     *publish.Fanout
+	// seen is what the Fanout saw of its posts through the env's client (none when the test
+	// gives its own Gateway).
+	seen *seenPosts
+}
+
+// seenPosts counts, per connection, how the posts of the Fanout ended as the Fanout and its
+// client saw them.
+type seenPosts struct {
+	mu sync.Mutex
+	// answered: posts that returned success, which the Fanout knows it delivered. unanswered:
+	// requests that were sent and never answered, cut by the post's context or by the client's
+	// attempt timeout (and then sent again): the service may or may not have delivered them.
+	answered, unanswered map[string]int
+	// refused lists the posts that ended with an answer other than success.
+	refused []error
+}
+
+// seeingGateway is the Gateway the Fanout is given: the env's client, recording what it sees.
+type seeingGateway struct {
+	*mgmt.Client
+	seen *seenPosts
+}
+
+// envRetry is the policy of the env's client: retries up to the post's own deadline.
+var envRetry = mgmt.Retry{Margin: -1}
+
+// Post is the client's Post under its policy, counting the attempts. The fake gateway injects
+// no failing status here, so every attempt but a successful last one went unanswered.
+func (g seeingGateway) Post(ctx context.Context, connID string, data []byte) error {
+	res, err := g.Client.PostWith(ctx, connID, data, envRetry)
+	g.seen.mu.Lock()
+	defer g.seen.mu.Unlock()
+	var me *mgmt.Error
+	switch {
+	case err == nil:
+		g.seen.answered[connID]++
+		g.seen.unanswered[connID] += res.Attempts - 1
+	case errors.As(err, &me) && me.Status == 0: // the last attempt (if any was sent) had no answer
+		g.seen.unanswered[connID] += me.Attempts
+	default:
+		g.seen.refused = append(g.seen.refused, err)
+	}
+	return err
 }
 
 func newEnv(t testing.TB, cfg publish.Config) *env {
@@ -65,7 +108,8 @@ func newEnv(t testing.TB, cfg publish.Config) *env {
 		cfg.Sources = exec
 	}
 	if cfg.Gateway == nil {
-		cfg.Gateway = e.client(16)
+		e.seen = &seenPosts{answered: map[string]int{}, unanswered: map[string]int{}}
+		cfg.Gateway = seeingGateway{e.client(16), e.seen}
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 16
@@ -82,7 +126,7 @@ func newEnv(t testing.TB, cfg publish.Config) *env {
 func (e *env) client(conns int) *mgmt.Client {
 	c, err := mgmt.New(mgmt.Config{Endpoint: e.url, Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), MaxConns: conns,
-		Retry: mgmt.Retry{Margin: -1}})
+		Retry: envRetry})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -10,11 +10,12 @@
 // (RouteResponse) reaches the client like a post, unless the connection is closed.
 //
 // Faults are injected per call with Inject: a Fault delays the answer, fails it with an HTTP
-// status (410, 403, 429, 413, 5xx), or both. In process, a failure is an error that matches the
-// sentinel internal/mgmt's client returns for that answer (mgmt.ErrGone, mgmt.ErrForbidden,
-// mgmt.ErrThrottled, ...: see Error), so code under test classifies it as it would on AWS; over
-// HTTP the answer is API Gateway's, which the real client classifies itself. In process there
-// are no retries: each call is one attempt.
+// status (410, 403, 429, 413, 5xx), or both, and can make the call take effect although its
+// caller stopped waiting (Regardless: a post delivered whose answer its caller never saw). In
+// process, a failure is an error that matches the sentinel internal/mgmt's client returns for
+// that answer (mgmt.ErrGone, mgmt.ErrForbidden, mgmt.ErrThrottled, ...: see Error), so code
+// under test classifies it as it would on AWS; over HTTP the answer is API Gateway's, which the
+// real client classifies itself. In process there are no retries: each call is one attempt.
 package mgmttest
 
 import (
@@ -53,7 +54,9 @@ type Call struct {
 	// Data is the message of a Post or a RouteResponse.
 	Data []byte
 	// Status is the HTTP status the call was answered with: 200 (204 for Delete) on success, 0
-	// when the caller's context ended first (during an injected Delay).
+	// when the caller's context ended first (during an injected Delay) and the call did nothing.
+	// A call with a Regardless fault is recorded with the status it took effect with, whether
+	// or not its caller was still waiting for the answer.
 	Status int
 }
 
@@ -68,6 +71,12 @@ type Fault struct {
 	// GoneException, 403 ForbiddenException, 429 LimitExceededException, 413
 	// PayloadTooLargeException, anything else a service error of that status (500, 503...).
 	Status int
+	// Regardless makes the call take effect after Delay even when its caller stopped waiting
+	// first, as API Gateway does not take back a post whose caller hung up: the caller gets no
+	// answer (its context's error, or a closed connection over HTTP), and the Call is recorded
+	// when Delay has passed, with the status it would have had (a post delivered: 200).
+	// Without it, a call whose context ends during Delay does nothing (status 0).
+	Regardless bool
 }
 
 // Gateway is the fake management API. The zero value is not usable; call New.
@@ -173,7 +182,8 @@ func (g *Gateway) MaxInFlight() int {
 }
 
 // call answers one call: it applies the injected fault, then the connection's state, and logs
-// the outcome. It returns the status (0 if ctx ended first) and the connection's LastActiveAt.
+// the outcome. It returns the status (0 if ctx ended first: the caller got no answer) and the
+// connection's LastActiveAt.
 func (g *Gateway) call(ctx context.Context, op Op, id string, data []byte) (int, time.Time) {
 	g.mu.Lock()
 	g.seq++
@@ -186,6 +196,22 @@ func (g *Gateway) call(ctx context.Context, op Op, id string, data []byte) (int,
 	g.maxFlight = max(g.maxFlight, g.inFlight)
 	g.mu.Unlock()
 
+	if f.Regardless {
+		done := make(chan struct{})
+		var status int
+		var last time.Time
+		go func() {
+			time.Sleep(f.Delay)
+			status, last = g.answer(context.WithoutCancel(ctx), c, f)
+			close(done)
+		}()
+		select {
+		case <-done:
+			return status, last
+		case <-ctx.Done():
+			return 0, time.Time{} // the caller sees no answer; the call still takes effect
+		}
+	}
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
 		select {
@@ -194,7 +220,12 @@ func (g *Gateway) call(ctx context.Context, op Op, id string, data []byte) (int,
 		}
 		t.Stop()
 	}
+	return g.answer(ctx, c, f)
+}
 
+// answer completes a call once its fault's Delay has passed, unless ctx ended first: it applies
+// the fault's status, then the connection's state, and records the call.
+func (g *Gateway) answer(ctx context.Context, c Call, f Fault) (int, time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inFlight--
@@ -203,16 +234,16 @@ func (g *Gateway) call(ctx context.Context, op Op, id string, data []byte) (int,
 		c.Status = 0
 	case f.Status != 0:
 		c.Status = f.Status
-	case g.closed[id]:
+	case g.closed[c.ConnectionID]:
 		c.Status = http.StatusGone
-	case op == Delete:
-		g.closed[id] = true
+	case c.Op == Delete:
+		g.closed[c.ConnectionID] = true
 		c.Status = http.StatusNoContent
 	default:
 		c.Status = http.StatusOK
 	}
 	g.calls = append(g.calls, c)
-	return c.Status, g.lastActive[id]
+	return c.Status, g.lastActive[c.ConnectionID]
 }
 
 // Post sends a message to a connection (PostToConnection), as mgmt.Client.Post.

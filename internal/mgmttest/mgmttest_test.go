@@ -16,10 +16,15 @@ import (
 
 // client is internal/mgmt's client pointed at a Gateway served over HTTP, one attempt a call.
 func client(t *testing.T, g *mgmttest.Gateway) *mgmt.Client {
+	return clientWith(t, g, mgmt.Retry{MaxAttempts: 1})
+}
+
+// clientWith is client under the retry policy r.
+func clientWith(t *testing.T, g *mgmttest.Gateway, r mgmt.Retry) *mgmt.Client {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	c, err := mgmt.New(mgmt.Config{Endpoint: srv.URL + "/prod", Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), Retry: mgmt.Retry{MaxAttempts: 1}})
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), Retry: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +114,51 @@ func TestDelayAndConcurrency(t *testing.T) {
 	g.Inject(func(c mgmttest.Call) mgmttest.Fault { return mgmttest.Fault{Delay: time.Hour} })
 	if err := g.Post(ctx, "x", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("post past its deadline: %v", err)
+	}
+}
+
+// TestRegardlessDeliversAfterTheCallerGaveUp: a post whose caller stops waiting does nothing,
+// unless its fault is Regardless: then the caller still gets no answer, and the message is
+// delivered (recorded 200) when the delay has passed, in process and over HTTP alike.
+func TestRegardlessDeliversAfterTheCallerGaveUp(t *testing.T) {
+	for _, transport := range []string{"in process", "client over HTTP"} {
+		t.Run(transport, func(t *testing.T) {
+			g := mgmttest.New()
+			var c api = g
+			if transport != "in process" {
+				c = clientWith(t, g, mgmt.Retry{MaxAttempts: 1, Margin: -1}) // one attempt, up to the deadline
+			}
+			const delay = 300 * time.Millisecond
+			g.Inject(func(call mgmttest.Call) mgmttest.Fault {
+				return mgmttest.Fault{Delay: delay, Regardless: call.ConnectionID == "kept="}
+			})
+			for _, id := range []string{"cut=", "kept="} {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				start := time.Now()
+				err := c.Post(ctx, id, []byte(id))
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("post to %s past its caller's deadline: %v, want the context's error", id, err)
+				}
+				if d := time.Since(start); d >= delay {
+					t.Fatalf("post to %s returned after %v: the caller waited for the delay", id, d)
+				}
+			}
+			var got map[string][]string
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				if got = g.Posts(); len(got["kept="]) > 0 {
+					break
+				}
+			}
+			if fmt.Sprint(got) != "map[kept=:[kept=]]" {
+				t.Fatalf("delivered posts = %v, want only the Regardless one", got)
+			}
+			for _, call := range g.Calls() {
+				if want := map[string]int{"cut=": 0, "kept=": http.StatusOK}[call.ConnectionID]; call.Status != want {
+					t.Errorf("%s recorded with status %d, want %d", call.ConnectionID, call.Status, want)
+				}
+			}
+		})
 	}
 }
 
