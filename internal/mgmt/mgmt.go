@@ -274,6 +274,17 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 		}
 		d := c.jitter(r.ceiling(n))
 		if !time.Now().Add(d).Before(stop) {
+			// No retry fits before the margin: give up at the margin itself, not before it, so
+			// that a caller whose own cut-off is the margin (the fan-out's hard deadline) sees
+			// the call end past it and carries the delivery instead of counting it failed.
+			if wait := time.Until(stop); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
 			e.Deadline = true
 			return fail(e)
 		}

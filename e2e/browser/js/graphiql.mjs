@@ -44,7 +44,19 @@ async function open(browser, name, url) {
 async function execute(page, { wait = true } = {}) {
   const before = await result(page);
   await page.click('.graphiql-execute-button:not([aria-haspopup])');
-  if (wait) await page.waitForFunction((b) => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue() !== b, before);
+  // GraphiQL may clear the pane while the request runs: wait for a new, complete JSON result.
+  if (wait) {
+    await page.waitForFunction((b) => {
+      const v = document.querySelector('.result-window .CodeMirror').CodeMirror.getValue();
+      if (v === b) return false;
+      try {
+        JSON.parse(v);
+        return true;
+      } catch {
+        return false;
+      }
+    }, before);
+  }
 }
 
 await run(async (browser) => {
