@@ -145,13 +145,9 @@ func WithEvent(result []byte, id, seq string) ([]byte, error) {
 		return nil, errNotObject
 	}
 	for dec.More() {
-		t, err := dec.Token()
+		t, v, err := nextMember(dec)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errNotObject, err)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%w: %w", errNotObject, err)
+			return nil, err
 		}
 		if t != "extensions" || len(v) == 0 || v[0] != '{' {
 			continue
@@ -187,6 +183,20 @@ func WithEvent(result []byte, id, seq string) ([]byte, error) {
 	return out, nil
 }
 
+// nextMember reads an object's next member: its name and its raw value.
+func nextMember(dec *json.Decoder) (string, json.RawMessage, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", errNotObject, err)
+	}
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", errNotObject, err)
+	}
+	name, _ := t.(string)
+	return name, v, nil
+}
+
 // spliceMember returns the object obj with member name set to value: first, and any existing
 // member of that name dropped; the other members are copied as they are.
 func spliceMember(obj []byte, name string, value []byte) ([]byte, error) {
@@ -197,15 +207,10 @@ func spliceMember(obj []byte, name string, value []byte) ([]byte, error) {
 	out = append(out, ':')
 	out = append(out, value...)
 	for dec.More() {
-		t, err := dec.Token()
+		k, v, err := nextMember(dec)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errNotObject, err)
+			return nil, err
 		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%w: %w", errNotObject, err)
-		}
-		k, _ := t.(string)
 		if k == name {
 			continue
 		}

@@ -19,17 +19,8 @@ import (
 // serveHTTPAPI turns a request into an HTTP API payload 2.0 event and the handler's response into
 // the HTTP response, as API Gateway's HTTP API does.
 func (rt *Runtime) serveHTTPAPI(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > rt.cfg.MaxHTTPBody {
-		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request Entity Too Large")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, rt.cfg.MaxHTTPBody+1))
-	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
-		return
-	}
-	if int64(len(body)) > rt.cfg.MaxHTTPBody {
-		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request Entity Too Large")
+	body, ok := readLimited(w, r, rt.cfg.MaxHTTPBody, "Request Entity Too Large")
+	if !ok {
 		return
 	}
 	now := time.Now()
@@ -126,13 +117,8 @@ func isCORSHeader(name string) bool {
 // DELETE closes it. Every request must be signed with the runtime's credentials (403
 // otherwise). Unknown or closing connections answer 410 GoneException.
 func (rt *Runtime) serveConnections(w http.ResponseWriter, r *http.Request, escapedID string) {
-	if r.ContentLength > rt.cfg.MaxMessage {
-		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
-		return
-	}
-	data, err := readBody(r, rt.cfg.MaxMessage+1)
-	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
+	data, ok := readLimited(w, r, rt.cfg.MaxMessage, "Message too long")
+	if !ok {
 		return
 	}
 	if err := rt.verifySignature(r, data); err != nil {
@@ -152,10 +138,6 @@ func (rt *Runtime) serveConnections(w http.ResponseWriter, r *http.Request, esca
 	}
 	switch r.Method {
 	case http.MethodPost:
-		if int64(len(data)) > rt.cfg.MaxMessage {
-			writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
-			return
-		}
 		if !rt.send(conn, data) {
 			writeAPIError(w, http.StatusGone, "GoneException", "")
 			return
@@ -188,6 +170,26 @@ func writeAPIError(w http.ResponseWriter, status int, errType, msg string) {
 	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
+
+// readLimited reads a request's body of at most limit bytes; over it (by its Content-Length,
+// before reading, or once read) it answers 413 PayloadTooLargeException with msg, and 400 when
+// the body cannot be read, and reports false.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64, msg string) ([]byte, bool) {
+	if r.ContentLength > limit {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", msg)
+		return nil, false
+	}
+	body, err := readBody(r, limit+1)
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "cannot read the body")
+		return nil, false
+	}
+	if int64(len(body)) > limit {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", msg)
+		return nil, false
+	}
+	return body, true
 }
 
 // readBody reads at most limit bytes of a request's body, into a buffer of the size its
