@@ -1177,3 +1177,49 @@ func TestNextPageReadWhilePosting(t *testing.T) {
 	}
 	exactlyOnce(t, s.poster, all, "e1")
 }
+
+// lateErr is a post error whose poster stopped retrying because of the deadline, before it (as
+// internal/mgmt's does when its next backoff would end past it).
+type lateErr struct{ err error }
+
+func (e lateErr) Error() string              { return e.err.Error() }
+func (e lateErr) Unwrap() error              { return e.err }
+func (lateErr) RetriesEndedByDeadline() bool { return true }
+
+// TestPostEndedByTheDeadlineIsCarried: a post whose retries the poster ended for the deadline is
+// carried, even when it returns before the engine's clock reaches D−M: counted as failed it
+// would be lost (neither delivered, carried nor reported). A post that failed for good is not.
+func TestPostEndedByTheDeadlineIsCarried(t *testing.T) {
+	s := newSetup(10)
+	all := subs(20, "c")
+	s.reg.add("t", all...)
+	s.poster.behave = func(conn string, _ []byte) (time.Duration, error) {
+		switch conn {
+		case all[3].ConnectionID:
+			return 0, lateErr{fmt.Errorf("%w after 11 attempts; deadline margin reached", errThrottled)}
+		case all[4].ConnectionID:
+			return 0, fmt.Errorf("%w after 11 attempts", errThrottled) // failed for good
+		}
+		return 0, nil
+	}
+	e := s.engine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	outs, st := e.Deliver(ctx, []fanout.Record{record("e1", "1", "t")})
+	if outs[0].Status != fanout.Carried {
+		t.Fatalf("outcome %+v, stats %+v: want carried", outs[0], st)
+	}
+	var keys []string
+	for _, m := range s.queue.take() {
+		c, err := fanout.ParseContinuation(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range c.Keys {
+			keys = append(keys, k.ConnectionID)
+		}
+	}
+	if len(keys) != 1 || keys[0] != all[3].ConnectionID {
+		t.Fatalf("carried %v, want %s alone", keys, all[3].ConnectionID)
+	}
+}

@@ -498,7 +498,9 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		inv.forget(s.ConnectionID, e.cfg.Registry.DeleteConnection, "gone")
 		return sOK
 	case ClassThrottled, ClassUnavailable:
-		late := inv.over() // the poster retried until our deadline: carry it
+		// The poster retried until our deadline: carry it. It may tell before the clock does:
+		// it stops as soon as its next backoff would end past the deadline.
+		late := inv.over() || endedByDeadline(err)
 		switch {
 		case class == ClassThrottled && late:
 			n.c.lateThrottled.Add(1)
@@ -528,6 +530,15 @@ func (n *node) deliver(p *page, i int, r *rendered) uint32 {
 		n.logFailure(s, class, err)
 		return sFailed
 	}
+}
+
+// deadlineEnded is implemented by post errors that tell whether the poster stopped retrying
+// because of its context's deadline (internal/mgmt's *Error does).
+type deadlineEnded interface{ RetriesEndedByDeadline() bool }
+
+func endedByDeadline(err error) bool {
+	var d deadlineEnded
+	return errors.As(err, &d) && d.RetriesEndedByDeadline()
 }
 
 // classify sorts a post's error. A deadline that is not the invocation's own (the poster's

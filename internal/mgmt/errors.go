@@ -64,12 +64,22 @@ type Error struct {
 	Attempts, Throttled int
 	// Deadline is true when retrying stopped at the deadline margin (or MaxAttempts).
 	Deadline bool
+	// byTime is true when retrying stopped because of the deadline margin (not MaxAttempts):
+	// the next attempt or backoff would have run past it.
+	byTime bool
 	// Err is the transport, context or credentials error behind a failure without an answer.
 	Err error
 
 	kind  error // one of the sentinels, or nil when the caller's context was canceled
 	final bool  // not worth retrying whatever its kind (an unreadable success answer)
 }
+
+// RetriesEndedByDeadline reports whether retrying stopped because of the context's deadline less
+// the margin: no attempt could start, or the next backoff would have ended past it. Retrying may
+// stop for that reason before the deadline itself (up to the backoff's cap before it): a caller
+// keeping its own deadline learns here that the call was cut by time, whatever its clock says.
+// MaxAttempts, a final error or a canceled context do not count.
+func (e *Error) RetriesEndedByDeadline() bool { return e.byTime }
 
 // Error returns a one-line description.
 func (e *Error) Error() string {

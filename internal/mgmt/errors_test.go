@@ -146,6 +146,10 @@ func TestErrorText(t *testing.T) {
 	if strings.Contains(perr.Error(), "secret") {
 		t.Fatal("the payload leaked into the error")
 	}
+	// MaxAttempts ended it, not time.
+	if e := (*Error)(nil); !errors.As(perr, &e) || e.RetriesEndedByDeadline() {
+		t.Fatalf("%v: RetriesEndedByDeadline true after MaxAttempts", perr)
+	}
 }
 
 // TestEmptyConnectionID is refused without a request, as the SDK's validation does.

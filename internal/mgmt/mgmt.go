@@ -239,9 +239,9 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 		}
 		if ctx.Err() != nil || !time.Now().Before(stop) {
 			if last == nil {
-				return fail(&Error{kind: ErrDeadline, Deadline: true, Err: ctx.Err()})
+				return fail(&Error{kind: ErrDeadline, Deadline: true, byTime: true, Err: ctx.Err()})
 			}
-			last.Deadline = true
+			last.Deadline, last.byTime = true, true
 			return fail(last)
 		}
 		hd := ""
@@ -261,7 +261,7 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 		if e.kind == ErrUnavailable && last != nil && !time.Now().Before(stop) {
 			// Cut short by the margin itself: the last answer (a 429, a 5xx) says more about
 			// why the call failed than our own timeout does.
-			last.Deadline = true
+			last.Deadline, last.byTime = true, true
 			return fail(last)
 		}
 		last = e
@@ -274,18 +274,7 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 		}
 		d := c.jitter(r.ceiling(n))
 		if !time.Now().Add(d).Before(stop) {
-			// No retry fits before the margin: give up at the margin itself, not before it, so
-			// that a caller whose own cut-off is the margin (the fan-out's hard deadline) sees
-			// the call end past it and carries the delivery instead of counting it failed.
-			if wait := time.Until(stop); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-				}
-			}
-			e.Deadline = true
+			e.Deadline, e.byTime = true, true
 			return fail(e)
 		}
 		if d > 0 {

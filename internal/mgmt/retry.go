@@ -33,8 +33,7 @@ const (
 //
 // The backoff before retry n (n = 1 after the first attempt) is drawn uniformly from
 // [0, min(Cap, Base·2^(n-1))). Each attempt gets AttemptTimeout, cut short so that it never runs
-// past the deadline less Margin, and no attempt starts, and no backoff is slept, past that point;
-// when no retry fits, the call gives up at that point (not earlier).
+// past the deadline less Margin, and no attempt starts, and no backoff is slept, past that point.
 // A zero field takes its default.
 type Retry struct {
 	// Base is the ceiling of the first backoff, doubled at each retry; default DefaultBase.

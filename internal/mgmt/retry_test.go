@@ -121,8 +121,8 @@ func TestThrottledPastDeadline(t *testing.T) {
 }
 
 // TestNoSleepPastMargin: a backoff that would end past the deadline less the margin is not
-// slept; the call gives up at the margin. Backoffs pinned at 400ms, stop at 1s: attempts at 0,
-// 400 and 800ms, then the next would start at 1.2s, so the call ends at about 1s, not 1.2s.
+// slept; the call returns at once. Backoffs pinned at 400ms, stop at 1s: attempts at 0, 400 and
+// 800ms, then the next would start at 1.2s, so the call ends at about 800ms, not 1.2s.
 func TestNoSleepPastMargin(t *testing.T) {
 	fs := newFaultServer(t, func(n int, w http.ResponseWriter, r *http.Request) { throttle(w) })
 	r := Retry{Base: 400 * time.Millisecond, Cap: 400 * time.Millisecond, Margin: 500 * time.Millisecond}
@@ -133,12 +133,12 @@ func TestNoSleepPastMargin(t *testing.T) {
 	defer cancel()
 	res, err := c.PostWith(ctx, "c", []byte("m"), r)
 	el := time.Since(start)
-	// Attempts at 0, 400 and 800 ms; the next backoff would end at 1,200 ms, past the margin
-	// (1,000 ms): no fourth attempt, and the call ends at the margin itself, neither before it
-	// (a fan-out cutting at the margin would count the post failed instead of carrying it) nor
-	// after.
-	if !errors.Is(err, ErrDeadline) || res.Attempts != 3 || el < 1000*time.Millisecond || el > 1000*time.Millisecond+slack {
-		t.Fatalf("PostWith = %+v, %v after %v; want 3 attempts and ErrDeadline at the margin, about 1s", res, err, el)
+	if !errors.Is(err, ErrDeadline) || res.Attempts != 3 || el < 800*time.Millisecond || el > 800*time.Millisecond+slack {
+		t.Fatalf("PostWith = %+v, %v after %v; want 3 attempts and ErrDeadline after about 800ms", res, err, el)
+	}
+	// Returned 200ms before the deadline less the margin, it says that time ended it.
+	if e := (*Error)(nil); !errors.As(err, &e) || !e.RetriesEndedByDeadline() {
+		t.Fatalf("%v: RetriesEndedByDeadline false, want true", err)
 	}
 }
 
@@ -161,8 +161,9 @@ func TestCutByMarginKeepsLastAnswer(t *testing.T) {
 	res, err := c.PostWith(ctx, "c", []byte("m"), r)
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, ErrThrottled) || !errors.Is(err, ErrDeadline) || errors.Is(err, ErrUnavailable) ||
-		res.Attempts != 2 || e.Attempts != 2 || e.Status != 429 {
-		t.Fatalf("PostWith = %+v, %v; want ErrThrottled and ErrDeadline after 2 attempts", res, err)
+		res.Attempts != 2 || e.Attempts != 2 || e.Status != 429 || !e.RetriesEndedByDeadline() {
+		t.Fatalf("PostWith = %+v, %v (ended by the deadline: %v); want ErrThrottled and ErrDeadline after 2 attempts, ended by the deadline",
+			res, err, e != nil && e.RetriesEndedByDeadline())
 	}
 }
 
