@@ -1,8 +1,13 @@
 package devproc
 
 import (
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,15 +33,59 @@ func BuildEmulator(t testing.TB) string {
 	return build(t, "aws-lambda-rie", emulatorModule)
 }
 
-// FreeAddr returns a loopback address whose port is free now.
+// FreeAddr returns a loopback address whose port is free now (FreePort).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+var handedOut sync.Map // ports FreePort returned in this process
+
+// FreePort returns a loopback port that is free now and that a process started later can bind. It
+// is chosen below the kernel's ephemeral range, never as the kernel's pick for port 0: a port from
+// that range is also what every outgoing connection of the machine takes as its source, so
+// between the check and the child's bind another test's client could hold it (a runtime emulator
+// once died at its first invocation for that, address already in use). No port is handed out twice
+// in one process.
+func FreePort() (int, error) {
+	lo := ephemeralLow()
+	const base = 10000
+	for range 200 {
+		port := base + rand.IntN(lo-base)
+		if _, dup := handedOut.LoadOrStore(port, true); dup {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a crowded low range: the kernel's pick
+	if err != nil {
+		return 0, err
+	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux's default where it cannot
+// be read).
+func ephemeralLow() int {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				lo = n
+			}
+		}
+	}
+	return lo
 }
 
 // An Emulator is a Lambda function running under the runtime interface emulator, serially (one

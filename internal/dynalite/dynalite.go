@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -120,7 +119,7 @@ const keepServing = `process.on('uncaughtException', (err) => {
 require(process.argv[1])`
 
 func startOnce(node, modules string) (*Server, error) {
-	port, err := freePort()
+	port, err := devproc.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("dynalite: %w", err)
 	}
@@ -206,15 +205,6 @@ func (s *Server) stop() {
 	case <-s.exited:
 	case <-time.After(10 * time.Second):
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // setParentDeathSignal makes the kernel kill dynalite if the test binary dies without stopping it
