@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-gql/lambdaws/internal/devproc"
 	"github.com/realtime-gql/lambdaws/internal/testlog"
 	"github.com/realtime-gql/lambdaws/internal/watch"
 	"github.com/rs/zerolog"
@@ -120,12 +121,7 @@ func TestRebuildAndRestart(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, "generations"))
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := devproc.FreeAddr(t) // the child binds it, at each restart
 
 	var out, logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
