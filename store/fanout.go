@@ -84,8 +84,9 @@ type FanoutState interface {
 	TopicSubscriptions(ctx context.Context, topic string, keys []SubKey) ([]Subscription, error)
 	// TopicCursors walks the keys of the topic only, from just after the cursor after up to and
 	// including until ("" = the end), and returns the cursor of every every-th subscription
-	// (live or expired) in that range: chunk boundaries, in key order. A boundary at the range's
-	// last subscription may be left out. It reads no subscription bodies where the backend can
+	// (live or expired) in that range: chunk boundaries, in key order, each followed by at least
+	// one subscription of the range (a boundary at its last subscription is left out, so no
+	// empty range follows the last boundary). It reads no subscription bodies where the backend can
 	// avoid it.
 	TopicCursors(ctx context.Context, topic, after, until string, every int) ([]string, error)
 	// FanoutProgress reads progress rows with strongly consistent reads; absent and expired keys

@@ -237,13 +237,14 @@ func (s *Store) TopicSubscriptions(ctx context.Context, topic string, keys []sto
 	return out, nil
 }
 
-// TopicCursors implements store.FanoutState: Queries of the range projecting sk only.
+// TopicCursors implements store.FanoutState: Queries of the range projecting sk only. A boundary
+// at the range's last subscription is left out.
 func (s *Store) TopicCursors(ctx context.Context, topic, after, until string, every int) ([]string, error) {
 	if every < 1 {
 		return nil, fmt.Errorf("%w: cursors every %d", store.ErrInvalid, every)
 	}
 	var out []string
-	n := 0
+	n, last := 0, ""
 	for {
 		var rows []struct {
 			SK string `dynamo:"sk"`
@@ -256,8 +257,12 @@ func (s *Store) TopicCursors(ctx context.Context, topic, after, until string, ev
 			if n++; n%every == 0 {
 				out = append(out, r.SK)
 			}
+			last = r.SK
 		}
 		if after = skOf(next); after == "" {
+			if len(out) > 0 && out[len(out)-1] == last {
+				out = out[:len(out)-1] // nothing after it: no empty range (an empty chunk) follows
+			}
 			return out, nil
 		}
 	}
