@@ -231,7 +231,7 @@ func (c *Client) do(ctx context.Context, r *Retry, attemptHd []string, k call) (
 	if !ok {
 		deadline = time.Now().Add(r.MaxElapsed)
 	}
-	stop := deadline.Add(-r.Margin)
+	stop := deadline.Add(-r.margin())
 	var last *Error
 	for n := 1; ; n++ {
 		if err := ctx.Err(); errors.Is(err, context.Canceled) {

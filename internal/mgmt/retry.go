@@ -66,11 +66,8 @@ func (r Retry) withDefaults() Retry {
 	if r.AttemptTimeout <= 0 {
 		r.AttemptTimeout = DefaultAttemptTimeout
 	}
-	switch {
-	case r.Margin == 0:
+	if r.Margin == 0 {
 		r.Margin = DefaultMargin
-	case r.Margin < 0:
-		r.Margin = 0
 	}
 	if r.MaxElapsed <= 0 {
 		r.MaxElapsed = DefaultMaxElapsed
@@ -80,6 +77,11 @@ func (r Retry) withDefaults() Retry {
 	}
 	return r
 }
+
+// margin is the time before the deadline at which retrying stops: Margin, none when negative.
+// (A negative Margin stays negative in a policy with defaults, so that Client.Retry can be given
+// back as it is.)
+func (r Retry) margin() time.Duration { return max(r.Margin, 0) }
 
 // ceiling is the upper bound of the backoff before retry n (n ≥ 1): min(Cap, Base·2^(n-1)).
 func (r Retry) ceiling(n int) time.Duration {

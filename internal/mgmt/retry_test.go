@@ -471,6 +471,23 @@ func TestDeadlineWithinMargin(t *testing.T) {
 	}
 }
 
+// TestRetryGivenBackUnchanged: a client's policy, as Retry returns it, means the same when given
+// back to PostWith: no margin stays no margin (it used to become the 1 s default, and a post
+// with 500 ms left was not sent).
+func TestRetryGivenBackUnchanged(t *testing.T) {
+	fs := newFaultServer(t, func(n int, w http.ResponseWriter, r *http.Request) {})
+	c := newClient(t, fs.URL, Retry{Margin: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond) // < DefaultMargin
+	defer cancel()
+	res, err := c.PostWith(ctx, "c", []byte("m"), c.Retry())
+	if err != nil || res.Attempts != 1 || fs.count() != 1 {
+		t.Fatalf("PostWith(c.Retry()) = %+v, %v, %d requests; want one post sent, as c.Post sends it", res, err, fs.count())
+	}
+	if err := c.Post(ctx, "c", []byte("m")); err != nil || fs.count() != 2 {
+		t.Fatalf("Post = %v, %d requests", err, fs.count())
+	}
+}
+
 // TestNoDeadlineUsesMaxElapsed: a context without a deadline is bounded by MaxElapsed.
 func TestNoDeadlineUsesMaxElapsed(t *testing.T) {
 	fs := newFaultServer(t, func(n int, w http.ResponseWriter, r *http.Request) { throttle(w) })
