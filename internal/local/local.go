@@ -274,6 +274,30 @@ func (rt *Runtime) track() (done func(), ok bool) {
 	return rt.inflight.Done, true
 }
 
+// shutdown shuts srv down (http.Server.Shutdown: stop accepting, close idle connections, wait for
+// requests in progress until ctx ends), closing meanwhile every connection in silent: one
+// accepted that has not sent a request yet, for which Shutdown alone would wait up to 5 s.
+func shutdown(ctx context.Context, srv *http.Server, silent *sync.Map) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Shutdown(ctx)
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		silent.Range(func(c, _ any) bool {
+			c.(net.Conn).Close()
+			return true
+		})
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // errStopped refuses an invocation requested after shutdown.
 var errStopped = errors.New("local: runtime stopped")
 
@@ -289,6 +313,14 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           rt,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	var silent sync.Map // net.Conn: accepted, no request read yet
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			silent.Store(c, struct{}{})
+		} else {
+			silent.Delete(c)
+		}
 	}
 	var loops sync.WaitGroup
 	if rt.cfg.Stream != nil {
@@ -327,8 +359,8 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		rt.abortInvocations()
 		<-loopsDone
 	}
-	srv.Shutdown(shutdownCtx) // waits for HTTP requests, up to the grace period
-	rt.closeAll()             // sets stopping
+	shutdown(shutdownCtx, srv, &silent) // waits for HTTP requests, up to the grace period
+	rt.closeAll()                       // sets stopping
 	finished := make(chan struct{})
 	go func() {
 		loops.Wait()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,6 +292,28 @@ func TestShutdownDisconnectsEverySocket(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d $disconnect invocations at shutdown, want 3", n)
+	}
+}
+
+// TestShutdownDoesNotWaitForSilentConnections: a connection that was accepted but never sent a
+// request (a browser's preconnect, a client that dialled and went quiet) does not hold the
+// shutdown back: net/http's Shutdown alone waits up to 5 s for such a connection.
+func TestShutdownDoesNotWaitForSilentConnections(t *testing.T) {
+	addr, stop := serve(t, local.Config{Handler: &handler{fn: echo}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // accepted
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("shutdown took %v with one silent connection open, want well under net/http's 5 s", took)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the silent connection is still open after shutdown: %v", err)
 	}
 }
 
