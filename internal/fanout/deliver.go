@@ -31,21 +31,6 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 			keys = append(keys, k)
 		}
 	}
-	var rows map[string]Progress
-	if len(keys) > 0 {
-		var err error
-		if rows, err = e.cfg.Registry.FanoutProgress(inv.work, keys); err != nil {
-			reason := ReasonRegistry
-			if inv.work.Err() != nil {
-				reason = ReasonDeadline
-			}
-			for i := range outs {
-				outs[i] = failed(reason, fmt.Errorf("read fan-out progress: %w", err))
-			}
-			return outs, stats()
-		}
-	}
-
 	// A record waits for the last earlier record of each of its order keys: its topics, and its
 	// Keys (which cannot be mistaken for topics: they are kept apart in the map by a prefix).
 	deps := make([][]dep, len(recs))
@@ -61,6 +46,33 @@ func (e *Engine) Deliver(ctx context.Context, recs []Record) ([]Outcome, Stats) 
 			last[k] = i
 		}
 	}
+
+	// The records that start at once have their first pages read beside the progress read.
+	for i := range recs {
+		if len(deps[i]) == 0 {
+			for j := range recs[i].Events {
+				inv.prefetch(evKeys[i][j], &recs[i].Events[j])
+			}
+		}
+	}
+	var rows map[string]Progress
+	if len(keys) > 0 {
+		var err error
+		if rows, err = e.cfg.Registry.FanoutProgress(inv.work, keys); err != nil {
+			reason := ReasonRegistry
+			if inv.work.Err() != nil {
+				reason = ReasonDeadline
+			}
+			for i := range outs {
+				outs[i] = failed(reason, fmt.Errorf("read fan-out progress: %w", err))
+			}
+			return outs, stats()
+		}
+	}
+
+	// An event with a row (resumed, done, or waiting for its parts) reads from its cursor, or
+	// not at all: its prefetch is dropped.
+	inv.dropPrefetch(func(k string) bool { _, ok := rows[k]; return ok })
 
 	// Each record's result, taken under a lock: if a dependency ignores its context and a
 	// record is still running at D−M/2, Deliver answers without it.

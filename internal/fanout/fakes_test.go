@@ -39,6 +39,11 @@ type fakeRegistry struct {
 	// DynamoDB that stopped answering, reached by a client that honours its context).
 	hang atomic.Bool
 
+	// beforeProgress runs in every progress read before it answers.
+	beforeProgress func()
+	// readCtxs are the contexts of every topic read started.
+	readCtxs []context.Context
+
 	pageReads, progressReads, saves, cursorWalks atomic.Int64
 }
 
@@ -79,6 +84,9 @@ func (r *fakeRegistry) snapshot(topic, after, until string) []store.Subscription
 
 func (r *fakeRegistry) TopicPages(ctx context.Context, topic, after, until string) iter.Seq2[fanout.Page, error] {
 	return func(yield func(fanout.Page, error) bool) {
+		r.mu.Lock()
+		r.readCtxs = append(r.readCtxs, ctx)
+		r.mu.Unlock()
 		subs := r.snapshot(topic, after, until)
 		for i := 0; ; i++ {
 			if err := ctx.Err(); err != nil {
@@ -154,6 +162,9 @@ func (r *fakeRegistry) DeleteConnection(ctx context.Context, id string) error {
 
 func (r *fakeRegistry) FanoutProgress(ctx context.Context, keys []string) (map[string]fanout.Progress, error) {
 	r.progressReads.Add(1)
+	if r.beforeProgress != nil {
+		r.beforeProgress()
+	}
 	if r.hang.Load() {
 		<-ctx.Done()
 		return nil, ctx.Err()

@@ -37,7 +37,10 @@
 //
 // Registry traffic is kept small, and the trade-off is this. Reads: one Progress read per
 // Deliver (every event of the batch in one call; needed to skip what a retry already did) and
-// one per Continue; waiting for parts polls their rows with backoff. Writes: none for an event
+// one per Continue; waiting for parts polls their rows with backoff. Beside Deliver's Progress
+// read, the first page of each record that can start at once is already being read (up to
+// maxPrefetch topics), so that a fresh event's first delivery waits for one round trip, not two;
+// an event that turns out to have a row (a retry) drops that read, one page read wasted. Writes: none for an event
 // whose topic fits one page and completes (the common case: a retry of it delivers it again,
 // which extensions.event lets clients recognise), unless Config.MarkAll asks for a done marker
 // for every event, written together at the end of Deliver; for a multi-page topic, at most one per page

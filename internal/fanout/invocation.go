@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type invocation struct {
 
 	mu    sync.Mutex
 	nodes []*node
+	ahead map[string]*reader // first pages read before the progress read answered, by event key
 
 	fmu       sync.RWMutex
 	forgotten map[string]struct{} // connections forgotten (gone or expired) in this invocation
@@ -63,9 +65,53 @@ func (e *Engine) begin(ctx context.Context) *invocation {
 	return inv
 }
 
+// maxPrefetch bounds the topics whose first page Deliver reads beside its progress read.
+const maxPrefetch = 16
+
+// prefetch starts reading the first page of ev's topic (key is its progress key) before its
+// progress row is known: for a fresh event (no row, the usual case) the first delivery then waits
+// for one registry round trip instead of two. The node that delivers the event takes it over
+// (claimPrefetch); one that has a row does not, and unclaimed reads are stopped (dropPrefetch).
+func (inv *invocation) prefetch(key string, ev *Event) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.ahead == nil {
+		inv.ahead = map[string]*reader{}
+	}
+	if _, ok := inv.ahead[key]; ok || len(inv.ahead) >= maxPrefetch {
+		return
+	}
+	topic, reg := ev.Topic, inv.e.cfg.Registry
+	inv.ahead[key] = startReading(inv.work, func(ctx context.Context) iter.Seq2[Page, error] {
+		return reg.TopicPages(ctx, topic, "", "")
+	})
+}
+
+// claimPrefetch hands over the read prefetch started for the event key, if any.
+func (inv *invocation) claimPrefetch(key string) *reader {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	r := inv.ahead[key]
+	delete(inv.ahead, key)
+	return r
+}
+
+// dropPrefetch stops the prefetched reads of the keys, or of every key left when keys is nil.
+func (inv *invocation) dropPrefetch(keys func(string) bool) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for k, r := range inv.ahead {
+		if keys == nil || keys(k) {
+			r.stop()
+			delete(inv.ahead, k)
+		}
+	}
+}
+
 // end releases the invocation's timers. Workers still posting for it (a poster that ignores its
 // context) finish on their own; their results are no longer read.
 func (inv *invocation) end() {
+	inv.dropPrefetch(nil)
 	inv.stopAfter()
 	inv.cancel()
 	inv.cancelPosts()

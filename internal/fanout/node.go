@@ -174,10 +174,18 @@ func (n *node) deliverOwn(after string) Outcome {
 		}
 	} else {
 		broke := false
-		pages := func(ctx context.Context) iter.Seq2[Page, error] {
-			return e.cfg.Registry.TopicPages(ctx, n.ev.Topic, after, n.until)
+		var read iter.Seq2[Page, error]
+		if after == "" && n.until == "" && !n.hasRow {
+			if r := inv.claimPrefetch(n.key); r != nil {
+				read = r.pages()
+			}
 		}
-		for pg, err := range readAhead(inv.work, pages) {
+		if read == nil {
+			read = readAhead(inv.work, func(ctx context.Context) iter.Seq2[Page, error] {
+				return e.cfg.Registry.TopicPages(ctx, n.ev.Topic, after, n.until)
+			})
+		}
+		for pg, err := range read {
 			if err != nil {
 				readErr = err
 				broke = true
@@ -249,34 +257,59 @@ func (n *node) deliverOwn(after string) Outcome {
 // that ignores its context holds no more than its own goroutine, which ends with the read.
 func readAhead(ctx context.Context, seq func(context.Context) iter.Seq2[Page, error]) iter.Seq2[Page, error] {
 	return func(yield func(Page, error) bool) {
-		type read struct {
-			pg  Page
-			err error
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		ch := make(chan read)       // unbuffered: the reader holds the page it read ahead
-		quit := make(chan struct{}) // closed when the caller stops reading, and only then
-		defer func() {
-			close(quit)
-			cancel()
-		}()
-		go func() {
-			defer close(ch)
-			for pg, err := range seq(rctx) {
-				// Not rctx.Done: it ends with ctx too, while the caller still reads, and an
-				// error dropped here would end the sequence as a topic read to its end.
-				select {
-				case ch <- read{pg, err}:
-				case <-quit:
-					return
-				}
-				if err != nil {
-					return
-				}
+		startReading(ctx, seq).pages()(yield)
+	}
+}
+
+// A reader is a readAhead whose first read started before anyone reads its pages (a prefetch):
+// pages yields them once; stop cancels the read, whether or not pages ever ran.
+type reader struct {
+	ch     chan pageRead
+	quit   chan struct{} // closed when the caller stops reading, and only then
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+type pageRead struct {
+	pg  Page
+	err error
+}
+
+// startReading starts reading seq at once, holding at most the page read and the one after it
+// (see readAhead).
+func startReading(ctx context.Context, seq func(context.Context) iter.Seq2[Page, error]) *reader {
+	rctx, cancel := context.WithCancel(ctx)
+	r := &reader{ch: make(chan pageRead), quit: make(chan struct{}), cancel: cancel} // unbuffered: the reader holds the page it read ahead
+	go func() {
+		defer close(r.ch)
+		for pg, err := range seq(rctx) {
+			// Not rctx.Done: it ends with ctx too, while the caller still reads, and an error
+			// dropped here would end the sequence as a topic read to its end.
+			select {
+			case r.ch <- pageRead{pg, err}:
+			case <-r.quit:
+				return
 			}
-		}()
-		for r := range ch {
-			if !yield(r.pg, r.err) || r.err != nil {
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *reader) stop() {
+	r.once.Do(func() {
+		close(r.quit)
+		r.cancel()
+	})
+}
+
+func (r *reader) pages() iter.Seq2[Page, error] {
+	return func(yield func(Page, error) bool) {
+		defer r.stop()
+		for rd := range r.ch {
+			if !yield(rd.pg, rd.err) || rd.err != nil {
 				return
 			}
 		}
