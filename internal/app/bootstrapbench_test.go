@@ -305,6 +305,9 @@ func measureBootstrap(b *testing.B, f *bootstrapFn, ep endpointInfo, payload []b
 		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", f.pid)); err == nil {
 			os.WriteFile(filepath.Join(dir, name+".smaps"), raw, 0o644)
 		}
+		// What bootstrap and the emulator printed so far (GODEBUG=gctrace=1 in
+		// LAMBDAWS_PATH_BENCH_BOOTSTRAP_ENV shows the heap's sizes at each GC).
+		os.WriteFile(filepath.Join(dir, name+".out"), []byte(f.emu.Output()), 0o644)
 	}
 	return fig
 }

@@ -37,7 +37,7 @@ package app_test
 // x-sdk-wall, x-sdk-cpu, x-bare-wall and x-bare-cpu, their wall time and CPU per delivery over
 // the SDK loop's and the bare loop's measured just before at the same size and service time.
 // With LAMBDAWS_PATH_BENCH_PROFILE set to a directory, the handler child also writes profiles
-// of each run there (see profileEnv), and a bootstrap run its /proc/<pid>/smaps;
+// of each run there (see profileEnv), and a bootstrap run its /proc/<pid>/smaps and output;
 // LAMBDAWS_PATH_BENCH_BOOTSTRAP_ENV adds environment to bootstrap's (bootstrapEnvEnv).
 
 import (
