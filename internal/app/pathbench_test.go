@@ -16,15 +16,29 @@ package app_test
 //
 //	go test -run '^$' -bench BenchmarkFanoutPath -benchtime 1x -count 2 -timeout 30m ./internal/app/
 //
+// The fan-out cases run with 64 workers (like for like with the loops) and, at 10k with 10 ms,
+// with the default 128, on both stores. The bootstrap cases (bootstrapbench_test.go) run the
+// real Lambda binary in place of the handler child: built as make build builds it, under the
+// runtime interface emulator, configured as serverless.yml configures it (DELIVERY_CONCURRENCY
+// the case's workers), on dynalite, fed the same batches through the emulator's invoke
+// endpoint, measured from outside through /proc: bootstrap-dynalite-<workers>, and at 10k also
+// -pinned (GOMAXPROCS=1 on CPU 0: one core, as issue 11's targets were measured). The handler
+// child and the loops are not pinned.
+//
 // Per run: wall-ms (the invocation, or the loop), deliveries/s, cpu-µs/delivery and
 // B/delivery (the handler child's getrusage and runtime.MemStats), first-ms (from the invoke to
 // the endpoint's first post), peak-rss-MB (the child's VmHWM, reset before the run),
 // peak-anon-MB (the peak of its anonymous resident memory, sampled: the heap and stacks without
 // the binary's pages and the store file's pages bbolt maps), conns (new connections the endpoint
-// saw during the run); the fan-out runs also report x-sdk-wall, x-sdk-cpu, x-bare-wall and
-// x-bare-cpu, its wall time and CPU per delivery over the SDK loop's and the bare loop's
-// measured just before at the same size and service time. With LAMBDAWS_PATH_BENCH_PROFILE set
-// to a directory, the handler child also writes profiles of each run there (see profileEnv).
+// saw during the run). The bootstrap runs report the same but B/delivery (bytes allocated cannot
+// be read from outside the process): CPU is bootstrap's utime+stime from /proc/<pid>/stat (10
+// ms ticks), peak-rss-MB bootstrap's alone, and peak-file-MB the file-backed part of its RSS
+// (the binary's mapped pages) at its sampled peak. The fan-out and bootstrap runs also report
+// x-sdk-wall, x-sdk-cpu, x-bare-wall and x-bare-cpu, their wall time and CPU per delivery over
+// the SDK loop's and the bare loop's measured just before at the same size and service time.
+// With LAMBDAWS_PATH_BENCH_PROFILE set to a directory, the handler child also writes profiles
+// of each run there (see profileEnv), and a bootstrap run its /proc/<pid>/smaps and output;
+// LAMBDAWS_PATH_BENCH_BOOTSTRAP_ENV adds environment to bootstrap's (bootstrapEnvEnv).
 
 import (
 	"bufio"
@@ -864,6 +878,7 @@ func BenchmarkFanoutPath(b *testing.B) {
 		handlers[key] = c.line
 		return c.line
 	}
+	bootstraps := map[string]*bootstrapFn{} // size/concurrency/pinning → bootstrap under an emulator
 	control := func(b *testing.B, d time.Duration) {
 		getJSON(b, http.MethodGet, info.Control+"?delay="+d.String(), nil, nil)
 	}
@@ -904,10 +919,17 @@ func BenchmarkFanoutPath(b *testing.B) {
 				})
 			}
 		}
-		for _, kind := range []string{"embedded", "dynalite"} {
-			if v.conc != 64 && kind == "dynalite" {
-				continue
+		ratios := func(b *testing.B, wall time.Duration, cpu float64) {
+			if sdk, ok := baselines[prefix+"sdk"]; ok {
+				b.ReportMetric(float64(wall)/float64(sdk.wall), "x-sdk-wall")
+				b.ReportMetric(cpu/sdk.cpu, "x-sdk-cpu")
 			}
+			if bare, ok := baselines[prefix+"bare"]; ok {
+				b.ReportMetric(float64(wall)/float64(bare.wall), "x-bare-wall")
+				b.ReportMetric(cpu/bare.cpu, "x-bare-cpu")
+			}
+		}
+		for _, kind := range []string{"embedded", "dynalite"} {
 			b.Run(fmt.Sprintf("%s/fanout-%s-%d", prefix, kind, v.conc), func(b *testing.B) {
 				control(b, v.svc)
 				h := handlerFor(b, kind, v.n, v.conc)
@@ -921,14 +943,40 @@ func BenchmarkFanoutPath(b *testing.B) {
 					}
 				}
 				f.report(b)
-				if sdk, ok := baselines[prefix+"sdk"]; ok {
-					b.ReportMetric(float64(f.wall)/float64(sdk.wall), "x-sdk-wall")
-					b.ReportMetric(f.cpuPerDelivery/sdk.cpu, "x-sdk-cpu")
+				ratios(b, f.wall, f.cpuPerDelivery)
+			})
+		}
+		// The real binary under the emulator, unpinned as the handler child is; at 10k also
+		// pinned to one core (GOMAXPROCS=1, CPU 0), as issue 11's targets were measured.
+		for _, pinned := range []bool{false, true} {
+			if pinned && v.n != 10000 {
+				continue
+			}
+			name := fmt.Sprintf("%s/bootstrap-dynalite-%d", prefix, v.conc)
+			if pinned {
+				name += "-pinned"
+			}
+			b.Run(name, func(b *testing.B) {
+				control(b, v.svc)
+				key := fmt.Sprint("bootstrap", v.n, v.conc, pinned)
+				fn := bootstraps[key]
+				if fn == nil {
+					s := setup(b, v.n)
+					fn = startBootstrap(parent, info, db, s.registry, s.data, v.conc, pinned)
+					bootstraps[key] = fn
+				} else {
+					fn.invoke(b, streamBatch(b, "warm")) // warm at this service time
 				}
-				if bare, ok := baselines[prefix+"bare"]; ok {
-					b.ReportMetric(float64(f.wall)/float64(bare.wall), "x-bare-wall")
-					b.ReportMetric(f.cpuPerDelivery/bare.cpu, "x-bare-cpu")
+				var f bootstrapFigures
+				for b.Loop() {
+					payload := streamBatch(b, "bench")
+					f = measureBootstrap(b, fn, info, payload)
+					if f.posts != int64(v.n) {
+						b.Fatalf("%d posts for %d subscribers", f.posts, v.n)
+					}
 				}
+				f.report(b)
+				ratios(b, f.wall, f.cpuPerDelivery)
 			})
 		}
 	}

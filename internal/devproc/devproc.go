@@ -40,7 +40,7 @@ func Root(t testing.TB) string {
 // --version), whatever GOFLAGS says.
 func Build(t testing.TB) string {
 	t.Helper()
-	return build(t, "bootstrap", "-buildvcs=auto", ".")
+	return build(t, "bootstrap", nil, "-buildvcs=auto", ".")
 }
 
 // built is one binary compiled for the test process.
@@ -95,9 +95,9 @@ func newBuildDir() (string, error) {
 // they are never closed.
 var buildLocks []*os.File
 
-// build runs go build with args in the repository root, once per test binary and name, and
-// returns the path of the binary.
-func build(t testing.TB, name string, args ...string) string {
+// build runs go build with args in the repository root, with env added to the environment, once
+// per test binary and name, and returns the path of the binary.
+func build(t testing.TB, name string, env []string, args ...string) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore(name, &built{})
 	b := v.(*built)
@@ -110,6 +110,7 @@ func build(t testing.TB, name string, args ...string) string {
 		b.path = filepath.Join(dir, name)
 		cmd := exec.Command("go", append([]string{"build", "-o", b.path}, args...)...)
 		cmd.Dir = Root(t)
+		cmd.Env = append(os.Environ(), env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
 		}

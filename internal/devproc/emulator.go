@@ -19,18 +19,19 @@ import (
 // tool.
 const emulatorModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 
-// BuildLambda compiles bootstrap for this machine as make build does for Lambda (-tags
-// lambda.norpc -trimpath), once per test binary, and returns its path.
+// BuildLambda compiles bootstrap for this machine as make build does for Lambda (CGO_ENABLED=0,
+// -tags lambda.norpc -trimpath -ldflags='-s -w': a static binary, without libc mapped), once per
+// test binary, and returns its path.
 func BuildLambda(t testing.TB) string {
 	t.Helper()
-	return build(t, "bootstrap-lambda", "-tags", "lambda.norpc", "-trimpath", ".")
+	return build(t, "bootstrap-lambda", []string{"CGO_ENABLED=0"}, "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", ".")
 }
 
 // BuildEmulator compiles the AWS Lambda runtime interface emulator at the version go.mod pins,
 // once per test binary, and returns its path.
 func BuildEmulator(t testing.TB) string {
 	t.Helper()
-	return build(t, "aws-lambda-rie", emulatorModule)
+	return build(t, "aws-lambda-rie", nil, emulatorModule)
 }
 
 // FreeAddr returns a loopback address whose port is free now (FreePort).
@@ -93,7 +94,10 @@ func ephemeralLow() int {
 type Emulator struct {
 	// Addr is the emulator's host:port; its invoke endpoint is http://Addr + facts.InvokePath.
 	Addr string
-	out  *testlog.Buffer
+	// Pid is the emulator's process id (and its process group's); the function runs as its
+	// child, started at the first invocation.
+	Pid int
+	out *testlog.Buffer
 }
 
 // StartEmulator runs the function binary fn under the emulator (BuildEmulator) with the
@@ -109,6 +113,7 @@ func StartEmulator(t testing.TB, fn string, env []string) *Emulator {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	e.Pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
