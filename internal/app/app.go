@@ -239,8 +239,9 @@ func retryer(maxAttempts int) func() aws.Retryer {
 // NewGateway builds the management API client of the process (internal/mgmt): SigV4 by the SDK's
 // signer with cfg's credentials and Region, a keep-alive pool sized to concurrency (<= 0:
 // fanout.DefaultConcurrency), retries bounded by each call's deadline and no retry-token
-// bucket. endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the local
-// runtime's address. The client keeps no margin of its own: the engine's posts end at its hard
+// bucket, trusting the certificate authorities cfg was loaded with (AWS_CA_BUNDLE) as the SDK's
+// clients do. endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}, or the
+// local runtime's address. The client keeps no margin of its own: the engine's posts end at its hard
 // deadline (the invocation's less the engine's margin), which leaves the answer its time, and a
 // post cut there is carried, not counted as failed; the WebSocket routes end their calls a
 // margin before theirs.
@@ -251,7 +252,8 @@ func NewGateway(cfg aws.Config, endpoint string, concurrency int) (*mgmt.Client,
 // newGateway is NewGateway over a transport of its own (nil: mgmt's).
 func newGateway(cfg aws.Config, endpoint string, concurrency int, transport http.RoundTripper) (*mgmt.Client, error) {
 	return mgmt.New(mgmt.Config{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials,
-		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}, Transport: transport})
+		MaxConns: cmp.Or(concurrency, fanout.DefaultConcurrency), Retry: mgmt.Retry{Margin: -1}, Transport: transport,
+		RootCAs: mgmt.CABundle(cfg)})
 }
 
 // NewQueue builds the chunk queue's sender: the SDK's SQS client (at endpoint when set, else

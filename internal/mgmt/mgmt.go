@@ -11,6 +11,7 @@ package mgmt
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,10 @@ type Config struct {
 	// Transport carries the requests; default NewTransport(MaxConns). Tests set it to trust a
 	// test server's certificate.
 	Transport http.RoundTripper
+	// RootCAs, when set, are the certificate authorities the default transport trusts instead
+	// of the system's (the SDK's AWS_CA_BUNDLE or ca_bundle; see CABundle). Ignored when
+	// Transport is set.
+	RootCAs *x509.CertPool
 	// Now is the signing clock; default time.Now. Timeouts and backoff use the real clock.
 	Now func() time.Time
 }
@@ -128,7 +133,11 @@ func New(cfg Config) (*Client, error) {
 		jitter:    fullJitter,
 	}
 	if c.rt == nil {
-		c.rt = NewTransport(cfg.MaxConns)
+		t := NewTransport(cfg.MaxConns)
+		if cfg.RootCAs != nil {
+			t.TLSClientConfig.RootCAs = cfg.RootCAs
+		}
+		c.rt = t
 	}
 	if c.now == nil {
 		c.now = time.Now

@@ -2,9 +2,13 @@ package mgmt
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
 
 // Transport defaults.
@@ -25,6 +29,21 @@ const (
 	// nothing had been written).
 	IdleConnTimeout = 60 * time.Second
 )
+
+// CABundle returns the certificate authorities an SDK configuration was loaded with (the
+// AWS_CA_BUNDLE environment variable or the shared config's ca_bundle, which the SDK applies to
+// the HTTP client it builds), or nil when it has none: the SDK's clients trust them, and so must
+// the management client, which carries its requests on a transport of its own.
+func CABundle(cfg aws.Config) *x509.CertPool {
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		return nil
+	}
+	if t := b.GetTransport(); t != nil && t.TLSClientConfig != nil {
+		return t.TLSClientConfig.RootCAs
+	}
+	return nil
+}
 
 // NewTransport returns the transport a Client uses by default: HTTP/1.1 only, with a keep-alive
 // pool of maxConns connections (DefaultMaxConns when ≤ 0) so that that many concurrent posts
