@@ -179,6 +179,7 @@ var env = []envVar{
 		s.CORSOrigins = cors.ParseOrigins(v)
 		return nil
 	}},
+	{"AWS_CA_BUNDLE", "none", "dev, Lambda", "the SDK's standard extra certificate authorities (a PEM file), trusted by every AWS client, the management API's included", nil},
 	{"AWS_ENDPOINT_URL_DYNAMODB", "none", "dev, Lambda", "the SDK's standard endpoint override; in dev it selects the DynamoDB backend like --dynamodb", func(s *settings, v string) error {
 		s.DynamoDBEndpoint = v
 		return nil
