@@ -56,7 +56,7 @@ build:
 ## then one change to 100,000 subscribers delivered by one invocation and through the chunk queue
 ## by 1, 4 and 10 consumers, once, then the local runtime at line rate (1,000 subscribers, beside
 ## a raw push server) 3 times, then the peers' fan-out (aws-lambda-graphql and
-## graphql-lambda-subscriptions in Node, beside ours) twice (about 40 minutes in all on 2 cores)
+## graphql-lambda-subscriptions in Node, beside ours) twice (about 35 minutes in all on 2 cores)
 bench:
 	$(GO) test -run '^$$' -bench . -skip 'BenchmarkFanoutPath|BenchmarkChunkedFanout|BenchmarkLocalLineRate|BenchmarkPeerFanout' -benchmem -count 5 -timeout 30m ./...
 	$(GO) test -run '^$$' -bench BenchmarkFanoutPath -benchtime 1x -count 2 -timeout 30m ./internal/app/
