@@ -56,12 +56,14 @@ build:
 ## real bootstrap under the runtime interface emulator at 1k and 10k) twice,
 ## then one change to 100,000 subscribers delivered by one invocation and through the chunk queue
 ## by 1, 4 and 10 consumers, once, then the local runtime at line rate (1,000 subscribers, beside
-## a raw push server) 3 times (about 25 minutes in all on 2 cores)
+## a raw push server) 3 times, then the peers' fan-out (aws-lambda-graphql and
+## graphql-lambda-subscriptions in Node, beside ours) twice (about 35 minutes in all on 2 cores)
 bench:
-	$(GO) test -run '^$$' -bench . -skip 'BenchmarkFanoutPath|BenchmarkChunkedFanout|BenchmarkLocalLineRate' -benchmem -count 5 -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -skip 'BenchmarkFanoutPath|BenchmarkChunkedFanout|BenchmarkLocalLineRate|BenchmarkPeerFanout' -benchmem -count 5 -timeout 30m ./...
 	$(GO) test -run '^$$' -bench BenchmarkFanoutPath -skip 'BenchmarkFanoutPath/^subs=100000$$/.*/^bootstrap-' -benchtime 1x -count 2 -timeout 30m ./internal/app/
 	$(GO) test -run '^$$' -bench BenchmarkChunkedFanout -benchtime 1x -count 1 -timeout 30m ./e2e/faults/
 	$(GO) test -run '^$$' -bench BenchmarkLocalLineRate -benchtime 1x -count 3 -timeout 30m ./internal/app/
+	$(GO) test -run '^$$' -bench BenchmarkPeerFanout -benchtime 1x -count 2 -timeout 60m ./internal/app/
 
 ## node_modules: install the npm tooling, only when package-lock.json is newer than node_modules
 node_modules: package-lock.json

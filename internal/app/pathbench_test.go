@@ -12,7 +12,7 @@ package app_test
 // driver), a handler child (this test binary re-executed: it runs the handler and the loops, and
 // reports its own CPU time, bytes allocated and peak RSS), and an endpoint child (TLS, HTTP/1.1,
 // answering each post after the service time, counting the connections opened and noting the
-// first post).
+// first post and its body).
 //
 //	go test -run '^$' -bench BenchmarkFanoutPath -benchtime 1x -count 2 -timeout 30m ./internal/app/
 //
@@ -135,9 +135,13 @@ type endpointInfo struct {
 func runEndpointChild() {
 	var delay, first atomic.Int64
 	var conns, posts atomic.Int64
+	var firstBody atomic.Pointer[string] // the first post's body since the last reset
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		first.CompareAndSwap(0, time.Now().UnixNano())
+		body, _ := io.ReadAll(r.Body)
+		if first.CompareAndSwap(0, time.Now().UnixNano()) {
+			s := string(body)
+			firstBody.Store(&s)
+		}
 		posts.Add(1)
 		if d := time.Duration(delay.Load()); d > 0 {
 			time.Sleep(d)
@@ -160,8 +164,13 @@ func runEndpointChild() {
 		}
 		if r.URL.Query().Get("reset") != "" {
 			first.Store(0)
+			firstBody.Store(nil)
 		}
-		json.NewEncoder(w).Encode(map[string]int64{"conns": conns.Load(), "posts": posts.Load(), "first": first.Load()})
+		body := ""
+		if p := firstBody.Load(); p != nil {
+			body = *p
+		}
+		json.NewEncoder(w).Encode(map[string]any{"conns": conns.Load(), "posts": posts.Load(), "first": first.Load(), "body": body})
 	}))
 	info, _ := json.Marshal(endpointInfo{URL: srv.URL, Control: ctl.URL, Cert: srv.Certificate().Raw})
 	fmt.Printf("%s\n", info)
@@ -634,7 +643,10 @@ func getJSON(b *testing.B, method, url string, body []byte, v any) {
 	}
 }
 
-type endpointCounts struct{ Conns, Posts, First int64 }
+type endpointCounts struct {
+	Conns, Posts, First int64
+	Body                string // the first post's body since the last reset
+}
 
 // run is one measured run against the handler child: do runs it; the figures come from the
 // children's own counts.
