@@ -40,7 +40,6 @@ package app_test
 // /debug/pprof/ is served.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -261,36 +260,13 @@ func runPushChild() {
 // first line and whether it is pinned.
 func startPinnedChild(b *testing.B, role string, env ...string) (*exec.Cmd, lineRateChild, bool) {
 	b.Helper()
-	args := []string{os.Args[0], "-test.run=^$", "-test.bench=^$"}
-	pinned := false
-	if ts, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
-		args = append([]string{ts, "-c", "0"}, args...)
-		pinned = true
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(append(os.Environ(), benchChildEnv+"="+role, "GOMAXPROCS=1"), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("%s child: %v", role, err)
-	}
+	c := runChild(b, []string{os.Args[0], "-test.run=^$", "-test.bench=^$"},
+		append([]string{benchChildEnv + "=" + role, "GOMAXPROCS=1"}, env...), true)
 	var info lineRateChild
-	if err := json.Unmarshal([]byte(line), &info); err != nil {
-		b.Fatalf("%s child: %q: %v", role, line, err)
+	if err := json.Unmarshal([]byte(c.line), &info); err != nil {
+		b.Fatalf("%s child: %q: %v", role, c.line, err)
 	}
-	return cmd, info, pinned
+	return c.cmd, info, c.pinned
 }
 
 // pinDriver moves every thread of this process to CPU 1 (taskset -a -p), when the machine has

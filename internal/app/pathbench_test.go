@@ -593,15 +593,33 @@ func postLoop(post postFunc, n, workers int) error {
 
 // child is a running child process.
 type child struct {
-	cmd   *exec.Cmd
-	stdin io.Closer
-	line  string // its first line
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	line   string // its first line
+	pinned bool   // to CPU 0
 }
 
+// startChild starts this test binary as a benchmark child of the role.
 func startChild(b *testing.B, role string, env ...string) *child {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	cmd.Env = append(append(os.Environ(), benchChildEnv+"="+role), env...)
+	return runChild(b, []string{os.Args[0], "-test.run=^$", "-test.bench=^$"}, append([]string{benchChildEnv + "=" + role}, env...), false)
+}
+
+// runChild starts argv with this process's environment and env, pinned to CPU 0 (taskset -c 0)
+// when pin is set and the machine has two CPUs and taskset is installed, and returns it with its
+// first line and whether it is pinned. Closing its stdin ends it; the benchmark's cleanup does.
+func runChild(b *testing.B, argv, env []string, pin bool) *child {
+	b.Helper()
+	if pin {
+		if ts, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+			argv = append([]string{ts, "-c", "0"}, argv...)
+		} else {
+			pin = false
+			b.Log("taskset is missing or the machine has one CPU: the child is not pinned")
+		}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -614,11 +632,11 @@ func startChild(b *testing.B, role string, env ...string) *child {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	c := &child{cmd: cmd, stdin: stdin}
+	c := &child{cmd: cmd, stdin: stdin, pinned: pin}
 	b.Cleanup(func() { c.stdin.Close(); c.cmd.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		b.Fatalf("%s child: %v", role, err)
+		b.Fatalf("%v: %v", argv, err)
 	}
 	c.line = strings.TrimSpace(line)
 	return c

@@ -75,7 +75,6 @@ package app_test
 // the first one carries the message.
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -84,9 +83,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,39 +102,6 @@ import (
 
 // peerMessage is the message every fan-out of this benchmark delivers (the text of benchFrame).
 var peerMessage = map[string]string{"author": "ann", "text": "hello, world"}
-
-// startPinned starts argv as a benchmark child pinned to CPU 0 (taskset -c 0, when the machine
-// has two CPUs and taskset is installed) and returns it with its first line.
-func startPinned(b *testing.B, argv, env []string) *child {
-	b.Helper()
-	if ts, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
-		argv = append([]string{ts, "-c", "0"}, argv...)
-	} else {
-		b.Log("taskset is missing or the machine has one CPU: the contenders are not pinned")
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin}
-	b.Cleanup(func() { c.stdin.Close(); c.cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("%v: %v", argv, err)
-	}
-	c.line = strings.TrimSpace(line)
-	return c
-}
 
 // av converts a JSON-like Go value (string, int64, bool, map[string]any) to a DynamoDB attribute,
 // as aws-sdk v2's DocumentClient marshals the peers' items.
@@ -434,7 +398,7 @@ func BenchmarkPeerFanout(b *testing.B) {
 			}
 			env = append(env, "BENCH_DYNAMODB="+db.Endpoint, "BENCH_REGISTRY="+t[0], "BENCH_DATA="+t[1])
 		}
-		c := startPinned(parent, []string{os.Args[0], "-test.run=^$", "-test.bench=^$"}, env)
+		c := runChild(parent, []string{os.Args[0], "-test.run=^$", "-test.bench=^$"}, env, true)
 		children[key] = c.line
 		return c.line
 	}
@@ -465,7 +429,7 @@ func BenchmarkPeerFanout(b *testing.B) {
 			"AWS_REGION=" + benchRegion, "AWS_DEFAULT_REGION=" + benchRegion, "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=SECRETBENCH",
 			"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_EC2_METADATA_DISABLED=true", "AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1",
 			"AWS_NODEJS_CONNECTION_REUSE_ENABLED=" + reuse, "NODE_EXTRA_CA_CERTS=" + caFile, "NODE_ENV=production", "DEBUG="}
-		c := startPinned(parent, []string{node, "--expose-gc", script}, env)
+		c := runChild(parent, []string{node, "--expose-gc", script}, env, true)
 		children[key] = c.line
 		return c.line
 	}
