@@ -28,40 +28,8 @@ import (
 // wrong secret is accepted in process (the signature is not recomputed) and refused from the
 // network.
 func TestRoundTripServesInProcess(t *testing.T) {
-	var mu sync.Mutex
-	var connID string
-	h := &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
-		switch route(ev) {
-		case "$connect":
-			return wsResponse(200, map[string]string{"Sec-WebSocket-Protocol": "graphql-transport-ws"}, "")
-		case "$default": // the socket is registered: posts reach it
-			mu.Lock()
-			connID = ev["requestContext"].(map[string]any)["connectionId"].(string)
-			mu.Unlock()
-		}
-		return wsResponse(200, nil, "")
-	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := local.New(local.Config{Handler: h, Log: zerolog.New(zerolog.TestWriter{T: t}).Level(zerolog.WarnLevel), MaxMessage: 1024,
+	rt, addr, c, id := registeredSocket(t, local.Config{Log: zerolog.New(zerolog.TestWriter{T: t}).Level(zerolog.WarnLevel), MaxMessage: 1024,
 		Credentials: aws.Credentials{AccessKeyID: "key", SecretAccessKey: "secret"}, Region: "us-east-1"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	addr := ln.Addr().String()
-
-	c, _, err := dial(t, addr, "graphql-transport-ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write(context.Background(), websocket.MessageText, []byte("hello"))
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return connID != "" })
-	mu.Lock()
-	id := connID
-	mu.Unlock()
 
 	client := func(key, secret, region string, transport http.RoundTripper) *mgmt.Client {
 		var creds aws.CredentialsProvider = credentials.NewStaticCredentialsProvider(key, secret, "")
@@ -145,3 +113,54 @@ type closeRecorder struct {
 }
 
 func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// registeredSocket serves a runtime of cfg whose handler accepts graphql-transport-ws and learns a
+// connection's id from its first message, connects a client and sends that message; it returns
+// the runtime, its address, the client and the client's connection id, once posts can reach it.
+// The runtime stops and the client closes when the test ends.
+func registeredSocket(tb testing.TB, cfg local.Config) (*local.Runtime, string, *websocket.Conn, string) {
+	tb.Helper()
+	var mu sync.Mutex
+	var connID string
+	cfg.Handler = &handler{fn: func(ev map[string]any, raw []byte) ([]byte, error) {
+		switch route(ev) {
+		case "$connect":
+			return wsResponse(200, map[string]string{"Sec-WebSocket-Protocol": "graphql-transport-ws"}, "")
+		case "$default": // the socket is registered: posts reach it
+			mu.Lock()
+			connID = ev["requestContext"].(map[string]any)["connectionId"].(string)
+			mu.Unlock()
+		}
+		return wsResponse(200, nil, "")
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rt := local.New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Serve(ctx, ln) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	addr := ln.Addr().String()
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c, _, err := websocket.Dial(dctx, "ws://"+addr+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	dcancel()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.CloseNow() })
+	c.Write(context.Background(), websocket.MessageText, []byte("hello"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		id := connID
+		mu.Unlock()
+		if id != "" {
+			return rt, addr, c, id
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("the socket was not registered")
+		}
+	}
+}
