@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -60,25 +59,9 @@ func (l *logLines) requests(level zerolog.Level) []string {
 // serveLogged is serve with the runtime's log (JSON, debug) going to lines.
 func serveLogged(t *testing.T, cfg local.Config, lines *logLines) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.Log = zerolog.New(lines).Level(zerolog.DebugLevel)
-	if cfg.Credentials.AccessKeyID == "" { // the credentials of the tests' management API clients
-		cfg.Credentials, cfg.Region = aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, "local"
-	}
-	rt := local.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	_, addr, _ := serveWith(t, withTestCredentials(cfg), nil)
+	return addr
 }
 
 // TestOneLinePerRequest: every HTTP request, and every WebSocket route invocation, gets exactly one

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -133,16 +132,7 @@ func registeredSocket(tb testing.TB, cfg local.Config) (*local.Runtime, string, 
 		}
 		return wsResponse(200, nil, "")
 	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rt := local.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, ln) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	addr := ln.Addr().String()
+	rt, addr, _ := serveWith(tb, cfg, nil)
 
 	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	c, _, err := websocket.Dial(dctx, "ws://"+addr+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})

@@ -79,15 +79,33 @@ func echo(ev map[string]any, _ []byte) ([]byte, error) {
 
 func serve(t *testing.T, cfg local.Config) (addr string, stop func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.Log = zerolog.New(zerolog.TestWriter{T: t}).Level(zerolog.WarnLevel)
-	if cfg.Credentials.AccessKeyID == "" { // the credentials of the tests' management API clients
+	_, addr, stop = serveWith(t, withTestCredentials(cfg), nil)
+	return addr, stop
+}
+
+// withTestCredentials gives cfg, when it has none, the credentials of the tests' management API
+// clients.
+func withTestCredentials(cfg local.Config) local.Config {
+	if cfg.Credentials.AccessKeyID == "" {
 		cfg.Credentials, cfg.Region = aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, "local"
 	}
-	rt := local.New(cfg)
+	return cfg
+}
+
+// serveWith runs a runtime of cfg on a fresh loopback listener (wrapped by wrap when set) until
+// stop is called or the test ends, and reports an error of Serve.
+func serveWith(tb testing.TB, cfg local.Config, wrap func(net.Listener) net.Listener) (rt *local.Runtime, addr string, stop func()) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln)
+	}
+	rt = local.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Serve(ctx, ln) }()
@@ -96,12 +114,12 @@ func serve(t *testing.T, cfg local.Config) (addr string, stop func()) {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
+				tb.Errorf("Serve: %v", err)
 			}
 		})
 	}
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
+	tb.Cleanup(stop)
+	return rt, addr, stop
 }
 
 func dial(t *testing.T, addr string, protos ...string) (*websocket.Conn, *http.Response, error) {

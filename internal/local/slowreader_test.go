@@ -64,23 +64,15 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 		}
 		return wsResponse(200, nil, "")
 	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &testlog.Buffer{}
 	// No scheduled sweep event: the handler above knows WebSocket routes only, and on a loaded
 	// machine the test outlasts the default minute. The write timeout is far away: on a loaded
 	// machine the slow client's blocked write could otherwise pass the default 10 s before its
 	// queue overflows (TestStuckWriteDropped tests it).
-	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 4096, MaxOutbound: 256, MaxOutboundBytes: maxBytes,
+	rt, addr, stop := serveWith(t, local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 4096, MaxOutbound: 256, MaxOutboundBytes: maxBytes,
 		WriteTimeout: 5 * time.Minute, Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1",
-		ScheduleInterval: 24 * time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, smallBuffers{ln}) }()
-	defer func() { cancel(); <-done }()
-	addr := ln.Addr().String()
+		ScheduleInterval: 24 * time.Hour}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	defer stop()
 
 	// The slow client's receive buffer is small too.
 	slowDial := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
@@ -250,18 +242,10 @@ func TestStuckWriteDropped(t *testing.T) {
 		}
 		return wsResponse(200, nil, "")
 	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &testlog.Buffer{}
-	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 64 << 10, MaxOutbound: 1 << 20, MaxOutboundBytes: 64 << 20,
-		WriteTimeout: timeout, Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, smallBuffers{ln}) }()
-	defer func() { cancel(); <-done }()
-	addr := ln.Addr().String()
+	_, addr, stop := serveWith(t, local.Config{Handler: h, Log: zerolog.New(logs), MaxMessage: 64 << 10, MaxOutbound: 1 << 20, MaxOutboundBytes: 64 << 20,
+		WriteTimeout: timeout, Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1"}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	defer stop()
 
 	slowDial := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, a)

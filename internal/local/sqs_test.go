@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -28,21 +27,8 @@ import (
 // serveQueue runs a runtime with one emulated queue, logging into logs.
 func serveQueue(t *testing.T, h local.Handler, qc local.QueueConfig, logs *testlog.Buffer) (*local.Runtime, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := local.New(local.Config{Handler: h, Log: zerolog.New(logs), Queues: []local.QueueConfig{qc}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return rt, ln.Addr().String()
+	rt, addr, _ := serveWith(t, local.Config{Handler: h, Log: zerolog.New(logs), Queues: []local.QueueConfig{qc}}, nil)
+	return rt, addr
 }
 
 func sqsClient(addr string) *sqs.Client {
