@@ -174,13 +174,12 @@ func (n *node) deliverOwn(after string) Outcome {
 		}
 	} else {
 		broke := false
+		// A prefetch exists only for an event of Deliver without a row: its range is the
+		// whole topic, as the prefetch read it.
 		var read iter.Seq2[Page, error]
-		if after == "" && n.until == "" && !n.hasRow {
-			if r := inv.claimPrefetch(n.key); r != nil {
-				read = r.pages()
-			}
-		}
-		if read == nil {
+		if r := inv.claimPrefetch(n.key); r != nil {
+			read = r.pages()
+		} else {
 			read = readAhead(inv.work, func(ctx context.Context) iter.Seq2[Page, error] {
 				return e.cfg.Registry.TopicPages(ctx, n.ev.Topic, after, n.until)
 			})
