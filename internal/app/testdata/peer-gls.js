@@ -11,21 +11,7 @@ const { DynamoDB } = require('aws-sdk');
 const { buildSchema } = require('graphql');
 const { makeServer, subscribe } = require('graphql-lambda-subscriptions');
 
-const typeDefs = /* GraphQL */ `
-  type Message {
-    id: ID!
-    roomId: ID!
-    author: String!
-    text: String!
-    createdAt: String!
-  }
-  type Query {
-    messages(roomId: ID!): [Message!]!
-  }
-  type Subscription {
-    messageAdded(roomId: ID!): Message!
-  }
-`;
+const typeDefs = require('./peer-schema.js');
 
 module.exports = ({ dynamodbEndpoint, tables }) => {
   // What @graphql-tools/schema's makeExecutableSchema (the README's suggestion) does with the

@@ -19,22 +19,9 @@ const {
   PubSub,
 } = require('aws-lambda-graphql');
 
-const typeDefs = /* GraphQL */ `
-  type Message {
-    id: ID!
-    roomId: ID!
-    author: String!
-    text: String!
-    createdAt: String!
-  }
-  type Query {
-    messages(roomId: ID!): [Message!]!
-  }
+const typeDefs = require('../peer-schema.js') + /* GraphQL */ `
   type Mutation {
     sendMessage(roomId: ID!, author: String!, text: String!): Message!
-  }
-  type Subscription {
-    messageAdded(roomId: ID!): Message!
   }
 `;
 
