@@ -13,10 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/realtime-gql/lambdaws/graph"
 	"github.com/realtime-gql/lambdaws/internal/app"
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
@@ -76,30 +74,6 @@ func runtimeRaw(t *testing.T, cfg app.Config) rawHTTP {
 	}
 }
 
-// sizedToken is a valid HS256 token of authtest's issuer of exactly n bytes.
-func sizedToken(t *testing.T, n int) string {
-	t.Helper()
-	for pad := n - 400; pad < n; pad++ {
-		for extra := range 4 {
-			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": authtest.Iss, "aud": authtest.Aud,
-				"sub": "u", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", pad*3/4)})
-			tok.Header["x"] = strings.Repeat("h", extra)
-			s, err := tok.SignedString([]byte(authtest.Secret))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(s) == n {
-				return s
-			}
-			if len(s) > n+8 {
-				break
-			}
-		}
-	}
-	t.Fatalf("could not build a token of %d bytes", n)
-	return ""
-}
-
 // TestHTTPLimitsAtAndOverTheBound: each limit of an HTTP request lets its bound through and
 // refuses one more: a document over GRAPHQL_MAX_TOKENS, _SELECTIONS, _DEPTH or _COMPLEXITY gets
 // its limit's code and no data; a body over HTTP_MAX_BODY 413; a token over 8 KiB 401.
@@ -130,7 +104,7 @@ func TestHTTPLimitsAtAndOverTheBound(t *testing.T) {
 	}
 	for _, lvl := range []string{"router", "runtime"} {
 		t.Run(lvl, func(t *testing.T) {
-			big := sizedToken(t, auth.MaxTokenBytes)
+			big := authtest.SizedToken(t, auth.MaxTokenBytes)
 			for _, tc := range []struct {
 				name               string
 				limits             graph.Limits
@@ -154,7 +128,7 @@ func TestHTTPLimitsAtAndOverTheBound(t *testing.T) {
 				{name: "body", at: padded(maxBody), over: padded(maxBody + 1),
 					atWant: `{"data":{"__typename":"Query"}}`, overStatus: http.StatusRequestEntityTooLarge},
 				{name: "bearer token", at: query("{ __typename }"), over: query("{ __typename }"),
-					atToken: big, overToken: sizedToken(t, auth.MaxTokenBytes+1),
+					atToken: big, overToken: authtest.SizedToken(t, auth.MaxTokenBytes+1),
 					atWant: `{"data":{"__typename":"Query"}}`, overStatus: http.StatusUnauthorized, overWant: `"message":"invalid token"`},
 			} {
 				cfg := app.Config{Verifier: v, MaxHTTPBody: maxBody, Limits: tc.limits}

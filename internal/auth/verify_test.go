@@ -625,31 +625,10 @@ func TestVerifyHS256(t *testing.T) {
 // before parsing.
 func TestVerifyTokenBound(t *testing.T) {
 	v := newVerifier(t, env(envList(authtest.HS256Env())...), nil)
-	sized := func(n int) string {
-		for pad := n - 400; pad < n; pad++ {
-			for extra := range 4 {
-				tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": authtest.Iss, "aud": authtest.Aud,
-					"sub": "u", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", pad*3/4)})
-				tok.Header["x"] = strings.Repeat("h", extra)
-				s, err := tok.SignedString([]byte(authtest.Secret))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(s) == n {
-					return s
-				}
-				if len(s) > n+8 {
-					break
-				}
-			}
-		}
-		t.Fatalf("could not build a token of %d bytes", n)
-		return ""
-	}
-	if _, err := v.Verify(t.Context(), sized(auth.MaxTokenBytes)); err != nil {
+	if _, err := v.Verify(t.Context(), authtest.SizedToken(t, auth.MaxTokenBytes)); err != nil {
 		t.Fatalf("token of %d bytes: %v", auth.MaxTokenBytes, err)
 	}
-	over := sized(auth.MaxTokenBytes + 1)
+	over := authtest.SizedToken(t, auth.MaxTokenBytes+1)
 	_, err := v.Verify(t.Context(), over)
 	if !errors.Is(err, auth.ErrTokenTooLarge) || !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("token of %d bytes: %v", len(over), err)

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,3 +272,28 @@ func withDefaults(claims jwt.MapClaims) jwt.MapClaims {
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// SizedToken is a valid HS256 token of this issuer and audience (Secret) of exactly n bytes, for
+// testing the token bound at and over it.
+func SizedToken(tb testing.TB, n int) string {
+	tb.Helper()
+	for pad := n - 400; pad < n; pad++ {
+		for extra := range 4 {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": Iss, "aud": Aud,
+				"sub": "u", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", pad*3/4)})
+			tok.Header["x"] = strings.Repeat("h", extra)
+			s, err := tok.SignedString([]byte(Secret))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if len(s) == n {
+				return s
+			}
+			if len(s) > n+8 {
+				break
+			}
+		}
+	}
+	tb.Fatalf("could not build a token of %d bytes", n)
+	return ""
+}
