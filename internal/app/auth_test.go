@@ -22,14 +22,12 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
 	"github.com/realtime-gql/lambdaws/internal/mgmttest"
+	"github.com/realtime-gql/lambdaws/router"
 	"github.com/realtime-gql/lambdaws/store/embedded"
 )
 
-// httpDo is one GraphQL request over HTTP with a bearer token ("" for none), answered by either
-// level: status, WWW-Authenticate, body.
-type httpDo func(token, query string) (int, string, string)
-
-func routerHTTP(t *testing.T, cfg app.Config) httpDo {
+// newRouter is the handler of cfg over a fresh embedded store, posting to a management fake.
+func newRouter(t *testing.T, cfg app.Config) *router.Router {
 	t.Helper()
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{})
 	if err != nil {
@@ -40,6 +38,16 @@ func routerHTTP(t *testing.T, cfg app.Config) httpDo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// httpDo is one GraphQL request over HTTP with a bearer token ("" for none), answered by either
+// level: status, WWW-Authenticate, body.
+type httpDo func(token, query string) (int, string, string)
+
+func routerHTTP(t *testing.T, cfg app.Config) httpDo {
+	t.Helper()
+	r := newRouter(t, cfg)
 	return func(token, query string) (int, string, string) {
 		body, _ := json.Marshal(map[string]any{"query": query})
 		headers := map[string]string{"content-type": "application/json"}

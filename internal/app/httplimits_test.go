@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,8 +19,6 @@ import (
 	"github.com/realtime-gql/lambdaws/internal/app/apptest"
 	"github.com/realtime-gql/lambdaws/internal/auth"
 	"github.com/realtime-gql/lambdaws/internal/auth/authtest"
-	"github.com/realtime-gql/lambdaws/internal/mgmttest"
-	"github.com/realtime-gql/lambdaws/store/embedded"
 )
 
 // rawHTTP is one POST /graphql with a bearer token and a body as it is, answered by either level:
@@ -30,15 +27,7 @@ type rawHTTP func(token, body string) (int, string)
 
 func routerRaw(t *testing.T, cfg app.Config) rawHTTP {
 	t.Helper()
-	s, err := embedded.Open(filepath.Join(t.TempDir(), "d.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	r, err := app.Handler(cfg, s, mgmttest.New(), apptest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRouter(t, cfg)
 	return func(token, body string) (int, string) {
 		ev, _ := json.Marshal(events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "POST /graphql", RawPath: "/graphql",
 			Headers: map[string]string{"content-type": "application/json", "authorization": "Bearer " + token},

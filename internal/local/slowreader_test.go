@@ -22,6 +22,18 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// smallReadBuffers is an HTTP client (for websocket.Dial) whose connections have a small kernel
+// receive buffer, so that a client that stops reading is soon seen as one.
+func smallReadBuffers() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(4096)
+		}
+		return c, err
+	}}}
+}
+
 // smallBuffers makes every accepted connection's kernel send buffer small, so that a client that
 // stops reading fills it after a few KB instead of megabytes.
 type smallBuffers struct{ net.Listener }
@@ -74,14 +86,7 @@ func TestOneSlowReaderStallsNobody(t *testing.T) {
 		ScheduleInterval: 24 * time.Hour}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
 	defer stop()
 
-	// The slow client's receive buffer is small too.
-	slowDial := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, a)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetReadBuffer(4096)
-		}
-		return c, err
-	}}}
+	slowDial := smallReadBuffers() // the slow client's receive buffer is small too
 	type client struct {
 		name     string
 		c        *websocket.Conn
@@ -247,13 +252,7 @@ func TestStuckWriteDropped(t *testing.T) {
 		WriteTimeout: timeout, Credentials: aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, Region: "us-east-1"}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
 	defer stop()
 
-	slowDial := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, a)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetReadBuffer(4096)
-		}
-		return c, err
-	}}}
+	slowDial := smallReadBuffers()
 	conns := map[string]*websocket.Conn{}
 	for _, name := range []string{"slow", "reader"} {
 		opts := &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}}
