@@ -285,7 +285,8 @@ func New(cfg Config) *Engine {
 		cfg.PollInterval = 50 * time.Millisecond
 	}
 	e := &Engine{cfg: cfg, jobs: make(chan job, cfg.Concurrency), seed: maphash.MakeSeed()}
-	e.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	// Frames start in 1 KB (a typical message is a few hundred bytes) and keep what they grew to.
+	e.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	for range cfg.Concurrency {
 		e.wg.Go(e.work)
 	}

@@ -78,6 +78,12 @@ func NewTransport(maxConns int) *http.Transport {
 		MaxIdleConns:          maxConns,
 		MaxIdleConnsPerHost:   maxConns,
 		Protocols:             &protos,
+		// The management API's answers are a few hundred bytes: a 1 KB read buffer instead of
+		// net/http's 4 KB takes 3 KB off every pooled connection (at 64 connections, 0.5 MB off a
+		// 10k fan-out's peak RSS, the GC's goal counting it twice) for no CPU (BenchmarkPost);
+		// a longer answer is read in more than one fill. Requests keep the 4 KB write buffer: the
+		// signed headers with a Lambda session token take about 2 KB before the body.
+		ReadBufferSize: 1024,
 		// Compression stays on: the Accept-Encoding: gzip net/http then adds is what the
 		// SDK's requests carry too, and answers are a few bytes either way.
 	}
