@@ -12,10 +12,10 @@ import (
 	"testing"
 )
 
-// TestDefaultTransportReadsLongAnswers: the default transport reads answers through a 1 KB
-// buffer; headers and bodies several times that size (a GetConnection answer with a long user
-// agent behind kilobytes of headers, a refusal with a long message) arrive whole, on a kept-alive
-// connection.
+// TestDefaultTransportReadsLongAnswers: the default transport reads answers through an
+// AnswerBufferSize buffer; headers and bodies several times that size (a GetConnection answer
+// with a long user agent behind kilobytes of headers, a refusal with a long message) arrive
+// whole, on a kept-alive connection.
 func TestDefaultTransportReadsLongAnswers(t *testing.T) {
 	ua := strings.Repeat("Mozilla/5.0 ", 500) // 6 KB
 	msg := strings.Repeat("m", 8<<10)
@@ -46,8 +46,8 @@ func TestDefaultTransportReadsLongAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.rt.(*http.Transport).ReadBufferSize; got != 1024 {
-		t.Fatalf("default transport's read buffer %d, want 1024", got)
+	if got := c.rt.(*http.Transport).ReadBufferSize; got != AnswerBufferSize {
+		t.Fatalf("default transport's read buffer %d, want AnswerBufferSize (%d)", got, AnswerBufferSize)
 	}
 	ctx := context.Background()
 	for range 3 {
